@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The pure core: no pads, no caps, no GStreamer. Unit-tested without pipelines.
+
+pub mod periodic;
+pub mod sample;
+pub mod timeline;
+pub mod timespec;
+
+pub use sample::{Sample, TrackKind};
+pub use timeline::Timeline;

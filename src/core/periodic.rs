@@ -1,0 +1,713 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Clip selection for periodic and on-demand clips of the recent media.
+//!
+//! The media not yet written ("the pending range") starts at a keyframe of the
+//! leading track (video if there is one, else the first track). A clip ends
+//! at a later keyframe of the leader, and the next clip starts there, so that
+//! the clips, concatenated, hold every frame exactly once. Other tracks are
+//! cut at the same presentation instants: a follower sample belongs to the
+//! clip whose `[start, end)` holds its pts.
+//!
+//! A cut waits until every follower has reached the cut instant (or ended, or
+//! stalled), so that a late audio branch still lands in the right clip.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::{Sample, Timeline, TrackKind};
+
+/// Why a clip was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Periodic,
+    /// On-demand request, with the request's id.
+    OnDemand(u64),
+    /// End of stream: the unwritten remainder.
+    Eos,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Periodic => "periodic",
+            Trigger::OnDemand(_) => "on-demand",
+            Trigger::Eos => "eos",
+        }
+    }
+}
+
+/// The samples of one track in a clip.
+#[derive(Debug, Clone)]
+pub struct TrackSelection {
+    pub track: usize,
+    pub samples: Vec<Sample>,
+    /// Decode time of the sample after the last one, when known.
+    pub next_dts: Option<i64>,
+}
+
+/// A clip ready to be written.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub trigger: Trigger,
+    /// Presentation start (the leader keyframe's pts) and end, ns.
+    pub start: i64,
+    pub end: i64,
+    pub tracks: Vec<TrackSelection>,
+}
+
+impl Selection {
+    /// Number of samples of `track` in the clip.
+    pub fn count(&self, track: usize) -> usize {
+        self.tracks
+            .iter()
+            .find(|t| t.track == track)
+            .map_or(0, |t| t.samples.len())
+    }
+}
+
+/// Something the caller should know about besides clips.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// Samples were dropped without being written: before the first keyframe,
+    /// too late for their clip, or older than the pending-media bound.
+    Dropped {
+        track: usize,
+        samples: usize,
+        reason: &'static str,
+    },
+}
+
+#[derive(Debug)]
+struct TrackState {
+    kind: TrackKind,
+    timeline: Timeline,
+    eos: bool,
+    last_push: Option<Instant>,
+    /// Highest pts pushed.
+    max_pts: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Boundary {
+    time: i64,
+    leader_index: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    start: Boundary,
+    end: Boundary,
+    trigger: Trigger,
+}
+
+/// Decides periodic, on-demand and end-of-stream clips over in-memory media.
+#[derive(Debug)]
+pub struct Cutter {
+    tracks: Vec<TrackState>,
+    leader: Option<usize>,
+    /// Start of the media not yet given to a clip.
+    range: Option<Boundary>,
+    /// The time at which the first range started (recording time origin).
+    origin: Option<i64>,
+    interval: u64,
+    max_pending: u64,
+    stall_timeout: Duration,
+    cuts: VecDeque<Cut>,
+    /// On-demand request waiting for the next leader keyframe: (id, leader
+    /// end index when asked).
+    request: Option<(u64, u64)>,
+    /// When the first sample arrived (stall detection of silent tracks).
+    started: Option<Instant>,
+    done: bool,
+}
+
+impl Cutter {
+    /// `interval` in ns (0: on demand only); `max_pending` bounds the media
+    /// held (ns of the leader) when no cut comes.
+    pub fn new(interval: u64, max_pending: u64) -> Self {
+        Self {
+            tracks: Vec::new(),
+            leader: None,
+            range: None,
+            origin: None,
+            interval,
+            max_pending,
+            stall_timeout: Duration::from_secs(3),
+            cuts: VecDeque::new(),
+            request: None,
+            started: None,
+            done: false,
+        }
+    }
+
+    pub fn add_track(&mut self, kind: TrackKind) -> usize {
+        self.tracks.push(TrackState {
+            kind,
+            timeline: Timeline::new(),
+            eos: false,
+            last_push: None,
+            max_pts: None,
+        });
+        self.tracks.len() - 1
+    }
+
+    pub fn set_interval(&mut self, interval: u64) {
+        self.interval = interval;
+    }
+
+    pub fn interval(&self) -> u64 {
+        self.interval
+    }
+
+    pub fn set_max_pending(&mut self, max_pending: u64) {
+        self.max_pending = max_pending;
+    }
+
+    /// How long a follower may deliver nothing before cuts stop waiting for it.
+    pub fn set_stall_timeout(&mut self, timeout: Duration) {
+        self.stall_timeout = timeout;
+    }
+
+    /// Presentation time of the start of the first clip.
+    pub fn origin(&self) -> Option<i64> {
+        self.origin
+    }
+
+    /// Start of the media not yet in a clip.
+    pub fn pending_start(&self) -> Option<i64> {
+        self.range.map(|r| r.time)
+    }
+
+    /// Payload bytes held in memory.
+    pub fn bytes(&self) -> usize {
+        self.tracks.iter().map(|t| t.timeline.bytes()).sum()
+    }
+
+    /// Whether an on-demand request is waiting for its keyframe.
+    pub fn request_pending(&self) -> Option<u64> {
+        self.request.map(|r| r.0)
+    }
+
+    /// Asks for a clip of the media since the last clip, ending at the next
+    /// keyframe of the leader. Returns false if one is already waiting.
+    pub fn request_clip(&mut self, id: u64) -> bool {
+        if self.request.is_some() || self.done {
+            return false;
+        }
+        let end = self
+            .leader
+            .map_or(0, |l| self.tracks[l].timeline.end());
+        self.request = Some((id, end));
+        true
+    }
+
+    fn leader(&mut self) -> usize {
+        *self.leader.get_or_insert_with(|| {
+            self.tracks
+                .iter()
+                .position(|t| t.kind == TrackKind::Video)
+                .unwrap_or(0)
+        })
+    }
+
+    /// Adds a sample; returns the clips that became ready.
+    pub fn push(
+        &mut self,
+        track: usize,
+        sample: Sample,
+        now: Instant,
+        notices: &mut Vec<Notice>,
+    ) -> Vec<Selection> {
+        if track >= self.tracks.len() || self.done {
+            return Vec::new();
+        }
+        let leader = self.leader();
+        self.started.get_or_insert(now);
+        let t = &mut self.tracks[track];
+        t.last_push = Some(now);
+        t.max_pts = Some(t.max_pts.map_or(sample.pts, |m| m.max(sample.pts)));
+        if track == leader {
+            self.push_leader(sample, notices);
+        } else {
+            // Followers may still fill cuts that wait for them.
+            let open_from = self.cuts.front().map(|c| c.start).or(self.range);
+            match open_from {
+                Some(r) if sample.pts < r.time => notices.push(Notice::Dropped {
+                    track,
+                    samples: 1,
+                    reason: "arrived after its clip was cut",
+                }),
+                _ => {
+                    let t = &mut self.tracks[track];
+                    t.timeline.push(sample);
+                    if self.range.is_none() && self.max_pending > 0 {
+                        // No leader keyframe yet: keep a bounded lead-in.
+                        let newest = t.max_pts.unwrap_or(0);
+                        let keep = t
+                            .timeline
+                            .first_at_or_after(newest.saturating_sub(self.max_pending as i64));
+                        let dropped = (keep - t.timeline.start()) as usize;
+                        if dropped > 0 {
+                            t.timeline.drop_before(keep);
+                            notices.push(Notice::Dropped {
+                                track,
+                                samples: dropped,
+                                reason: "older than max pending media and before the first keyframe",
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        self.finalize(now, false)
+    }
+
+    fn push_leader(&mut self, sample: Sample, notices: &mut Vec<Notice>) {
+        let leader = self.leader();
+        let keyframe = sample.keyframe;
+        let pts = sample.pts;
+        let Some(range) = self.range else {
+            if !keyframe {
+                notices.push(Notice::Dropped {
+                    track: leader,
+                    samples: 1,
+                    reason: "before the first keyframe",
+                });
+                return;
+            }
+            let index = self.tracks[leader].timeline.push(sample);
+            self.tracks[leader].timeline.drop_before(index);
+            self.start_range(Boundary {
+                time: pts,
+                leader_index: index,
+            });
+            return;
+        };
+        let index = self.tracks[leader].timeline.push(sample);
+        if !keyframe || index == range.leader_index {
+            self.bound_pending(notices);
+            return;
+        }
+        let on_demand = self.request.filter(|&(_, asked_at)| index >= asked_at);
+        let periodic = self.interval > 0
+            && pts.saturating_sub(range.time) >= (self.interval as i64).saturating_sub(1_000_000);
+        if on_demand.is_some() || periodic {
+            let trigger = match on_demand {
+                Some((id, _)) => {
+                    self.request = None;
+                    Trigger::OnDemand(id)
+                }
+                None => Trigger::Periodic,
+            };
+            let end = Boundary {
+                time: pts,
+                leader_index: index,
+            };
+            self.cuts.push_back(Cut {
+                start: range,
+                end,
+                trigger,
+            });
+            self.range = Some(end);
+        } else {
+            self.bound_pending(notices);
+        }
+    }
+
+    fn start_range(&mut self, b: Boundary) {
+        self.range = Some(b);
+        self.origin.get_or_insert(b.time);
+        for (i, t) in self.tracks.iter_mut().enumerate() {
+            if Some(i) != self.leader {
+                let keep = t.timeline.first_at_or_after(b.time);
+                t.timeline.drop_before(keep);
+            }
+        }
+    }
+
+    /// Drops whole GOPs from the front of the pending range when it holds
+    /// more than `max_pending` and no cut is waiting on it.
+    fn bound_pending(&mut self, notices: &mut Vec<Notice>) {
+        let (Some(range), Some(leader)) = (self.range, self.leader) else {
+            return;
+        };
+        if self.max_pending == 0 || !self.cuts.is_empty() {
+            return;
+        }
+        let Some(newest) = self.tracks[leader].max_pts else {
+            return;
+        };
+        if newest.saturating_sub(range.time) <= self.max_pending as i64 {
+            return;
+        }
+        let target = newest.saturating_sub(self.max_pending as i64);
+        let tl = &self.tracks[leader].timeline;
+        let new_start = tl
+            .keyframe_at_or_after(target)
+            .filter(|&k| k > range.leader_index)
+            .or_else(|| {
+                tl.keyframe_at_or_before(newest)
+                    .filter(|&k| k > range.leader_index)
+            });
+        let Some(k) = new_start else {
+            return;
+        };
+        let time = tl.get(k).map_or(range.time, |s| s.pts);
+        let dropped = (k - tl.start()) as usize;
+        self.tracks[leader].timeline.drop_before(k);
+        notices.push(Notice::Dropped {
+            track: leader,
+            samples: dropped,
+            reason: "older than the longest clip kept in memory",
+        });
+        for (i, t) in self.tracks.iter_mut().enumerate() {
+            if i != leader {
+                let keep = t.timeline.first_at_or_after(time);
+                let n = (keep - t.timeline.start()) as usize;
+                t.timeline.drop_before(keep);
+                if n > 0 {
+                    notices.push(Notice::Dropped {
+                        track: i,
+                        samples: n,
+                        reason: "older than the longest clip kept in memory",
+                    });
+                }
+            }
+        }
+        self.range = Some(Boundary {
+            time,
+            leader_index: k,
+        });
+    }
+
+    /// Marks a track ended. When all have ended, the remainder becomes a
+    /// last clip (trigger [`Trigger::Eos`], or the waiting on-demand request).
+    pub fn set_eos(&mut self, track: usize, now: Instant) -> Vec<Selection> {
+        if let Some(t) = self.tracks.get_mut(track) {
+            t.eos = true;
+        }
+        if self.tracks.iter().all(|t| t.eos) {
+            self.finish()
+        } else {
+            self.finalize(now, false)
+        }
+    }
+
+    /// Whether every track has ended and the remainder was given out.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// Gives out everything: pending cuts and the remainder.
+    pub fn finish(&mut self) -> Vec<Selection> {
+        if self.done {
+            return Vec::new();
+        }
+        let mut out = self.finalize(Instant::now(), true);
+        self.done = true;
+        let (Some(range), Some(leader)) = (self.range, self.leader) else {
+            return out;
+        };
+        let end = self.tracks[leader].timeline.end();
+        let end_time = self.tracks[leader]
+            .timeline
+            .range(range.leader_index, end)
+            .map(Sample::pts_end)
+            .max();
+        let Some(end_time) = end_time else {
+            return out;
+        };
+        let trigger = match self.request.take() {
+            Some((id, _)) => Trigger::OnDemand(id),
+            None => Trigger::Eos,
+        };
+        let cut = Cut {
+            start: range,
+            end: Boundary {
+                time: end_time,
+                leader_index: end,
+            },
+            trigger,
+        };
+        out.push(self.take(cut, true));
+        out
+    }
+
+    fn follower_ready(&self, t: &TrackState, time: i64, now: Instant) -> bool {
+        t.eos
+            || t.max_pts.is_some_and(|p| p >= time)
+            || t
+                .last_push
+                .or(self.started)
+                .is_none_or(|last| now.saturating_duration_since(last) >= self.stall_timeout)
+    }
+
+    fn finalize(&mut self, now: Instant, force: bool) -> Vec<Selection> {
+        let mut out = Vec::new();
+        let Some(leader) = self.leader else {
+            return out;
+        };
+        while let Some(&cut) = self.cuts.front() {
+            let ready = force
+                || self
+                    .tracks
+                    .iter()
+                    .enumerate()
+                    .filter(|&(i, _)| i != leader)
+                    .all(|(_, t)| self.follower_ready(t, cut.end.time, now));
+            if !ready {
+                break;
+            }
+            self.cuts.pop_front();
+            out.push(self.take(cut, false));
+        }
+        out
+    }
+
+    /// Moves the samples of `cut` out of the timelines.
+    fn take(&mut self, cut: Cut, to_end: bool) -> Selection {
+        let leader = self.leader.unwrap_or(0);
+        let mut tracks = Vec::new();
+        for (i, t) in self.tracks.iter_mut().enumerate() {
+            let tl = &mut t.timeline;
+            let (from, to) = if i == leader {
+                (cut.start.leader_index, cut.end.leader_index)
+            } else if to_end {
+                (tl.first_at_or_after(cut.start.time), tl.end())
+            } else {
+                (
+                    tl.first_at_or_after(cut.start.time),
+                    tl.first_at_or_after(cut.end.time),
+                )
+            };
+            let samples: Vec<Sample> = tl.range(from, to).cloned().collect();
+            let next_dts = tl.get(to).map(|s| s.dts);
+            tl.drop_before(to);
+            if !samples.is_empty() {
+                tracks.push(TrackSelection {
+                    track: i,
+                    samples,
+                    next_dts,
+                });
+            }
+        }
+        Selection {
+            trigger: cut.trigger,
+            start: cut.start.time,
+            end: cut.end.time,
+            tracks,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    const MS: i64 = 1_000_000;
+    const S: u64 = 1_000_000_000;
+
+    fn sample(pts: i64, dts: i64, keyframe: bool) -> Sample {
+        Sample {
+            pts,
+            dts,
+            duration: 0,
+            keyframe,
+            data: Bytes::from(vec![1u8; 100]),
+        }
+    }
+
+    /// Video at 25 fps with a keyframe every `gop` frames and two B-frames;
+    /// audio frames of 20 ms. Returns frames in decode order per track.
+    fn feed(c: &mut Cutter, seconds: i64, gop: i64, clips: &mut Vec<Selection>) {
+        let v = 0;
+        let a = 1;
+        let now = Instant::now();
+        let mut n = Vec::new();
+        let frames = seconds * 25;
+        // Decode order with B-frames: I P B B P B B ... within each GOP.
+        let mut order = Vec::new();
+        let mut g = 0;
+        while g < frames {
+            let end = (g + gop).min(frames);
+            order.push(g);
+            let mut i = g + 1;
+            while i < end {
+                let p = (i + 2).min(end - 1);
+                order.push(p);
+                for b in i..p {
+                    order.push(b);
+                }
+                i = p + 1;
+            }
+            g = end;
+        }
+        let mut audio_t = 0;
+        for (k, &f) in order.iter().enumerate() {
+            let pts = f * 40 * MS;
+            let dts = (k as i64 - 1) * 40 * MS;
+            clips.extend(c.push(v, sample(pts, dts, f % gop == 0), now, &mut n));
+            while audio_t <= dts + 40 * MS {
+                clips.extend(c.push(a, sample(audio_t, audio_t, true), now, &mut n));
+                audio_t += 20 * MS;
+            }
+        }
+        clips.extend(c.set_eos(v, now));
+        clips.extend(c.set_eos(a, now));
+    }
+
+    fn cutter(interval: u64) -> Cutter {
+        let mut c = Cutter::new(interval, 0);
+        c.add_track(TrackKind::Video);
+        c.add_track(TrackKind::Audio);
+        c
+    }
+
+    #[test]
+    fn periodic_clips_are_contiguous_and_keyframe_aligned() {
+        let mut c = cutter(2 * S);
+        let mut clips = Vec::new();
+        feed(&mut c, 9, 25, &mut clips);
+        assert!(c.is_done());
+        // Cuts at 2, 4, 6, 8 s and the remainder 8..9 s.
+        let starts: Vec<i64> = clips.iter().map(|c| c.start / MS).collect();
+        assert_eq!(starts, vec![0, 2000, 4000, 6000, 8000]);
+        let triggers: Vec<Trigger> = clips.iter().map(|c| c.trigger).collect();
+        assert_eq!(&triggers[..4], &[Trigger::Periodic; 4]);
+        assert_eq!(triggers[4], Trigger::Eos);
+        assert_eq!(clips.iter().map(|c| c.count(0)).sum::<usize>(), 225);
+        for (i, clip) in clips.iter().enumerate() {
+            let v = &clip.tracks[0].samples;
+            assert!(v[0].keyframe);
+            assert_eq!(v[0].pts, clip.start);
+            // The last clip ends at the last frame's end, here its pts
+            // (the test samples have no duration).
+            assert!(v.iter().all(|s| s.pts >= clip.start && s.pts <= clip.end));
+            assert!(i + 1 == clips.len() || v.iter().all(|s| s.pts < clip.end));
+            let a = &clip.tracks[1].samples;
+            assert_eq!(a[0].pts, clip.start, "audio starts with video");
+            assert!(a.iter().all(|s| s.pts >= clip.start));
+            // The end-of-stream clip keeps the audio that outlasts video.
+            assert!(i + 1 == clips.len() || a.iter().all(|s| s.pts < clip.end));
+            if i + 1 < clips.len() {
+                assert_eq!(clip.end, clips[i + 1].start);
+                assert_eq!(clip.tracks[0].next_dts, Some(clips[i + 1].tracks[0].samples[0].dts));
+            }
+        }
+        // Every audio frame exactly once.
+        let mut audio: Vec<i64> = clips
+            .iter()
+            .flat_map(|c| c.tracks[1].samples.iter().map(|s| s.pts))
+            .collect();
+        let total = audio.len();
+        audio.dedup();
+        assert_eq!(audio.len(), total);
+        assert_eq!(c.bytes(), 0);
+    }
+
+    #[test]
+    fn cuts_wait_for_a_late_follower() {
+        let mut c = cutter(S);
+        let now = Instant::now();
+        let mut n = Vec::new();
+        let mut clips = Vec::new();
+        for f in 0..50 {
+            clips.extend(c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 25 == 0), now, &mut n));
+        }
+        clips.extend(c.push(1, sample(0, 0, true), now, &mut n));
+        assert!(clips.is_empty(), "audio has not reached the cut at 1 s");
+        for t in 1..60 {
+            clips.extend(c.push(1, sample(t * 20 * MS, t * 20 * MS, true), now, &mut n));
+        }
+        assert_eq!(clips.len(), 1);
+        assert_eq!(clips[0].count(1), 50);
+        // A follower that stops delivering stops holding cuts back.
+        for f in 50..75 {
+            clips.extend(c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 25 == 0), now, &mut n));
+        }
+        assert_eq!(clips.len(), 1);
+        clips.extend(c.push(0, sample(75 * 40 * MS, 75 * 40 * MS, false), now + Duration::from_secs(4), &mut n));
+        assert_eq!(clips.len(), 2);
+        assert!(n.is_empty(), "{n:?}");
+    }
+
+    #[test]
+    fn on_demand_cuts_at_next_keyframe_and_keeps_series_contiguous() {
+        let mut c = cutter(0);
+        let now = Instant::now();
+        let mut n = Vec::new();
+        let mut clips = Vec::new();
+        for f in 0..30 {
+            clips.extend(c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 10 == 0), now, &mut n));
+        }
+        assert!(c.request_clip(7));
+        assert!(!c.request_clip(8), "one request at a time");
+        assert!(clips.is_empty());
+        for f in 30..45 {
+            clips.extend(c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 10 == 0), now, &mut n));
+        }
+        // Audio-less video: the cut is at frame 30's keyframe.
+        let clips2 = c.set_eos(1, now);
+        clips.extend(clips2);
+        assert_eq!(clips.len(), 1);
+        assert_eq!(clips[0].trigger, Trigger::OnDemand(7));
+        assert_eq!(clips[0].count(0), 30);
+        clips.extend(c.set_eos(0, now));
+        assert_eq!(clips.len(), 2);
+        assert_eq!(clips[1].trigger, Trigger::Eos);
+        assert_eq!(clips[1].start, 30 * 40 * MS);
+        assert_eq!(clips[1].count(0), 15);
+    }
+
+    #[test]
+    fn drops_before_first_keyframe_and_late_samples() {
+        let mut c = cutter(S);
+        let now = Instant::now();
+        let mut n = Vec::new();
+        c.push(0, sample(0, 0, false), now, &mut n);
+        assert_eq!(n.len(), 1);
+        // Audio before the first keyframe is trimmed when video starts.
+        for t in 0..10 {
+            c.push(1, sample(t * 20 * MS, t * 20 * MS, true), now, &mut n);
+        }
+        c.push(0, sample(100 * MS, 100 * MS, true), now, &mut n);
+        assert_eq!(c.pending_start(), Some(100 * MS));
+        assert_eq!(c.origin(), Some(100 * MS));
+        c.push(1, sample(40 * MS, 40 * MS, true), now, &mut n);
+        assert!(matches!(n.last(), Some(Notice::Dropped { track: 1, .. })));
+        let clips = c.finish();
+        assert_eq!(clips.len(), 1);
+        assert_eq!(clips[0].count(1), 5, "audio 100..180 ms");
+    }
+
+    #[test]
+    fn pending_media_is_bounded_by_whole_gops() {
+        let mut c = Cutter::new(0, 2 * S);
+        c.add_track(TrackKind::Video);
+        let now = Instant::now();
+        let mut n = Vec::new();
+        for f in 0..250 {
+            c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 25 == 0), now, &mut n);
+        }
+        let start = c.pending_start().unwrap();
+        assert_eq!(start % (S as i64), 0, "starts on a keyframe");
+        assert!(249 * 40 * MS - start <= 2 * S as i64);
+        assert!(c.bytes() <= 76 * 100);
+        assert!(n.iter().all(|x| matches!(x, Notice::Dropped { track: 0, .. })));
+    }
+
+    #[test]
+    fn audio_only_stream_cuts_anywhere() {
+        let mut c = Cutter::new(S, 0);
+        c.add_track(TrackKind::Audio);
+        let now = Instant::now();
+        let mut n = Vec::new();
+        let mut clips = Vec::new();
+        for t in 0..120 {
+            clips.extend(c.push(0, sample(t * 20 * MS, t * 20 * MS, true), now, &mut n));
+        }
+        clips.extend(c.set_eos(0, now));
+        assert_eq!(clips.iter().map(|c| c.count(0)).collect::<Vec<_>>(), vec![50, 50, 20]);
+    }
+}

@@ -1,0 +1,74 @@
+// SPDX-License-Identifier: MPL-2.0
+//! One coded frame of one track.
+
+use bytes::Bytes;
+
+/// What a track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Video,
+    Audio,
+}
+
+impl TrackKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackKind::Video => "video",
+            TrackKind::Audio => "audio",
+        }
+    }
+}
+
+/// A coded sample (an access unit or an audio frame).
+///
+/// Times are nanoseconds of running time and signed: with B-frames the decode
+/// time of the first frames lies before the start of the segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Presentation time, ns.
+    pub pts: i64,
+    /// Decode time, ns; equal to `pts` for streams without reordering.
+    pub dts: i64,
+    /// Duration, ns; 0 when upstream did not say.
+    pub duration: u64,
+    /// Whether decoding can start at this sample (every audio frame is one).
+    pub keyframe: bool,
+    /// The coded bytes (for GStreamer input, a mapped buffer: no copy).
+    pub data: Bytes,
+}
+
+impl Sample {
+    /// Presentation end: `pts + duration`.
+    pub fn pts_end(&self) -> i64 {
+        self.pts.saturating_add(i64::try_from(self.duration).unwrap_or(i64::MAX))
+    }
+
+    /// Number of payload bytes.
+    pub fn size(&self) -> usize {
+        self.data.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pts_end_adds_duration_and_saturates() {
+        let s = Sample {
+            pts: 1_000,
+            dts: 500,
+            duration: 40,
+            keyframe: true,
+            data: Bytes::from_static(b"abc"),
+        };
+        assert_eq!(s.pts_end(), 1_040);
+        assert_eq!(s.size(), 3);
+        let huge = Sample {
+            pts: i64::MAX - 1,
+            duration: u64::MAX,
+            ..s
+        };
+        assert_eq!(huge.pts_end(), i64::MAX);
+    }
+}

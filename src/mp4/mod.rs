@@ -1,0 +1,8 @@
+// SPDX-License-Identifier: MPL-2.0
+//! ISO-BMFF through the `mp4-atom` crate.
+
+pub mod codec;
+pub mod progressive;
+
+pub use codec::{CodecConfig, CodecError};
+pub use progressive::{ClipTrack, Mp4Clip, WriteStats};

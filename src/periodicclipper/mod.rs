@@ -1,0 +1,1 @@
+pub fn register(_plugin: &gst::Plugin) -> Result<(), gst::glib::BoolError> { Ok(()) }
