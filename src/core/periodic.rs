@@ -24,6 +24,8 @@ pub enum Trigger {
     OnDemand(u64),
     /// End of stream: the unwritten remainder.
     Eos,
+    /// A track changed its codec configuration: the media before it.
+    CapsChange,
 }
 
 impl Trigger {
@@ -32,6 +34,7 @@ impl Trigger {
             Trigger::Periodic => "periodic",
             Trigger::OnDemand(_) => "on-demand",
             Trigger::Eos => "eos",
+            Trigger::CapsChange => "caps-change",
         }
     }
 }
@@ -48,6 +51,8 @@ pub struct TrackSelection {
 /// A clip ready to be written.
 #[derive(Debug, Clone)]
 pub struct Selection {
+    /// Position of the clip in the series (0 for the first clip cut).
+    pub seq: u64,
     pub trigger: Trigger,
     /// Presentation start (the leader keyframe's pts) and end, ns.
     pub start: i64,
@@ -95,6 +100,7 @@ struct Boundary {
 
 #[derive(Debug, Clone, Copy)]
 struct Cut {
+    seq: u64,
     start: Boundary,
     end: Boundary,
     trigger: Trigger,
@@ -118,6 +124,8 @@ pub struct Cutter {
     request: Option<(u64, u64)>,
     /// When the first sample arrived (stall detection of silent tracks).
     started: Option<Instant>,
+    /// Cuts made so far (the next cut's `seq`).
+    cut_count: u64,
     done: bool,
 }
 
@@ -136,6 +144,7 @@ impl Cutter {
             cuts: VecDeque::new(),
             request: None,
             started: None,
+            cut_count: 0,
             done: false,
         }
     }
@@ -188,15 +197,26 @@ impl Cutter {
         self.request.map(|r| r.0)
     }
 
+    /// The `seq` the next cut will get. An on-demand request's clip is the
+    /// next cut after the request, so this names it in advance.
+    pub fn next_seq(&self) -> u64 {
+        self.cut_count
+    }
+
+    /// The first sample of the media not yet in a clip (the leader keyframe
+    /// the next clip starts with).
+    pub fn pending_first_sample(&self) -> Option<&Sample> {
+        let range = self.range?;
+        self.tracks[self.leader?].timeline.get(range.leader_index)
+    }
+
     /// Asks for a clip of the media since the last clip, ending at the next
     /// keyframe of the leader. Returns false if one is already waiting.
     pub fn request_clip(&mut self, id: u64) -> bool {
         if self.request.is_some() || self.done {
             return false;
         }
-        let end = self
-            .leader
-            .map_or(0, |l| self.tracks[l].timeline.end());
+        let end = self.leader.map_or(0, |l| self.tracks[l].timeline.end());
         self.request = Some((id, end));
         true
     }
@@ -303,7 +323,10 @@ impl Cutter {
                 time: pts,
                 leader_index: index,
             };
+            let seq = self.next_seq();
+            self.cut_count += 1;
             self.cuts.push_back(Cut {
+                seq,
                 start: range,
                 end,
                 trigger,
@@ -403,9 +426,23 @@ impl Cutter {
         if self.done {
             return Vec::new();
         }
-        let mut out = self.finalize(Instant::now(), true);
+        let out = self.remainder(Trigger::Eos);
         self.done = true;
-        let (Some(range), Some(leader)) = (self.range, self.leader) else {
+        out
+    }
+
+    /// Gives out everything held, as before a codec change; the next clip
+    /// starts at the next leader keyframe.
+    pub fn flush(&mut self) -> Vec<Selection> {
+        if self.done {
+            return Vec::new();
+        }
+        self.remainder(Trigger::CapsChange)
+    }
+
+    fn remainder(&mut self, default: Trigger) -> Vec<Selection> {
+        let mut out = self.finalize(Instant::now(), true);
+        let (Some(range), Some(leader)) = (self.range.take(), self.leader) else {
             return out;
         };
         let end = self.tracks[leader].timeline.end();
@@ -419,9 +456,12 @@ impl Cutter {
         };
         let trigger = match self.request.take() {
             Some((id, _)) => Trigger::OnDemand(id),
-            None => Trigger::Eos,
+            None => default,
         };
+        let seq = self.next_seq();
+        self.cut_count += 1;
         let cut = Cut {
+            seq,
             start: range,
             end: Boundary {
                 time: end_time,
@@ -436,8 +476,7 @@ impl Cutter {
     fn follower_ready(&self, t: &TrackState, time: i64, now: Instant) -> bool {
         t.eos
             || t.max_pts.is_some_and(|p| p >= time)
-            || t
-                .last_push
+            || t.last_push
                 .or(self.started)
                 .is_none_or(|last| now.saturating_duration_since(last) >= self.stall_timeout)
     }
@@ -492,6 +531,7 @@ impl Cutter {
             }
         }
         Selection {
+            seq: cut.seq,
             trigger: cut.trigger,
             start: cut.start.time,
             end: cut.end.time,
@@ -592,7 +632,10 @@ mod tests {
             assert!(i + 1 == clips.len() || a.iter().all(|s| s.pts < clip.end));
             if i + 1 < clips.len() {
                 assert_eq!(clip.end, clips[i + 1].start);
-                assert_eq!(clip.tracks[0].next_dts, Some(clips[i + 1].tracks[0].samples[0].dts));
+                assert_eq!(
+                    clip.tracks[0].next_dts,
+                    Some(clips[i + 1].tracks[0].samples[0].dts)
+                );
             }
         }
         // Every audio frame exactly once.
@@ -613,7 +656,12 @@ mod tests {
         let mut n = Vec::new();
         let mut clips = Vec::new();
         for f in 0..50 {
-            clips.extend(c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 25 == 0), now, &mut n));
+            clips.extend(c.push(
+                0,
+                sample(f * 40 * MS, f * 40 * MS, f % 25 == 0),
+                now,
+                &mut n,
+            ));
         }
         clips.extend(c.push(1, sample(0, 0, true), now, &mut n));
         assert!(clips.is_empty(), "audio has not reached the cut at 1 s");
@@ -624,10 +672,20 @@ mod tests {
         assert_eq!(clips[0].count(1), 50);
         // A follower that stops delivering stops holding cuts back.
         for f in 50..75 {
-            clips.extend(c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 25 == 0), now, &mut n));
+            clips.extend(c.push(
+                0,
+                sample(f * 40 * MS, f * 40 * MS, f % 25 == 0),
+                now,
+                &mut n,
+            ));
         }
         assert_eq!(clips.len(), 1);
-        clips.extend(c.push(0, sample(75 * 40 * MS, 75 * 40 * MS, false), now + Duration::from_secs(4), &mut n));
+        clips.extend(c.push(
+            0,
+            sample(75 * 40 * MS, 75 * 40 * MS, false),
+            now + Duration::from_secs(4),
+            &mut n,
+        ));
         assert_eq!(clips.len(), 2);
         assert!(n.is_empty(), "{n:?}");
     }
@@ -639,13 +697,23 @@ mod tests {
         let mut n = Vec::new();
         let mut clips = Vec::new();
         for f in 0..30 {
-            clips.extend(c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 10 == 0), now, &mut n));
+            clips.extend(c.push(
+                0,
+                sample(f * 40 * MS, f * 40 * MS, f % 10 == 0),
+                now,
+                &mut n,
+            ));
         }
         assert!(c.request_clip(7));
         assert!(!c.request_clip(8), "one request at a time");
         assert!(clips.is_empty());
         for f in 30..45 {
-            clips.extend(c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 10 == 0), now, &mut n));
+            clips.extend(c.push(
+                0,
+                sample(f * 40 * MS, f * 40 * MS, f % 10 == 0),
+                now,
+                &mut n,
+            ));
         }
         // Audio-less video: the cut is at frame 30's keyframe.
         let clips2 = c.set_eos(1, now);
@@ -688,13 +756,52 @@ mod tests {
         let now = Instant::now();
         let mut n = Vec::new();
         for f in 0..250 {
-            c.push(0, sample(f * 40 * MS, f * 40 * MS, f % 25 == 0), now, &mut n);
+            c.push(
+                0,
+                sample(f * 40 * MS, f * 40 * MS, f % 25 == 0),
+                now,
+                &mut n,
+            );
         }
         let start = c.pending_start().unwrap();
         assert_eq!(start % (S as i64), 0, "starts on a keyframe");
         assert!(249 * 40 * MS - start <= 2 * S as i64);
         assert!(c.bytes() <= 76 * 100);
-        assert!(n.iter().all(|x| matches!(x, Notice::Dropped { track: 0, .. })));
+        assert!(
+            n.iter()
+                .all(|x| matches!(x, Notice::Dropped { track: 0, .. }))
+        );
+    }
+
+    #[test]
+    fn flush_gives_out_everything_and_restarts_at_next_keyframe() {
+        let mut c = cutter(10 * S);
+        let now = Instant::now();
+        let mut n = Vec::new();
+        for f in 0..30 {
+            c.push(
+                0,
+                sample(f * 40 * MS, f * 40 * MS, f % 10 == 0),
+                now,
+                &mut n,
+            );
+            c.push(1, sample(f * 40 * MS, f * 40 * MS, true), now, &mut n);
+        }
+        assert_eq!(c.next_seq(), 0);
+        assert_eq!(c.pending_first_sample().map(|s| s.pts), Some(0));
+        let clips = c.flush();
+        assert_eq!(clips.len(), 1);
+        assert_eq!(clips[0].trigger, Trigger::CapsChange);
+        assert_eq!((clips[0].count(0), clips[0].count(1)), (30, 30));
+        assert_eq!(c.next_seq(), 1);
+        assert_eq!(c.pending_start(), None);
+        c.push(0, sample(30 * 40 * MS, 30 * 40 * MS, false), now, &mut n);
+        assert!(matches!(n.last(), Some(Notice::Dropped { track: 0, .. })));
+        c.push(0, sample(31 * 40 * MS, 31 * 40 * MS, true), now, &mut n);
+        assert_eq!(c.pending_start(), Some(31 * 40 * MS));
+        let clips = c.finish();
+        assert_eq!(clips[0].seq, 1);
+        assert!(c.is_done());
     }
 
     #[test]
@@ -708,6 +815,9 @@ mod tests {
             clips.extend(c.push(0, sample(t * 20 * MS, t * 20 * MS, true), now, &mut n));
         }
         clips.extend(c.set_eos(0, now));
-        assert_eq!(clips.iter().map(|c| c.count(0)).collect::<Vec<_>>(), vec![50, 50, 20]);
+        assert_eq!(
+            clips.iter().map(|c| c.count(0)).collect::<Vec<_>>(),
+            vec![50, 50, 20]
+        );
     }
 }

@@ -40,7 +40,8 @@ pub struct Sample {
 impl Sample {
     /// Presentation end: `pts + duration`.
     pub fn pts_end(&self) -> i64 {
-        self.pts.saturating_add(i64::try_from(self.duration).unwrap_or(i64::MAX))
+        self.pts
+            .saturating_add(i64::try_from(self.duration).unwrap_or(i64::MAX))
     }
 
     /// Number of payload bytes.

@@ -393,7 +393,12 @@ mod tests {
     use gst::prelude::*;
 
     // avcC of a 320x240 stream, as x264enc ! h264parse make it.
-    const AVCC: &[u8] = &[0x01, 0xf4, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x1d, 0x67, 0xf4, 0x00, 0x0d, 0x90, 0xd9, 0xb2, 0x82, 0x83, 0xf6, 0x02, 0xd4, 0x18, 0x18, 0x19, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00, 0x03, 0x00, 0x3c, 0x8f, 0x14, 0x29, 0x96, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xec, 0x44, 0x84, 0x40];
+    const AVCC: &[u8] = &[
+        0x01, 0xf4, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x1d, 0x67, 0xf4, 0x00, 0x0d, 0x90, 0xd9, 0xb2,
+        0x82, 0x83, 0xf6, 0x02, 0xd4, 0x18, 0x18, 0x19, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00,
+        0x03, 0x00, 0x3c, 0x8f, 0x14, 0x29, 0x96, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xec, 0x44, 0x84,
+        0x40,
+    ];
 
     fn h264_caps(format: &str, with_data: bool) -> gst::Caps {
         gst::init().unwrap();
@@ -428,7 +433,10 @@ mod tests {
     #[test]
     fn h264_errors_name_what_is_missing() {
         let e = CodecConfig::from_caps(&h264_caps("avc", false)).unwrap_err();
-        assert!(e.0.contains("codec_data") && e.0.contains("h264parse"), "{e}");
+        assert!(
+            e.0.contains("codec_data") && e.0.contains("h264parse"),
+            "{e}"
+        );
         let e = CodecConfig::from_caps(&h264_caps("byte-stream", true)).unwrap_err();
         assert!(e.0.contains("byte-stream"), "{e}");
         let mut caps = h264_caps("avc", true);
@@ -436,7 +444,8 @@ mod tests {
         let e = CodecConfig::from_caps(&caps).unwrap_err();
         assert!(e.0.contains("alignment=nal"), "{e}");
         let mut caps = h264_caps("avc", true);
-        caps.make_mut().set("codec_data", gst::Buffer::from_slice([1u8, 2, 3]));
+        caps.make_mut()
+            .set("codec_data", gst::Buffer::from_slice([1u8, 2, 3]));
         let e = CodecConfig::from_caps(&caps).unwrap_err();
         assert!(e.0.contains("avcC"), "{e}");
         gst::init().unwrap();

@@ -211,7 +211,10 @@ impl Mp4Clip {
         }
 
         // Chunk offsets from the data order.
-        let mut offsets: Vec<Vec<u64>> = tables.iter().map(|t| Vec::with_capacity(t.chunks.len())).collect();
+        let mut offsets: Vec<Vec<u64>> = tables
+            .iter()
+            .map(|t| Vec::with_capacity(t.chunks.len()))
+            .collect();
         let mut pos = data_start;
         for &(t, first, count) in &order {
             let k = tables.iter().position(|tb| tb.index == t).unwrap_or(0);
@@ -297,7 +300,10 @@ impl Mp4Clip {
             } else if let Some(next) = track.next_dts {
                 ticks(next, ts) - dts[i]
             } else if samples[i].duration > 0 {
-                ticks(samples[i].dts.saturating_add(samples[i].duration as i64), ts) - dts[i]
+                ticks(
+                    samples[i].dts.saturating_add(samples[i].duration as i64),
+                    ts,
+                ) - dts[i]
             } else {
                 durations.last().map_or(0, |&d: &u32| i64::from(d))
             };
@@ -551,7 +557,9 @@ fn interleave(tracks: &[ClipTrack], tables: &mut [TrackTables]) -> Vec<(usize, u
     order
 }
 
-fn run_lengths<T: PartialEq + Copy>(values: impl Iterator<Item = T>) -> impl Iterator<Item = (u32, T)> {
+fn run_lengths<T: PartialEq + Copy>(
+    values: impl Iterator<Item = T>,
+) -> impl Iterator<Item = (u32, T)> {
     let mut runs: Vec<(u32, T)> = Vec::new();
     for v in values {
         match runs.last_mut() {

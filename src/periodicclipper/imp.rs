@@ -1,0 +1,952 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The element: pads, events, properties and signals around
+//! [`crate::core::periodic::Cutter`]; files are written by a worker thread.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
+use std::time::Instant;
+
+use bytes::Bytes;
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use crate::core::pattern::format_index;
+use crate::core::periodic::{Cutter, Notice, Selection, Trigger};
+use crate::core::{Sample, TrackKind};
+use crate::mp4::{ClipTrack, CodecConfig, Mp4Clip};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "periodicclipper",
+        gst::DebugColorFlags::empty(),
+        Some("Periodic and on-demand MP4 clips"),
+    )
+});
+
+const DEFAULT_LOCATION: &str = "clip-%05d.mp4";
+const DEFAULT_INTERVAL: u32 = 600;
+const DEFAULT_MAX_CLIP_DURATION: u32 = 600;
+const NS: u64 = 1_000_000_000;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    location: String,
+    start_index: u32,
+    max_files: u32,
+    interval: u32,
+    send_keyframe_requests: bool,
+    max_clip_duration: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            location: DEFAULT_LOCATION.into(),
+            start_index: 0,
+            max_files: 0,
+            interval: DEFAULT_INTERVAL,
+            send_keyframe_requests: true,
+            max_clip_duration: DEFAULT_MAX_CLIP_DURATION,
+        }
+    }
+}
+
+impl Settings {
+    /// Media held in memory at most when no clip is cut: the longest
+    /// on-demand clip, and never less than two intervals.
+    fn max_pending(&self) -> u64 {
+        u64::from(self.max_clip_duration.max(self.interval.saturating_mul(2))) * NS
+    }
+}
+
+struct PadState {
+    track: usize,
+    kind: TrackKind,
+    segment: gst::FormattedSegment<gst::ClockTime>,
+    config: Option<Arc<CodecConfig>>,
+    eos: bool,
+}
+
+/// A clip for the worker to write.
+struct Job {
+    clip: Mp4Clip,
+    location: PathBuf,
+    index: u32,
+    trigger: Trigger,
+    start_running_time: i64,
+    recording_time: i64,
+    duration: i64,
+    utc: Option<chrono::DateTime<chrono::Utc>>,
+    frames: Vec<(TrackKind, usize)>,
+}
+
+enum Command {
+    Write(Box<Job>),
+    /// All clips are written: post EOS.
+    Eos,
+}
+
+struct State {
+    cutter: Cutter,
+    pads: HashMap<String, PadState>,
+    /// Locations promised to on-demand requests, by clip seq.
+    promised: HashMap<u64, PathBuf>,
+    worker: Option<(mpsc::Sender<Command>, std::thread::JoinHandle<()>)>,
+    /// Running time and wall clock of the first sample.
+    utc_origin: Option<(i64, chrono::DateTime<chrono::Utc>)>,
+    next_request: u64,
+    /// Pending start for which a keyframe request was sent.
+    requested_for: Option<i64>,
+    eos_sent: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            cutter: Cutter::new(u64::from(DEFAULT_INTERVAL) * NS, 0),
+            pads: HashMap::new(),
+            promised: HashMap::new(),
+            worker: None,
+            utc_origin: None,
+            next_request: 0,
+            requested_for: None,
+            eos_sent: false,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct PeriodicClipper {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    /// Set when writing failed: the streaming threads return an error.
+    failed: Arc<AtomicBool>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for PeriodicClipper {
+    const NAME: &'static str = "GstPeriodicClipper";
+    type Type = super::PeriodicClipper;
+    type ParentType = gst::Element;
+}
+
+impl ObjectImpl for PeriodicClipper {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("location")
+                    .nick("File location")
+                    .blurb("Location of the clip files, with one %d for the clip index (e.g. clip-%05d.mp4)")
+                    .default_value(Some(DEFAULT_LOCATION))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("start-index")
+                    .nick("Start index")
+                    .blurb("Index of the first clip")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-files")
+                    .nick("Max files")
+                    .blurb("Keep at most this many clips, deleting the oldest (0 = keep all)")
+                    .default_value(0)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("interval")
+                    .nick("Interval")
+                    .blurb("Write a clip of the media since the previous clip every this many seconds of media (0 = on demand only)")
+                    .maximum(7 * 24 * 3600)
+                    .default_value(DEFAULT_INTERVAL)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecBoolean::builder("send-keyframe-requests")
+                    .nick("Send keyframe requests")
+                    .blurb("Ask upstream for a keyframe at each clip boundary, so that cuts land on time")
+                    .default_value(true)
+                    .mutable_playing()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-clip-duration")
+                    .nick("Max clip duration")
+                    .blurb("Seconds of media kept for the next clip at most (at least twice the interval); older whole GOPs are dropped")
+                    .minimum(1)
+                    .maximum(7 * 24 * 3600)
+                    .default_value(DEFAULT_MAX_CLIP_DURATION)
+                    .mutable_playing()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => {
+                settings.location = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_else(|| DEFAULT_LOCATION.into())
+            }
+            "start-index" => settings.start_index = value.get().unwrap(),
+            "max-files" => settings.max_files = value.get().unwrap(),
+            "interval" => {
+                settings.interval = value.get().unwrap();
+                let s = settings.clone();
+                drop(settings);
+                self.apply_interval(&s);
+            }
+            "send-keyframe-requests" => settings.send_keyframe_requests = value.get().unwrap(),
+            "max-clip-duration" => {
+                settings.max_clip_duration = value.get().unwrap();
+                let s = settings.clone();
+                drop(settings);
+                self.apply_interval(&s);
+            }
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let settings = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => settings.location.to_value(),
+            "start-index" => settings.start_index.to_value(),
+            "max-files" => settings.max_files.to_value(),
+            "interval" => settings.interval.to_value(),
+            "send-keyframe-requests" => settings.send_keyframe_requests.to_value(),
+            "max-clip-duration" => settings.max_clip_duration.to_value(),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            vec![
+                // Chooses a clip's location; the first handler that returns a
+                // string wins, as in splitmuxsink.
+                glib::subclass::Signal::builder("format-location-full")
+                    .param_types([u32::static_type(), gst::Sample::static_type()])
+                    .return_type::<Option<String>>()
+                    .accumulator(|_hint, acc, value| {
+                        if value.get::<Option<String>>().ok().flatten().is_some() {
+                            std::ops::ControlFlow::Break(value.clone())
+                        } else {
+                            std::ops::ControlFlow::Continue(acc)
+                        }
+                    })
+                    .build(),
+                // Writes the media since the last clip, ending at the next
+                // keyframe; returns the clip's location.
+                glib::subclass::Signal::builder("clip-now")
+                    .return_type::<Option<String>>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = args[0].get::<super::PeriodicClipper>().unwrap();
+                        Some(obj.imp().clip_now().to_value())
+                    })
+                    .build(),
+                // Starts periodic clips every `seconds` (> 0).
+                glib::subclass::Signal::builder("start-periodic")
+                    .param_types([u32::static_type()])
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = args[0].get::<super::PeriodicClipper>().unwrap();
+                        let seconds = args[1].get::<u32>().unwrap();
+                        if seconds == 0 {
+                            return Some(false.to_value());
+                        }
+                        obj.set_property("interval", seconds);
+                        Some(true.to_value())
+                    })
+                    .build(),
+                // Stops periodic clips (on-demand clips keep working).
+                glib::subclass::Signal::builder("stop-periodic")
+                    .return_type::<bool>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = args[0].get::<super::PeriodicClipper>().unwrap();
+                        obj.set_property("interval", 0u32);
+                        Some(true.to_value())
+                    })
+                    .build(),
+            ]
+        });
+        SIGNALS.as_ref()
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        self.obj().set_element_flags(gst::ElementFlags::SINK);
+    }
+}
+
+impl GstObjectImpl for PeriodicClipper {}
+
+impl ElementImpl for PeriodicClipper {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Periodic MP4 clipper",
+                "Sink/Video/Audio",
+                "Writes gapless, keyframe-aligned MP4 clips of a live stream every N seconds and on demand",
+                "liveclip developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let video = gst::Caps::builder_full()
+                .structure(
+                    gst::Structure::builder("video/x-h264")
+                        .field("stream-format", gst::List::new(["avc", "avc3"]))
+                        .field("alignment", "au")
+                        .build(),
+                )
+                .structure(
+                    gst::Structure::builder("video/x-h265")
+                        .field("stream-format", gst::List::new(["hvc1", "hev1"]))
+                        .field("alignment", "au")
+                        .build(),
+                )
+                .build();
+            let audio = gst::Caps::builder_full()
+                .structure(
+                    gst::Structure::builder("audio/mpeg")
+                        .field("mpegversion", 4i32)
+                        .field("stream-format", "raw")
+                        .build(),
+                )
+                .structure(gst::Structure::builder("audio/x-opus").build())
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "video",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &video,
+                )
+                .unwrap(),
+                gst::PadTemplate::new(
+                    "audio",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &audio,
+                )
+                .unwrap(),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn request_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        _name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        let name = templ.name_template().to_string();
+        let kind = if name == "video" {
+            TrackKind::Video
+        } else {
+            TrackKind::Audio
+        };
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.pads.contains_key(&name) {
+                gst::warning!(CAT, imp = self, "only one {name} pad is supported");
+                return None;
+            }
+            let track = state.cutter.add_track(kind);
+            state.pads.insert(
+                name.clone(),
+                PadState {
+                    track,
+                    kind,
+                    segment: gst::FormattedSegment::new(),
+                    config: None,
+                    eos: false,
+                },
+            );
+        }
+        let pad = gst::Pad::builder_from_template(templ)
+            .name(name.as_str())
+            .chain_function(|pad, parent, buffer| {
+                PeriodicClipper::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.chain(pad, buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                PeriodicClipper::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(pad, event),
+                )
+            })
+            .flags(gst::PadFlags::ACCEPT_TEMPLATE)
+            .build();
+        pad.set_active(true).ok();
+        self.obj().add_pad(&pad).ok()?;
+        Some(pad)
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        // The track stays in the cutter (its samples are written); the pad
+        // counts as ended.
+        let selections = {
+            let mut state = self.state.lock().unwrap();
+            let now = Instant::now();
+            match state.pads.remove(pad.name().as_str()) {
+                Some(p) if !p.eos => state.cutter.set_eos(p.track, now),
+                _ => Vec::new(),
+            }
+        };
+        self.dispatch(selections);
+        pad.set_active(false).ok();
+        self.obj().remove_pad(pad).ok();
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused {
+            self.start();
+        }
+        let ret = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::PausedToReady {
+            self.stop();
+        }
+        Ok(ret)
+    }
+}
+
+impl PeriodicClipper {
+    fn start(&self) {
+        let settings = self.settings.lock().unwrap().clone();
+        let mut state = self.state.lock().unwrap();
+        // Fresh cutter with the current tracks.
+        let mut cutter = Cutter::new(u64::from(settings.interval) * NS, settings.max_pending());
+        let mut pads: Vec<_> = state.pads.iter_mut().collect();
+        pads.sort_by_key(|(_, p)| p.track);
+        for (_, p) in pads {
+            p.track = cutter.add_track(p.kind);
+            p.eos = false;
+            p.segment = gst::FormattedSegment::new();
+        }
+        state.cutter = cutter;
+        state.promised.clear();
+        state.utc_origin = None;
+        state.requested_for = None;
+        state.eos_sent = false;
+        self.failed.store(false, Ordering::SeqCst);
+        let (tx, rx) = mpsc::channel();
+        let weak = self.obj().downgrade();
+        let failed = self.failed.clone();
+        let handle = std::thread::Builder::new()
+            .name("periodicclipper-writer".into())
+            .spawn(move || writer_loop(weak, rx, failed))
+            .expect("spawn writer thread");
+        state.worker = Some((tx, handle));
+    }
+
+    fn stop(&self) {
+        // Clips already cut are still written; the remainder of a stream
+        // that did not end is not (no EOS means no last clip).
+        let worker = self.state.lock().unwrap().worker.take();
+        if let Some((tx, handle)) = worker {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
+
+    fn apply_interval(&self, settings: &Settings) {
+        let target = {
+            let mut state = self.state.lock().unwrap();
+            state.cutter.set_interval(u64::from(settings.interval) * NS);
+            state.cutter.set_max_pending(settings.max_pending());
+            state.requested_for = None;
+            state.cutter.pending_start()
+        };
+        if let Some(start) = target {
+            self.request_keyframe_after(start, settings);
+        }
+    }
+
+    /// Asks upstream for a keyframe one interval after `start`.
+    fn request_keyframe_after(&self, start: i64, settings: &Settings) {
+        if settings.interval == 0 || !settings.send_keyframe_requests {
+            return;
+        }
+        let at = start.saturating_add(i64::from(settings.interval) * NS as i64);
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.requested_for == Some(start) {
+                return;
+            }
+            state.requested_for = Some(start);
+        }
+        if at >= 0 {
+            self.send_keyframe_request(Some(gst::ClockTime::from_nseconds(at as u64)));
+        }
+    }
+
+    fn send_keyframe_request(&self, running_time: Option<gst::ClockTime>) {
+        let Some(pad) = self.obj().static_pad("video") else {
+            return;
+        };
+        gst::debug!(CAT, imp = self, "requesting a keyframe at {running_time:?}");
+        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
+            .running_time(running_time)
+            .all_headers(true)
+            .build();
+        pad.push_event(event);
+    }
+
+    fn clip_now(&self) -> Option<String> {
+        let (seq, first) = {
+            let mut state = self.state.lock().unwrap();
+            let id = state.next_request;
+            if let Some(pending) = state.cutter.request_pending() {
+                // One waiting request at a time: the same clip answers both.
+                let seq = state.cutter.next_seq();
+                gst::debug!(CAT, imp = self, "clip request {pending} already waiting");
+                return state.promised.get(&seq).map(|p| p.display().to_string());
+            }
+            if !state.cutter.request_clip(id) {
+                return None;
+            }
+            state.next_request += 1;
+            let seq = state.cutter.next_seq();
+            let first = state.cutter.pending_first_sample().cloned();
+            (seq, first)
+        };
+        let location = self.location_for(seq, first.as_ref());
+        self.state
+            .lock()
+            .unwrap()
+            .promised
+            .insert(seq, location.clone());
+        // Cut as soon as the encoder can give a keyframe.
+        if self.settings.lock().unwrap().send_keyframe_requests {
+            self.send_keyframe_request(None);
+        }
+        Some(location.display().to_string())
+    }
+
+    fn location_for(&self, seq: u64, first: Option<&Sample>) -> PathBuf {
+        let settings = self.settings.lock().unwrap().clone();
+        let index = u64::from(settings.start_index) + seq;
+        let sample = first.map(|s| {
+            let mut buffer = gst::Buffer::new();
+            {
+                let b = buffer.get_mut().unwrap();
+                b.set_pts(gst::ClockTime::from_nseconds(s.pts.max(0) as u64));
+                b.set_dts(gst::ClockTime::from_nseconds(s.dts.max(0) as u64));
+            }
+            gst::Sample::builder().buffer(&buffer).build()
+        });
+        let sample = sample.unwrap_or_else(|| gst::Sample::builder().build());
+        let chosen = self
+            .obj()
+            .emit_by_name::<Option<String>>("format-location-full", &[&(index as u32), &sample]);
+        let name = match chosen {
+            Some(name) => name,
+            None => format_index(&settings.location, index).unwrap_or_else(|e| {
+                gst::warning!(CAT, imp = self, "{e}");
+                format!("clip-{index:05}.mp4")
+            }),
+        };
+        PathBuf::from(name)
+    }
+
+    fn chain(
+        &self,
+        pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(gst::FlowError::Error);
+        }
+        let now = Instant::now();
+        let mut notices = Vec::new();
+        let (selections, new_start) = {
+            let mut state = self.state.lock().unwrap();
+            let Some(p) = state.pads.get(pad.name().as_str()) else {
+                return Err(gst::FlowError::NotLinked);
+            };
+            if p.config.is_none() {
+                drop(state);
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("{} buffer before caps", pad.name())
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            }
+            let track = p.track;
+            let keyframe = p.kind == TrackKind::Audio
+                || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+            let to_rt = |t: Option<gst::ClockTime>| {
+                t.and_then(|t| p.segment.to_running_time_full(t))
+                    .map(|rt| match rt {
+                        gst::Signed::Positive(t) => t.nseconds() as i64,
+                        gst::Signed::Negative(t) => -(t.nseconds() as i64),
+                    })
+            };
+            let pts = to_rt(buffer.pts());
+            let dts = to_rt(buffer.dts());
+            let (pts, dts) = match (pts, dts) {
+                (Some(p), Some(d)) => (p, d),
+                (Some(p), None) => (p, p),
+                (None, Some(d)) => (d, d),
+                (None, None) => {
+                    drop(state);
+                    gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+            };
+            let duration = buffer.duration().map_or(0, |d| d.nseconds());
+            let data = match buffer.into_mapped_buffer_readable() {
+                Ok(m) => Bytes::from_owner(m),
+                Err(_) => {
+                    drop(state);
+                    gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map buffer"));
+                    return Err(gst::FlowError::Error);
+                }
+            };
+            if state.utc_origin.is_none() {
+                state.utc_origin = Some((pts, chrono::Utc::now()));
+            }
+            let sample = Sample {
+                pts,
+                dts,
+                duration,
+                keyframe,
+                data,
+            };
+            let before = state.cutter.pending_start();
+            let selections = state.cutter.push(track, sample, now, &mut notices);
+            let after = state.cutter.pending_start();
+            (selections, after.filter(|_| after != before))
+        };
+        for n in notices {
+            let Notice::Dropped {
+                track,
+                samples,
+                reason,
+            } = n;
+            gst::debug!(
+                CAT,
+                imp = self,
+                "dropped {samples} samples of track {track}: {reason}"
+            );
+        }
+        if let Some(start) = new_start {
+            let settings = self.settings.lock().unwrap().clone();
+            self.request_keyframe_after(start, &settings);
+        }
+        self.dispatch(selections);
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::Caps(c) => {
+                let caps = c.caps_owned();
+                let config = match CodecConfig::from_caps(&caps) {
+                    Ok(config) => Arc::new(config),
+                    Err(e) => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Format,
+                            ("{} caps not usable for MP4: {}", pad.name(), e),
+                            ["caps: {}", caps]
+                        );
+                        return false;
+                    }
+                };
+                let selections = {
+                    let mut state = self.state.lock().unwrap();
+                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                        return false;
+                    };
+                    let changed = p
+                        .config
+                        .as_ref()
+                        .is_some_and(|old| !old.same_entry(&config));
+                    if changed {
+                        gst::info!(
+                            CAT,
+                            obj = pad,
+                            "codec configuration changed: ending the current clip"
+                        );
+                    }
+                    // The held media is written with the configuration it
+                    // was coded with, before the new one takes over.
+                    let out = if changed {
+                        let s = state.cutter.flush();
+                        self.jobs(&mut state, s)
+                    } else {
+                        Vec::new()
+                    };
+                    if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
+                        p.config = Some(config);
+                    }
+                    out
+                };
+                self.send_jobs(selections);
+                true
+            }
+            EventView::Segment(s) => {
+                let mut state = self.state.lock().unwrap();
+                if let (Some(p), Ok(seg)) = (
+                    state.pads.get_mut(pad.name().as_str()),
+                    s.segment().clone().downcast::<gst::ClockTime>(),
+                ) {
+                    p.segment = seg;
+                    true
+                } else {
+                    drop(state);
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("{}: only TIME segments are supported", pad.name())
+                    );
+                    false
+                }
+            }
+            EventView::Eos(_) => {
+                let selections = {
+                    let mut state = self.state.lock().unwrap();
+                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                        return true;
+                    };
+                    p.eos = true;
+                    let track = p.track;
+                    state.cutter.set_eos(track, Instant::now())
+                };
+                self.dispatch(selections);
+                true
+            }
+            EventView::FlushStop(_) => {
+                let mut state = self.state.lock().unwrap();
+                if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
+                    p.eos = false;
+                }
+                true
+            }
+            // Sticky events we consumed; nothing goes downstream of a sink.
+            _ => true,
+        }
+    }
+
+    /// Turns selections into jobs and hands them to the writer.
+    fn dispatch(&self, selections: Vec<Selection>) {
+        if selections.is_empty() && !self.state.lock().unwrap().cutter.is_done() {
+            return;
+        }
+        let jobs = {
+            let mut state = self.state.lock().unwrap();
+            self.jobs(&mut state, selections)
+        };
+        self.send_jobs(jobs);
+    }
+
+    fn jobs(&self, state: &mut State, selections: Vec<Selection>) -> Vec<Command> {
+        let mut out = Vec::new();
+        let origin = state.cutter.origin().unwrap_or(0);
+        for sel in selections {
+            let configs: HashMap<usize, (TrackKind, Option<Arc<CodecConfig>>)> = state
+                .pads
+                .values()
+                .map(|p| (p.track, (p.kind, p.config.clone())))
+                .collect();
+            let mut tracks = Vec::new();
+            let mut frames = Vec::new();
+            for t in sel.tracks.iter() {
+                let Some((kind, Some(config))) = configs.get(&t.track).cloned() else {
+                    continue;
+                };
+                frames.push((kind, t.samples.len()));
+                tracks.push(ClipTrack {
+                    config,
+                    samples: t.samples.clone(),
+                    next_dts: t.next_dts,
+                });
+            }
+            // Video first, then audio, whatever the pad request order.
+            tracks.sort_by_key(|t| t.config.kind != TrackKind::Video);
+            frames.sort_by_key(|f| f.0 != TrackKind::Video);
+            let utc = state
+                .utc_origin
+                .map(|(rt, utc)| utc + chrono::Duration::nanoseconds(sel.start.saturating_sub(rt)));
+            let location = match state.promised.remove(&sel.seq) {
+                Some(l) => l,
+                None => {
+                    let first = sel.tracks.first().and_then(|t| t.samples.first());
+                    self.location_for(sel.seq, first)
+                }
+            };
+            let index = self.settings.lock().unwrap().start_index as u64 + sel.seq;
+            let end = match sel.trigger {
+                Trigger::Eos | Trigger::CapsChange => None,
+                _ => Some(sel.end),
+            };
+            let clip = Mp4Clip {
+                tracks,
+                start: sel.start,
+                end,
+                creation_time: utc,
+            };
+            out.push(Command::Write(Box::new(Job {
+                clip,
+                location,
+                index: index as u32,
+                trigger: sel.trigger,
+                start_running_time: sel.start,
+                recording_time: sel.start - origin,
+                duration: sel.end - sel.start,
+                utc,
+                frames,
+            })));
+        }
+        if state.cutter.is_done() && !state.eos_sent {
+            state.eos_sent = true;
+            out.push(Command::Eos);
+        }
+        out
+    }
+
+    fn send_jobs(&self, jobs: Vec<Command>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let state = self.state.lock().unwrap();
+        if let Some((tx, _)) = &state.worker {
+            for job in jobs {
+                let _ = tx.send(job);
+            }
+        }
+    }
+}
+
+fn writer_loop(
+    weak: glib::WeakRef<super::PeriodicClipper>,
+    rx: mpsc::Receiver<Command>,
+    failed: Arc<AtomicBool>,
+) {
+    let mut written: VecDeque<PathBuf> = VecDeque::new();
+    while let Ok(cmd) = rx.recv() {
+        let Some(obj) = weak.upgrade() else { break };
+        let imp = obj.imp();
+        match cmd {
+            Command::Eos => {
+                gst::debug!(CAT, obj = obj, "all clips written, posting EOS");
+                let _ = obj.post_message(gst::message::Eos::builder().src(&obj).build());
+            }
+            Command::Write(job) => {
+                if failed.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let started = Instant::now();
+                if let Some(dir) = job.location.parent().filter(|d| !d.as_os_str().is_empty())
+                    && let Err(e) = std::fs::create_dir_all(dir)
+                {
+                    fail(imp, &failed, &job.location, &e.to_string());
+                    continue;
+                }
+                match job.clip.write_file(&job.location, true) {
+                    Ok(stats) => {
+                        gst::info!(
+                            CAT,
+                            obj = obj,
+                            "wrote {} ({} bytes, {:?}) in {:?}",
+                            job.location.display(),
+                            stats.bytes,
+                            gst::ClockTime::from_nseconds(stats.duration),
+                            started.elapsed()
+                        );
+                        written.push_back(job.location.clone());
+                        let max_files = imp.settings.lock().unwrap().max_files as usize;
+                        while max_files > 0 && written.len() > max_files {
+                            if let Some(old) = written.pop_front()
+                                && let Err(e) = std::fs::remove_file(&old)
+                            {
+                                gst::warning!(
+                                    CAT,
+                                    obj = obj,
+                                    "cannot delete {}: {e}",
+                                    old.display()
+                                );
+                            }
+                        }
+                        post_clip_ready(&obj, &job, stats.bytes, stats.duration);
+                    }
+                    Err(crate::mp4::progressive::WriteError::Empty) => {
+                        gst::debug!(CAT, obj = obj, "clip {} is empty, skipped", job.index);
+                    }
+                    Err(e) => fail(imp, &failed, &job.location, &e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+fn fail(imp: &PeriodicClipper, failed: &AtomicBool, location: &Path, reason: &str) {
+    failed.store(true, Ordering::SeqCst);
+    gst::element_imp_error!(
+        imp,
+        gst::ResourceError::OpenWrite,
+        ("Could not write clip {}: {}", location.display(), reason)
+    );
+}
+
+fn post_clip_ready(obj: &super::PeriodicClipper, job: &Job, bytes: u64, duration: u64) {
+    let video = job
+        .frames
+        .iter()
+        .filter(|f| f.0 == TrackKind::Video)
+        .map(|f| f.1)
+        .sum::<usize>() as u64;
+    let audio = job
+        .frames
+        .iter()
+        .filter(|f| f.0 == TrackKind::Audio)
+        .map(|f| f.1)
+        .sum::<usize>() as u64;
+    let rt = job.start_running_time.max(0) as u64;
+    let s = gst::Structure::builder("periodicclipper-clip-ready")
+        .field("location", job.location.display().to_string())
+        .field("index", job.index)
+        .field("trigger", job.trigger.as_str())
+        .field("running-time", gst::ClockTime::from_nseconds(rt))
+        .field("duration", gst::ClockTime::from_nseconds(duration))
+        .field(
+            "cut-duration",
+            gst::ClockTime::from_nseconds(job.duration.max(0) as u64),
+        )
+        .field(
+            "recording-time",
+            gst::ClockTime::from_nseconds(job.recording_time.max(0) as u64),
+        )
+        .field(
+            "utc",
+            job.utc
+                .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default(),
+        )
+        .field("bytes", bytes)
+        .field("video-frames", video)
+        .field("audio-frames", audio)
+        .build();
+    let _ = obj.post_message(gst::message::Element::builder(s).src(obj).build());
+}
