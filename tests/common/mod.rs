@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Shared helpers: pipelines, bus collection, and independent readers
+//! (ffprobe, ffmpeg, mp4-atom) to check what the elements wrote.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Once;
+use std::time::Duration;
+
+use gst::prelude::*;
+
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        gst::init().unwrap();
+        gstliveclip::plugin_register_static().expect("register liveclip");
+    });
+}
+
+/// What a pipeline run posted on its bus.
+pub struct Run {
+    pub messages: Vec<gst::Structure>,
+    pub error: Option<String>,
+    pub eos: bool,
+}
+
+impl Run {
+    /// Element messages with the given structure name, in order.
+    pub fn named(&self, name: &str) -> Vec<&gst::Structure> {
+        self.messages.iter().filter(|s| s.name() == name).collect()
+    }
+}
+
+/// Runs `pipeline` until EOS or an error (at most `timeout`).
+pub fn run(pipeline: &gst::Pipeline, timeout: Duration) -> Run {
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).expect("PLAYING");
+    let mut out = Run {
+        messages: Vec::new(),
+        error: None,
+        eos: false,
+    };
+    let deadline = std::time::Instant::now() + timeout;
+    while let Some(remaining) = deadline.checked_duration_since(std::time::Instant::now()) {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(remaining.as_nanos() as u64))
+        else {
+            break;
+        };
+        match msg.view() {
+            gst::MessageView::Eos(_) => {
+                out.eos = true;
+                break;
+            }
+            gst::MessageView::Error(e) => {
+                out.error = Some(format!(
+                    "{} ({})",
+                    e.error(),
+                    e.debug().map(|d| d.to_string()).unwrap_or_default()
+                ));
+                break;
+            }
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure() {
+                    out.messages.push(s.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    out
+}
+
+pub fn launch(desc: &str) -> gst::Pipeline {
+    init();
+    gst::parse::launch(desc)
+        .unwrap_or_else(|e| panic!("cannot build {desc}: {e}"))
+        .downcast::<gst::Pipeline>()
+        .unwrap()
+}
+
+fn ffprobe(args: &[&str], file: &Path) -> String {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error"])
+        .args(args)
+        .arg(file)
+        .output()
+        .expect("ffprobe runs");
+    assert!(
+        out.status.success(),
+        "ffprobe {args:?} {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `ffmpeg -v error -i file -f null -`: decodes every frame; returns what
+/// ffmpeg complained about (empty when the file is clean).
+pub fn decode_errors(file: &Path) -> String {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    let mut s = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        s.push_str(&format!(" (exit {})", out.status));
+    }
+    s
+}
+
+/// Per-stream facts from ffprobe.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    pub codec_type: String,
+    pub codec_name: String,
+    pub start_time: f64,
+    pub duration: f64,
+    /// Frames counted by decoding (`-count_frames`).
+    pub frames: u64,
+}
+
+pub fn streams(file: &Path) -> Vec<Stream> {
+    let out = ffprobe(
+        &[
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_type,codec_name,start_time,duration,nb_read_frames",
+            "-of",
+            "compact=p=0:nk=0",
+        ],
+        file,
+    );
+    out.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let field = |k: &str| {
+                l.split('|')
+                    .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                    .unwrap_or("")
+                    .to_string()
+            };
+            Stream {
+                codec_type: field("codec_type"),
+                codec_name: field("codec_name"),
+                start_time: field("start_time").parse().unwrap_or(f64::NAN),
+                duration: field("duration").parse().unwrap_or(f64::NAN),
+                frames: field("nb_read_frames").parse().unwrap_or(0),
+            }
+        })
+        .collect()
+}
+
+pub fn stream<'a>(streams: &'a [Stream], kind: &str) -> Option<&'a Stream> {
+    streams.iter().find(|s| s.codec_type == kind)
+}
+
+/// Picture types of the video frames in presentation order ("I", "P", "B").
+pub fn picture_types(file: &Path) -> Vec<(String, bool)> {
+    ffprobe(
+        &[
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "frame=pict_type,key_frame",
+            "-of",
+            "csv=p=0",
+        ],
+        file,
+    )
+    .lines()
+    .filter(|l| !l.is_empty())
+    .map(|l| {
+        let mut it = l.split(',');
+        let key = it.next().unwrap_or("0") == "1";
+        let t = it.next().unwrap_or("").to_string();
+        (t, key)
+    })
+    .collect()
+}
+
+/// Top-level box types of an MP4, read with mp4-atom's header reader.
+pub fn top_level_boxes(file: &Path) -> Vec<String> {
+    use mp4_atom::ReadFrom;
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).unwrap();
+    let len = f.metadata().unwrap().len();
+    let mut kinds = Vec::new();
+    loop {
+        let pos = f.stream_position().unwrap();
+        if pos >= len {
+            break;
+        }
+        let Some(h) = Option::<mp4_atom::Header>::read_from(&mut f).unwrap() else {
+            break;
+        };
+        kinds.push(h.kind.to_string());
+        let Some(size) = h.size else { break };
+        f.seek(SeekFrom::Current(size as i64)).unwrap();
+    }
+    kinds
+}
+
+/// The decoded moov of an MP4 (mp4-atom), without reading the media data.
+pub fn moov(file: &Path) -> mp4_atom::Moov {
+    use mp4_atom::{Atom, ReadFrom};
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(file).unwrap();
+    loop {
+        let h = mp4_atom::Header::read_from(&mut f).expect("a box header before moov");
+        let size = h.size.expect("sized box");
+        if h.kind == mp4_atom::Moov::KIND {
+            let mut body = vec![0u8; size];
+            f.read_exact(&mut body).unwrap();
+            return mp4_atom::Moov::decode_body(&mut body.as_slice()).expect("moov decodes");
+        }
+        f.seek(SeekFrom::Current(size as i64)).unwrap();
+    }
+}
