@@ -579,3 +579,568 @@ pub fn temp_path(path: &Path) -> PathBuf {
         .unwrap_or_default();
     path.with_file_name(format!(".{name}.partial"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use mp4_atom::{Atom, Decode};
+
+    // avcC of a 320x240 stream, as x264enc ! h264parse make it.
+    const AVCC: &str = "01f4000dffe1001d67f4000d90d9b28283f602d41818190000030001000003003c8f14299601000668ebec448440";
+    /// Movie (= video) timescale for 30 fps.
+    const TS: u64 = 15_360;
+    /// One 30 fps frame in video ticks.
+    const FRAME_TICKS: u32 = 512;
+    const MS: i64 = 1_000_000;
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn video_config() -> Arc<CodecConfig> {
+        gst::init().unwrap();
+        let caps = gst::Caps::builder("video/x-h264")
+            .field("stream-format", "avc")
+            .field("alignment", "au")
+            .field("width", 320i32)
+            .field("height", 240i32)
+            .field("framerate", gst::Fraction::new(30, 1))
+            .field("codec_data", gst::Buffer::from_slice(hex(AVCC)))
+            .build();
+        let c = CodecConfig::from_caps(&caps).unwrap();
+        assert_eq!(u64::from(c.timescale), TS);
+        Arc::new(c)
+    }
+
+    fn aac_config() -> Arc<CodecConfig> {
+        gst::init().unwrap();
+        let caps = gst::Caps::builder("audio/mpeg")
+            .field("mpegversion", 4i32)
+            .field("stream-format", "raw")
+            .field("rate", 48_000i32)
+            .field("channels", 2i32)
+            .field("codec_data", gst::Buffer::from_slice([0x11u8, 0x90]))
+            .build();
+        Arc::new(CodecConfig::from_caps(&caps).unwrap())
+    }
+
+    /// Time of 30 fps frame `n`, ns.
+    fn frame(n: i64) -> i64 {
+        n * 1_000_000_000 / 30
+    }
+
+    fn sample(pts: i64, dts: i64, keyframe: bool, data: impl Into<Bytes>) -> Sample {
+        Sample {
+            pts,
+            dts,
+            duration: 0,
+            keyframe,
+            data: data.into(),
+        }
+    }
+
+    fn track(config: Arc<CodecConfig>, samples: Vec<Sample>) -> ClipTrack {
+        ClipTrack {
+            config,
+            samples,
+            next_dts: None,
+        }
+    }
+
+    fn clip(tracks: Vec<ClipTrack>) -> Mp4Clip {
+        Mp4Clip {
+            tracks,
+            start: 0,
+            end: None,
+            creation_time: None,
+        }
+    }
+
+    /// `count` frames of a stream without reordering, every `key`-th a
+    /// keyframe, data naming the frame.
+    fn video_frames(count: i64, key: i64) -> Vec<Sample> {
+        (0..count)
+            .map(|n| sample(frame(n), frame(n), n % key == 0, format!("frame {n}")))
+            .collect()
+    }
+
+    /// A top-level box: kind, offset of its body, size of its body.
+    struct TopBox {
+        kind: FourCC,
+        body: usize,
+        size: usize,
+    }
+
+    /// Top-level boxes of `data`; the last one may extend past its end (a
+    /// layout header ends with the mdat header only).
+    fn top_boxes(data: &[u8]) -> Vec<TopBox> {
+        let mut out = Vec::new();
+        let mut pos = 0;
+        while pos < data.len() {
+            let mut buf = &data[pos..];
+            let header = mp4_atom::Header::decode(&mut buf).unwrap();
+            let body = data.len() - buf.len();
+            let size = header.size.expect("box without size");
+            out.push(TopBox {
+                kind: header.kind,
+                body,
+                size,
+            });
+            pos = body + size;
+        }
+        out
+    }
+
+    fn kinds(boxes: &[TopBox]) -> Vec<FourCC> {
+        boxes.iter().map(|b| b.kind).collect()
+    }
+
+    fn moov_of(data: &[u8]) -> mp4_atom::Moov {
+        let boxes = top_boxes(data);
+        let b = boxes
+            .iter()
+            .find(|b| b.kind == FourCC::new(b"moov"))
+            .unwrap();
+        let mut body = &data[b.body..b.body + b.size];
+        let moov = mp4_atom::Moov::decode_body(&mut body).unwrap();
+        assert!(body.is_empty(), "moov not fully decoded");
+        moov
+    }
+
+    fn write(clip: &Mp4Clip) -> Vec<u8> {
+        let mut out = Vec::new();
+        let stats = clip.write_to(&mut out).unwrap();
+        assert_eq!(stats.bytes, out.len() as u64);
+        out
+    }
+
+    fn elst(trak: &mp4_atom::Trak) -> Vec<(u64, Option<u64>)> {
+        trak.edts
+            .as_ref()
+            .and_then(|e| e.elst.as_ref())
+            .expect("no edit list")
+            .entries
+            .iter()
+            .map(|e| (e.segment_duration, e.media_time))
+            .collect()
+    }
+
+    fn stts(trak: &mp4_atom::Trak) -> Vec<(u32, u32)> {
+        trak.mdia
+            .minf
+            .stbl
+            .stts
+            .entries
+            .iter()
+            .map(|e| (e.sample_count, e.sample_delta))
+            .collect()
+    }
+
+    fn ctts(trak: &mp4_atom::Trak) -> Option<Vec<(u32, i64)>> {
+        trak.mdia.minf.stbl.ctts.as_ref().map(|c| {
+            c.entries
+                .iter()
+                .map(|e| (e.sample_count, e.sample_offset))
+                .collect()
+        })
+    }
+
+    /// Movie ticks of a duration in ns.
+    fn movie_ticks(ns: i64) -> u64 {
+        ticks(ns, TS as u32) as u64
+    }
+
+    #[test]
+    fn layout_orders_boxes_and_interleaves_chunks() {
+        // Video at 0/250/500/750 ms and audio at 100/350/600/850 ms: chunks
+        // of at most 500 ms hold two samples each, ordered by decode time.
+        let v: Vec<Sample> = (0..4)
+            .map(|i| {
+                let t = i * 250 * MS;
+                sample(
+                    t,
+                    t,
+                    i % 2 == 0,
+                    format!("video sample {i};").repeat(i as usize + 1),
+                )
+            })
+            .collect();
+        let a: Vec<Sample> = (0..4)
+            .map(|i| {
+                let t = 100 * MS + i * 250 * MS;
+                sample(t, t, true, format!("audio {i}|").repeat(2 * i as usize + 1))
+            })
+            .collect();
+        let c = clip(vec![
+            track(video_config(), v.clone()),
+            track(aac_config(), a.clone()),
+        ]);
+        let layout = c.layout().unwrap();
+        let mut out = Vec::new();
+        let stats = layout.write_to(&mut out).unwrap();
+        assert_eq!(layout.size(), out.len() as u64);
+        assert_eq!(stats.bytes, out.len() as u64);
+        assert_eq!(stats.samples, vec![4, 4]);
+        assert!(!stats.co64);
+        // Video: 1 s; audio: 100 ms empty + 1 s from 100 ms.
+        assert_eq!(stats.duration, 1_100_000_000);
+
+        let boxes = top_boxes(&out);
+        assert_eq!(
+            kinds(&boxes),
+            [b"ftyp", b"moov", b"mdat"].map(FourCC::new).to_vec()
+        );
+        let mdat = &boxes[2];
+        assert_eq!(mdat.body + mdat.size, out.len());
+
+        let ftyp =
+            mp4_atom::Ftyp::decode_body(&mut &out[boxes[0].body..boxes[0].body + boxes[0].size])
+                .unwrap();
+        assert_eq!(ftyp.major_brand, FourCC::new(b"isom"));
+        assert!(ftyp.compatible_brands.contains(&FourCC::new(b"avc1")));
+
+        // Data: v0 v1 | a0 a1 | v2 v3 | a2 a3.
+        let order = [&v[0], &v[1], &a[0], &a[1], &v[2], &v[3], &a[2], &a[3]];
+        let expected: Vec<u8> = order.iter().flat_map(|s| s.data.iter().copied()).collect();
+        assert_eq!(&out[mdat.body..], &expected[..]);
+
+        let moov = moov_of(&out);
+        assert_eq!(moov.mvhd.timescale, TS as u32);
+        assert_eq!(moov.mvhd.duration, movie_ticks(1_100 * MS));
+        assert_eq!(moov.mvhd.next_track_id, 3);
+        assert_eq!(moov.trak.len(), 2);
+        for (trak, samples, handler) in [(&moov.trak[0], &v, b"vide"), (&moov.trak[1], &a, b"soun")]
+        {
+            assert_eq!(trak.mdia.hdlr.handler, FourCC::new(handler));
+            let stbl = &trak.mdia.minf.stbl;
+            assert!(stbl.co64.is_none());
+            let offsets = &stbl.stco.as_ref().expect("no stco").entries;
+            assert_eq!(offsets.len(), 2);
+            assert_eq!(
+                stbl.stsc.entries,
+                vec![mp4_atom::StscEntry {
+                    first_chunk: 1,
+                    samples_per_chunk: 2,
+                    sample_description_index: 1,
+                }]
+            );
+            assert_eq!(
+                stbl.stsz.samples,
+                mp4_atom::StszSamples::Different {
+                    sizes: samples.iter().map(|s| s.data.len() as u32).collect()
+                }
+            );
+            // Each chunk's offset points at its samples, back to back.
+            for (chunk, &off) in offsets.iter().enumerate() {
+                let mut pos = off as usize;
+                for s in &samples[2 * chunk..2 * chunk + 2] {
+                    assert_eq!(&out[pos..pos + s.data.len()], &s.data[..]);
+                    pos += s.data.len();
+                }
+            }
+        }
+        let video = &moov.trak[0];
+        assert_eq!(video.mdia.mdhd.timescale, TS as u32);
+        assert_eq!(stts(video), vec![(4, 3840)]);
+        assert_eq!(ctts(video), None);
+        let stss = video.mdia.minf.stbl.stss.as_ref().unwrap();
+        assert_eq!(stss.entries, vec![1, 3]);
+        assert_eq!(elst(video), vec![(TS, Some(0))]);
+        assert_eq!(video.tkhd.track_id, 1);
+        assert_eq!(video.tkhd.duration, TS);
+        // The first chunk starts right after the mdat header.
+        let first = video.mdia.minf.stbl.stco.as_ref().unwrap().entries[0];
+        assert_eq!(first as usize, mdat.body);
+
+        let audio = &moov.trak[1];
+        assert_eq!(audio.mdia.mdhd.timescale, 48_000);
+        assert_eq!(stts(audio), vec![(4, 12_000)]);
+        assert_eq!(audio.mdia.mdhd.duration, 48_000);
+        assert!(audio.mdia.minf.stbl.stss.is_none());
+        assert_eq!(audio.tkhd.track_id, 2);
+        assert_eq!(
+            elst(audio),
+            vec![(movie_ticks(100 * MS), None), (TS, Some(0))]
+        );
+    }
+
+    #[test]
+    fn b_frames_get_ctts_and_edit_list_offset() {
+        // Decode order I P B B: pts 0 3 1 2, dts -1 0 1 2 (frames).
+        let frames = [(0, -1, true), (3, 0, false), (1, 1, false), (2, 2, false)];
+        let samples: Vec<Sample> = frames
+            .iter()
+            .map(|&(p, d, k)| sample(frame(p), frame(d), k, format!("{p}/{d}")))
+            .collect();
+        let out = write(&clip(vec![track(video_config(), samples)]));
+        let moov = moov_of(&out);
+        let trak = &moov.trak[0];
+        assert_eq!(stts(trak), vec![(4, FRAME_TICKS)]);
+        let f = i64::from(FRAME_TICKS);
+        assert_eq!(
+            ctts(trak),
+            Some(vec![(1, f), (1, 3 * f), (2, 0)]),
+            "pts - dts per sample"
+        );
+        assert_eq!(trak.mdia.minf.stbl.stss.as_ref().unwrap().entries, vec![1]);
+        // Media time: the first frame's composition offset; 4 frames shown.
+        assert_eq!(
+            elst(trak),
+            vec![(4 * u64::from(FRAME_TICKS), Some(f as u64))]
+        );
+        assert_eq!(trak.mdia.mdhd.duration, 4 * u64::from(FRAME_TICKS));
+        assert_eq!(moov.mvhd.duration, 4 * u64::from(FRAME_TICKS));
+    }
+
+    #[test]
+    fn edit_list_starts_at_clip_start() {
+        let f = u64::from(FRAME_TICKS);
+        // Presentation starts at the third frame of a 10-frame GOP.
+        let mut c = clip(vec![track(video_config(), video_frames(10, 10))]);
+        c.start = frame(2);
+        let moov = moov_of(&write(&c));
+        assert_eq!(elst(&moov.trak[0]), vec![(8 * f, Some(2 * f))]);
+        // All frames are still stored.
+        assert_eq!(stts(&moov.trak[0]), vec![(10, FRAME_TICKS)]);
+
+        // The same with B-frames: the third frame in decode order has pts 1.
+        let frames = [(0, -1, true), (3, 0, false), (1, 1, false), (2, 2, false)];
+        let samples: Vec<Sample> = frames
+            .iter()
+            .map(|&(p, d, k)| sample(frame(p), frame(d), k, "x"))
+            .collect();
+        let mut c = clip(vec![track(video_config(), samples)]);
+        c.start = frame(1);
+        let moov = moov_of(&write(&c));
+        // Composition time of pts 1 on a media timeline starting at dts -1.
+        assert_eq!(elst(&moov.trak[0]), vec![(3 * f, Some(2 * f))]);
+
+        // Audio that starts 10 ms after the clip start: an empty edit first.
+        let audio_start = frame(2) + 10 * MS;
+        let audio: Vec<Sample> = (0..20)
+            .map(|i| {
+                // 1024-sample AAC frames at 48 kHz.
+                let t = audio_start + i * 1024 * 1_000_000_000 / 48_000;
+                sample(t, t, true, vec![i as u8; 8])
+            })
+            .collect();
+        let mut c = clip(vec![
+            track(video_config(), video_frames(30, 30)),
+            track(aac_config(), audio),
+        ]);
+        c.start = frame(2);
+        let moov = moov_of(&write(&c));
+        assert_eq!(elst(&moov.trak[0]), vec![(28 * f, Some(2 * f))]);
+        let edits = elst(&moov.trak[1]);
+        assert_eq!(edits.len(), 2, "{edits:?}");
+        // 10 ms in the movie (video) timescale: 153.6 ticks, rounded.
+        assert_eq!(edits[0], (154, None));
+        assert_eq!(edits[0].0, movie_ticks(10 * MS));
+        // 20 frames of 1024 samples (6553.6 movie ticks, rounded), from the
+        // audio's first sample.
+        assert_eq!(edits[1], ((20 * 1024 * TS + 24_000) / 48_000, Some(0)));
+    }
+
+    #[test]
+    fn end_cuts_the_edit() {
+        let mut c = clip(vec![track(video_config(), video_frames(30, 15))]);
+        c.end = Some(500 * MS);
+        let layout = c.layout().unwrap();
+        assert_eq!(layout.stats().duration, 500_000_000);
+        let mut out = Vec::new();
+        layout.write_to(&mut out).unwrap();
+        let moov = moov_of(&out);
+        let trak = &moov.trak[0];
+        assert_eq!(elst(trak), vec![(movie_ticks(500 * MS), Some(0))]);
+        assert_eq!(elst(trak)[0].0, 7680);
+        assert_eq!(trak.tkhd.duration, 7680);
+        assert_eq!(moov.mvhd.duration, 7680);
+        // The media itself keeps all 30 frames.
+        assert_eq!(trak.mdia.mdhd.duration, 30 * u64::from(FRAME_TICKS));
+
+        // Combined with a later start.
+        c.start = frame(3);
+        let moov = moov_of(&write(&c));
+        assert_eq!(
+            elst(&moov.trak[0]),
+            vec![(
+                7680 - 3 * u64::from(FRAME_TICKS),
+                Some(3 * u64::from(FRAME_TICKS))
+            )]
+        );
+
+        // An end past the media leaves the full length.
+        c.start = 0;
+        c.end = Some(10_000 * MS);
+        let moov = moov_of(&write(&c));
+        assert_eq!(
+            elst(&moov.trak[0]),
+            vec![(30 * u64::from(FRAME_TICKS), Some(0))]
+        );
+    }
+
+    #[test]
+    fn large_clips_use_co64() {
+        const MIB: usize = 1 << 20;
+        const COUNT: usize = 5000;
+        let data = Bytes::from(vec![0x5au8; MIB]);
+        let samples: Vec<Sample> = (0..COUNT as i64)
+            .map(|n| sample(frame(n), frame(n), n % 30 == 0, data.clone()))
+            .collect();
+        let c = clip(vec![track(video_config(), samples)]);
+        let layout = c.layout().unwrap();
+        assert!(layout.stats().co64);
+        let data_len = (COUNT * MIB) as u64;
+        assert!(layout.size() > 4 << 30);
+        assert_eq!(layout.size(), layout.header.len() as u64 + data_len);
+
+        let boxes = top_boxes(&layout.header);
+        assert_eq!(
+            kinds(&boxes),
+            [b"ftyp", b"moov", b"mdat"].map(FourCC::new).to_vec()
+        );
+        // A 64-bit mdat header, ending the header bytes.
+        assert_eq!(boxes[2].size as u64, data_len);
+        assert_eq!(boxes[2].body, layout.header.len());
+        assert_eq!(
+            &layout.header[boxes[2].body - 16..boxes[2].body - 8],
+            &[0, 0, 0, 1, b'm', b'd', b'a', b't']
+        );
+
+        let moov = moov_of(&layout.header);
+        let stbl = &moov.trak[0].mdia.minf.stbl;
+        assert!(stbl.stco.is_none());
+        let offsets = &stbl.co64.as_ref().expect("no co64").entries;
+        // 15 frames (500 ms) per chunk.
+        assert_eq!(offsets.len(), COUNT.div_ceil(15));
+        assert_eq!(offsets[0], layout.header.len() as u64);
+        for w in offsets.windows(2) {
+            assert_eq!(w[1] - w[0], 15 * MIB as u64);
+        }
+        let last = *offsets.last().unwrap();
+        assert!(last > u64::from(u32::MAX));
+        assert_eq!(last + ((COUNT % 15) * MIB) as u64, layout.size());
+        assert_eq!(
+            stbl.stsz.samples,
+            mp4_atom::StszSamples::Identical {
+                count: COUNT as u32,
+                size: MIB as u32
+            }
+        );
+
+        // A small clip keeps 32-bit offsets.
+        let small = clip(vec![track(video_config(), video_frames(30, 30))]);
+        let layout = small.layout().unwrap();
+        assert!(!layout.stats().co64);
+        let moov = moov_of(&layout.header);
+        let stbl = &moov.trak[0].mdia.minf.stbl;
+        assert!(stbl.co64.is_none());
+        assert_eq!(stbl.stco.as_ref().unwrap().entries.len(), 2);
+    }
+
+    fn dir_entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn write_file_renames_a_partial_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mp4");
+        assert_eq!(temp_path(&path), dir.path().join(".clip.mp4.partial"));
+        let c = clip(vec![track(video_config(), video_frames(10, 5))]);
+        let mut expected = Vec::new();
+        let expected_stats = c.write_to(&mut expected).unwrap();
+
+        for sync in [false, true] {
+            let stats = c.write_file(&path, sync).unwrap();
+            assert_eq!(stats, expected_stats);
+            assert_eq!(std::fs::read(&path).unwrap(), expected);
+            assert_eq!(dir_entries(dir.path()), vec!["clip.mp4".to_string()]);
+        }
+
+        // A directory that does not exist: an I/O error and no file.
+        let missing = dir.path().join("missing").join("clip.mp4");
+        let err = c.write_file(&missing, false).unwrap_err();
+        assert!(matches!(err, WriteError::Io(_)), "{err:?}");
+        assert!(!temp_path(&missing).exists());
+        assert_eq!(dir_entries(dir.path()), vec!["clip.mp4".to_string()]);
+
+        // The rename fails (the target is a non-empty directory): the
+        // partial file is removed.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir_all(blocked.join("inside")).unwrap();
+        let err = c.write_file(&blocked, false).unwrap_err();
+        assert!(matches!(err, WriteError::Io(_)), "{err:?}");
+        assert_eq!(
+            dir_entries(dir.path()),
+            vec!["blocked".to_string(), "clip.mp4".to_string()]
+        );
+    }
+
+    #[test]
+    fn empty_clips_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mp4");
+        let cases = [
+            clip(Vec::new()),
+            clip(vec![track(video_config(), Vec::new())]),
+            clip(vec![
+                track(video_config(), Vec::new()),
+                track(aac_config(), Vec::new()),
+            ]),
+        ];
+        for c in &cases {
+            assert!(matches!(c.layout(), Err(WriteError::Empty)));
+            assert!(matches!(
+                c.write_to(&mut Vec::new()),
+                Err(WriteError::Empty)
+            ));
+            assert!(matches!(c.write_file(&path, false), Err(WriteError::Empty)));
+        }
+        // Media entirely before the presentation window.
+        let mut c = clip(vec![track(video_config(), video_frames(10, 10))]);
+        c.start = frame(20);
+        assert!(matches!(c.layout(), Err(WriteError::Empty)));
+        assert!(dir_entries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn last_sample_duration() {
+        let f = FRAME_TICKS;
+        let base = || track(video_config(), video_frames(3, 3));
+
+        // From the next decode time (two frames later), even with a duration.
+        let mut t = base();
+        t.next_dts = Some(frame(4));
+        t.samples[2].duration = 1_000_000;
+        let moov = moov_of(&write(&clip(vec![t])));
+        assert_eq!(stts(&moov.trak[0]), vec![(2, f), (1, 2 * f)]);
+        assert_eq!(moov.trak[0].mdia.mdhd.duration, u64::from(4 * f));
+
+        // From the sample's duration.
+        let mut t = base();
+        t.samples[2].duration = (frame(3) - frame(0)) as u64;
+        let moov = moov_of(&write(&clip(vec![t])));
+        assert_eq!(stts(&moov.trak[0]), vec![(2, f), (1, 3 * f)]);
+        assert_eq!(elst(&moov.trak[0]), vec![(u64::from(5 * f), Some(0))]);
+
+        // Otherwise the previous delta is repeated.
+        let moov = moov_of(&write(&clip(vec![base()])));
+        assert_eq!(stts(&moov.trak[0]), vec![(3, f)]);
+        assert_eq!(elst(&moov.trak[0]), vec![(u64::from(3 * f), Some(0))]);
+
+        // A lone sample without duration still gets a non-zero one.
+        let t = track(video_config(), video_frames(1, 1));
+        let moov = moov_of(&write(&clip(vec![t])));
+        assert_eq!(stts(&moov.trak[0]), vec![(1, 1)]);
+    }
+}
