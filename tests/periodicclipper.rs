@@ -316,3 +316,52 @@ fn h265_and_opus_clips() {
     }
     assert_eq!(total, 60);
 }
+
+#[test]
+fn a_resolution_change_ends_the_clip_and_the_next_starts_in_the_new_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = launch(&format!(
+        "periodicclipper name=pc interval=60 location={loc} \
+         videotestsrc name=src num-buffers=90 ! video/x-raw,framerate=30/1 ! videoscale ! \
+           capsfilter name=size caps=video/x-raw,width=320,height=240 ! \
+           x264enc speed-preset=ultrafast key-int-max=30 ! h264parse ! queue ! pc.video",
+        loc = dir.path().join("clip-%05d.mp4").display()
+    ));
+    let size = pipeline.by_name("size").unwrap();
+    let src = pipeline.by_name("src").unwrap();
+    let switched = std::sync::atomic::AtomicBool::new(false);
+    src.static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer()
+                && b.offset() == 45
+                && !switched.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                size.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("width", 640i32)
+                        .field("height", 480i32)
+                        .build(),
+                );
+            }
+            gst::PadProbeReturn::Ok
+        });
+    let run = run(&pipeline, Duration::from_secs(120));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let ready = run.named("periodicclipper-clip-ready");
+    let triggers: Vec<String> = ready.iter().map(|m| m.get("trigger").unwrap()).collect();
+    assert_eq!(triggers, ["caps-change", "eos"]);
+    let files = clips(dir.path());
+    assert_eq!(files.len(), 2);
+    let mut total = 0;
+    for (f, (w, h)) in files.iter().zip([(320, 240), (640, 480)]) {
+        let errors = decode_errors(f);
+        assert!(errors.is_empty(), "{}: {errors}", f.display());
+        let moov = moov(f);
+        let tkhd = &moov.trak[0].tkhd;
+        assert_eq!((tkhd.width.integer(), tkhd.height.integer()), (w, h));
+        total += stream(&streams(f), "video").unwrap().frames;
+    }
+    assert_eq!(total, 90);
+}

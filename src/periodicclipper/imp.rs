@@ -73,7 +73,10 @@ struct PadState {
 /// A clip for the worker to write.
 struct Job {
     clip: Mp4Clip,
-    location: PathBuf,
+    seq: u64,
+    /// Chosen when the job is prepared (promised to `clip-now`) or just
+    /// before it is sent (pattern or `format-location-full`).
+    location: Option<PathBuf>,
     index: u32,
     trigger: Trigger,
     start_running_time: i64,
@@ -124,6 +127,8 @@ pub struct PeriodicClipper {
     state: Mutex<State>,
     /// Set when writing failed: the streaming threads return an error.
     failed: Arc<AtomicBool>,
+    /// Keeps jobs in cut order from the streaming threads to the writer.
+    dispatch_lock: Mutex<()>,
 }
 
 #[glib::object_subclass]
@@ -674,6 +679,7 @@ impl PeriodicClipper {
                         return false;
                     }
                 };
+                let _order = self.dispatch_lock.lock().unwrap();
                 let selections = {
                     let mut state = self.state.lock().unwrap();
                     let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
@@ -694,7 +700,7 @@ impl PeriodicClipper {
                     // was coded with, before the new one takes over.
                     let out = if changed {
                         let s = state.cutter.flush();
-                        self.jobs(&mut state, s)
+                        self.prepare(&mut state, s)
                     } else {
                         Vec::new()
                     };
@@ -749,37 +755,38 @@ impl PeriodicClipper {
         }
     }
 
-    /// Turns selections into jobs and hands them to the writer.
+    /// Turns selections into jobs and hands them to the writer, in order.
     fn dispatch(&self, selections: Vec<Selection>) {
-        if selections.is_empty() && !self.state.lock().unwrap().cutter.is_done() {
-            return;
-        }
+        let _order = self.dispatch_lock.lock().unwrap();
         let jobs = {
             let mut state = self.state.lock().unwrap();
-            self.jobs(&mut state, selections)
+            self.prepare(&mut state, selections)
         };
         self.send_jobs(jobs);
     }
 
-    fn jobs(&self, state: &mut State, selections: Vec<Selection>) -> Vec<Command> {
+    /// Builds jobs under the state lock; locations that need the
+    /// `format-location-full` signal are chosen later, without the lock.
+    fn prepare(&self, state: &mut State, selections: Vec<Selection>) -> Vec<Command> {
         let mut out = Vec::new();
         let origin = state.cutter.origin().unwrap_or(0);
+        let start_index = u64::from(self.settings.lock().unwrap().start_index);
+        let configs: HashMap<usize, (TrackKind, Option<Arc<CodecConfig>>)> = state
+            .pads
+            .values()
+            .map(|p| (p.track, (p.kind, p.config.clone())))
+            .collect();
         for sel in selections {
-            let configs: HashMap<usize, (TrackKind, Option<Arc<CodecConfig>>)> = state
-                .pads
-                .values()
-                .map(|p| (p.track, (p.kind, p.config.clone())))
-                .collect();
             let mut tracks = Vec::new();
             let mut frames = Vec::new();
-            for t in sel.tracks.iter() {
+            for t in sel.tracks {
                 let Some((kind, Some(config))) = configs.get(&t.track).cloned() else {
                     continue;
                 };
                 frames.push((kind, t.samples.len()));
                 tracks.push(ClipTrack {
                     config,
-                    samples: t.samples.clone(),
+                    samples: t.samples,
                     next_dts: t.next_dts,
                 });
             }
@@ -789,28 +796,20 @@ impl PeriodicClipper {
             let utc = state
                 .utc_origin
                 .map(|(rt, utc)| utc + chrono::Duration::nanoseconds(sel.start.saturating_sub(rt)));
-            let location = match state.promised.remove(&sel.seq) {
-                Some(l) => l,
-                None => {
-                    let first = sel.tracks.first().and_then(|t| t.samples.first());
-                    self.location_for(sel.seq, first)
-                }
-            };
-            let index = self.settings.lock().unwrap().start_index as u64 + sel.seq;
             let end = match sel.trigger {
                 Trigger::Eos | Trigger::CapsChange => None,
                 _ => Some(sel.end),
             };
-            let clip = Mp4Clip {
-                tracks,
-                start: sel.start,
-                end,
-                creation_time: utc,
-            };
             out.push(Command::Write(Box::new(Job {
-                clip,
-                location,
-                index: index as u32,
+                clip: Mp4Clip {
+                    tracks,
+                    start: sel.start,
+                    end,
+                    creation_time: utc,
+                },
+                seq: sel.seq,
+                location: state.promised.remove(&sel.seq),
+                index: (start_index + sel.seq) as u32,
                 trigger: sel.trigger,
                 start_running_time: sel.start,
                 recording_time: sel.start - origin,
@@ -826,9 +825,17 @@ impl PeriodicClipper {
         out
     }
 
-    fn send_jobs(&self, jobs: Vec<Command>) {
+    fn send_jobs(&self, mut jobs: Vec<Command>) {
         if jobs.is_empty() {
             return;
+        }
+        for cmd in &mut jobs {
+            if let Command::Write(job) = cmd
+                && job.location.is_none()
+            {
+                let first = job.clip.tracks.first().and_then(|t| t.samples.first());
+                job.location = Some(self.location_for(job.seq, first));
+            }
         }
         let state = self.state.lock().unwrap();
         if let Some((tx, _)) = &state.worker {
@@ -858,24 +865,27 @@ fn writer_loop(
                     continue;
                 }
                 let started = Instant::now();
-                if let Some(dir) = job.location.parent().filter(|d| !d.as_os_str().is_empty())
+                let Some(location) = job.location.clone() else {
+                    continue;
+                };
+                if let Some(dir) = location.parent().filter(|d| !d.as_os_str().is_empty())
                     && let Err(e) = std::fs::create_dir_all(dir)
                 {
-                    fail(imp, &failed, &job.location, &e.to_string());
+                    fail(imp, &failed, &location, &e.to_string());
                     continue;
                 }
-                match job.clip.write_file(&job.location, true) {
+                match job.clip.write_file(&location, true) {
                     Ok(stats) => {
                         gst::info!(
                             CAT,
                             obj = obj,
                             "wrote {} ({} bytes, {:?}) in {:?}",
-                            job.location.display(),
+                            location.display(),
                             stats.bytes,
                             gst::ClockTime::from_nseconds(stats.duration),
                             started.elapsed()
                         );
-                        written.push_back(job.location.clone());
+                        written.push_back(location.clone());
                         let max_files = imp.settings.lock().unwrap().max_files as usize;
                         while max_files > 0 && written.len() > max_files {
                             if let Some(old) = written.pop_front()
@@ -889,12 +899,12 @@ fn writer_loop(
                                 );
                             }
                         }
-                        post_clip_ready(&obj, &job, stats.bytes, stats.duration);
+                        post_clip_ready(&obj, &job, &location, stats.bytes, stats.duration);
                     }
                     Err(crate::mp4::progressive::WriteError::Empty) => {
                         gst::debug!(CAT, obj = obj, "clip {} is empty, skipped", job.index);
                     }
-                    Err(e) => fail(imp, &failed, &job.location, &e.to_string()),
+                    Err(e) => fail(imp, &failed, &location, &e.to_string()),
                 }
             }
         }
@@ -910,7 +920,13 @@ fn fail(imp: &PeriodicClipper, failed: &AtomicBool, location: &Path, reason: &st
     );
 }
 
-fn post_clip_ready(obj: &super::PeriodicClipper, job: &Job, bytes: u64, duration: u64) {
+fn post_clip_ready(
+    obj: &super::PeriodicClipper,
+    job: &Job,
+    location: &Path,
+    bytes: u64,
+    duration: u64,
+) {
     let video = job
         .frames
         .iter()
@@ -925,7 +941,7 @@ fn post_clip_ready(obj: &super::PeriodicClipper, job: &Job, bytes: u64, duration
         .sum::<usize>() as u64;
     let rt = job.start_running_time.max(0) as u64;
     let s = gst::Structure::builder("periodicclipper-clip-ready")
-        .field("location", job.location.display().to_string())
+        .field("location", location.display().to_string())
         .field("index", job.index)
         .field("trigger", job.trigger.as_str())
         .field("running-time", gst::ClockTime::from_nseconds(rt))
