@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! ISO-BMFF through the `mp4-atom` crate.
 
+pub mod boxes;
 pub mod codec;
 pub mod progressive;
 

@@ -15,14 +15,12 @@ use std::sync::Arc;
 
 use mp4_atom::{Encode, FourCC};
 
-use super::CodecConfig;
+use super::{CodecConfig, boxes};
 use crate::core::{Sample, TrackKind};
 
 /// Interleave chunks of at most this much media, so that a player reading
 /// front to back holds little of one track while waiting for the other.
 const CHUNK_NS: i64 = 500_000_000;
-/// Seconds between 1904-01-01 (MP4 epoch) and 1970-01-01.
-const MP4_EPOCH_OFFSET: u64 = 2_082_844_800;
 
 /// One track of a clip: its samples in decode order.
 #[derive(Debug, Clone)]
@@ -181,14 +179,11 @@ impl Mp4Clip {
             .map(|tb| tb.sizes.iter().map(|&s| u64::from(s)).sum::<u64>())
             .sum();
 
-        let mut brands = vec![FourCC::new(b"isom"), FourCC::new(b"iso2")];
-        if tables
+        let configs: Vec<&CodecConfig> = tables
             .iter()
-            .any(|t| self.tracks[t.index].config.name == "h264")
-        {
-            brands.push(FourCC::new(b"avc1"));
-        }
-        brands.push(FourCC::new(b"mp41"));
+            .map(|t| &*self.tracks[t.index].config)
+            .collect();
+        let brands = boxes::brands(&configs, false);
         let ftyp = mp4_atom::Ftyp {
             major_brand: FourCC::new(b"isom"),
             minor_version: 512,
@@ -378,16 +373,13 @@ impl Mp4Clip {
         co64: bool,
         movie_ts: u32,
     ) -> Result<Vec<u8>, WriteError> {
-        let created = self
-            .creation_time
-            .map_or(0, |t| (t.timestamp().max(0) as u64) + MP4_EPOCH_OFFSET);
+        let created = boxes::mp4_time(self.creation_time);
         let mut traks = Vec::new();
         let mut movie_duration = 0;
         for (k, tb) in tables.iter().enumerate() {
             let config = &self.tracks[tb.index].config;
             let track_duration: u64 = tb.edits.iter().map(|e| e.0).sum();
             movie_duration = movie_duration.max(track_duration);
-            let video = config.kind == TrackKind::Video;
             let stts = mp4_atom::Stts {
                 entries: run_lengths(tb.durations.iter().copied())
                     .map(|(count, delta)| mp4_atom::SttsEntry {
@@ -454,75 +446,20 @@ impl Mp4Clip {
                 co64: co64_box,
                 ..Default::default()
             };
-            let minf = mp4_atom::Minf {
-                vmhd: video.then(mp4_atom::Vmhd::default),
-                smhd: (!video).then(mp4_atom::Smhd::default),
-                dinf: mp4_atom::Dinf {
-                    dref: mp4_atom::Dref {
-                        entries: vec![mp4_atom::DrefEntry::Url(mp4_atom::Url::default())],
-                    },
+            traks.push(boxes::trak(
+                config,
+                k as u32 + 1,
+                &boxes::TrackTiming {
+                    duration: track_duration,
+                    media_duration: tb.media_duration,
+                    edits: tb.edits.clone(),
+                    created,
                 },
                 stbl,
-                ..Default::default()
-            };
-            let elst = mp4_atom::Elst {
-                entries: tb
-                    .edits
-                    .iter()
-                    .map(|&(segment_duration, media_time)| mp4_atom::ElstEntry {
-                        segment_duration,
-                        media_time,
-                        media_rate: 1i16.into(),
-                    })
-                    .collect(),
-            };
-            traks.push(mp4_atom::Trak {
-                tkhd: mp4_atom::Tkhd {
-                    creation_time: created,
-                    modification_time: created,
-                    track_id: k as u32 + 1,
-                    duration: track_duration,
-                    enabled: true,
-                    in_movie: true,
-                    alternate_group: 0,
-                    volume: if video { 0u8.into() } else { 1u8.into() },
-                    width: (config.width.min(u32::from(u16::MAX)) as u16).into(),
-                    height: (config.height.min(u32::from(u16::MAX)) as u16).into(),
-                    ..Default::default()
-                },
-                edts: Some(mp4_atom::Edts { elst: Some(elst) }),
-                mdia: mp4_atom::Mdia {
-                    mdhd: mp4_atom::Mdhd {
-                        creation_time: created,
-                        modification_time: created,
-                        timescale: config.timescale,
-                        duration: tb.media_duration,
-                        language: "und".into(),
-                    },
-                    hdlr: mp4_atom::Hdlr {
-                        handler: FourCC::new(if video { b"vide" } else { b"soun" }),
-                        name: if video {
-                            "VideoHandler".into()
-                        } else {
-                            "SoundHandler".into()
-                        },
-                    },
-                    minf,
-                },
-                ..Default::default()
-            });
+            ));
         }
         let moov = mp4_atom::Moov {
-            mvhd: mp4_atom::Mvhd {
-                creation_time: created,
-                modification_time: created,
-                timescale: movie_ts,
-                duration: movie_duration,
-                rate: 1u16.into(),
-                volume: 1u8.into(),
-                next_track_id: tables.len() as u32 + 1,
-                ..Default::default()
-            },
+            mvhd: boxes::mvhd(movie_ts, movie_duration, tables.len(), created),
             trak: traks,
             ..Default::default()
         };
