@@ -3,7 +3,9 @@
 
 pub mod boxes;
 pub mod codec;
+pub mod fragmented;
 pub mod progressive;
+pub mod scan;
 
 pub use codec::{CodecConfig, CodecError};
 pub use progressive::{ClipTrack, Mp4Clip, WriteStats};

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Reads fragments back from CMAF segment files: what they hold, and where
+//! the last complete one ends (restart recovery cuts a torn tail off).
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use mp4_atom::{Atom, FourCC, ReadFrom};
+
+/// One track's run in a fragment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedRun {
+    pub track_id: u32,
+    /// `tfdt`, in the track's timescale.
+    pub base_decode_time: u64,
+    /// Sum of the sample durations, track timescale.
+    pub duration: u64,
+    pub samples: u32,
+    /// Whether the first sample is a sync sample.
+    pub starts_with_sync: bool,
+}
+
+/// A complete `moof` + `mdat` pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScannedFragment {
+    pub offset: u64,
+    pub size: u64,
+    pub sequence: u32,
+    pub runs: Vec<ScannedRun>,
+}
+
+/// What a segment file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScannedSegment {
+    pub fragments: Vec<ScannedFragment>,
+    /// Bytes up to the end of the last complete fragment.
+    pub valid_len: u64,
+    /// File size; larger than `valid_len` when the tail is torn.
+    pub file_len: u64,
+}
+
+/// Scans a segment file. Never fails on damaged content: it stops at the
+/// first box that is incomplete or not what a segment holds.
+pub fn scan_segment(path: &Path) -> std::io::Result<ScannedSegment> {
+    let mut f = std::fs::File::open(path)?;
+    let file_len = f.metadata()?.len();
+    let mut out = ScannedSegment {
+        file_len,
+        ..Default::default()
+    };
+    let mut pos = 0u64;
+    let mut pending_moof: Option<(u64, mp4_atom::Moof)> = None;
+    while pos < file_len {
+        f.seek(SeekFrom::Start(pos))?;
+        let Ok(header) = mp4_atom::Header::read_from(&mut f) else {
+            break;
+        };
+        let Some(body) = header.size.map(|s| s as u64) else {
+            break;
+        };
+        let header_len = f.stream_position()? - pos;
+        let end = pos + header_len + body;
+        if end > file_len {
+            break;
+        }
+        if header.kind == mp4_atom::Moof::KIND {
+            if body > 16 << 20 {
+                break;
+            }
+            let mut buf = vec![0u8; body as usize];
+            f.read_exact(&mut buf)?;
+            match mp4_atom::Moof::decode_body(&mut buf.as_slice()) {
+                Ok(moof) => pending_moof = Some((pos, moof)),
+                Err(_) => break,
+            }
+        } else if header.kind == FourCC::new(b"mdat") {
+            let Some((start, moof)) = pending_moof.take() else {
+                break;
+            };
+            out.fragments.push(ScannedFragment {
+                offset: start,
+                size: end - start,
+                sequence: moof.mfhd.sequence_number,
+                runs: moof.traf.iter().map(run).collect(),
+            });
+            out.valid_len = end;
+        } else if header.kind == FourCC::new(b"styp") && out.fragments.is_empty() {
+            out.valid_len = end;
+        } else if pending_moof.is_some() {
+            break;
+        }
+        pos = end;
+    }
+    Ok(out)
+}
+
+fn run(traf: &mp4_atom::Traf) -> ScannedRun {
+    let mut duration = 0u64;
+    let mut samples = 0u32;
+    let mut first_flags = None;
+    for trun in &traf.trun {
+        if let mp4_atom::TrunSamples::Explicit(entries) = &trun.samples {
+            for e in entries {
+                duration += u64::from(
+                    e.duration
+                        .or(traf.tfhd.default_sample_duration)
+                        .unwrap_or(0),
+                );
+                samples += 1;
+                if first_flags.is_none() {
+                    first_flags = e.flags.or(traf.tfhd.default_sample_flags);
+                }
+            }
+        }
+    }
+    ScannedRun {
+        track_id: traf.tfhd.track_id,
+        base_decode_time: traf.tfdt.as_ref().map_or(0, |t| t.base_media_decode_time),
+        duration,
+        samples,
+        starts_with_sync: first_flags.is_some_and(|f| f & 0x0001_0000 == 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{Sample, TrackKind};
+    use crate::mp4::CodecConfig;
+    use crate::mp4::fragmented::{FragTrack, fragment};
+    use bytes::Bytes;
+
+    fn audio() -> CodecConfig {
+        gst::init().unwrap();
+        let caps = gst::Caps::builder("audio/mpeg")
+            .field("mpegversion", 4i32)
+            .field("stream-format", "raw")
+            .field("rate", 48_000i32)
+            .field("channels", 2i32)
+            .field("codec_data", gst::Buffer::from_slice([0x11u8, 0x90]))
+            .build();
+        CodecConfig::from_caps(&caps).unwrap()
+    }
+
+    #[test]
+    fn scans_complete_fragments_and_stops_at_a_torn_tail() {
+        let a = audio();
+        assert_eq!(a.kind, TrackKind::Audio);
+        let mut file = crate::mp4::fragmented::styp(&[&a]);
+        let styp_len = file.len() as u64;
+        let mut ends = Vec::new();
+        for k in 0..3i64 {
+            let samples: Vec<Sample> = (0..10)
+                .map(|i| {
+                    let t = (k * 10 + i) * 21_333_333;
+                    Sample {
+                        pts: t,
+                        dts: t,
+                        duration: 21_333_333,
+                        keyframe: true,
+                        data: Bytes::from(vec![k as u8; 100]),
+                    }
+                })
+                .collect();
+            let f = fragment(
+                k as u32 + 1,
+                &[FragTrack {
+                    track_id: 1,
+                    config: &a,
+                    samples: &samples,
+                    next_dts: Some((k * 10 + 10) * 21_333_333),
+                    offset: 0,
+                    delay: 0,
+                }],
+            )
+            .unwrap();
+            file.extend_from_slice(&f.header);
+            for p in f.payload {
+                file.extend_from_slice(&p);
+            }
+            ends.push(file.len() as u64);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.m4s");
+        std::fs::write(&path, &file).unwrap();
+        let scan = scan_segment(&path).unwrap();
+        assert_eq!(scan.fragments.len(), 3);
+        assert_eq!(scan.valid_len, file.len() as u64);
+        assert_eq!(scan.fragments[0].offset, styp_len);
+        assert_eq!(scan.fragments[1].sequence, 2);
+        let r = &scan.fragments[2].runs[0];
+        assert_eq!((r.track_id, r.samples), (1, 10));
+        assert_eq!(r.base_decode_time, 20 * 1024);
+        assert_eq!(r.duration, 10 * 1024);
+        assert!(r.starts_with_sync);
+
+        // Torn in the last mdat, and in the last moof.
+        for cut in [file.len() - 7, ends[1] as usize + 20] {
+            std::fs::write(&path, &file[..cut]).unwrap();
+            let scan = scan_segment(&path).unwrap();
+            assert_eq!(scan.fragments.len(), 2, "cut at {cut}");
+            assert_eq!(scan.valid_len, ends[1]);
+            assert_eq!(scan.file_len, cut as u64);
+        }
+        // Garbage is not a fragment.
+        std::fs::write(&path, b"garbage that is not an mp4 box at all").unwrap();
+        let scan = scan_segment(&path).unwrap();
+        assert!(scan.fragments.is_empty());
+        assert_eq!(scan.valid_len, 0);
+    }
+}
