@@ -12,10 +12,14 @@
 use gst::glib;
 
 pub mod core;
+pub mod hls;
+pub mod hlsclipsink;
+pub mod media;
 pub mod mp4;
 pub mod periodicclipper;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
+    hlsclipsink::register(plugin)?;
     periodicclipper::register(plugin)?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! The pure core: no pads, no caps, no GStreamer. Unit-tested without pipelines.
 
+pub mod atomic;
 pub mod pattern;
 pub mod periodic;
 pub mod sample;

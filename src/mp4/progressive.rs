@@ -8,14 +8,14 @@
 //! makes presentation start at the clip's start even when decoding has to
 //! begin earlier (a keyframe before the start, B-frame delay, audio priming).
 
-use std::fs::File;
-use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, Write};
+use std::path::Path;
 use std::sync::Arc;
 
 use mp4_atom::{Encode, FourCC};
 
 use super::{CodecConfig, boxes};
+use crate::core::atomic::write_atomic_with;
 use crate::core::{Sample, TrackKind};
 
 /// Interleave chunks of at most this much media, so that a player reading
@@ -261,23 +261,12 @@ impl Mp4Clip {
     /// partial file. With `sync`, data reaches the disk before the rename.
     pub fn write_file(&self, path: &Path, sync: bool) -> Result<WriteStats, WriteError> {
         let layout = self.layout()?;
-        let tmp = temp_path(path);
-        let result = (|| -> io::Result<WriteStats> {
-            let file = File::create(&tmp)?;
-            let mut w = BufWriter::with_capacity(1 << 20, file);
-            let stats = layout.write_to(&mut w)?;
-            let file = w.into_inner().map_err(|e| e.into_error())?;
-            if sync {
-                file.sync_all()?;
-            }
-            drop(file);
-            std::fs::rename(&tmp, path)?;
-            Ok(stats)
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        Ok(result?)
+        let mut stats = None;
+        write_atomic_with(path, sync, |w| {
+            stats = Some(layout.write_to(w)?);
+            Ok(())
+        })?;
+        Ok(stats.unwrap_or_default())
     }
 
     fn tables(&self, index: usize, track: &ClipTrack, movie_ts: u32) -> Option<TrackTables> {
@@ -507,15 +496,7 @@ fn run_lengths<T: PartialEq + Copy>(
     runs.into_iter()
 }
 
-/// The temporary name a file is written under before it is renamed:
-/// hidden, in the same directory (so the rename is atomic).
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.partial"))
-}
+pub use crate::core::atomic::temp_path;
 
 #[cfg(test)]
 mod tests {

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::time::Instant;
 
-use bytes::Bytes;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -16,6 +15,7 @@ use gst::subclass::prelude::*;
 use crate::core::pattern::format_index;
 use crate::core::periodic::{Cutter, Notice, Selection, Trigger};
 use crate::core::{Sample, TrackKind};
+use crate::media::SampleError;
 use crate::mp4::{ClipTrack, CodecConfig, Mp4Clip};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -305,47 +305,8 @@ impl ElementImpl for PeriodicClipper {
     }
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let video = gst::Caps::builder_full()
-                .structure(
-                    gst::Structure::builder("video/x-h264")
-                        .field("stream-format", gst::List::new(["avc", "avc3"]))
-                        .field("alignment", "au")
-                        .build(),
-                )
-                .structure(
-                    gst::Structure::builder("video/x-h265")
-                        .field("stream-format", gst::List::new(["hvc1", "hev1"]))
-                        .field("alignment", "au")
-                        .build(),
-                )
-                .build();
-            let audio = gst::Caps::builder_full()
-                .structure(
-                    gst::Structure::builder("audio/mpeg")
-                        .field("mpegversion", 4i32)
-                        .field("stream-format", "raw")
-                        .build(),
-                )
-                .structure(gst::Structure::builder("audio/x-opus").build())
-                .build();
-            vec![
-                gst::PadTemplate::new(
-                    "video",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Request,
-                    &video,
-                )
-                .unwrap(),
-                gst::PadTemplate::new(
-                    "audio",
-                    gst::PadDirection::Sink,
-                    gst::PadPresence::Request,
-                    &audio,
-                )
-                .unwrap(),
-            ]
-        });
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(crate::media::request_pad_templates);
         TEMPLATES.as_ref()
     }
 
@@ -597,46 +558,23 @@ impl PeriodicClipper {
                 return Err(gst::FlowError::NotNegotiated);
             }
             let track = p.track;
-            let keyframe = p.kind == TrackKind::Audio
-                || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-            let to_rt = |t: Option<gst::ClockTime>| {
-                t.and_then(|t| p.segment.to_running_time_full(t))
-                    .map(|rt| match rt {
-                        gst::Signed::Positive(t) => t.nseconds() as i64,
-                        gst::Signed::Negative(t) => -(t.nseconds() as i64),
-                    })
-            };
-            let pts = to_rt(buffer.pts());
-            let dts = to_rt(buffer.dts());
-            let (pts, dts) = match (pts, dts) {
-                (Some(p), Some(d)) => (p, d),
-                (Some(p), None) => (p, p),
-                (None, Some(d)) => (d, d),
-                (None, None) => {
+            let sample = match crate::media::sample_from_buffer(&p.segment, p.kind, buffer) {
+                Ok(sample) => sample,
+                Err(SampleError::NoTimestamp) => {
                     drop(state);
                     gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
                     return Ok(gst::FlowSuccess::Ok);
                 }
-            };
-            let duration = buffer.duration().map_or(0, |d| d.nseconds());
-            let data = match buffer.into_mapped_buffer_readable() {
-                Ok(m) => Bytes::from_owner(m),
-                Err(_) => {
+                Err(SampleError::Unmappable) => {
                     drop(state);
                     gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map buffer"));
                     return Err(gst::FlowError::Error);
                 }
             };
+            let pts = sample.pts;
             if state.utc_origin.is_none() {
                 state.utc_origin = Some((pts, chrono::Utc::now()));
             }
-            let sample = Sample {
-                pts,
-                dts,
-                duration,
-                keyframe,
-                data,
-            };
             let before = state.cutter.pending_start();
             let selections = state.cutter.push(track, sample, now, &mut notices);
             let after = state.cutter.pending_start();

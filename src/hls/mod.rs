@@ -1,0 +1,6 @@
+// SPDX-License-Identifier: MPL-2.0
+//! HLS: playlists, session storage, recovery and retention.
+
+pub mod playlist;
+pub mod recorder;
+pub mod sessions;

@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Media playlists (through m3u8-rs): the live sliding window and the replay
+//! playlist (EVENT while live, VOD with ENDLIST once ended).
+
+use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment};
+
+/// One complete segment of a session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Media sequence number (the n of `segment-n.m4s`).
+    pub sequence: u64,
+    pub uri: String,
+    /// Recording time of its start and its duration, ns.
+    pub start: u64,
+    pub duration: u64,
+    /// An EXT-X-DISCONTINUITY precedes it.
+    pub discontinuity: bool,
+    /// The init segment it needs (EXT-X-MAP).
+    pub map: String,
+    /// Wall clock of its start (EXT-X-PROGRAM-DATE-TIME).
+    pub pdt: Option<chrono::DateTime<chrono::Utc>>,
+    pub bytes: u64,
+}
+
+impl Segment {
+    pub fn end(&self) -> u64 {
+        self.start + self.duration
+    }
+}
+
+/// Which playlist to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// The last `window` segments (all when 0).
+    Live { window: usize },
+    /// Every segment still stored.
+    Replay,
+}
+
+/// Renders a playlist of `segments` (ascending sequence).
+///
+/// `removed_discontinuities` counts the discontinuities of segments that were
+/// deleted before `segments[0]` (EXT-X-DISCONTINUITY-SEQUENCE). `complete`
+/// says whether more segments will be added; `trimmed` whether the replay
+/// lost segments at its front (then it can't be an EVENT playlist).
+pub fn render(
+    segments: &[Segment],
+    kind: Kind,
+    target_duration: u32,
+    removed_discontinuities: u64,
+    complete: bool,
+    trimmed: bool,
+    pdt: bool,
+) -> String {
+    let shown = match kind {
+        Kind::Live { window } if window > 0 && segments.len() > window => {
+            &segments[segments.len() - window..]
+        }
+        _ => segments,
+    };
+    let hidden = &segments[..segments.len() - shown.len()];
+    let discontinuity_sequence =
+        removed_discontinuities + hidden.iter().filter(|s| s.discontinuity).count() as u64;
+    let max_extinf = shown
+        .iter()
+        .map(|s| (s.duration as f64 / 1e9).round() as u64)
+        .max()
+        .unwrap_or(0);
+    let mut last_map: Option<&str> = None;
+    let mut out_segments = Vec::with_capacity(shown.len());
+    for s in shown {
+        let map = (last_map != Some(s.map.as_str())).then(|| m3u8_rs::Map {
+            uri: s.map.clone(),
+            ..Default::default()
+        });
+        last_map = Some(&s.map);
+        out_segments.push(MediaSegment {
+            uri: s.uri.clone(),
+            duration: (s.duration as f64 / 1e9) as f32,
+            discontinuity: s.discontinuity,
+            map,
+            program_date_time: if pdt {
+                s.pdt.map(|t| t.fixed_offset())
+            } else {
+                None
+            },
+            ..Default::default()
+        });
+    }
+    let playlist_type = match kind {
+        Kind::Replay if complete => Some(MediaPlaylistType::Vod),
+        Kind::Replay if !trimmed => Some(MediaPlaylistType::Event),
+        _ => None,
+    };
+    let playlist = MediaPlaylist {
+        version: Some(7),
+        target_duration: u64::from(target_duration).max(max_extinf).max(1),
+        media_sequence: shown.first().map_or(0, |s| s.sequence),
+        segments: out_segments,
+        discontinuity_sequence,
+        end_list: complete,
+        playlist_type,
+        independent_segments: true,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    playlist
+        .write_to(&mut out)
+        .expect("writing to a Vec does not fail");
+    String::from_utf8(out).expect("m3u8-rs writes UTF-8")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segs(n: u64) -> Vec<Segment> {
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        (0..n)
+            .map(|i| Segment {
+                sequence: i,
+                uri: format!("segment-{i:05}.m4s"),
+                start: i * 6_000_000_000,
+                duration: if i == 2 { 6_400_000_000 } else { 6_000_000_000 },
+                discontinuity: i == 3,
+                map: if i >= 3 {
+                    "init-1.mp4".into()
+                } else {
+                    "init.mp4".into()
+                },
+                pdt: Some(t0 + chrono::Duration::seconds(6 * i as i64)),
+                bytes: 1000,
+            })
+            .collect()
+    }
+
+    fn parse(text: &str) -> MediaPlaylist {
+        m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses")
+    }
+
+    #[test]
+    fn replay_event_then_vod() {
+        let s = segs(5);
+        let text = render(&s, Kind::Replay, 6, 0, false, false, true);
+        assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS"), "{text}");
+        let p = parse(&text);
+        assert_eq!(p.version, Some(7));
+        assert_eq!(p.playlist_type, Some(MediaPlaylistType::Event));
+        assert!(!p.end_list);
+        assert_eq!(p.segments.len(), 5);
+        assert_eq!(p.segments[0].map.as_ref().unwrap().uri, "init.mp4");
+        assert!(p.segments[1].map.is_none());
+        assert!(p.segments[3].discontinuity);
+        assert_eq!(p.segments[3].map.as_ref().unwrap().uri, "init-1.mp4");
+        assert!(p.segments[0].program_date_time.is_some());
+        let vod = parse(&render(&s, Kind::Replay, 6, 0, true, false, true));
+        assert_eq!(vod.playlist_type, Some(MediaPlaylistType::Vod));
+        assert!(vod.end_list);
+        let no_pdt = render(&s, Kind::Replay, 6, 0, true, false, false);
+        assert!(!no_pdt.contains("PROGRAM-DATE-TIME"));
+    }
+
+    #[test]
+    fn live_window_carries_sequence_map_and_discontinuity_sequence() {
+        let s = segs(7);
+        let p = parse(&render(
+            &s,
+            Kind::Live { window: 3 },
+            6,
+            0,
+            false,
+            false,
+            true,
+        ));
+        assert_eq!(p.playlist_type, None);
+        assert_eq!(p.segments.len(), 3);
+        assert_eq!(p.media_sequence, 4);
+        assert_eq!(
+            p.discontinuity_sequence, 1,
+            "segment 3's discontinuity left the window"
+        );
+        assert_eq!(p.segments[0].uri, "segment-00004.m4s");
+        assert_eq!(p.segments[0].map.as_ref().unwrap().uri, "init-1.mp4");
+    }
+
+    #[test]
+    fn target_duration_covers_every_rounded_extinf() {
+        let mut s = segs(3);
+        s[1].duration = 7_600_000_000;
+        let p = parse(&render(&s, Kind::Replay, 6, 0, false, false, true));
+        assert_eq!(p.target_duration, 8);
+        let p = parse(&render(&segs(3), Kind::Replay, 6, 0, false, false, true));
+        assert_eq!(p.target_duration, 6, "6.4 rounds to 6");
+        let trimmed = parse(&render(&s[1..], Kind::Replay, 6, 0, false, true, true));
+        assert_eq!(trimmed.playlist_type, None);
+        assert_eq!(trimmed.media_sequence, 1);
+    }
+}

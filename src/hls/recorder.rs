@@ -1,0 +1,716 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Everything hlsclipsink keeps on disk for one stream: session directories,
+//! init and media segments, playlists, sessions.json, recovery after a crash
+//! and retention. Runs on the element's writer thread, never on a streaming
+//! thread.
+//!
+//! Durability: a fragment is appended and synced before the playlist names
+//! its segment; playlists and sessions.json are replaced atomically. After a
+//! crash at any point the replay playlist parses and names only complete
+//! segments; on the next start the segment that was being written is checked
+//! with the box scanner and its complete fragments are kept.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+
+use super::playlist::{self, Kind, Segment};
+use super::sessions::{SessionRecord, SessionsFile, State, new_media_id};
+use crate::core::atomic::{sync_dir, write_atomic};
+use crate::mp4::ClipTrack;
+use crate::mp4::fragmented::{self, FragTrack, Fragment};
+use crate::mp4::progressive::WriteError;
+use crate::mp4::scan::scan_segment;
+
+pub const REPLAY: &str = "replay.m3u8";
+pub const LIVE: &str = "live.m3u8";
+
+/// What the recorder is asked to keep.
+#[derive(Debug, Clone)]
+pub struct RecorderConfig {
+    pub playlist_length: usize,
+    pub target_duration: u32,
+    pub enable_pdt: bool,
+    pub reconnect_window: Duration,
+    /// 0 keeps everything.
+    pub max_age: Duration,
+    /// 0 keeps everything.
+    pub max_bytes: u64,
+}
+
+/// What `start` found and did.
+#[derive(Debug, Clone, Default)]
+pub struct StartReport {
+    pub media_id: String,
+    /// The session continues one that ended within the reconnect window.
+    pub resumed: bool,
+    /// Sessions a crash left open that were closed.
+    pub closed: Vec<String>,
+    /// Torn bytes cut off segment files.
+    pub truncated_bytes: u64,
+}
+
+struct OpenSegment {
+    sequence: u64,
+    uri: String,
+    file: File,
+    start: u64,
+    end: u64,
+    pdt: Option<DateTime<Utc>>,
+    discontinuity: bool,
+    map: String,
+    bytes: u64,
+}
+
+/// A session on disk, as recovery finds it.
+struct Found {
+    media_id: String,
+    segments: Vec<Segment>,
+    removed_discontinuities: u64,
+    trimmed: bool,
+    init_count: u32,
+    ended: bool,
+    last_activity: SystemTime,
+    truncated: u64,
+}
+
+pub struct Recorder {
+    stream_dir: PathBuf,
+    cfg: RecorderConfig,
+    sessions: SessionsFile,
+    media_id: String,
+    dir: PathBuf,
+    segments: Vec<Segment>,
+    removed_discontinuities: u64,
+    trimmed: bool,
+    next_sequence: u64,
+    init_count: u32,
+    map: Option<String>,
+    pending_discontinuity: bool,
+    /// Recording time where this run starts.
+    base: u64,
+    open: Option<OpenSegment>,
+    fragment_sequence: u32,
+    ended: bool,
+}
+
+fn segment_uri(sequence: u64) -> String {
+    format!("segment-{sequence:05}.m4s")
+}
+
+fn io_err(e: WriteError) -> io::Error {
+    match e {
+        WriteError::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+impl Recorder {
+    /// Opens `{location}/{stream_id}`: recovers what a crash left, closes or
+    /// resumes the last session, and starts recording.
+    pub fn start(
+        location: &Path,
+        stream_id: &str,
+        cfg: RecorderConfig,
+        now: DateTime<Utc>,
+    ) -> io::Result<(Recorder, StartReport)> {
+        let stream_dir = location.join(stream_id);
+        std::fs::create_dir_all(&stream_dir)?;
+        let mut sessions = SessionsFile::load(&stream_dir, stream_id);
+        sessions.stream_id = stream_id.to_string();
+        let mut report = StartReport::default();
+
+        // Every session directory that is not known to be ended.
+        let mut found = Vec::new();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&stream_dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let id = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if let Some(f) = recover(&dir, &id)? {
+                report.truncated_bytes += f.truncated;
+                found.push(f);
+            }
+        }
+        found.sort_by(|a, b| a.media_id.cmp(&b.media_id));
+        let newest = found.pop();
+        let now_sys = SystemTime::now();
+        let mut recorder = Recorder {
+            stream_dir: stream_dir.clone(),
+            cfg,
+            sessions,
+            media_id: String::new(),
+            dir: PathBuf::new(),
+            segments: Vec::new(),
+            removed_discontinuities: 0,
+            trimmed: false,
+            next_sequence: 0,
+            init_count: 0,
+            map: None,
+            pending_discontinuity: false,
+            base: 0,
+            open: None,
+            fragment_sequence: 0,
+            ended: false,
+        };
+        // Older sessions a crash left open are closed.
+        for f in found {
+            recorder.close_if_open(f, now, &mut report)?;
+        }
+        let within_window = |f: &Found| {
+            !recorder.cfg.reconnect_window.is_zero()
+                && !f.segments.is_empty()
+                && now_sys.duration_since(f.last_activity).unwrap_or_default()
+                    <= recorder.cfg.reconnect_window
+        };
+        match newest {
+            Some(f) if within_window(&f) => {
+                report.resumed = true;
+                recorder.adopt(f);
+                recorder.pending_discontinuity = true;
+                recorder.base = recorder.segments.last().map_or(0, Segment::end);
+                if let Some(r) = recorder.sessions.get_mut(&recorder.media_id) {
+                    r.state = State::Live;
+                    r.end_utc = None;
+                }
+            }
+            Some(f) => {
+                recorder.close_if_open(f, now, &mut report)?;
+                recorder.new_session(now)?;
+            }
+            None => recorder.new_session(now)?,
+        }
+        report.media_id = recorder.media_id.clone();
+        recorder.sessions.save(&stream_dir)?;
+        if report.resumed {
+            recorder.write_playlists()?;
+        }
+        Ok((recorder, report))
+    }
+
+    /// Closes a recovered session unless it had ended cleanly.
+    fn close_if_open(
+        &mut self,
+        f: Found,
+        now: DateTime<Utc>,
+        report: &mut StartReport,
+    ) -> io::Result<()> {
+        let live = self
+            .sessions
+            .get(&f.media_id)
+            .is_none_or(|r| r.state == State::Live);
+        if f.ended && !live {
+            return Ok(());
+        }
+        report.closed.push(f.media_id.clone());
+        self.adopt(f);
+        self.finish_session(now)
+    }
+
+    fn adopt(&mut self, f: Found) {
+        self.media_id = f.media_id;
+        self.dir = self.stream_dir.join(&self.media_id);
+        self.next_sequence = f.segments.last().map_or(0, |s| s.sequence + 1);
+        self.map = f.segments.last().map(|s| s.map.clone());
+        self.segments = f.segments;
+        self.removed_discontinuities = f.removed_discontinuities;
+        self.trimmed = f.trimmed;
+        self.init_count = f.init_count;
+        self.pending_discontinuity = false;
+        self.open = None;
+        self.ended = false;
+        let bytes = self.segments.iter().map(|s| s.bytes).sum();
+        let duration = self.segments.last().map_or(0, Segment::end) as f64 / 1e9;
+        let start_utc = self.segments.first().and_then(|s| s.pdt);
+        let segments = self.segments.len() as u64;
+        match self.sessions.get_mut(&self.media_id) {
+            Some(r) => {
+                r.bytes = bytes;
+                r.duration = duration;
+                r.segments = segments;
+            }
+            None => self.sessions.sessions.push(SessionRecord {
+                media_id: self.media_id.clone(),
+                start_utc,
+                end_utc: None,
+                duration,
+                state: State::Live,
+                segments,
+                bytes,
+            }),
+        }
+    }
+
+    fn new_session(&mut self, now: DateTime<Utc>) -> io::Result<()> {
+        let media_id = new_media_id(now);
+        self.dir = self.stream_dir.join(&media_id);
+        std::fs::create_dir_all(&self.dir)?;
+        sync_dir(&self.dir);
+        self.media_id = media_id;
+        self.segments.clear();
+        self.removed_discontinuities = 0;
+        self.trimmed = false;
+        self.next_sequence = 0;
+        self.init_count = 0;
+        self.map = None;
+        self.pending_discontinuity = false;
+        self.base = 0;
+        self.open = None;
+        self.ended = false;
+        self.sessions.sessions.push(SessionRecord {
+            media_id: self.media_id.clone(),
+            start_utc: Some(now),
+            end_utc: None,
+            duration: 0.0,
+            state: State::Live,
+            segments: 0,
+            bytes: 0,
+        });
+        Ok(())
+    }
+
+    pub fn media_id(&self) -> &str {
+        &self.media_id
+    }
+
+    pub fn session_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn stream_dir(&self) -> &Path {
+        &self.stream_dir
+    }
+
+    /// Recording time (ns) at which this run's media starts.
+    pub fn base(&self) -> u64 {
+        self.base
+    }
+
+    /// Recording time (ns) of the end of what was written so far.
+    pub fn end(&self) -> u64 {
+        self.open
+            .as_ref()
+            .map(|o| o.end)
+            .or_else(|| self.segments.last().map(Segment::end))
+            .unwrap_or(self.base)
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// Writes a new init segment; the next segment starts with EXT-X-MAP (and
+    /// a discontinuity, unless it is the session's first init).
+    pub fn write_init(&mut self, data: &[u8]) -> io::Result<String> {
+        if self.open.is_some() {
+            self.close_segment()?;
+        }
+        let name = if self.init_count == 0 {
+            "init.mp4".to_string()
+        } else {
+            format!("init-{}.mp4", self.init_count)
+        };
+        write_atomic(&self.dir.join(&name), data)?;
+        if self.init_count > 0 {
+            self.pending_discontinuity = true;
+        }
+        self.init_count += 1;
+        self.map = Some(name.clone());
+        Ok(name)
+    }
+
+    /// The next segment starts after an EXT-X-DISCONTINUITY.
+    pub fn discontinuity(&mut self) -> io::Result<()> {
+        if self.open.is_some() {
+            self.close_segment()?;
+        }
+        self.pending_discontinuity = true;
+        Ok(())
+    }
+
+    /// Appends a fragment of `tracks` (in init order); `offset` maps the
+    /// samples' running time to this run's recording time (ns), `delays`
+    /// gives each track's initial composition delay. Returns the fragment.
+    pub fn append(
+        &mut self,
+        tracks: &[ClipTrack],
+        offset: i64,
+        delays: &[i64],
+        pdt: Option<DateTime<Utc>>,
+    ) -> io::Result<Option<Fragment>> {
+        let Some(map) = self.map.clone() else {
+            return Err(io::Error::other("no init segment written before media"));
+        };
+        let offset = offset - self.base as i64;
+        let frag_tracks: Vec<FragTrack> = tracks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| FragTrack {
+                track_id: i as u32 + 1,
+                config: &t.config,
+                samples: &t.samples,
+                next_dts: t.next_dts,
+                offset,
+                delay: delays.get(i).copied().unwrap_or(0),
+            })
+            .collect();
+        self.fragment_sequence += 1;
+        let frag = match fragmented::fragment(self.fragment_sequence, &frag_tracks) {
+            Ok(f) => f,
+            Err(WriteError::Empty) => return Ok(None),
+            Err(e) => return Err(io_err(e)),
+        };
+        if self.open.is_none() {
+            let sequence = self.next_sequence;
+            let uri = segment_uri(sequence);
+            let path = self.dir.join(&uri);
+            let file = OpenOptions::new()
+                .create(true)
+                .write(true)
+                .truncate(true)
+                .open(&path)?;
+            let start = self.end().max(frag.start.max(0) as u64);
+            self.open = Some(OpenSegment {
+                sequence,
+                uri,
+                file,
+                start,
+                end: start,
+                pdt,
+                discontinuity: std::mem::take(&mut self.pending_discontinuity),
+                map,
+                bytes: 0,
+            });
+        }
+        let open = self.open.as_mut().expect("opened above");
+        let mut w = io::BufWriter::with_capacity(1 << 20, &open.file);
+        w.write_all(&frag.header)?;
+        for p in &frag.payload {
+            w.write_all(p)?;
+        }
+        w.flush()?;
+        drop(w);
+        open.file.sync_data()?;
+        open.bytes += frag.size;
+        open.end = open.end.max(frag.end.max(0) as u64);
+        Ok(Some(frag))
+    }
+
+    /// Duration (ns) of the segment being written, 0 if none.
+    pub fn open_duration(&self) -> u64 {
+        self.open.as_ref().map_or(0, |o| o.end - o.start)
+    }
+
+    /// Ends the segment being written: it enters the playlists.
+    pub fn close_segment(&mut self) -> io::Result<Option<Segment>> {
+        let Some(open) = self.open.take() else {
+            return Ok(None);
+        };
+        open.file.sync_all()?;
+        drop(open.file);
+        let seg = Segment {
+            sequence: open.sequence,
+            uri: open.uri,
+            start: open.start,
+            duration: open.end - open.start,
+            discontinuity: open.discontinuity,
+            map: open.map,
+            pdt: open.pdt,
+            bytes: open.bytes,
+        };
+        self.next_sequence = seg.sequence + 1;
+        self.segments.push(seg.clone());
+        self.write_playlists()?;
+        self.update_record(None);
+        self.sessions.save(&self.stream_dir)?;
+        self.apply_retention()?;
+        Ok(Some(seg))
+    }
+
+    fn update_record(&mut self, ended: Option<DateTime<Utc>>) {
+        let bytes = self.segments.iter().map(|s| s.bytes).sum();
+        let duration = self.segments.last().map_or(0, Segment::end) as f64 / 1e9;
+        let segments = self.segments.len() as u64;
+        let end_utc = self.segments.last().and_then(|s| {
+            s.pdt
+                .map(|p| p + chrono::Duration::nanoseconds(s.duration as i64))
+        });
+        if let Some(r) = self.sessions.get_mut(&self.media_id) {
+            r.bytes = bytes;
+            r.duration = duration;
+            r.segments = segments;
+            if r.start_utc.is_none() {
+                r.start_utc = self.segments.first().and_then(|s| s.pdt);
+            }
+            if let Some(now) = ended {
+                r.state = State::Ended;
+                r.end_utc = end_utc.or(Some(now));
+            }
+        }
+    }
+
+    fn write_playlists(&self) -> io::Result<()> {
+        let t = self.cfg.target_duration;
+        let live = playlist::render(
+            &self.segments,
+            Kind::Live {
+                window: self.cfg.playlist_length,
+            },
+            t,
+            self.removed_discontinuities,
+            self.ended,
+            self.trimmed,
+            self.cfg.enable_pdt,
+        );
+        let replay = playlist::render(
+            &self.segments,
+            Kind::Replay,
+            t,
+            self.removed_discontinuities,
+            self.ended,
+            self.trimmed,
+            self.cfg.enable_pdt,
+        );
+        write_atomic(&self.dir.join(REPLAY), replay.as_bytes())?;
+        write_atomic(&self.dir.join(LIVE), live.as_bytes())
+    }
+
+    /// Ends the session: the open segment is closed, the playlists get
+    /// EXT-X-ENDLIST, sessions.json says "ended".
+    pub fn finish_session(&mut self, now: DateTime<Utc>) -> io::Result<()> {
+        if self.ended {
+            return Ok(());
+        }
+        if self.open.is_some() {
+            self.close_segment()?;
+        }
+        self.ended = true;
+        if !self.segments.is_empty() || self.dir.join(REPLAY).exists() {
+            self.write_playlists()?;
+        }
+        self.update_record(Some(now));
+        self.sessions.save(&self.stream_dir)
+    }
+
+    /// Deletes what `max-age` and `max-bytes` no longer allow: whole ended
+    /// sessions first, then the oldest segments of the current one (never
+    /// the newest). Playlists are rewritten before files are deleted, so no
+    /// playlist ever names a deleted segment.
+    pub fn apply_retention(&mut self) -> io::Result<()> {
+        let (max_age, max_bytes) = (self.cfg.max_age, self.cfg.max_bytes);
+        if max_age.is_zero() && max_bytes == 0 {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let too_old = |r: &SessionRecord| {
+            !max_age.is_zero()
+                && r.end_utc
+                    .is_some_and(|e| (now - e).to_std().unwrap_or_default() > max_age)
+        };
+        let mut changed = false;
+        // Ended sessions, oldest first.
+        loop {
+            let total: u64 = self.sessions.sessions.iter().map(|r| r.bytes).sum();
+            let victim = self
+                .sessions
+                .sessions
+                .iter()
+                .filter(|r| r.state == State::Ended && r.media_id != self.media_id)
+                .find(|r| too_old(r) || (max_bytes > 0 && total > max_bytes))
+                .map(|r| r.media_id.clone());
+            let Some(id) = victim else { break };
+            self.sessions.sessions.retain(|r| r.media_id != id);
+            let _ = std::fs::remove_dir_all(self.stream_dir.join(&id));
+            changed = true;
+        }
+        // Then the current session's oldest segments.
+        let mut deleted = Vec::new();
+        loop {
+            if self.segments.len() <= 1 {
+                break;
+            }
+            let total: u64 = self.sessions.sessions.iter().map(|r| r.bytes).sum::<u64>()
+                - deleted.iter().map(|s: &Segment| s.bytes).sum::<u64>();
+            let newest_end = self.segments.last().map_or(0, Segment::end);
+            let first = &self.segments[0];
+            let old = !max_age.is_zero()
+                && Duration::from_nanos(newest_end.saturating_sub(first.end())) > max_age;
+            if !(old || (max_bytes > 0 && total > max_bytes)) {
+                break;
+            }
+            let seg = self.segments.remove(0);
+            if seg.discontinuity {
+                self.removed_discontinuities += 1;
+            }
+            // The next first segment must carry its map.
+            deleted.push(seg);
+        }
+        if !deleted.is_empty() {
+            self.trimmed = true;
+            self.write_playlists()?;
+            for seg in &deleted {
+                let _ = std::fs::remove_file(self.dir.join(&seg.uri));
+            }
+            // Init segments no remaining segment needs.
+            let maps: Vec<&str> = self.segments.iter().map(|s| s.map.as_str()).collect();
+            for seg in &deleted {
+                if !maps.contains(&seg.map.as_str()) && Some(&seg.map) != self.map.as_ref() {
+                    let _ = std::fs::remove_file(self.dir.join(&seg.map));
+                }
+            }
+            self.update_record(None);
+            changed = true;
+        }
+        if changed {
+            self.sessions.save(&self.stream_dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads a session directory back: the replay playlist's segments, plus the
+/// complete fragments of the segment that was being written.
+fn recover(dir: &Path, media_id: &str) -> io::Result<Option<Found>> {
+    let replay_path = dir.join(REPLAY);
+    // Leftovers of atomic writes that never completed.
+    for e in std::fs::read_dir(dir)?.flatten() {
+        if e.file_name().to_string_lossy().ends_with(".partial") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let (mut segments, removed_discontinuities, trimmed, ended) = match std::fs::read(&replay_path)
+        .ok()
+        .and_then(|b| m3u8_rs::parse_media_playlist_res(&b).ok())
+    {
+        Some(p) => {
+            let mut map = String::from("init.mp4");
+            let mut start = 0u64;
+            let mut segs = Vec::new();
+            for (i, s) in p.segments.iter().enumerate() {
+                if let Some(m) = &s.map {
+                    map = m.uri.clone();
+                }
+                let duration = (f64::from(s.duration) * 1e9).round() as u64;
+                segs.push(Segment {
+                    sequence: p.media_sequence + i as u64,
+                    uri: s.uri.clone(),
+                    start,
+                    duration,
+                    discontinuity: s.discontinuity,
+                    map: map.clone(),
+                    pdt: s.program_date_time.map(|t| t.to_utc()),
+                    bytes: std::fs::metadata(dir.join(&s.uri)).map_or(0, |m| m.len()),
+                });
+                start += duration;
+            }
+            // Recording time restarts from 0 at the first stored segment when
+            // older ones were deleted; keep the stored starts consistent.
+            (
+                segs,
+                p.discontinuity_sequence,
+                p.media_sequence > 0,
+                p.end_list,
+            )
+        }
+        None => (Vec::new(), 0, false, false),
+    };
+    let init_count = std::fs::read_dir(dir)?
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.starts_with("init") && n.ends_with(".mp4")
+        })
+        .count() as u32;
+    if init_count == 0 && segments.is_empty() {
+        return Ok(None);
+    }
+    let mut truncated = 0;
+    let next = segments.last().map_or(0, |s| s.sequence + 1);
+    let next_path = dir.join(segment_uri(next));
+    if !ended && next_path.exists() {
+        let scan = scan_segment(&next_path)?;
+        let map = segments
+            .last()
+            .map_or_else(|| "init.mp4".to_string(), |s| s.map.clone());
+        let timescale = init_timescale(&dir.join(&map));
+        truncated = scan.file_len - scan.valid_len;
+        match (scan.fragments.first(), scan.fragments.last(), timescale) {
+            (Some(first), Some(last), Some(ts)) if scan.valid_len > 0 => {
+                let r0 = first.runs.iter().find(|r| r.track_id == 1);
+                let r1 = last.runs.iter().find(|r| r.track_id == 1);
+                if let (Some(r0), Some(r1)) = (r0, r1) {
+                    let f = OpenOptions::new().write(true).open(&next_path)?;
+                    f.set_len(scan.valid_len)?;
+                    f.sync_all()?;
+                    let ticks =
+                        (r1.base_decode_time + r1.duration).saturating_sub(r0.base_decode_time);
+                    let duration = (ticks as u128 * 1_000_000_000 / u128::from(ts)) as u64;
+                    let prev = segments.last();
+                    let start = prev.map_or(0, Segment::end);
+                    let pdt = prev.and_then(|p| {
+                        p.pdt
+                            .map(|t| t + chrono::Duration::nanoseconds(p.duration as i64))
+                    });
+                    segments.push(Segment {
+                        sequence: next,
+                        uri: segment_uri(next),
+                        start,
+                        duration,
+                        discontinuity: false,
+                        map,
+                        pdt,
+                        bytes: scan.valid_len,
+                    });
+                } else {
+                    let _ = std::fs::remove_file(&next_path);
+                }
+            }
+            _ => {
+                let _ = std::fs::remove_file(&next_path);
+            }
+        }
+    }
+    let last_activity = std::fs::read_dir(dir)?
+        .flatten()
+        .filter_map(|e| e.metadata().ok()?.modified().ok())
+        .max()
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    Ok(Some(Found {
+        media_id: media_id.to_string(),
+        segments,
+        removed_discontinuities,
+        trimmed,
+        init_count: init_count.max(1),
+        ended,
+        last_activity,
+        truncated,
+    }))
+}
+
+/// Timescale of track 1 of an init segment.
+fn init_timescale(path: &Path) -> Option<u32> {
+    use mp4_atom::{Atom, ReadFrom};
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = File::open(path).ok()?;
+    loop {
+        let h = mp4_atom::Header::read_from(&mut f).ok()?;
+        let size = h.size?;
+        if h.kind == mp4_atom::Moov::KIND {
+            let mut body = vec![0u8; size.min(16 << 20)];
+            f.read_exact(&mut body).ok()?;
+            let moov = mp4_atom::Moov::decode_body(&mut body.as_slice()).ok()?;
+            return moov.trak.first().map(|t| t.mdia.mdhd.timescale);
+        }
+        f.seek(SeekFrom::Current(size as i64)).ok()?;
+    }
+}

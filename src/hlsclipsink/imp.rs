@@ -1,0 +1,1010 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The element: pads and events around [`crate::core::periodic::Cutter`]
+//! (one cut per GOP: a CMAF fragment) and [`crate::hls::recorder::Recorder`]
+//! (disk), which runs on a writer thread fed by a bounded queue.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::PdtSource;
+use crate::core::TrackKind;
+use crate::core::periodic::{Cutter, Selection};
+use crate::hls::recorder::{Recorder, RecorderConfig};
+use crate::media::SampleError;
+use crate::mp4::fragmented;
+use crate::mp4::{ClipTrack, CodecConfig};
+
+static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "hlsclipsink",
+        gst::DebugColorFlags::empty(),
+        Some("CMAF HLS recording for instant clips"),
+    )
+});
+
+const DEFAULT_LOCATION: &str = "recordings";
+const DEFAULT_TARGET_DURATION: u32 = 6;
+const DEFAULT_PLAYLIST_LENGTH: u32 = 5;
+const DEFAULT_RECONNECT_WINDOW: u32 = 60;
+/// Fragments waiting for the disk before the streaming threads wait too.
+const QUEUE_FRAGMENTS: usize = 256;
+/// A jump in decode time larger than this (or backwards) is a discontinuity.
+const GAP: i64 = 1_000_000_000;
+/// Audio-only streams are fragmented every this many ns.
+const AUDIO_FRAGMENT: u64 = 1_000_000_000;
+const NS: i64 = 1_000_000_000;
+
+#[derive(Debug, Clone)]
+struct Settings {
+    location: String,
+    stream_id: Option<String>,
+    target_duration: u32,
+    playlist_length: u32,
+    enable_pdt: bool,
+    pdt_source: PdtSource,
+    send_keyframe_requests: bool,
+    reconnect_window: u32,
+    max_age: u64,
+    max_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            location: DEFAULT_LOCATION.into(),
+            stream_id: None,
+            target_duration: DEFAULT_TARGET_DURATION,
+            playlist_length: DEFAULT_PLAYLIST_LENGTH,
+            enable_pdt: true,
+            pdt_source: PdtSource::PipelineClock,
+            send_keyframe_requests: true,
+            reconnect_window: DEFAULT_RECONNECT_WINDOW,
+            max_age: 0,
+            max_bytes: 0,
+        }
+    }
+}
+
+struct PadState {
+    track: usize,
+    kind: TrackKind,
+    segment: gst::FormattedSegment<gst::ClockTime>,
+    config: Option<Arc<CodecConfig>>,
+    last_dts: Option<i64>,
+    eos: bool,
+}
+
+enum Command {
+    Init(Vec<Arc<CodecConfig>>),
+    Append {
+        tracks: Vec<ClipTrack>,
+        offset: i64,
+        delays: Vec<i64>,
+        pdt: Option<DateTime<Utc>>,
+        running_time: i64,
+    },
+    Close,
+    Discontinuity,
+    /// End of the session: close it, post session-ended, then EOS if asked.
+    Finish {
+        post_eos: bool,
+    },
+}
+
+struct State {
+    cutter: Cutter,
+    pads: HashMap<String, PadState>,
+    worker: Option<(mpsc::SyncSender<Command>, std::thread::JoinHandle<()>)>,
+    /// Configurations of the current init segment, in track order.
+    init: Vec<Arc<CodecConfig>>,
+    /// Track order of the init segment: cutter track index per init track.
+    order: Vec<usize>,
+    /// Initial composition delay per init track (ns).
+    delays: Vec<i64>,
+    /// Running time minus this run's recording time.
+    offset: Option<i64>,
+    /// Recording time (this run) of the end of the last fragment.
+    run_end: i64,
+    /// Recording time (this run) where the open segment started.
+    segment_start: i64,
+    discontinuity: bool,
+    /// Running time and wall clock that anchor program date times.
+    utc_anchor: Option<(i64, DateTime<Utc>)>,
+    /// Latest (running time, UTC) from reference timestamp meta.
+    reference: Option<(i64, DateTime<Utc>)>,
+    /// Newest leader running time seen.
+    latest: i64,
+    requested_for: Option<i64>,
+    finished: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            cutter: Cutter::new(1, 0),
+            pads: HashMap::new(),
+            worker: None,
+            init: Vec::new(),
+            order: Vec::new(),
+            delays: Vec::new(),
+            offset: None,
+            run_end: 0,
+            segment_start: 0,
+            discontinuity: false,
+            utc_anchor: None,
+            reference: None,
+            latest: 0,
+            requested_for: None,
+            finished: false,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct HlsClipSink {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    media_id: Arc<Mutex<Option<String>>>,
+    failed: Arc<AtomicBool>,
+    dispatch_lock: Mutex<()>,
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for HlsClipSink {
+    const NAME: &'static str = "GstHlsClipSink";
+    type Type = super::HlsClipSink;
+    type ParentType = gst::Element;
+}
+
+impl ObjectImpl for HlsClipSink {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecString::builder("location")
+                    .nick("Location")
+                    .blurb("Directory under which {stream-id}/{media-id}/ sessions are recorded")
+                    .default_value(Some(DEFAULT_LOCATION))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("stream-id")
+                    .nick("Stream ID")
+                    .blurb("Name of the input (a path component); defaults to the element's name")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("media-id")
+                    .nick("Media ID")
+                    .blurb("The current session's id (read-only; set when the element starts)")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt::builder("target-duration")
+                    .nick("Target duration")
+                    .blurb("Segment duration to aim for, in seconds (segments end at keyframes)")
+                    .minimum(1)
+                    .maximum(3600)
+                    .default_value(DEFAULT_TARGET_DURATION)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("playlist-length")
+                    .nick("Playlist length")
+                    .blurb("Segments in the live playlist's sliding window (0 = all)")
+                    .default_value(DEFAULT_PLAYLIST_LENGTH)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("enable-program-date-time")
+                    .nick("Program date time")
+                    .blurb("Write EXT-X-PROGRAM-DATE-TIME for every segment")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("program-date-time-source", PdtSource::PipelineClock)
+                    .nick("Program date time source")
+                    .blurb("Where the wall clock of segments comes from")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecBoolean::builder("send-keyframe-requests")
+                    .nick("Send keyframe requests")
+                    .blurb("Ask upstream for a keyframe at each segment boundary")
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("reconnect-window")
+                    .nick("Reconnect window")
+                    .blurb("A restart within this many seconds of the last recording continues its session (0 = always a new session)")
+                    .maximum(7 * 24 * 3600)
+                    .default_value(DEFAULT_RECONNECT_WINDOW)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-age")
+                    .nick("Max age")
+                    .blurb("Delete sessions, then segments, older than this many seconds (0 = keep all)")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("max-bytes")
+                    .nick("Max bytes")
+                    .blurb("Delete the oldest sessions, then segments, beyond this many bytes per stream (0 = keep all)")
+                    .default_value(0)
+                    .mutable_ready()
+                    .build(),
+            ]
+        });
+        PROPS.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => {
+                s.location = value
+                    .get::<Option<String>>()
+                    .unwrap()
+                    .unwrap_or_else(|| DEFAULT_LOCATION.into())
+            }
+            "stream-id" => s.stream_id = value.get().unwrap(),
+            "target-duration" => s.target_duration = value.get().unwrap(),
+            "playlist-length" => s.playlist_length = value.get().unwrap(),
+            "enable-program-date-time" => s.enable_pdt = value.get().unwrap(),
+            "program-date-time-source" => s.pdt_source = value.get().unwrap(),
+            "send-keyframe-requests" => s.send_keyframe_requests = value.get().unwrap(),
+            "reconnect-window" => s.reconnect_window = value.get().unwrap(),
+            "max-age" => s.max_age = value.get().unwrap(),
+            "max-bytes" => s.max_bytes = value.get().unwrap(),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = self.settings.lock().unwrap();
+        match pspec.name() {
+            "location" => s.location.to_value(),
+            "stream-id" => s
+                .stream_id
+                .clone()
+                .unwrap_or_else(|| self.obj().name().to_string())
+                .to_value(),
+            "media-id" => self.media_id.lock().unwrap().to_value(),
+            "target-duration" => s.target_duration.to_value(),
+            "playlist-length" => s.playlist_length.to_value(),
+            "enable-program-date-time" => s.enable_pdt.to_value(),
+            "program-date-time-source" => s.pdt_source.to_value(),
+            "send-keyframe-requests" => s.send_keyframe_requests.to_value(),
+            "reconnect-window" => s.reconnect_window.to_value(),
+            "max-age" => s.max_age.to_value(),
+            "max-bytes" => s.max_bytes.to_value(),
+            _ => unimplemented!(),
+        }
+    }
+
+    fn constructed(&self) {
+        self.parent_constructed();
+        self.obj().set_element_flags(gst::ElementFlags::SINK);
+    }
+}
+
+impl GstObjectImpl for HlsClipSink {}
+
+impl ElementImpl for HlsClipSink {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static META: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "HLS clip sink",
+                "Sink/Muxer/Video/Audio",
+                "Records live media as crash-safe CMAF HLS with live and replay playlists per session",
+                "liveclip developers",
+            )
+        });
+        Some(&*META)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
+            LazyLock::new(crate::media::request_pad_templates);
+        TEMPLATES.as_ref()
+    }
+
+    fn request_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        _name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst::Pad> {
+        let name = templ.name_template().to_string();
+        let kind = if name == "video" {
+            TrackKind::Video
+        } else {
+            TrackKind::Audio
+        };
+        {
+            let mut state = self.state.lock().unwrap();
+            if state.pads.contains_key(&name) {
+                gst::warning!(CAT, imp = self, "only one {name} pad is supported");
+                return None;
+            }
+            let track = state.cutter.add_track(kind);
+            state.pads.insert(
+                name.clone(),
+                PadState {
+                    track,
+                    kind,
+                    segment: gst::FormattedSegment::new(),
+                    config: None,
+                    last_dts: None,
+                    eos: false,
+                },
+            );
+        }
+        let pad = gst::Pad::builder_from_template(templ)
+            .name(name.as_str())
+            .chain_function(|pad, parent, buffer| {
+                HlsClipSink::catch_panic_pad_function(
+                    parent,
+                    || Err(gst::FlowError::Error),
+                    |imp| imp.chain(pad, buffer),
+                )
+            })
+            .event_function(|pad, parent, event| {
+                HlsClipSink::catch_panic_pad_function(
+                    parent,
+                    || false,
+                    |imp| imp.sink_event(pad, event),
+                )
+            })
+            .flags(gst::PadFlags::ACCEPT_TEMPLATE)
+            .build();
+        pad.set_active(true).ok();
+        self.obj().add_pad(&pad).ok()?;
+        Some(pad)
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        let selections = {
+            let mut state = self.state.lock().unwrap();
+            match state.pads.remove(pad.name().as_str()) {
+                Some(p) if !p.eos => state.cutter.set_eos(p.track, Instant::now()),
+                _ => Vec::new(),
+            }
+        };
+        self.dispatch(selections, false);
+        pad.set_active(false).ok();
+        self.obj().remove_pad(pad).ok();
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::ReadyToPaused {
+            self.start().map_err(|_| gst::StateChangeError)?;
+        }
+        if transition == gst::StateChange::PausedToReady {
+            self.stop();
+        }
+        self.parent_change_state(transition)
+    }
+}
+
+impl HlsClipSink {
+    fn start(&self) -> Result<(), ()> {
+        let settings = self.settings.lock().unwrap().clone();
+        let stream_id = settings
+            .stream_id
+            .clone()
+            .unwrap_or_else(|| self.obj().name().to_string());
+        if !crate::hls::sessions::is_safe_id(&stream_id) {
+            gst::element_imp_error!(
+                self,
+                gst::LibraryError::Settings,
+                ("stream-id {stream_id:?} is not usable as a directory name (letters, digits, '-', '_', '.')")
+            );
+            return Err(());
+        }
+        let location = PathBuf::from(&settings.location);
+        let cfg = RecorderConfig {
+            playlist_length: settings.playlist_length as usize,
+            target_duration: settings.target_duration,
+            enable_pdt: settings.enable_pdt,
+            reconnect_window: Duration::from_secs(u64::from(settings.reconnect_window)),
+            max_age: Duration::from_secs(settings.max_age),
+            max_bytes: settings.max_bytes,
+        };
+        let (recorder, report) = match Recorder::start(&location, &stream_id, cfg, Utc::now()) {
+            Ok(r) => r,
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::OpenWrite,
+                    (
+                        "Could not open the recording directory {}: {e}",
+                        location.join(&stream_id).display()
+                    )
+                );
+                return Err(());
+            }
+        };
+        for closed in &report.closed {
+            gst::info!(
+                CAT,
+                imp = self,
+                "closed session {closed} that a crash left open"
+            );
+        }
+        if report.truncated_bytes > 0 {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "cut {} torn bytes off the last segment of a crashed session",
+                report.truncated_bytes
+            );
+        }
+        *self.media_id.lock().unwrap() = Some(report.media_id.clone());
+        let session_dir = recorder.session_dir().to_path_buf();
+
+        let mut state = self.state.lock().unwrap();
+        let has_video = state.pads.values().any(|p| p.kind == TrackKind::Video);
+        let interval = if has_video { 1 } else { AUDIO_FRAGMENT };
+        let mut cutter = Cutter::new(interval, 30 * NS as u64);
+        let mut pads: Vec<_> = state.pads.iter_mut().collect();
+        pads.sort_by_key(|(_, p)| p.track);
+        for (_, p) in pads {
+            p.track = cutter.add_track(p.kind);
+            p.eos = false;
+            p.last_dts = None;
+            p.segment = gst::FormattedSegment::new();
+        }
+        *state = State {
+            cutter,
+            pads: std::mem::take(&mut state.pads),
+            ..Default::default()
+        };
+        self.failed.store(false, Ordering::SeqCst);
+        let (tx, rx) = mpsc::sync_channel(QUEUE_FRAGMENTS);
+        let weak = self.obj().downgrade();
+        let failed = self.failed.clone();
+        let handle = std::thread::Builder::new()
+            .name("hlsclipsink-writer".into())
+            .spawn(move || writer_loop(weak, recorder, rx, failed))
+            .map_err(|_| ())?;
+        state.worker = Some((tx, handle));
+        drop(state);
+
+        let s = gst::Structure::builder("hlsclipsink-session-started")
+            .field("media-id", report.media_id.as_str())
+            .field("stream-id", stream_id.as_str())
+            .field("location", session_dir.display().to_string())
+            .field("resumed", report.resumed)
+            .build();
+        let _ = self
+            .obj()
+            .post_message(gst::message::Element::builder(s).src(&*self.obj()).build());
+        Ok(())
+    }
+
+    fn stop(&self) {
+        // A stop without EOS still ends the session cleanly: what was
+        // received is written, the playlists get their ENDLIST.
+        let selections = {
+            let mut state = self.state.lock().unwrap();
+            if state.finished {
+                Vec::new()
+            } else {
+                state.cutter.finish()
+            }
+        };
+        self.dispatch(selections, false);
+        let worker = self.state.lock().unwrap().worker.take();
+        if let Some((tx, handle)) = worker {
+            drop(tx);
+            let _ = handle.join();
+        }
+    }
+
+    fn chain(
+        &self,
+        pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(gst::FlowError::Error);
+        }
+        let pdt_source = self.settings.lock().unwrap().pdt_source;
+        let mut notices = Vec::new();
+        let (selections, discont) = {
+            let mut state = self.state.lock().unwrap();
+            let Some(p) = state.pads.get(pad.name().as_str()) else {
+                return Err(gst::FlowError::NotLinked);
+            };
+            if p.config.is_none() {
+                drop(state);
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("{} buffer before caps", pad.name())
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            }
+            let (track, kind, segment) = (p.track, p.kind, p.segment.clone());
+            let reference = (pdt_source == PdtSource::ReferenceTimestamp
+                && !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT))
+            .then(|| reference_utc(&buffer))
+            .flatten();
+            let sample = match crate::media::sample_from_buffer(&segment, kind, buffer) {
+                Ok(s) => s,
+                Err(SampleError::NoTimestamp) => {
+                    drop(state);
+                    gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                Err(SampleError::Unmappable) => {
+                    drop(state);
+                    gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map buffer"));
+                    return Err(gst::FlowError::Error);
+                }
+            };
+            let leads = kind == TrackKind::Video
+                || !state.pads.values().any(|p| p.kind == TrackKind::Video);
+            if let Some(utc) = reference {
+                state.reference = Some((sample.pts, utc));
+            }
+            if state.utc_anchor.is_none() {
+                state.utc_anchor = Some((sample.pts, self.utc_now_at(sample.pts)));
+            }
+            // Timestamp gaps and jumps backwards on the leading track end the
+            // media before them and start a discontinuity.
+            let mut out = Vec::new();
+            let mut discont = false;
+            if leads {
+                let last = state.pads.get(pad.name().as_str()).and_then(|p| p.last_dts);
+                let gap = (sample.duration as i64 * 3).max(GAP);
+                if let Some(last) = last
+                    && (sample.dts < last || sample.dts - last > gap)
+                {
+                    gst::info!(
+                        CAT,
+                        obj = pad,
+                        "timestamp jump from {last} to {} ns: discontinuity",
+                        sample.dts
+                    );
+                    out.extend(state.cutter.flush());
+                    discont = true;
+                }
+                state.latest = state.latest.max(sample.pts);
+            }
+            if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
+                p.last_dts = Some(sample.dts);
+            }
+            out.extend(
+                state
+                    .cutter
+                    .push(track, sample, Instant::now(), &mut notices),
+            );
+            (out, discont)
+        };
+        for n in notices {
+            gst::debug!(CAT, imp = self, "{n:?}");
+        }
+        self.dispatch_with(selections, false, discont);
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    /// Wall clock at running time `rt`, from the pipeline clock.
+    fn utc_now_at(&self, rt: i64) -> DateTime<Utc> {
+        let now = Utc::now();
+        let obj = self.obj();
+        let current = obj
+            .clock()
+            .zip(obj.base_time())
+            .map(|(c, b)| c.time().nseconds() as i64 - b.nseconds() as i64);
+        match current {
+            Some(cur) if cur >= rt => now - chrono::Duration::nanoseconds(cur - rt),
+            _ => now,
+        }
+    }
+
+    fn pdt_at(&self, state: &mut State, rt: i64, source: PdtSource) -> Option<DateTime<Utc>> {
+        match source {
+            PdtSource::ReferenceTimestamp if state.reference.is_some() => state
+                .reference
+                .map(|(r, utc)| utc + chrono::Duration::nanoseconds(rt - r)),
+            PdtSource::SystemClock => {
+                let latest = state.latest;
+                Some(Utc::now() - chrono::Duration::nanoseconds((latest - rt).max(0)))
+            }
+            _ => state
+                .utc_anchor
+                .map(|(r, utc)| utc + chrono::Duration::nanoseconds(rt - r)),
+        }
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::Caps(c) => {
+                let caps = c.caps_owned();
+                let config = match CodecConfig::from_caps(&caps) {
+                    Ok(config) => Arc::new(config),
+                    Err(e) => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Format,
+                            ("{} caps not usable for CMAF: {}", pad.name(), e),
+                            ["caps: {}", caps]
+                        );
+                        return false;
+                    }
+                };
+                let selections = {
+                    let mut state = self.state.lock().unwrap();
+                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                        return false;
+                    };
+                    let changed = p
+                        .config
+                        .as_ref()
+                        .is_some_and(|old| !old.same_entry(&config));
+                    p.config = Some(config.clone());
+                    if changed {
+                        gst::info!(
+                            CAT,
+                            obj = pad,
+                            "codec configuration changed: new init segment"
+                        );
+                        // Media coded before the change goes out with the
+                        // old configuration.
+                        let track = p.track;
+                        let out = state.cutter.flush();
+                        (out, Some((track, config)))
+                    } else {
+                        (Vec::new(), None)
+                    }
+                };
+                let (sels, change) = selections;
+                self.dispatch_caps_change(sels, change);
+                true
+            }
+            EventView::Segment(s) => {
+                let mut state = self.state.lock().unwrap();
+                if let (Some(p), Ok(seg)) = (
+                    state.pads.get_mut(pad.name().as_str()),
+                    s.segment().clone().downcast::<gst::ClockTime>(),
+                ) {
+                    p.segment = seg;
+                    true
+                } else {
+                    drop(state);
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("{}: only TIME segments are supported", pad.name())
+                    );
+                    false
+                }
+            }
+            EventView::Eos(_) => {
+                let selections = {
+                    let mut state = self.state.lock().unwrap();
+                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                        return true;
+                    };
+                    p.eos = true;
+                    let track = p.track;
+                    state.cutter.set_eos(track, Instant::now())
+                };
+                self.dispatch(selections, true);
+                true
+            }
+            EventView::FlushStop(_) => {
+                let mut state = self.state.lock().unwrap();
+                if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
+                    p.eos = false;
+                    p.last_dts = None;
+                }
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// A codec change: the media before it is written with the old init
+    /// segment; the new configuration takes effect for the next fragment.
+    fn dispatch_caps_change(
+        &self,
+        selections: Vec<Selection>,
+        change: Option<(usize, Arc<CodecConfig>)>,
+    ) {
+        let _order = self.dispatch_lock.lock().unwrap();
+        let cmds = {
+            let mut state = self.state.lock().unwrap();
+            let mut cmds = self.prepare(&mut state, selections);
+            if change.is_some() {
+                // The next fragment writes a new init segment, which also
+                // starts a discontinuity.
+                state.init.clear();
+                cmds.push(Command::Close);
+            }
+            cmds
+        };
+        self.send(cmds);
+    }
+
+    fn dispatch(&self, selections: Vec<Selection>, eos: bool) {
+        self.dispatch_with(selections, eos, false)
+    }
+
+    /// Turns selections into writer commands, in order.
+    fn dispatch_with(&self, selections: Vec<Selection>, eos: bool, discont: bool) {
+        let _order = self.dispatch_lock.lock().unwrap();
+        let (cmds, request) = {
+            let mut state = self.state.lock().unwrap();
+            let mut cmds = self.prepare(&mut state, selections);
+            if discont {
+                state.discontinuity = true;
+            }
+            if state.cutter.is_done() && !state.finished {
+                state.finished = true;
+                cmds.push(Command::Finish { post_eos: eos });
+            }
+            // Ask for a keyframe where the open segment should end.
+            let settings = self.settings.lock().unwrap();
+            let request = match (state.offset, settings.send_keyframe_requests) {
+                (Some(offset), true) => {
+                    let at =
+                        offset + state.segment_start + i64::from(settings.target_duration) * NS;
+                    (state.requested_for != Some(at)).then_some(at)
+                }
+                _ => None,
+            };
+            if let Some(at) = request {
+                state.requested_for = Some(at);
+            }
+            (cmds, request)
+        };
+        self.send(cmds);
+        if let Some(at) = request.filter(|&at| at >= 0)
+            && let Some(pad) = self.obj().static_pad("video")
+        {
+            gst::debug!(CAT, imp = self, "requesting a keyframe at {at} ns");
+            pad.push_event(
+                gst_video::UpstreamForceKeyUnitEvent::builder()
+                    .running_time(gst::ClockTime::from_nseconds(at as u64))
+                    .all_headers(true)
+                    .build(),
+            );
+        }
+    }
+
+    fn prepare(&self, state: &mut State, selections: Vec<Selection>) -> Vec<Command> {
+        let settings = self.settings.lock().unwrap().clone();
+        let target = i64::from(settings.target_duration) * NS;
+        let mut cmds = Vec::new();
+        for sel in selections {
+            // Tracks in init order: video first, then audio.
+            let mut tracks: Vec<(usize, Arc<CodecConfig>)> = state
+                .pads
+                .values()
+                .filter_map(|p| p.config.clone().map(|c| (p.track, c)))
+                .collect();
+            tracks.sort_by_key(|(i, c)| (c.kind != TrackKind::Video, *i));
+            let configs: Vec<Arc<CodecConfig>> = tracks.iter().map(|(_, c)| c.clone()).collect();
+            let order: Vec<usize> = tracks.iter().map(|(i, _)| *i).collect();
+            let init_changed = state.init.len() != configs.len()
+                || state
+                    .init
+                    .iter()
+                    .zip(&configs)
+                    .any(|(a, b)| !a.same_entry(b));
+            if init_changed {
+                state.init = configs.clone();
+                state.order = order.clone();
+                state.delays = order
+                    .iter()
+                    .map(|&i| {
+                        sel.tracks
+                            .iter()
+                            .find(|t| t.track == i)
+                            .and_then(|t| t.samples.first())
+                            .map_or(0, |s| (s.pts - s.dts).max(0))
+                    })
+                    .collect();
+                cmds.push(Command::Init(configs.clone()));
+            }
+            // Recording time starts at the first keyframe and continues
+            // across gaps.
+            if state.offset.is_none() {
+                state.offset = Some(sel.start);
+            }
+            if state.discontinuity {
+                state.discontinuity = false;
+                state.offset = Some(sel.start - state.run_end);
+                state.segment_start = state.run_end;
+                if !init_changed {
+                    cmds.push(Command::Discontinuity);
+                }
+            }
+            let offset = state.offset.unwrap_or(sel.start);
+            let mut clip_tracks = Vec::with_capacity(state.order.len());
+            let mut sel_tracks = sel.tracks;
+            for (k, &i) in state.order.iter().enumerate() {
+                let (samples, next_dts) = match sel_tracks.iter().position(|t| t.track == i) {
+                    Some(p) => {
+                        let t = sel_tracks.swap_remove(p);
+                        (t.samples, t.next_dts)
+                    }
+                    None => (Vec::new(), None),
+                };
+                clip_tracks.push(ClipTrack {
+                    config: state.init[k].clone(),
+                    samples,
+                    next_dts,
+                });
+            }
+            let end = sel.end;
+            let pdt = self.pdt_at(state, sel.start, settings.pdt_source);
+            cmds.push(Command::Append {
+                tracks: clip_tracks,
+                offset,
+                delays: state.delays.clone(),
+                pdt,
+                running_time: sel.start,
+            });
+            state.run_end = end - offset;
+            if state.run_end - state.segment_start + NS / 10 >= target {
+                cmds.push(Command::Close);
+                state.segment_start = state.run_end;
+            }
+        }
+        cmds
+    }
+
+    fn send(&self, cmds: Vec<Command>) {
+        if cmds.is_empty() {
+            return;
+        }
+        let tx = self
+            .state
+            .lock()
+            .unwrap()
+            .worker
+            .as_ref()
+            .map(|w| w.0.clone());
+        if let Some(tx) = tx {
+            for c in cmds {
+                if tx.send(c).is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// UTC from a reference timestamp meta (`timestamp/x-unix` or NTP), if any.
+fn reference_utc(buffer: &gst::BufferRef) -> Option<DateTime<Utc>> {
+    for meta in buffer.iter_meta::<gst::ReferenceTimestampMeta>() {
+        let name = meta.reference().structure(0)?.name().to_string();
+        let ts = meta.timestamp().nseconds() as i64;
+        let unix = match name.as_str() {
+            "timestamp/x-unix" => ts,
+            // NTP epoch (1900) to Unix epoch (1970).
+            "timestamp/x-ntp" => ts - 2_208_988_800 * NS,
+            _ => continue,
+        };
+        return DateTime::from_timestamp(unix.div_euclid(NS), unix.rem_euclid(NS) as u32);
+    }
+    None
+}
+
+fn writer_loop(
+    weak: glib::WeakRef<super::HlsClipSink>,
+    mut recorder: Recorder,
+    rx: mpsc::Receiver<Command>,
+    failed: Arc<AtomicBool>,
+) {
+    let mut segment_rt: Option<i64> = None;
+    let mut finished = false;
+    let fail = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        failed.store(true, Ordering::SeqCst);
+        if let Some(obj) = weak.upgrade() {
+            gst::element_error!(
+                obj,
+                gst::ResourceError::Write,
+                ("Could not write {what} in {}: {e}", path.display())
+            );
+        }
+    };
+    while let Ok(cmd) = rx.recv() {
+        if failed.load(Ordering::SeqCst) {
+            continue;
+        }
+        let dir = recorder.session_dir().to_path_buf();
+        match cmd {
+            Command::Init(configs) => {
+                let refs: Vec<&CodecConfig> = configs.iter().map(|c| &**c).collect();
+                let result = fragmented::init_segment(&refs, Some(Utc::now()))
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .and_then(|data| recorder.write_init(&data));
+                if let Err(e) = result {
+                    fail("the init segment", &dir, &e);
+                }
+            }
+            Command::Append {
+                tracks,
+                offset,
+                delays,
+                pdt,
+                running_time,
+            } => {
+                segment_rt.get_or_insert(running_time);
+                if let Err(e) = recorder.append(&tracks, offset, &delays, pdt) {
+                    fail("a segment", &dir, &e);
+                }
+            }
+            Command::Discontinuity => {
+                if let Err(e) = recorder.discontinuity() {
+                    fail("a segment", &dir, &e);
+                }
+            }
+            Command::Close => match recorder.close_segment() {
+                Ok(Some(seg)) => {
+                    if let Some(obj) = weak.upgrade() {
+                        let s =
+                            gst::Structure::builder("hlsclipsink-segment-added")
+                                .field("location", dir.join(&seg.uri).display().to_string())
+                                .field("media-id", recorder.media_id())
+                                .field("sequence", seg.sequence)
+                                .field(
+                                    "running-time",
+                                    gst::ClockTime::from_nseconds(
+                                        segment_rt.unwrap_or(0).max(0) as u64
+                                    ),
+                                )
+                                .field("recording-time", gst::ClockTime::from_nseconds(seg.start))
+                                .field("duration", gst::ClockTime::from_nseconds(seg.duration))
+                                .field(
+                                    "utc",
+                                    seg.pdt
+                                        .map(|u| {
+                                            u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+                                        })
+                                        .unwrap_or_default(),
+                                )
+                                .field("bytes", seg.bytes)
+                                .build();
+                        let _ =
+                            obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+                    }
+                    segment_rt = None;
+                }
+                Ok(None) => {}
+                Err(e) => fail("a playlist", &dir, &e),
+            },
+            Command::Finish { post_eos } => {
+                finished = true;
+                if let Err(e) = recorder.finish_session(Utc::now()) {
+                    fail("the final playlist", &dir, &e);
+                }
+                if let Some(obj) = weak.upgrade() {
+                    let s = gst::Structure::builder("hlsclipsink-session-ended")
+                        .field("media-id", recorder.media_id())
+                        .field("location", dir.display().to_string())
+                        .field("duration", gst::ClockTime::from_nseconds(recorder.end()))
+                        .field("segments", recorder.segments().len() as u64)
+                        .build();
+                    let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+                    if post_eos {
+                        let _ = obj.post_message(gst::message::Eos::builder().src(&obj).build());
+                    }
+                }
+            }
+        }
+    }
+    if !finished && !failed.load(Ordering::SeqCst) {
+        let _ = recorder.finish_session(Utc::now());
+    }
+}
