@@ -78,7 +78,15 @@ struct PadState {
     kind: TrackKind,
     segment: gst::FormattedSegment<gst::ClockTime>,
     config: Option<Arc<CodecConfig>>,
+    /// A new configuration from caps, applied at the next keyframe (the
+    /// first frame coded with it); later caps before that replace it.
+    pending_config: Option<Arc<CodecConfig>>,
+    /// Last decode time as received (before closing gaps), and the step
+    /// before it.
     last_dts: Option<i64>,
+    last_step: i64,
+    /// Subtracted from this track's timestamps: the gaps closed so far.
+    shift: i64,
     eos: bool,
 }
 
@@ -115,13 +123,19 @@ struct State {
     run_end: i64,
     /// Recording time (this run) where the open segment started.
     segment_start: i64,
-    discontinuity: bool,
+    /// A gap was closed at this (shifted) running time: the first segment
+    /// that starts at or after it gets an EXT-X-DISCONTINUITY.
+    discontinuity: Option<i64>,
     /// Running time and wall clock that anchor program date times.
     utc_anchor: Option<(i64, DateTime<Utc>)>,
     /// Latest (running time, UTC) from reference timestamp meta.
     reference: Option<(i64, DateTime<Utc>)>,
     /// Newest leader running time seen.
     latest: i64,
+    /// Gaps closed on the leading track: (recording running time from
+    /// which, total shift), ascending. Maps back to real running time for
+    /// program date times and keyframe requests.
+    shifts: Vec<(i64, i64)>,
     requested_for: Option<i64>,
     finished: bool,
 }
@@ -138,10 +152,11 @@ impl Default for State {
             offset: None,
             run_end: 0,
             segment_start: 0,
-            discontinuity: false,
+            discontinuity: None,
             utc_anchor: None,
             reference: None,
             latest: 0,
+            shifts: Vec::new(),
             requested_for: None,
             finished: false,
         }
@@ -336,7 +351,10 @@ impl ElementImpl for HlsClipSink {
                     kind,
                     segment: gst::FormattedSegment::new(),
                     config: None,
+                    pending_config: None,
                     last_dts: None,
+                    last_step: 0,
+                    shift: 0,
                     eos: false,
                 },
             );
@@ -457,6 +475,8 @@ impl HlsClipSink {
             p.track = cutter.add_track(p.kind);
             p.eos = false;
             p.last_dts = None;
+            p.last_step = 0;
+            p.shift = 0;
             p.segment = gst::FormattedSegment::new();
         }
         *state = State {
@@ -515,18 +535,20 @@ impl HlsClipSink {
             return Err(gst::FlowError::Error);
         }
         let pdt_source = self.settings.lock().unwrap().pdt_source;
+        let name = pad.name();
         let mut notices = Vec::new();
-        let (selections, discont) = {
+        let _order = self.dispatch_lock.lock().unwrap();
+        let (cmds, request) = {
             let mut state = self.state.lock().unwrap();
-            let Some(p) = state.pads.get(pad.name().as_str()) else {
+            let Some(p) = state.pads.get(name.as_str()) else {
                 return Err(gst::FlowError::NotLinked);
             };
-            if p.config.is_none() {
+            if p.config.is_none() && p.pending_config.is_none() {
                 drop(state);
                 gst::element_imp_error!(
                     self,
                     gst::CoreError::Negotiation,
-                    ("{} buffer before caps", pad.name())
+                    ("{} buffer before caps", name)
                 );
                 return Err(gst::FlowError::NotNegotiated);
             }
@@ -548,6 +570,33 @@ impl HlsClipSink {
                     return Err(gst::FlowError::Error);
                 }
             };
+            let mut cmds = Vec::new();
+            // A new codec configuration takes effect at its first keyframe:
+            // what came before is written with the old init segment.
+            let pending = state
+                .pads
+                .get_mut(name.as_str())
+                .filter(|_| sample.keyframe)
+                .and_then(|p| p.pending_config.take());
+            if let Some(new) = pending {
+                let changed = state
+                    .pads
+                    .get(name.as_str())
+                    .and_then(|p| p.config.as_ref())
+                    .is_some_and(|old| !old.same_entry(&new));
+                if changed {
+                    gst::info!(
+                        CAT,
+                        obj = pad,
+                        "codec configuration changed: new init segment"
+                    );
+                    let old = state.cutter.flush();
+                    cmds.extend(self.prepare(&mut state, old));
+                }
+                if let Some(p) = state.pads.get_mut(name.as_str()) {
+                    p.config = Some(new);
+                }
+            }
             let leads = kind == TrackKind::Video
                 || !state.pads.values().any(|p| p.kind == TrackKind::Video);
             if let Some(utc) = reference {
@@ -556,41 +605,62 @@ impl HlsClipSink {
             if state.utc_anchor.is_none() {
                 state.utc_anchor = Some((sample.pts, self.utc_now_at(sample.pts)));
             }
-            // Timestamp gaps and jumps backwards on the leading track end the
-            // media before them and start a discontinuity.
-            let mut out = Vec::new();
-            let mut discont = false;
-            if leads {
-                let last = state.pads.get(pad.name().as_str()).and_then(|p| p.last_dts);
-                let gap = (sample.duration as i64 * 3).max(GAP);
-                if let Some(last) = last
-                    && (sample.dts < last || sample.dts - last > gap)
-                {
-                    gst::info!(
-                        CAT,
-                        obj = pad,
-                        "timestamp jump from {last} to {} ns: discontinuity",
-                        sample.dts
-                    );
-                    out.extend(state.cutter.flush());
-                    discont = true;
+            // A timestamp gap or a jump backwards is closed: later samples
+            // are shifted so that recording time continues where it was
+            // (every frame stays decodable), and the next segment starts
+            // after an EXT-X-DISCONTINUITY.
+            let mut sample = sample;
+            let mut closed = None;
+            if let Some(p) = state.pads.get_mut(name.as_str()) {
+                let raw = sample.dts;
+                if let Some(last) = p.last_dts {
+                    let step = raw - last;
+                    let gap = (sample.duration as i64 * 3).max(GAP);
+                    if step < 0 || step > gap {
+                        let expected = if sample.duration > 0 {
+                            sample.duration as i64
+                        } else {
+                            p.last_step
+                        };
+                        p.shift += step - expected;
+                        gst::info!(
+                            CAT,
+                            obj = pad,
+                            "timestamp jump of {step} ns: closing the gap, discontinuity"
+                        );
+                        closed = Some((sample.pts - p.shift, p.shift));
+                    } else {
+                        p.last_step = step;
+                    }
                 }
+                p.last_dts = Some(raw);
+                sample.pts -= p.shift;
+                sample.dts -= p.shift;
+            }
+            if leads && let Some(c) = closed {
+                state.shifts.push(c);
+                state.discontinuity = Some(c.0);
+            }
+            if leads {
                 state.latest = state.latest.max(sample.pts);
             }
-            if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
-                p.last_dts = Some(sample.dts);
+            let sels = state
+                .cutter
+                .push(track, sample, Instant::now(), &mut notices);
+            // The first keyframe starts recording time: ask for the keyframe
+            // that ends the first segment right away.
+            if state.offset.is_none() {
+                state.offset = state.cutter.pending_start();
             }
-            out.extend(
-                state
-                    .cutter
-                    .push(track, sample, Instant::now(), &mut notices),
-            );
-            (out, discont)
+            cmds.extend(self.prepare(&mut state, sels));
+            let request = self.keyframe_request(&mut state);
+            (cmds, request)
         };
         for n in notices {
             gst::debug!(CAT, imp = self, "{n:?}");
         }
-        self.dispatch_with(selections, false, discont);
+        self.send(cmds);
+        self.send_keyframe_request(request);
         Ok(gst::FlowSuccess::Ok)
     }
 
@@ -609,12 +679,14 @@ impl HlsClipSink {
     }
 
     fn pdt_at(&self, state: &mut State, rt: i64, source: PdtSource) -> Option<DateTime<Utc>> {
+        // Back to the running time the media really had.
+        let rt = rt + shift_at(&state.shifts, rt);
         match source {
             PdtSource::ReferenceTimestamp if state.reference.is_some() => state
                 .reference
                 .map(|(r, utc)| utc + chrono::Duration::nanoseconds(rt - r)),
             PdtSource::SystemClock => {
-                let latest = state.latest;
+                let latest = state.latest + shift_at(&state.shifts, state.latest);
                 Some(Utc::now() - chrono::Duration::nanoseconds((latest - rt).max(0)))
             }
             _ => state
@@ -640,33 +712,16 @@ impl HlsClipSink {
                         return false;
                     }
                 };
-                let selections = {
-                    let mut state = self.state.lock().unwrap();
-                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
-                        return false;
-                    };
-                    let changed = p
-                        .config
-                        .as_ref()
-                        .is_some_and(|old| !old.same_entry(&config));
-                    p.config = Some(config.clone());
-                    if changed {
-                        gst::info!(
-                            CAT,
-                            obj = pad,
-                            "codec configuration changed: new init segment"
-                        );
-                        // Media coded before the change goes out with the
-                        // old configuration.
-                        let track = p.track;
-                        let out = state.cutter.flush();
-                        (out, Some((track, config)))
-                    } else {
-                        (Vec::new(), None)
-                    }
+                gst::debug!(CAT, obj = pad, "caps {caps}");
+                let mut state = self.state.lock().unwrap();
+                let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                    return false;
                 };
-                let (sels, change) = selections;
-                self.dispatch_caps_change(sels, change);
+                if p.config.is_none() {
+                    p.config = Some(config);
+                } else {
+                    p.pending_config = Some(config);
+                }
                 true
             }
             EventView::Segment(s) => {
@@ -712,79 +767,66 @@ impl HlsClipSink {
         }
     }
 
-    /// A codec change: the media before it is written with the old init
-    /// segment; the new configuration takes effect for the next fragment.
-    fn dispatch_caps_change(
-        &self,
-        selections: Vec<Selection>,
-        change: Option<(usize, Arc<CodecConfig>)>,
-    ) {
-        let _order = self.dispatch_lock.lock().unwrap();
-        let cmds = {
-            let mut state = self.state.lock().unwrap();
-            let mut cmds = self.prepare(&mut state, selections);
-            if change.is_some() {
-                // The next fragment writes a new init segment, which also
-                // starts a discontinuity.
-                state.init.clear();
-                cmds.push(Command::Close);
-            }
-            cmds
-        };
-        self.send(cmds);
-    }
-
+    /// Hands the clips that EOS or a released pad completed to the writer.
     fn dispatch(&self, selections: Vec<Selection>, eos: bool) {
-        self.dispatch_with(selections, eos, false)
-    }
-
-    /// Turns selections into writer commands, in order.
-    fn dispatch_with(&self, selections: Vec<Selection>, eos: bool, discont: bool) {
         let _order = self.dispatch_lock.lock().unwrap();
         let (cmds, request) = {
             let mut state = self.state.lock().unwrap();
             let mut cmds = self.prepare(&mut state, selections);
-            if discont {
-                state.discontinuity = true;
-            }
             if state.cutter.is_done() && !state.finished {
                 state.finished = true;
                 cmds.push(Command::Finish { post_eos: eos });
             }
-            // Ask for a keyframe where the open segment should end.
-            let settings = self.settings.lock().unwrap();
-            let request = match (state.offset, settings.send_keyframe_requests) {
-                (Some(offset), true) => {
-                    let at =
-                        offset + state.segment_start + i64::from(settings.target_duration) * NS;
-                    (state.requested_for != Some(at)).then_some(at)
-                }
-                _ => None,
-            };
-            if let Some(at) = request {
-                state.requested_for = Some(at);
-            }
-            (cmds, request)
+            (cmds, self.keyframe_request(&mut state))
         };
         self.send(cmds);
-        if let Some(at) = request.filter(|&at| at >= 0)
-            && let Some(pad) = self.obj().static_pad("video")
-        {
-            gst::debug!(CAT, imp = self, "requesting a keyframe at {at} ns");
-            pad.push_event(
-                gst_video::UpstreamForceKeyUnitEvent::builder()
-                    .running_time(gst::ClockTime::from_nseconds(at as u64))
-                    .all_headers(true)
-                    .build(),
-            );
-        }
+        self.send_keyframe_request(request);
     }
 
+    /// The running time where the open segment should end, if not asked yet.
+    fn keyframe_request(&self, state: &mut State) -> Option<i64> {
+        let settings = self.settings.lock().unwrap();
+        if !settings.send_keyframe_requests || state.finished {
+            return None;
+        }
+        let offset = state.offset?;
+        let at = offset + state.segment_start + i64::from(settings.target_duration) * NS;
+        let at = at + shift_at(&state.shifts, at);
+        if state.requested_for == Some(at) || at < 0 {
+            return None;
+        }
+        state.requested_for = Some(at);
+        Some(at)
+    }
+
+    fn send_keyframe_request(&self, at: Option<i64>) {
+        let (Some(at), Some(pad)) = (at, self.obj().static_pad("video")) else {
+            return;
+        };
+        gst::debug!(CAT, imp = self, "requesting a keyframe at {at} ns");
+        pad.push_event(
+            gst_video::UpstreamForceKeyUnitEvent::builder()
+                .running_time(gst::ClockTime::from_nseconds(at as u64))
+                .all_headers(true)
+                .build(),
+        );
+    }
+
+    /// Turns selections into writer commands (init segments, fragments,
+    /// segment ends), keeping recording time and segment boundaries.
     fn prepare(&self, state: &mut State, selections: Vec<Selection>) -> Vec<Command> {
         let settings = self.settings.lock().unwrap().clone();
         let target = i64::from(settings.target_duration) * NS;
         let mut cmds = Vec::new();
         for sel in selections {
+            gst::log!(
+                CAT,
+                imp = self,
+                "fragment {}..{} ns ({:?})",
+                sel.start,
+                sel.end,
+                sel.trigger
+            );
             // Tracks in init order: video first, then audio.
             let mut tracks: Vec<(usize, Arc<CodecConfig>)> = state
                 .pads
@@ -814,14 +856,16 @@ impl HlsClipSink {
                     })
                     .collect();
                 cmds.push(Command::Init(configs.clone()));
+                // A new init segment also starts a new media segment.
+                state.segment_start = state.run_end;
             }
             // Recording time starts at the first keyframe and continues
             // across gaps.
             if state.offset.is_none() {
                 state.offset = Some(sel.start);
             }
-            if state.discontinuity {
-                state.discontinuity = false;
+            if state.discontinuity.is_some_and(|at| sel.start >= at) {
+                state.discontinuity = None;
                 state.offset = Some(sel.start - state.run_end);
                 state.segment_start = state.run_end;
                 if !init_changed {
@@ -882,6 +926,15 @@ impl HlsClipSink {
             }
         }
     }
+}
+
+/// The gap shift in effect at (shifted) running time `rt`.
+fn shift_at(shifts: &[(i64, i64)], rt: i64) -> i64 {
+    shifts
+        .iter()
+        .rev()
+        .find(|(from, _)| *from <= rt)
+        .map_or(0, |(_, s)| *s)
 }
 
 /// UTC from a reference timestamp meta (`timestamp/x-unix` or NTP), if any.
@@ -950,42 +1003,10 @@ fn writer_loop(
                     fail("a segment", &dir, &e);
                 }
             }
-            Command::Close => match recorder.close_segment() {
-                Ok(Some(seg)) => {
-                    if let Some(obj) = weak.upgrade() {
-                        let s =
-                            gst::Structure::builder("hlsclipsink-segment-added")
-                                .field("location", dir.join(&seg.uri).display().to_string())
-                                .field("media-id", recorder.media_id())
-                                .field("sequence", seg.sequence)
-                                .field(
-                                    "running-time",
-                                    gst::ClockTime::from_nseconds(
-                                        segment_rt.unwrap_or(0).max(0) as u64
-                                    ),
-                                )
-                                .field("recording-time", gst::ClockTime::from_nseconds(seg.start))
-                                .field("duration", gst::ClockTime::from_nseconds(seg.duration))
-                                .field(
-                                    "utc",
-                                    seg.pdt
-                                        .map(|u| {
-                                            u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-                                        })
-                                        .unwrap_or_default(),
-                                )
-                                .field("bytes", seg.bytes)
-                                .build();
-                        let _ =
-                            obj.post_message(gst::message::Element::builder(s).src(&obj).build());
-                    }
-                    segment_rt = None;
-                }
-                Ok(None) => {}
-                Err(e) => fail("a playlist", &dir, &e),
-            },
+            Command::Close => close(&weak, &mut recorder, &mut segment_rt, &fail),
             Command::Finish { post_eos } => {
                 finished = true;
+                close(&weak, &mut recorder, &mut segment_rt, &fail);
                 if let Err(e) = recorder.finish_session(Utc::now()) {
                     fail("the final playlist", &dir, &e);
                 }
@@ -1006,5 +1027,43 @@ fn writer_loop(
     }
     if !finished && !failed.load(Ordering::SeqCst) {
         let _ = recorder.finish_session(Utc::now());
+    }
+}
+
+/// Ends the open segment and announces it.
+fn close(
+    weak: &glib::WeakRef<super::HlsClipSink>,
+    recorder: &mut Recorder,
+    segment_rt: &mut Option<i64>,
+    fail: &dyn Fn(&str, &std::path::Path, &dyn std::fmt::Display),
+) {
+    let dir = recorder.session_dir().to_path_buf();
+    match recorder.close_segment() {
+        Ok(Some(seg)) => {
+            if let Some(obj) = weak.upgrade() {
+                let s = gst::Structure::builder("hlsclipsink-segment-added")
+                    .field("location", dir.join(&seg.uri).display().to_string())
+                    .field("media-id", recorder.media_id())
+                    .field("sequence", seg.sequence)
+                    .field(
+                        "running-time",
+                        gst::ClockTime::from_nseconds(segment_rt.unwrap_or(0).max(0) as u64),
+                    )
+                    .field("recording-time", gst::ClockTime::from_nseconds(seg.start))
+                    .field("duration", gst::ClockTime::from_nseconds(seg.duration))
+                    .field(
+                        "utc",
+                        seg.pdt
+                            .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                            .unwrap_or_default(),
+                    )
+                    .field("bytes", seg.bytes)
+                    .build();
+                let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+            }
+            *segment_rt = None;
+        }
+        Ok(None) => {}
+        Err(e) => fail("a playlist", &dir, &e),
     }
 }

@@ -220,3 +220,28 @@ pub fn moov(file: &Path) -> mp4_atom::Moov {
         f.seek(SeekFrom::Current(size as i64)).unwrap();
     }
 }
+
+/// Parses a media playlist with m3u8-rs.
+pub fn media_playlist(path: &Path) -> m3u8_rs::MediaPlaylist {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    m3u8_rs::parse_media_playlist_res(&bytes)
+        .unwrap_or_else(|e| panic!("{} does not parse: {e:?}", path.display()))
+}
+
+/// The one session directory under `{location}/{stream}`.
+pub fn session_dirs(stream_dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(stream_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Directory of the plugin library the tests were built with (for
+/// subprocess pipelines through gst-launch-1.0).
+pub fn plugin_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
