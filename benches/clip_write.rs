@@ -5,7 +5,9 @@
 //! `cargo bench --bench clip_write` (the input is encoded once and cached
 //! under target/bench-input/).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,43 +18,6 @@ use gstliveclip::core::Sample;
 use gstliveclip::mp4::{ClipTrack, CodecConfig, Mp4Clip};
 
 const RUNS: usize = 7;
-
-fn input() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-input");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("1080p-60s.mp4");
-    if path.exists() {
-        return path;
-    }
-    eprintln!(
-        "encoding the 60 s 1080p input once (cached at {})",
-        path.display()
-    );
-    let tmp = dir.join("1080p-60s.tmp.mp4");
-    let desc = format!(
-        "mp4mux name=mux ! filesink location={tmp} \
-         videotestsrc num-buffers=1800 pattern=smpte ! video/x-raw,width=1920,height=1080,framerate=30/1 ! \
-           timeoverlay ! x264enc speed-preset=ultrafast bitrate=6000 bframes=2 key-int-max=60 ! h264parse ! queue ! mux. \
-         audiotestsrc num-buffers=2813 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! voaacenc ! aacparse ! queue ! mux.",
-        tmp = tmp.display()
-    );
-    run_to_eos(&gst::parse::launch(&desc).unwrap());
-    std::fs::rename(&tmp, &path).unwrap();
-    path
-}
-
-fn run_to_eos(pipeline: &gst::Element) {
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let bus = pipeline.bus().unwrap();
-    for msg in bus.iter_timed(gst::ClockTime::NONE) {
-        match msg.view() {
-            gst::MessageView::Eos(_) => break,
-            gst::MessageView::Error(e) => panic!("{e:?}"),
-            _ => {}
-        }
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
-}
 
 /// Demuxes the input into memory: what periodicclipper holds for a clip.
 fn load(path: &Path) -> Vec<ClipTrack> {
@@ -114,7 +79,7 @@ fn load(path: &Path) -> Vec<ClipTrack> {
     };
     let v = collect("v");
     let a = collect("a");
-    run_to_eos(pipeline.upcast_ref());
+    common::run_to_eos(pipeline.upcast_ref());
     [v, a]
         .into_iter()
         .map(|t| {
@@ -150,7 +115,7 @@ fn time_ffmpeg(input: &Path, out: &Path, faststart: bool) -> Duration {
 
 fn main() {
     gst::init().unwrap();
-    let input = input();
+    let input = common::input();
     let tracks = load(&input);
     let start = tracks[0].samples.iter().map(|s| s.pts).min().unwrap();
     let clip = Mp4Clip {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds liveclip and runs a live demo: a test source with a visible clock,
-# encoded to H.264 + AAC, into periodicclipper (a clip every 10 s).
+# encoded to H.264 + AAC, into hlsclipsink (HLS recording with live and
+# replay playlists) and periodicclipper (an MP4 clip every 10 s).
 # DURATION (seconds, default 35) sets how long it runs; OUT where clips go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,19 +11,22 @@ cargo build --release --locked
 export GST_PLUGIN_PATH="$PWD/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 OUT="${OUT:-$PWD/demo-output}"
 DURATION="${DURATION:-35}"
-mkdir -p "$OUT/clips"
-echo "liveclip demo: ${DURATION}s of live video; clips in $OUT/clips"
+mkdir -p "$OUT/clips" "$OUT/recordings"
+echo "liveclip demo: ${DURATION}s of live video; clips in $OUT/clips, HLS in $OUT/recordings"
 # -e: Ctrl-C (or the timeout) sends EOS, so the last clip is written too.
 timeout -s INT "$DURATION" gst-launch-1.0 -e \
   periodicclipper name=clipper interval=10 location="$OUT/clips/clip-%05d.mp4" \
+  hlsclipsink name=rec location="$OUT/recordings" stream-id=demo target-duration=4 \
   videotestsrc is-live=true pattern=ball \
     ! video/x-raw,width=1280,height=720,framerate=30/1 \
     ! timeoverlay font-desc="Sans 36" halignment=center valignment=center \
     ! clockoverlay time-format="%H:%M:%S" font-desc="Sans 24" \
     ! x264enc tune=zerolatency speed-preset=veryfast bitrate=2500 key-int-max=60 \
-    ! h264parse ! queue ! clipper.video \
+    ! h264parse ! tee name=v ! queue ! clipper.video v. ! queue ! rec.video \
   audiotestsrc is-live=true wave=ticks \
     ! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=128000 ! aacparse \
-    ! queue ! clipper.audio || true
+    ! tee name=a ! queue ! clipper.audio a. ! queue ! rec.audio || true
 echo "liveclip demo: clips written:"
 ls -l "$OUT/clips"
+echo "liveclip demo: sessions recorded (play one with: ffplay <session>/replay.m3u8):"
+ls -d "$OUT"/recordings/demo/*/
