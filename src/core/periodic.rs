@@ -126,6 +126,9 @@ pub struct Cutter {
     started: Option<Instant>,
     /// Cuts made so far (the next cut's `seq`).
     cut_count: u64,
+    /// The leader stalled and followers cut on their own: its next sample
+    /// must be a keyframe.
+    leader_resync: bool,
     done: bool,
 }
 
@@ -145,6 +148,7 @@ impl Cutter {
             request: None,
             started: None,
             cut_count: 0,
+            leader_resync: false,
             done: false,
         }
     }
@@ -258,8 +262,13 @@ impl Cutter {
                     reason: "arrived after its clip was cut",
                 }),
                 _ => {
+                    let pts = sample.pts;
                     let t = &mut self.tracks[track];
                     t.timeline.push(sample);
+                    if self.leader_stalled(now) {
+                        self.follower_cut(pts);
+                    }
+                    let t = &mut self.tracks[track];
                     if self.range.is_none() && self.max_pending > 0 {
                         // No leader keyframe yet: keep a bounded lead-in.
                         let newest = t.max_pts.unwrap_or(0);
@@ -282,10 +291,69 @@ impl Cutter {
         self.finalize(now, false)
     }
 
+    /// Whether the leader ended or delivered nothing for the stall timeout.
+    fn leader_stalled(&self, now: Instant) -> bool {
+        let Some(l) = self.leader else { return false };
+        let t = &self.tracks[l];
+        t.eos
+            || t.last_push
+                .or(self.started)
+                .is_some_and(|last| now.saturating_duration_since(last) >= self.stall_timeout)
+    }
+
+    /// With the leader stalled, a follower's sample at `pts` may end the
+    /// pending media (at least a second of it) so that the followers keep
+    /// being written; the leader resumes at its next keyframe.
+    fn follower_cut(&mut self, pts: i64) {
+        let Some(leader) = self.leader else { return };
+        let end = Boundary {
+            time: pts,
+            leader_index: self.tracks[leader].timeline.end(),
+        };
+        let Some(range) = self.range else {
+            // The leader never started: the followers start the media.
+            self.leader_resync = true;
+            self.start_range(end);
+            return;
+        };
+        if !self.cuts.is_empty() || pts <= range.time {
+            return;
+        }
+        let interval = (self.interval as i64).max(1_000_000_000);
+        let trigger = match self.request.take() {
+            Some((id, _)) => Trigger::OnDemand(id),
+            None if self.interval > 0 && pts - range.time >= interval - 1_000_000 => {
+                Trigger::Periodic
+            }
+            None => return,
+        };
+        let seq = self.next_seq();
+        self.cut_count += 1;
+        self.cuts.push_back(Cut {
+            seq,
+            start: range,
+            end,
+            trigger,
+        });
+        self.range = Some(end);
+        self.leader_resync = true;
+    }
+
     fn push_leader(&mut self, sample: Sample, notices: &mut Vec<Notice>) {
         let leader = self.leader();
         let keyframe = sample.keyframe;
         let pts = sample.pts;
+        if self.leader_resync {
+            if !keyframe {
+                notices.push(Notice::Dropped {
+                    track: leader,
+                    samples: 1,
+                    reason: "resuming after a stall, before a keyframe",
+                });
+                return;
+            }
+            self.leader_resync = false;
+        }
         let Some(range) = self.range else {
             if !keyframe {
                 notices.push(Notice::Dropped {
@@ -802,6 +870,58 @@ mod tests {
         let clips = c.finish();
         assert_eq!(clips[0].seq, 1);
         assert!(c.is_done());
+    }
+
+    #[test]
+    fn followers_keep_being_cut_when_the_leader_stalls() {
+        let mut c = cutter(S);
+        let t0 = Instant::now();
+        let mut n = Vec::new();
+        let mut clips = Vec::new();
+        let at = |ms: i64| t0 + Duration::from_millis(ms.max(0) as u64);
+        // Video and audio for 2 s, then audio alone for 6 s (in real time).
+        for f in 0..50 {
+            clips.extend(c.push(
+                0,
+                sample(f * 40 * MS, f * 40 * MS, f % 25 == 0),
+                at(f * 40),
+                &mut n,
+            ));
+            clips.extend(c.push(
+                1,
+                sample(f * 40 * MS, f * 40 * MS, true),
+                at(f * 40),
+                &mut n,
+            ));
+        }
+        for k in 50..200 {
+            clips.extend(c.push(
+                1,
+                sample(k * 40 * MS, k * 40 * MS, true),
+                at(k * 40),
+                &mut n,
+            ));
+        }
+        // The 1 s cut at the keyframe, then audio-only cuts every second
+        // once the video has been silent for 3 s.
+        assert!(clips.len() >= 4, "{}", clips.len());
+        assert_eq!(clips[0].count(0), 25);
+        let video: usize = clips.iter().map(|c| c.count(0)).sum();
+        assert_eq!(video, 50, "the stalled GOP is written too");
+        for w in clips.windows(2) {
+            assert_eq!(w[0].end, w[1].start, "contiguous");
+        }
+        // Video resumes: non-keyframes are dropped until a keyframe.
+        n.clear();
+        c.push(0, sample(8000 * MS, 8000 * MS, false), at(8000), &mut n);
+        assert!(matches!(n.last(), Some(Notice::Dropped { track: 0, .. })));
+        c.push(0, sample(8040 * MS, 8040 * MS, true), at(8040), &mut n);
+        let rest = c.finish();
+        let first_video = rest
+            .iter()
+            .flat_map(|c| c.tracks.iter())
+            .find(|t| t.track == 0);
+        assert!(first_video.is_some_and(|t| t.samples[0].keyframe));
     }
 
     #[test]
