@@ -128,7 +128,8 @@ fn main() {
         .arg(session.join("replay.m3u8"))
         .output()
         .unwrap();
-    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "1800");
+    let counted = String::from_utf8_lossy(&probe.stdout);
+    assert_eq!(counted.split_whitespace().next(), Some("1800"), "{counted}");
 
     let floor = median(results[0].1.clone());
     let ours = median(results[1].1.clone());

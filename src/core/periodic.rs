@@ -514,9 +514,20 @@ impl Cutter {
             return out;
         };
         let end = self.tracks[leader].timeline.end();
-        let end_time = self.tracks[leader]
-            .timeline
-            .range(range.leader_index, end)
+        // The remainder ends where the longest track ends (audio may
+        // outlast video).
+        let end_time = self
+            .tracks
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| {
+                let from = if i == leader {
+                    range.leader_index
+                } else {
+                    t.timeline.first_at_or_after(range.time)
+                };
+                t.timeline.range(from, t.timeline.end())
+            })
             .map(Sample::pts_end)
             .max();
         let Some(end_time) = end_time else {

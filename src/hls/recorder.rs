@@ -340,13 +340,16 @@ impl Recorder {
 
     /// Appends a fragment of `tracks` (in init order); `offset` maps the
     /// samples' running time to this run's recording time (ns), `delays`
-    /// gives each track's initial composition delay. Returns the fragment.
+    /// gives each track's initial composition delay, `end` is where the
+    /// fragment's media ends in this run's recording time (the next
+    /// fragment's start). Returns the fragment.
     pub fn append(
         &mut self,
         tracks: &[ClipTrack],
         offset: i64,
         delays: &[i64],
         pdt: Option<DateTime<Utc>>,
+        end: i64,
     ) -> io::Result<Option<Fragment>> {
         let Some(map) = self.map.clone() else {
             return Err(io::Error::other("no init segment written before media"));
@@ -379,7 +382,8 @@ impl Recorder {
                 .write(true)
                 .truncate(true)
                 .open(&path)?;
-            let start = self.end().max(frag.start.max(0) as u64);
+            // Segments follow each other: recording time has no holes.
+            let start = self.end();
             self.open = Some(OpenSegment {
                 sequence,
                 uri,
@@ -393,16 +397,23 @@ impl Recorder {
             });
         }
         let open = self.open.as_mut().expect("opened above");
-        let mut w = io::BufWriter::with_capacity(1 << 20, &open.file);
-        w.write_all(&frag.header)?;
-        for p in &frag.payload {
-            w.write_all(p)?;
+        // One writev per batch of samples: the data goes from the buffers
+        // GStreamer filled straight to the file, without another copy.
+        let mut slices: Vec<io::IoSlice> = std::iter::once(&frag.header[..])
+            .chain(frag.payload.iter().map(|p| &p[..]))
+            .map(io::IoSlice::new)
+            .collect();
+        let mut rest = &mut slices[..];
+        while !rest.is_empty() {
+            let n = (&open.file).write_vectored(&rest[..rest.len().min(1024)])?;
+            if n == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
+            }
+            io::IoSlice::advance_slices(&mut rest, n);
         }
-        w.flush()?;
-        drop(w);
         open.file.sync_data()?;
         open.bytes += frag.size;
-        open.end = open.end.max(frag.end.max(0) as u64);
+        open.end = open.end.max((end.max(0) as u64) + self.base);
         Ok(Some(frag))
     }
 

@@ -98,6 +98,8 @@ enum Command {
         delays: Vec<i64>,
         pdt: Option<DateTime<Utc>>,
         running_time: i64,
+        /// End of the fragment in this run's recording time.
+        end: i64,
     },
     Close,
     Discontinuity,
@@ -897,6 +899,7 @@ impl HlsClipSink {
                 delays: state.delays.clone(),
                 pdt,
                 running_time: sel.start,
+                end: end - offset,
             });
             state.run_end = end - offset;
             if state.run_end - state.segment_start + NS / 10 >= target {
@@ -992,9 +995,10 @@ fn writer_loop(
                 delays,
                 pdt,
                 running_time,
+                end,
             } => {
                 segment_rt.get_or_insert(running_time);
-                if let Err(e) = recorder.append(&tracks, offset, &delays, pdt) {
+                if let Err(e) = recorder.append(&tracks, offset, &delays, pdt, end) {
                     fail("a segment", &dir, &e);
                 }
             }
