@@ -14,9 +14,11 @@ use gst::glib;
 pub mod core;
 pub mod mp4;
 pub mod periodicclipper;
+pub mod thumbnailer;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     periodicclipper::register(plugin)?;
+    thumbnailer::register(plugin)?;
     Ok(())
 }
 

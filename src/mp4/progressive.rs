@@ -10,7 +10,7 @@
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use mp4_atom::{Encode, FourCC};
@@ -570,15 +570,7 @@ fn run_lengths<T: PartialEq + Copy>(
     runs.into_iter()
 }
 
-/// The temporary name a file is written under before it is renamed:
-/// hidden, in the same directory (so the rename is atomic).
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.partial"))
-}
+pub use crate::core::atomic::temp_path;
 
 #[cfg(test)]
 mod tests {
