@@ -60,10 +60,7 @@ mod tests {
     fn writes_through_a_hidden_temporary_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/latest.jpg");
-        assert_eq!(
-            temp_path(&path),
-            dir.path().join("sub/.latest.jpg.partial")
-        );
+        assert_eq!(temp_path(&path), dir.path().join("sub/.latest.jpg.partial"));
         atomic_write(&path, b"one", true).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
         atomic_write(&path, b"two!", false).unwrap();

@@ -2,11 +2,12 @@
 //! The pure core: no pads, no caps, no GStreamer. Unit-tested without pipelines.
 
 pub mod atomic;
+pub mod nal;
 pub mod pattern;
 pub mod periodic;
 pub mod sample;
-pub mod timeline;
 pub mod thumbs;
+pub mod timeline;
 pub mod timespec;
 
 pub use sample::{Sample, TrackKind};

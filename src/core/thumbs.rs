@@ -442,8 +442,14 @@ mod tests {
         assert_eq!(geo((1920, 1080), (1, 1), 320, 0, Fit::Crop).out, (320, 180));
         assert_eq!(geo((1920, 1080), (1, 1), 0, 90, Fit::Crop).out, (160, 90));
         // Anamorphic 720x576 at 16:15 PAR displays as 768x576.
-        assert_eq!(geo((720, 576), (16, 15), 0, 0, Fit::Preserve).out, (768, 576));
-        assert_eq!(geo((720, 576), (16, 15), 384, 0, Fit::Preserve).out, (384, 288));
+        assert_eq!(
+            geo((720, 576), (16, 15), 0, 0, Fit::Preserve).out,
+            (768, 576)
+        );
+        assert_eq!(
+            geo((720, 576), (16, 15), 384, 0, Fit::Preserve).out,
+            (384, 288)
+        );
         // Degenerate input never gives an empty image.
         assert_eq!(geo((0, 0), (0, 0), 0, 0, Fit::Preserve).out, (1, 1));
         assert_eq!(geo((4000, 2), (1, 1), 100, 0, Fit::Preserve).out, (100, 1));
@@ -511,7 +517,14 @@ mod tests {
             sb.add(k * 10 * S).unwrap();
         }
         assert_eq!(sb.sprite_size(), (480, 180));
-        assert_eq!(sb.tiles[4], Tile { start: 40 * S, x: 160, y: 90 });
+        assert_eq!(
+            sb.tiles[4],
+            Tile {
+                start: 40 * S,
+                x: 160,
+                y: 90
+            }
+        );
         let vtt = sb.vtt("sprite.jpg", 10 * S);
         let expected = "WEBVTT\n\n\
             00:00:00.000 --> 00:00:10.000\nsprite.jpg#xywh=0,0,160,90\n\n\

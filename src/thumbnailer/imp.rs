@@ -6,8 +6,8 @@
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, mpsc};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::glib;
@@ -15,6 +15,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::core::atomic::atomic_write;
+use crate::core::nal::{Codec, Framing, ParameterSets};
 use crate::core::pattern::format_index;
 use crate::core::thumbs::{Geometry, Picker, Storyboard, Trigger};
 
@@ -34,8 +35,10 @@ const DEFAULT_QUALITY: u32 = 85;
 const DEFAULT_COLUMNS: u32 = 5;
 const MAX_SIDE: u32 = 16_384;
 const NS: u64 = 1_000_000_000;
-/// Frames waiting for the worker at most; more are dropped (with a
-/// warning) rather than letting the streaming thread wait.
+/// Frames waiting for the worker at most. With a live source more are
+/// dropped (with a warning) rather than letting the streaming thread wait;
+/// without one (files, tests) the streaming thread waits, so that every
+/// tick gets its thumbnail however fast the input comes.
 const MAX_QUEUED: usize = 4;
 /// How long one image may take before it is given up.
 const RENDER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -94,6 +97,9 @@ struct Input {
     /// Width and height, when the caps have them.
     size: Option<(u32, u32)>,
     par: (u32, u32),
+    /// Codec and framing when parameter sets travel in band (byte-stream,
+    /// avc3, hev1): keyframes may need the last ones put in front.
+    in_band: Option<(Codec, Framing)>,
 }
 
 impl Input {
@@ -109,11 +115,30 @@ impl Input {
             .ok()
             .filter(|f| f.numer() > 0 && f.denom() > 0)
             .map_or((1, 1), |f| (f.numer() as u32, f.denom() as u32));
+        let codec = match s.name().as_str() {
+            "video/x-h264" => Some(Codec::H264),
+            "video/x-h265" => Some(Codec::H265),
+            _ => None,
+        };
+        // NAL length size from avcC (byte 4) or hvcC (byte 21).
+        let length_size = |at: usize| {
+            s.get::<gst::Buffer>("codec_data")
+                .ok()
+                .and_then(|b| b.map_readable().ok().and_then(|m| m.get(at).copied()))
+                .map_or(4, |v| usize::from(v & 3) + 1)
+        };
+        let in_band = match (codec, s.get::<&str>("stream-format").unwrap_or("")) {
+            (Some(c), "byte-stream") => Some((c, Framing::ByteStream)),
+            (Some(Codec::H264), "avc3") => Some((Codec::H264, Framing::Length(length_size(4)))),
+            (Some(Codec::H265), "hev1") => Some((Codec::H265, Framing::Length(length_size(21)))),
+            _ => None,
+        };
         Some(Input {
             caps: caps.clone(),
             encoded,
             size,
             par,
+            in_band,
         })
     }
 }
@@ -149,6 +174,8 @@ struct State {
     /// Running time of the last image or gap sent downstream.
     last_out: Option<i64>,
     warned_no_size: bool,
+    /// The last in-band parameter sets (see [`Input::in_band`]).
+    params: Option<ParameterSets>,
 }
 
 impl Default for State {
@@ -162,6 +189,7 @@ impl Default for State {
             first: None,
             last_out: None,
             warned_no_size: false,
+            params: None,
         }
     }
 }
@@ -174,8 +202,10 @@ pub struct Thumbnailer {
     /// Bumped by every flush: commands of an older generation are dropped.
     generation: Arc<AtomicU64>,
     flushing: AtomicBool,
-    /// Frames handed to the worker and not yet done.
-    queued: Arc<AtomicUsize>,
+    /// Frames handed to the worker and not yet done, and its signal.
+    queued: (Mutex<usize>, Condvar),
+    /// Whether upstream is live: 0 = not asked yet, 1 = live, 2 = not.
+    live: AtomicU8,
     /// A file could not be written: the streaming thread returns an error.
     failed: Arc<AtomicBool>,
     /// Held by the worker while it pushes, and by FLUSH_STOP, so that no
@@ -237,7 +267,8 @@ impl ObjectSubclass for Thumbnailer {
             state: Mutex::default(),
             generation: Arc::default(),
             flushing: AtomicBool::new(false),
-            queued: Arc::default(),
+            queued: (Mutex::new(0), Condvar::new()),
+            live: AtomicU8::new(0),
             failed: Arc::default(),
             push_lock: Mutex::new(()),
         }
@@ -336,11 +367,7 @@ impl ObjectImpl for Thumbnailer {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut settings = self.settings.lock().unwrap();
-        let path = |v: &glib::Value| {
-            v.get::<Option<String>>()
-                .unwrap()
-                .filter(|s| !s.is_empty())
-        };
+        let path = |v: &glib::Value| v.get::<Option<String>>().unwrap().filter(|s| !s.is_empty());
         match pspec.name() {
             "interval" => {
                 settings.interval = value.get().unwrap();
@@ -440,13 +467,19 @@ impl ElementImpl for Thumbnailer {
                 .structure(gst::Structure::new_empty("video/x-raw"))
                 .structure(
                     gst::Structure::builder("video/x-h264")
-                        .field("stream-format", gst::List::new(["avc", "avc3", "byte-stream"]))
+                        .field(
+                            "stream-format",
+                            gst::List::new(["avc", "avc3", "byte-stream"]),
+                        )
                         .field("alignment", "au")
                         .build(),
                 )
                 .structure(
                     gst::Structure::builder("video/x-h265")
-                        .field("stream-format", gst::List::new(["hvc1", "hev1", "byte-stream"]))
+                        .field(
+                            "stream-format",
+                            gst::List::new(["hvc1", "hev1", "byte-stream"]),
+                        )
                         .field("alignment", "au")
                         .build(),
                 )
@@ -464,8 +497,13 @@ impl ElementImpl for Thumbnailer {
                     &sink,
                 )
                 .unwrap(),
-                gst::PadTemplate::new("src", gst::PadDirection::Src, gst::PadPresence::Always, &src)
-                    .unwrap(),
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &src,
+                )
+                .unwrap(),
             ]
         });
         TEMPLATES.as_ref()
@@ -475,8 +513,14 @@ impl ElementImpl for Thumbnailer {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        if transition == gst::StateChange::ReadyToPaused {
-            self.start();
+        match transition {
+            gst::StateChange::ReadyToPaused => self.start(),
+            gst::StateChange::PausedToReady => {
+                // A streaming thread waiting for room must let go.
+                self.flushing.store(true, Ordering::SeqCst);
+                self.wake();
+            }
+            _ => {}
         }
         let ret = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
@@ -496,7 +540,8 @@ impl Thumbnailer {
         };
         self.failed.store(false, Ordering::SeqCst);
         self.flushing.store(false, Ordering::SeqCst);
-        self.queued.store(0, Ordering::SeqCst);
+        *self.queued.0.lock().unwrap() = 0;
+        self.live.store(0, Ordering::SeqCst);
         let (tx, rx) = mpsc::channel();
         let weak = self.obj().downgrade();
         let handle = std::thread::Builder::new()
@@ -544,7 +589,7 @@ impl Thumbnailer {
     fn chain(
         &self,
         _pad: &gst::Pad,
-        buffer: gst::Buffer,
+        mut buffer: gst::Buffer,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         if self.failed.load(Ordering::SeqCst) {
             return Err(gst::FlowError::Error);
@@ -552,6 +597,7 @@ impl Thumbnailer {
         if self.flushing.load(Ordering::SeqCst) {
             return Err(gst::FlowError::Flushing);
         }
+        self.wait_for_room();
         let mut state = self.state.lock().unwrap();
         let Some(input) = state.input.clone() else {
             drop(state);
@@ -582,6 +628,15 @@ impl Thumbnailer {
         let usable = !flags.contains(gst::BufferFlags::CORRUPTED)
             && !flags.contains(gst::BufferFlags::DECODE_ONLY)
             && (!input.encoded || !flags.contains(gst::BufferFlags::DELTA_UNIT));
+        // Keep the parameter sets of in-band streams current (only the head
+        // of keyframes and header buffers is read).
+        let mut has_sps = true;
+        if let Some(params) = state.params.as_mut()
+            && (usable || flags.contains(gst::BufferFlags::HEADER))
+            && let Ok(map) = buffer.map_readable()
+        {
+            has_sps = params.observe(&map);
+        }
         let trigger = if usable { state.picker.offer(rt) } else { None };
         let generation = self.generation.load(Ordering::SeqCst);
         if let Some(trigger) = trigger {
@@ -597,12 +652,15 @@ impl Thumbnailer {
                 }
                 return Ok(gst::FlowSuccess::Ok);
             }
-            if self.queued.load(Ordering::SeqCst) >= MAX_QUEUED {
+            if *self.queued.0.lock().unwrap() >= MAX_QUEUED {
                 drop(state);
                 gst::element_imp_warning!(
                     self,
                     gst::CoreError::TooLazy,
-                    ("Thumbnails are made slower than requested; dropping the frame at {}", gst::ClockTime::from_nseconds(rt.max(0) as u64))
+                    (
+                        "Thumbnails are made slower than requested; dropping the frame at {}",
+                        gst::ClockTime::from_nseconds(rt.max(0) as u64)
+                    )
                 );
                 return Ok(gst::FlowSuccess::Ok);
             }
@@ -616,7 +674,21 @@ impl Thumbnailer {
                 gst::ClockTime::from_nseconds(rt.max(0) as u64),
                 trigger.as_str()
             );
-            self.queued.fetch_add(1, Ordering::SeqCst);
+            // A keyframe without its parameter sets gets the last ones in
+            // front: a memory prepended, the picture is not copied.
+            if !has_sps && let Some(params) = state.params.as_ref().filter(|p| !p.is_empty()) {
+                let prefix = params.prepend(&[]);
+                buffer
+                    .make_mut()
+                    .prepend_memory(gst::Memory::from_slice(prefix));
+            }
+            if !input.encoded {
+                // Do not pin a frame of upstream's buffer pool (a capture
+                // device may have only a few) while it waits for the
+                // worker: one copy per thumbnail, not per frame.
+                buffer = buffer.copy_deep().unwrap_or(buffer);
+            }
+            *self.queued.0.lock().unwrap() += 1;
             state.last_out = Some(rt);
             let job = Job {
                 pts: buffer.pts(),
@@ -640,6 +712,30 @@ impl Thumbnailer {
         Ok(gst::FlowSuccess::Ok)
     }
 
+    /// Without a live source, waits until the worker has room for another
+    /// frame (back-pressure, as a full queue gives); with one, never waits.
+    fn wait_for_room(&self) {
+        if self.live.load(Ordering::SeqCst) == 0 {
+            let mut q = gst::query::Latency::new();
+            let live = self.sinkpad.peer_query(&mut q) && q.result().0;
+            gst::debug!(CAT, imp = self, "upstream is live: {live}");
+            self.live.store(if live { 1 } else { 2 }, Ordering::SeqCst);
+        }
+        if self.live.load(Ordering::SeqCst) == 1 {
+            return;
+        }
+        let (count, cv) = &self.queued;
+        let mut n = count.lock().unwrap();
+        while *n >= MAX_QUEUED && !self.flushing.load(Ordering::SeqCst) {
+            n = cv.wait_timeout(n, Duration::from_millis(100)).unwrap().0;
+        }
+    }
+
+    fn wake(&self) {
+        let _n = self.queued.0.lock().unwrap();
+        self.queued.1.notify_all();
+    }
+
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
         use gst::EventView;
         let generation = self.generation.load(Ordering::SeqCst);
@@ -651,6 +747,9 @@ impl Thumbnailer {
                 };
                 gst::debug!(CAT, obj = pad, "input caps {caps}");
                 let mut state = self.state.lock().unwrap();
+                state.params = input
+                    .in_band
+                    .map(|(codec, framing)| ParameterSets::new(codec, framing));
                 state.input = Some(Arc::new(input));
                 state.warned_no_size = false;
                 true
@@ -682,6 +781,7 @@ impl Thumbnailer {
             EventView::FlushStart(_) => {
                 self.flushing.store(true, Ordering::SeqCst);
                 self.generation.fetch_add(1, Ordering::SeqCst);
+                self.wake();
                 self.srcpad.push_event(event)
             }
             EventView::FlushStop(_) => {
@@ -768,7 +868,9 @@ impl Worker {
 
     fn run(mut self, rx: mpsc::Receiver<Command>) {
         while let Ok(cmd) = rx.recv() {
-            let Some(obj) = self.weak.upgrade() else { break };
+            let Some(obj) = self.weak.upgrade() else {
+                break;
+            };
             let imp = obj.imp();
             let current = imp.generation.load(Ordering::SeqCst);
             match cmd {
@@ -776,7 +878,9 @@ impl Worker {
                     if generation == current && !imp.failed.load(Ordering::SeqCst) {
                         self.thumbnail(imp, *job, generation);
                     }
-                    imp.queued.fetch_sub(1, Ordering::SeqCst);
+                    let (count, cv) = &imp.queued;
+                    *count.lock().unwrap() -= 1;
+                    cv.notify_all();
                 }
                 Command::Event(event, generation) => {
                     if generation == current {
@@ -790,7 +894,8 @@ impl Worker {
                         if !self.push_event(imp, gst::event::Eos::new(), generation) && !linked {
                             // Nothing downstream to end: tell the bin
                             // directly that this branch is done.
-                            let _ = obj.post_message(gst::message::Eos::builder().src(&obj).build());
+                            let _ =
+                                obj.post_message(gst::message::Eos::builder().src(&obj).build());
                         }
                     }
                 }
@@ -814,7 +919,11 @@ impl Worker {
     fn ensure_caps(&mut self, imp: &Thumbnailer) {
         let caps = imp.src_caps();
         if self.caps_sent.as_ref() != Some(&caps) {
-            if imp.srcpad.sticky_event::<gst::event::StreamStart>(0).is_none() {
+            if imp
+                .srcpad
+                .sticky_event::<gst::event::StreamStart>(0)
+                .is_none()
+            {
                 let id = format!("thumbnailer-{:08x}", rand_id());
                 imp.srcpad.push_event(gst::event::StreamStart::new(&id));
             }
@@ -871,6 +980,11 @@ impl Worker {
                 return;
             }
         };
+        if settings.format == ImageFormat::Webp {
+            // webpenc of GStreamer 1.22 releases its input state twice when
+            // it is stopped and started again: a fresh pipeline per image.
+            self.renderer = None;
+        }
         let (width, height) = geometry.out;
         gst::debug!(
             CAT,
@@ -1140,8 +1254,14 @@ mod tests {
         // A smaller tile (resolution change): the rest of its cell is black.
         blit(&mut canvas, &solid(1, 1, 9), 2, 2, (2, 2));
         let px = |c: &Rgbx, x: usize, y: usize| c.data[(y * 4 + x) * 4];
-        assert_eq!((px(&canvas, 0, 0), px(&canvas, 1, 1), px(&canvas, 2, 0)), (7, 7, 0));
-        assert_eq!((px(&canvas, 2, 2), px(&canvas, 3, 2), px(&canvas, 2, 3)), (9, 0, 0));
+        assert_eq!(
+            (px(&canvas, 0, 0), px(&canvas, 1, 1), px(&canvas, 2, 0)),
+            (7, 7, 0)
+        );
+        assert_eq!(
+            (px(&canvas, 2, 2), px(&canvas, 3, 2), px(&canvas, 2, 3)),
+            (9, 0, 0)
+        );
         // A bigger tile is clipped to its cell.
         blit(&mut canvas, &solid(3, 3, 5), 0, 2, (2, 2));
         assert_eq!((px(&canvas, 1, 3), px(&canvas, 2, 3)), (5, 0));

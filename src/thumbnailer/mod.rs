@@ -40,7 +40,10 @@ pub enum FitMode {
         nick = "pad"
     )]
     Pad = 2,
-    #[enum_value(name = "Stretch: scale to the box, ignoring the aspect ratio", nick = "stretch")]
+    #[enum_value(
+        name = "Stretch: scale to the box, ignoring the aspect ratio",
+        nick = "stretch"
+    )]
     Stretch = 3,
 }
 

@@ -111,6 +111,17 @@ impl Renderer {
             chain.push(decoder_for(&spec.caps)?);
         }
         chain.push(make("videoconvert")?);
+        // One planar format every element below handles (decoders mostly
+        // give it already); left open, the converter may pick a format
+        // videocrop does not take.
+        let i420 = make("capsfilter")?;
+        i420.set_property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("format", "I420")
+                .build(),
+        );
+        chain.push(i420);
         let deint = make("deinterlace")?;
         // One output frame per input frame, from one field's lines when the
         // input is interlaced; progressive input passes through.
@@ -208,7 +219,11 @@ impl Renderer {
 
     /// Turns one frame (a raw frame, or a keyframe with what decoding it
     /// needs) into an image.
-    pub fn render(&mut self, mut buffer: gst::Buffer, timeout: Duration) -> Result<Rendered, String> {
+    pub fn render(
+        &mut self,
+        mut buffer: gst::Buffer,
+        timeout: Duration,
+    ) -> Result<Rendered, String> {
         let result = self.run(&mut buffer, timeout);
         let _ = self.pipeline.set_state(gst::State::Ready);
         result
@@ -299,16 +314,13 @@ fn rgbx_of(sample: &gst::Sample) -> Option<Rgbx> {
 
 /// Encodes an RGBx picture (the storyboard sprite) as JPEG with jpegenc.
 pub fn encode_jpeg(picture: &Rgbx, quality: u32, timeout: Duration) -> Result<Vec<u8>, String> {
-    let caps = gst_video::VideoInfo::builder(
-        gst_video::VideoFormat::Rgbx,
-        picture.width,
-        picture.height,
-    )
-    .fps(gst::Fraction::new(0, 1))
-    .build()
-    .map_err(|e| e.to_string())?
-    .to_caps()
-    .map_err(|e| e.to_string())?;
+    let caps =
+        gst_video::VideoInfo::builder(gst_video::VideoFormat::Rgbx, picture.width, picture.height)
+            .fps(gst::Fraction::new(0, 1))
+            .build()
+            .map_err(|e| e.to_string())?
+            .to_caps()
+            .map_err(|e| e.to_string())?;
     let pipeline = gst::Pipeline::with_name("thumbnailer-sprite");
     let src = gst_app::AppSrc::builder()
         .caps(&caps)
