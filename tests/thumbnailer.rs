@@ -603,3 +603,76 @@ fn unwritable_location_is_an_error_naming_the_path() {
         "{error}"
     );
 }
+
+#[test]
+fn flushing_seek_restarts_the_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    let mp4 = dir.path().join("in.mp4");
+    let enc = launch(&format!(
+        "{} ! mp4mux ! filesink location={}",
+        h264(300),
+        mp4.display()
+    ));
+    ok(&run(&enc, TIMEOUT));
+    let p = launch(&format!(
+        "filesrc location={} ! qtdemux ! h264parse ! thumbnailer interval=2 ! \
+         appsink name=out sync=false",
+        mp4.display()
+    ));
+    let out = collect(&p);
+    p.set_state(gst::State::Paused).unwrap();
+    let (res, _, _) = p.state(gst::ClockTime::from_seconds(30));
+    assert!(res.is_ok(), "prerolls");
+    p.seek_simple(
+        gst::SeekFlags::FLUSH | gst::SeekFlags::KEY_UNIT,
+        gst::ClockTime::from_seconds(5),
+    )
+    .unwrap();
+    let run = run(&p, TIMEOUT);
+    ok(&run);
+    let out = out.lock().unwrap();
+    // The preroll may have made the image at 0 s before the seek; after it
+    // the schedule starts again at the keyframe at 5 s (running time 0 of
+    // the new segment): 5, 7, 9 s of media (mp4mux and qtdemux put the
+    // first frame at 0).
+    let after: Vec<u64> = out.iter().map(|o| o.0).filter(|&t| t > 0).collect();
+    assert_eq!(after, vec![2 * S, 4 * S], "{out:?}");
+    let msgs = run.named("thumbnailer-thumbnail");
+    let media: Vec<u64> = msgs
+        .iter()
+        .map(|m| ns(m, "pts"))
+        .filter(|&t| t >= 5 * S)
+        .collect();
+    // (The MP4 keeps x264's B-frame delay: every PTS is 2 frames late.)
+    assert_eq!(media.len(), 3, "{media:?}");
+    assert!((5 * S..5 * S + S / 10).contains(&media[0]), "{media:?}");
+    assert_eq!(media[1] - media[0], 2 * S);
+    assert_eq!(media[2] - media[1], 2 * S);
+}
+
+#[test]
+fn live_source_snapshot_from_the_application() {
+    let dir = tempfile::tempdir().unwrap();
+    let latest = dir.path().join("now.jpg");
+    let p = launch(&format!(
+        "videotestsrc is-live=true num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+         thumbnailer name=t interval=0 latest-location={} ! fakesink",
+        latest.display()
+    ));
+    let t = p.by_name("t").unwrap();
+    // Not running yet: nothing to snapshot.
+    assert!(!t.emit_by_name::<bool>("snapshot", &[]));
+    let asker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(800));
+        assert!(t.emit_by_name::<bool>("snapshot", &[]));
+    });
+    let run = run(&p, TIMEOUT);
+    asker.join().unwrap();
+    ok(&run);
+    let msgs = run.named("thumbnailer-thumbnail");
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].get::<String>("trigger").unwrap(), "snapshot");
+    let rt = ns(msgs[0], "running-time");
+    assert!((S / 2..=3 * S / 2).contains(&rt), "{rt}");
+    assert_eq!(check_image(&latest, "mjpeg"), (320, 240));
+}

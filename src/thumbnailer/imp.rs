@@ -747,6 +747,10 @@ impl Thumbnailer {
                 };
                 gst::debug!(CAT, obj = pad, "input caps {caps}");
                 let mut state = self.state.lock().unwrap();
+                if state.input.as_ref().is_some_and(|i| i.caps == caps) {
+                    // The same caps again: keep the parameter sets seen.
+                    return true;
+                }
                 state.params = input
                     .in_band
                     .map(|(codec, framing)| ParameterSets::new(codec, framing));
