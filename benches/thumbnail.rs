@@ -109,17 +109,16 @@ fn main() {
         }
         results.push((*name, median(times), images));
     }
-    println!("thumbnail: 60 s 1080p30 H.264 (GOP 2 s), one image per 10 s, CPU time (user+sys), median of {RUNS}");
+    println!(
+        "thumbnail: 60 s 1080p30 H.264 (GOP 2 s), one image per 10 s, CPU time (user+sys), median of {RUNS}"
+    );
     for (name, t, n) in &results {
         let images = if name.starts_with("floor") {
             String::new()
         } else {
             format!("{n} images")
         };
-        println!(
-            "  {name:<58} {:>8.1} ms  {images}",
-            t.as_secs_f64() * 1e3
-        );
+        println!("  {name:<58} {:>8.1} ms  {images}", t.as_secs_f64() * 1e3);
     }
     let ms = |i: usize| results[i].1.as_secs_f64();
     println!(

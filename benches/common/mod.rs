@@ -44,4 +44,3 @@ pub fn run_to_eos(pipeline: &gst::Element) {
     }
     pipeline.set_state(gst::State::Null).unwrap();
 }
-
