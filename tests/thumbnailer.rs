@@ -676,3 +676,17 @@ fn live_source_snapshot_from_the_application() {
     assert!((S / 2..=3 * S / 2).contains(&rt), "{rt}");
     assert_eq!(check_image(&latest, "mjpeg"), (320, 240));
 }
+
+#[test]
+fn files_only_without_anything_downstream() {
+    // Nothing linked to the src pad: the element ends the stream itself.
+    let dir = tempfile::tempdir().unwrap();
+    let p = launch(&format!(
+        "{} ! thumbnailer interval=1 location={}",
+        raw(90, ",width=160,height=120"),
+        dir.path().join("t-%d.jpg").display()
+    ));
+    let run = run(&p, TIMEOUT);
+    ok(&run);
+    assert_eq!(files(dir.path(), "jpg").len(), 3);
+}

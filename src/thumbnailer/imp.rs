@@ -514,7 +514,18 @@ impl ElementImpl for Thumbnailer {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         match transition {
-            gst::StateChange::ReadyToPaused => self.start(),
+            gst::StateChange::ReadyToPaused => {
+                // With nothing linked to the src pad (only files wanted), the
+                // element is where the stream ends: a sink for the bin, which
+                // then waits for its EOS message.
+                let obj = self.obj();
+                if self.srcpad.is_linked() {
+                    obj.unset_element_flags(gst::ElementFlags::SINK);
+                } else {
+                    obj.set_element_flags(gst::ElementFlags::SINK);
+                }
+                self.start();
+            }
             gst::StateChange::PausedToReady => {
                 // A streaming thread waiting for room must let go.
                 self.flushing.store(true, Ordering::SeqCst);
@@ -894,8 +905,8 @@ impl Worker {
                 Command::Eos(generation) => {
                     if generation == current {
                         gst::debug!(CAT, imp = imp, "all thumbnails out, pushing EOS");
-                        let linked = imp.srcpad.is_linked();
-                        if !self.push_event(imp, gst::event::Eos::new(), generation) && !linked {
+                        self.push_event(imp, gst::event::Eos::new(), generation);
+                        if obj.element_flags().contains(gst::ElementFlags::SINK) {
                             // Nothing downstream to end: tell the bin
                             // directly that this branch is done.
                             let _ =
