@@ -866,6 +866,8 @@ struct Worker {
     written: VecDeque<PathBuf>,
     storyboard: Option<(Storyboard, Rgbx)>,
     storyboard_full: bool,
+    /// Settings for which no private pipeline could be built.
+    unusable: Option<render::Spec>,
 }
 
 impl Worker {
@@ -878,6 +880,7 @@ impl Worker {
             written: VecDeque::new(),
             storyboard: None,
             storyboard_full: false,
+            unusable: None,
         }
     }
 
@@ -968,9 +971,18 @@ impl Worker {
         let at = gst::ClockTime::from_nseconds(job.running_time.max(0) as u64);
         if self.renderer.as_ref().is_none_or(|r| *r.spec() != spec) {
             self.renderer = None;
-            match Renderer::new(spec) {
-                Ok(r) => self.renderer = Some(r),
+            if self.unusable.as_ref() == Some(&spec) {
+                gst::debug!(CAT, imp = imp, "no pipeline for these caps, skipping {at}");
+                return;
+            }
+            match Renderer::new(spec.clone()) {
+                Ok(r) => {
+                    self.renderer = Some(r);
+                    self.unusable = None;
+                }
                 Err(e) => {
+                    // Warned once per input and settings, not per frame.
+                    self.unusable = Some(spec);
                     gst::element_imp_warning!(
                         imp,
                         gst::CoreError::MissingPlugin,

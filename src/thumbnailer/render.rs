@@ -108,7 +108,26 @@ impl Renderer {
             .build();
         let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
         if spec.encoded {
-            chain.push(decoder_for(&spec.caps)?);
+            match decoder_for(&spec.caps) {
+                Ok(decoder) => chain.push(decoder),
+                Err(e) => {
+                    // No decoder takes this stream format as it is (avdec_h264
+                    // has no avc3): a parser converts it to byte-stream.
+                    let name = spec.caps.structure(0).map(|s| s.name().to_string());
+                    let parser = match name.as_deref() {
+                        Some("video/x-h264") => "h264parse",
+                        Some("video/x-h265") => "h265parse",
+                        _ => return Err(e),
+                    };
+                    let converted = gst::Caps::builder(name.as_deref().unwrap_or_default())
+                        .field("stream-format", "byte-stream")
+                        .field("alignment", "au")
+                        .build();
+                    let decoder = decoder_for(&converted).map_err(|_| e)?;
+                    chain.push(make(parser)?);
+                    chain.push(decoder);
+                }
+            }
         }
         chain.push(make("videoconvert")?);
         // One planar format every element below handles (decoders mostly
