@@ -17,10 +17,12 @@ pub mod hlsclipsink;
 pub mod media;
 pub mod mp4;
 pub mod periodicclipper;
+pub mod thumbnailer;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     hlsclipsink::register(plugin)?;
     periodicclipper::register(plugin)?;
+    thumbnailer::register(plugin)?;
     Ok(())
 }
 

@@ -51,6 +51,16 @@ pub fn write_atomic_with(
     result
 }
 
+/// Like [`write_atomic`] for small files, creating missing parent
+/// directories; `sync` chooses whether the data and the rename reach the
+/// disk before returning.
+pub fn atomic_write(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_atomic_with(path, sync, |w| w.write_all(bytes))
+}
+
 /// Flushes a directory entry change (a rename, a new file) to disk; best
 /// effort, as not every file system supports it.
 pub fn sync_dir(path: &Path) {
@@ -78,5 +88,29 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two", "old content kept");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         assert!(write_atomic(&dir.path().join("missing/a"), b"x").is_err());
+    }
+
+    #[test]
+    fn atomic_write_creates_directories() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/latest.jpg");
+        assert_eq!(temp_path(&path), dir.path().join("sub/.latest.jpg.partial"));
+        atomic_write(&path, b"one", true).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"one");
+        atomic_write(&path, b"two!", false).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"two!");
+        assert!(!temp_path(&path).exists());
+    }
+
+    #[test]
+    fn failed_rename_keeps_the_old_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a non-empty directory: the rename fails.
+        let path = dir.path().join("target");
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("x"), b"x").unwrap();
+        assert!(atomic_write(&path, b"new", true).is_err());
+        assert!(path.is_dir());
+        assert!(!temp_path(&path).exists());
     }
 }

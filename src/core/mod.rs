@@ -2,9 +2,11 @@
 //! The pure core: no pads, no caps, no GStreamer. Unit-tested without pipelines.
 
 pub mod atomic;
+pub mod nal;
 pub mod pattern;
 pub mod periodic;
 pub mod sample;
+pub mod thumbs;
 pub mod timeline;
 pub mod timespec;
 

@@ -22,6 +22,8 @@ pub fn init() {
 pub struct Run {
     pub messages: Vec<gst::Structure>,
     pub error: Option<String>,
+    /// Warning messages: "element: text (debug)".
+    pub warnings: Vec<String>,
     pub eos: bool,
 }
 
@@ -39,6 +41,7 @@ pub fn run(pipeline: &gst::Pipeline, timeout: Duration) -> Run {
     let mut out = Run {
         messages: Vec::new(),
         error: None,
+        warnings: Vec::new(),
         eos: false,
     };
     let deadline = std::time::Instant::now() + timeout;
@@ -59,6 +62,14 @@ pub fn run(pipeline: &gst::Pipeline, timeout: Duration) -> Run {
                     e.debug().map(|d| d.to_string()).unwrap_or_default()
                 ));
                 break;
+            }
+            gst::MessageView::Warning(w) => {
+                out.warnings.push(format!(
+                    "{}: {} ({})",
+                    w.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                    w.error(),
+                    w.debug().map(|d| d.to_string()).unwrap_or_default()
+                ));
             }
             gst::MessageView::Element(e) => {
                 if let Some(s) = e.structure() {
@@ -110,6 +121,42 @@ pub fn decode_errors(file: &Path) -> String {
         s.push_str(&format!(" (exit {})", out.status));
     }
     s
+}
+
+/// Codec name, width and height of a still image, from ffprobe (`mjpeg`,
+/// `png`, `webp`).
+pub fn image_info(file: &Path) -> (String, u32, u32) {
+    let out = ffprobe(
+        &[
+            "-show_entries",
+            "stream=codec_name,width,height",
+            "-of",
+            "csv=p=0",
+        ],
+        file,
+    );
+    let line = out.lines().next().unwrap_or("").to_string();
+    let mut it = line.split(',');
+    let codec = it.next().unwrap_or("").to_string();
+    let w = it.next().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    let h = it.next().and_then(|v| v.trim().parse().ok()).unwrap_or(0);
+    (codec, w, h)
+}
+
+/// Decodes an image (or a region of it) to 8-bit gray pixels with ffmpeg.
+pub fn gray_pixels(file: &Path, filter: &str) -> Vec<u8> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-vf", filter, "-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
 }
 
 /// Per-stream facts from ffprobe.
