@@ -343,6 +343,13 @@ fn unwritable_location_is_an_error_naming_the_path() {
     pipeline.set_state(gst::State::Null).unwrap();
 }
 
+fn session_count(location: &Path) -> usize {
+    std::fs::read_dir(location.join("cam")).map_or(0, |d| {
+        d.filter(|e| e.as_ref().is_ok_and(|e| e.path().is_dir()))
+            .count()
+    })
+}
+
 /// A recording process killed with SIGKILL at several moments: after a
 /// restart the old session is closed (or continued within the reconnect
 /// window), its playlists parse, and no complete segment is lost.
@@ -371,7 +378,14 @@ fn survives_sigkill_and_recovers() {
     };
     let mut seen_sessions = Vec::new();
     for (round, wait_ms) in [2300u64, 3100, 1700].into_iter().enumerate() {
+        let before = session_count(loc);
         let mut child = spawn(0);
+        // Recording has started (the registry scan of a fresh machine may
+        // take a while), then runs for `wait_ms`.
+        assert!(
+            wait_for(Duration::from_secs(60), || session_count(loc) > before),
+            "gst-launch-1.0 did not start recording"
+        );
         std::thread::sleep(Duration::from_millis(wait_ms));
         // What a player could see just before the crash.
         let sessions = session_dirs(&loc.join("cam"));
@@ -420,6 +434,15 @@ fn survives_sigkill_and_recovers() {
     // A crash followed by a restart within the reconnect window continues
     // the session after a discontinuity.
     let mut child = spawn(60);
+    let before = std::fs::metadata(loc.join("cam/sessions.json"))
+        .and_then(|m| m.modified())
+        .ok();
+    assert!(wait_for(Duration::from_secs(60), || {
+        std::fs::metadata(loc.join("cam/sessions.json"))
+            .and_then(|m| m.modified())
+            .ok()
+            != before
+    }));
     std::thread::sleep(Duration::from_millis(2500));
     child.kill().unwrap();
     child.wait().unwrap();

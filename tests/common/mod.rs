@@ -288,7 +288,40 @@ pub fn session_dirs(stream_dir: &Path) -> Vec<std::path::PathBuf> {
 
 /// Directory of the plugin library the tests were built with (for
 /// subprocess pipelines through gst-launch-1.0).
+///
+/// The freshest `libgstliveclip.so` of the build (cargo leaves it in the
+/// profile directory or only in `deps/`) is copied alone into a directory,
+/// so that GStreamer's registry scan sees nothing else.
 pub fn plugin_dir() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let exe = std::env::current_exe().unwrap();
+        let deps = exe.parent().unwrap();
+        let profile = deps.parent().unwrap();
+        let lib = [
+            profile.join("libgstliveclip.so"),
+            deps.join("libgstliveclip.so"),
+        ]
+        .into_iter()
+        .filter(|p| p.exists())
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
+        .expect("libgstliveclip.so is built with the tests");
+        let dir = std::env::temp_dir().join(format!("liveclip-plugin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&lib, dir.join("libgstliveclip.so")).unwrap();
+        dir
+    })
+    .clone()
+}
+
+/// Waits until `f` holds (polling), at most `timeout`.
+pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    f()
 }
