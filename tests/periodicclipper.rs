@@ -365,3 +365,23 @@ fn a_resolution_change_ends_the_clip_and_the_next_starts_in_the_new_size() {
     }
     assert_eq!(total, 90);
 }
+
+#[test]
+fn stopping_without_eos_still_writes_the_last_clip() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = launch(&format!(
+        "periodicclipper name=pc interval=60 location={loc} \
+         videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+           x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! h264parse ! queue ! pc.video",
+        loc = dir.path().join("clip-%05d.mp4").display()
+    ));
+    pipeline.set_state(gst::State::Playing).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    pipeline.set_state(gst::State::Null).unwrap();
+    let files = clips(dir.path());
+    assert_eq!(files.len(), 1, "{files:?}");
+    let errors = decode_errors(&files[0]);
+    assert!(errors.is_empty(), "{errors}");
+    let st = streams(&files[0]);
+    assert!(stream(&st, "video").unwrap().frames >= 20);
+}

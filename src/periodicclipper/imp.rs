@@ -424,8 +424,14 @@ impl PeriodicClipper {
     }
 
     fn stop(&self) {
-        // Clips already cut are still written; the remainder of a stream
-        // that did not end is not (no EOS means no last clip).
+        // A stop without EOS loses nothing either: the remainder becomes a
+        // last clip (without an EOS message: the pipeline is going down).
+        let selections = {
+            let mut state = self.state.lock().unwrap();
+            state.eos_sent = true;
+            state.cutter.finish()
+        };
+        self.dispatch(selections);
         let worker = self.state.lock().unwrap().worker.take();
         if let Some((tx, handle)) = worker {
             drop(tx);
