@@ -107,3 +107,43 @@ pub fn sample_from_buffer(
         data,
     })
 }
+
+/// What an element with `video`/`audio` request pads does with their data.
+pub trait EncodedSink: gst::subclass::prelude::ElementImpl {
+    fn chain(
+        &self,
+        pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError>;
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool;
+}
+
+/// The track kind a request pad template stands for.
+pub fn kind_of(templ: &gst::PadTemplate) -> TrackKind {
+    if templ.name_template() == "video" {
+        TrackKind::Video
+    } else {
+        TrackKind::Audio
+    }
+}
+
+/// A request pad named after its template (`video` or `audio`) whose data
+/// and events go to `T`'s [`EncodedSink`] methods, panics turned into
+/// errors.
+pub fn request_pad<T: EncodedSink>(templ: &gst::PadTemplate) -> gst::Pad {
+    use gst::subclass::prelude::ElementImplExt;
+    gst::Pad::builder_from_template(templ)
+        .name(templ.name_template())
+        .chain_function(|pad, parent, buffer| {
+            T::catch_panic_pad_function(
+                parent,
+                || Err(gst::FlowError::Error),
+                |imp| imp.chain(pad, buffer),
+            )
+        })
+        .event_function(|pad, parent, event| {
+            T::catch_panic_pad_function(parent, || false, |imp| imp.sink_event(pad, event))
+        })
+        .flags(gst::PadFlags::ACCEPT_TEMPLATE)
+        .build()
+}

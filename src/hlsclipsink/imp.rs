@@ -334,11 +334,7 @@ impl ElementImpl for HlsClipSink {
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
         let name = templ.name_template().to_string();
-        let kind = if name == "video" {
-            TrackKind::Video
-        } else {
-            TrackKind::Audio
-        };
+        let kind = crate::media::kind_of(templ);
         {
             let mut state = self.state.lock().unwrap();
             if state.pads.contains_key(&name) {
@@ -361,24 +357,7 @@ impl ElementImpl for HlsClipSink {
                 },
             );
         }
-        let pad = gst::Pad::builder_from_template(templ)
-            .name(name.as_str())
-            .chain_function(|pad, parent, buffer| {
-                HlsClipSink::catch_panic_pad_function(
-                    parent,
-                    || Err(gst::FlowError::Error),
-                    |imp| imp.chain(pad, buffer),
-                )
-            })
-            .event_function(|pad, parent, event| {
-                HlsClipSink::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |imp| imp.sink_event(pad, event),
-                )
-            })
-            .flags(gst::PadFlags::ACCEPT_TEMPLATE)
-            .build();
+        let pad = crate::media::request_pad::<Self>(templ);
         pad.set_active(true).ok();
         self.obj().add_pad(&pad).ok()?;
         Some(pad)
@@ -528,144 +507,6 @@ impl HlsClipSink {
         }
     }
 
-    fn chain(
-        &self,
-        pad: &gst::Pad,
-        buffer: gst::Buffer,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(gst::FlowError::Error);
-        }
-        let pdt_source = self.settings.lock().unwrap().pdt_source;
-        let name = pad.name();
-        let mut notices = Vec::new();
-        let _order = self.dispatch_lock.lock().unwrap();
-        let (cmds, request) = {
-            let mut state = self.state.lock().unwrap();
-            let Some(p) = state.pads.get(name.as_str()) else {
-                return Err(gst::FlowError::NotLinked);
-            };
-            if p.config.is_none() && p.pending_config.is_none() {
-                drop(state);
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("{} buffer before caps", name)
-                );
-                return Err(gst::FlowError::NotNegotiated);
-            }
-            let (track, kind, segment) = (p.track, p.kind, p.segment.clone());
-            let reference = (pdt_source == PdtSource::ReferenceTimestamp
-                && !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT))
-            .then(|| reference_utc(&buffer))
-            .flatten();
-            let sample = match crate::media::sample_from_buffer(&segment, kind, buffer) {
-                Ok(s) => s,
-                Err(SampleError::NoTimestamp) => {
-                    drop(state);
-                    gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
-                    return Ok(gst::FlowSuccess::Ok);
-                }
-                Err(SampleError::Unmappable) => {
-                    drop(state);
-                    gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map buffer"));
-                    return Err(gst::FlowError::Error);
-                }
-            };
-            let mut cmds = Vec::new();
-            // A new codec configuration takes effect at its first keyframe:
-            // what came before is written with the old init segment.
-            let pending = state
-                .pads
-                .get_mut(name.as_str())
-                .filter(|_| sample.keyframe)
-                .and_then(|p| p.pending_config.take());
-            if let Some(new) = pending {
-                let changed = state
-                    .pads
-                    .get(name.as_str())
-                    .and_then(|p| p.config.as_ref())
-                    .is_some_and(|old| !old.same_entry(&new));
-                if changed {
-                    gst::info!(
-                        CAT,
-                        obj = pad,
-                        "codec configuration changed: new init segment"
-                    );
-                    let old = state.cutter.flush();
-                    cmds.extend(self.prepare(&mut state, old));
-                }
-                if let Some(p) = state.pads.get_mut(name.as_str()) {
-                    p.config = Some(new);
-                }
-            }
-            let leads = kind == TrackKind::Video
-                || !state.pads.values().any(|p| p.kind == TrackKind::Video);
-            if let Some(utc) = reference {
-                state.reference = Some((sample.pts, utc));
-            }
-            if state.utc_anchor.is_none() {
-                state.utc_anchor = Some((sample.pts, self.utc_now_at(sample.pts)));
-            }
-            // A timestamp gap or a jump backwards is closed: later samples
-            // are shifted so that recording time continues where it was
-            // (every frame stays decodable), and the next segment starts
-            // after an EXT-X-DISCONTINUITY.
-            let mut sample = sample;
-            let mut closed = None;
-            if let Some(p) = state.pads.get_mut(name.as_str()) {
-                let raw = sample.dts;
-                if let Some(last) = p.last_dts {
-                    let step = raw - last;
-                    let gap = (sample.duration as i64 * 3).max(GAP);
-                    if step < 0 || step > gap {
-                        let expected = if sample.duration > 0 {
-                            sample.duration as i64
-                        } else {
-                            p.last_step
-                        };
-                        p.shift += step - expected;
-                        gst::info!(
-                            CAT,
-                            obj = pad,
-                            "timestamp jump of {step} ns: closing the gap, discontinuity"
-                        );
-                        closed = Some((sample.pts - p.shift, p.shift));
-                    } else {
-                        p.last_step = step;
-                    }
-                }
-                p.last_dts = Some(raw);
-                sample.pts -= p.shift;
-                sample.dts -= p.shift;
-            }
-            if leads && let Some(c) = closed {
-                state.shifts.push(c);
-                state.discontinuity = Some(c.0);
-            }
-            if leads {
-                state.latest = state.latest.max(sample.pts);
-            }
-            let sels = state
-                .cutter
-                .push(track, sample, Instant::now(), &mut notices);
-            // The first keyframe starts recording time: ask for the keyframe
-            // that ends the first segment right away.
-            if state.offset.is_none() {
-                state.offset = state.cutter.pending_start();
-            }
-            cmds.extend(self.prepare(&mut state, sels));
-            let request = self.keyframe_request(&mut state);
-            (cmds, request)
-        };
-        for n in notices {
-            gst::debug!(CAT, imp = self, "{n:?}");
-        }
-        self.send(cmds);
-        self.send_keyframe_request(request);
-        Ok(gst::FlowSuccess::Ok)
-    }
-
     /// Wall clock at running time `rt`, from the pipeline clock.
     fn utc_now_at(&self, rt: i64) -> DateTime<Utc> {
         let now = Utc::now();
@@ -694,78 +535,6 @@ impl HlsClipSink {
             _ => state
                 .utc_anchor
                 .map(|(r, utc)| utc + chrono::Duration::nanoseconds(rt - r)),
-        }
-    }
-
-    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
-        use gst::EventView;
-        match event.view() {
-            EventView::Caps(c) => {
-                let caps = c.caps_owned();
-                let config = match CodecConfig::from_caps(&caps) {
-                    Ok(config) => Arc::new(config),
-                    Err(e) => {
-                        gst::element_imp_error!(
-                            self,
-                            gst::StreamError::Format,
-                            ("{} caps not usable for CMAF: {}", pad.name(), e),
-                            ["caps: {}", caps]
-                        );
-                        return false;
-                    }
-                };
-                gst::debug!(CAT, obj = pad, "caps {caps}");
-                let mut state = self.state.lock().unwrap();
-                let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
-                    return false;
-                };
-                if p.config.is_none() {
-                    p.config = Some(config);
-                } else {
-                    p.pending_config = Some(config);
-                }
-                true
-            }
-            EventView::Segment(s) => {
-                let mut state = self.state.lock().unwrap();
-                if let (Some(p), Ok(seg)) = (
-                    state.pads.get_mut(pad.name().as_str()),
-                    s.segment().clone().downcast::<gst::ClockTime>(),
-                ) {
-                    p.segment = seg;
-                    true
-                } else {
-                    drop(state);
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        ("{}: only TIME segments are supported", pad.name())
-                    );
-                    false
-                }
-            }
-            EventView::Eos(_) => {
-                let selections = {
-                    let mut state = self.state.lock().unwrap();
-                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
-                        return true;
-                    };
-                    p.eos = true;
-                    let track = p.track;
-                    state.cutter.set_eos(track, Instant::now())
-                };
-                self.dispatch(selections, true);
-                true
-            }
-            EventView::FlushStop(_) => {
-                let mut state = self.state.lock().unwrap();
-                if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
-                    p.eos = false;
-                    p.last_dts = None;
-                }
-                true
-            }
-            _ => true,
         }
     }
 
@@ -1069,5 +838,217 @@ fn close(
         }
         Ok(None) => {}
         Err(e) => fail("a playlist", &dir, &e),
+    }
+}
+
+impl crate::media::EncodedSink for HlsClipSink {
+    fn chain(
+        &self,
+        pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(gst::FlowError::Error);
+        }
+        let pdt_source = self.settings.lock().unwrap().pdt_source;
+        let name = pad.name();
+        let mut notices = Vec::new();
+        let _order = self.dispatch_lock.lock().unwrap();
+        let (cmds, request) = {
+            let mut state = self.state.lock().unwrap();
+            let Some(p) = state.pads.get(name.as_str()) else {
+                return Err(gst::FlowError::NotLinked);
+            };
+            if p.config.is_none() && p.pending_config.is_none() {
+                drop(state);
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("{} buffer before caps", name)
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            }
+            let (track, kind, segment) = (p.track, p.kind, p.segment.clone());
+            let reference = (pdt_source == PdtSource::ReferenceTimestamp
+                && !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT))
+            .then(|| reference_utc(&buffer))
+            .flatten();
+            let sample = match crate::media::sample_from_buffer(&segment, kind, buffer) {
+                Ok(s) => s,
+                Err(SampleError::NoTimestamp) => {
+                    drop(state);
+                    gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                Err(SampleError::Unmappable) => {
+                    drop(state);
+                    gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map buffer"));
+                    return Err(gst::FlowError::Error);
+                }
+            };
+            let mut cmds = Vec::new();
+            // A new codec configuration takes effect at its first keyframe:
+            // what came before is written with the old init segment.
+            let pending = state
+                .pads
+                .get_mut(name.as_str())
+                .filter(|_| sample.keyframe)
+                .and_then(|p| p.pending_config.take());
+            if let Some(new) = pending {
+                let changed = state
+                    .pads
+                    .get(name.as_str())
+                    .and_then(|p| p.config.as_ref())
+                    .is_some_and(|old| !old.same_entry(&new));
+                if changed {
+                    gst::info!(
+                        CAT,
+                        obj = pad,
+                        "codec configuration changed: new init segment"
+                    );
+                    let old = state.cutter.flush();
+                    cmds.extend(self.prepare(&mut state, old));
+                }
+                if let Some(p) = state.pads.get_mut(name.as_str()) {
+                    p.config = Some(new);
+                }
+            }
+            let leads = kind == TrackKind::Video
+                || !state.pads.values().any(|p| p.kind == TrackKind::Video);
+            if let Some(utc) = reference {
+                state.reference = Some((sample.pts, utc));
+            }
+            if state.utc_anchor.is_none() {
+                state.utc_anchor = Some((sample.pts, self.utc_now_at(sample.pts)));
+            }
+            // A timestamp gap or a jump backwards is closed: later samples
+            // are shifted so that recording time continues where it was
+            // (every frame stays decodable), and the next segment starts
+            // after an EXT-X-DISCONTINUITY.
+            let mut sample = sample;
+            let mut closed = None;
+            if let Some(p) = state.pads.get_mut(name.as_str()) {
+                let raw = sample.dts;
+                if let Some(last) = p.last_dts {
+                    let step = raw - last;
+                    let gap = (sample.duration as i64 * 3).max(GAP);
+                    if step < 0 || step > gap {
+                        let expected = if sample.duration > 0 {
+                            sample.duration as i64
+                        } else {
+                            p.last_step
+                        };
+                        p.shift += step - expected;
+                        gst::info!(
+                            CAT,
+                            obj = pad,
+                            "timestamp jump of {step} ns: closing the gap, discontinuity"
+                        );
+                        closed = Some((sample.pts - p.shift, p.shift));
+                    } else {
+                        p.last_step = step;
+                    }
+                }
+                p.last_dts = Some(raw);
+                sample.pts -= p.shift;
+                sample.dts -= p.shift;
+            }
+            if leads && let Some(c) = closed {
+                state.shifts.push(c);
+                state.discontinuity = Some(c.0);
+            }
+            if leads {
+                state.latest = state.latest.max(sample.pts);
+            }
+            let sels = state
+                .cutter
+                .push(track, sample, Instant::now(), &mut notices);
+            // The first keyframe starts recording time: ask for the keyframe
+            // that ends the first segment right away.
+            if state.offset.is_none() {
+                state.offset = state.cutter.pending_start();
+            }
+            cmds.extend(self.prepare(&mut state, sels));
+            let request = self.keyframe_request(&mut state);
+            (cmds, request)
+        };
+        for n in notices {
+            gst::debug!(CAT, imp = self, "{n:?}");
+        }
+        self.send(cmds);
+        self.send_keyframe_request(request);
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::Caps(c) => {
+                let caps = c.caps_owned();
+                let config = match CodecConfig::from_caps(&caps) {
+                    Ok(config) => Arc::new(config),
+                    Err(e) => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Format,
+                            ("{} caps not usable for CMAF: {}", pad.name(), e),
+                            ["caps: {}", caps]
+                        );
+                        return false;
+                    }
+                };
+                gst::debug!(CAT, obj = pad, "caps {caps}");
+                let mut state = self.state.lock().unwrap();
+                let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                    return false;
+                };
+                if p.config.is_none() {
+                    p.config = Some(config);
+                } else {
+                    p.pending_config = Some(config);
+                }
+                true
+            }
+            EventView::Segment(s) => {
+                let mut state = self.state.lock().unwrap();
+                if let (Some(p), Ok(seg)) = (
+                    state.pads.get_mut(pad.name().as_str()),
+                    s.segment().clone().downcast::<gst::ClockTime>(),
+                ) {
+                    p.segment = seg;
+                    true
+                } else {
+                    drop(state);
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("{}: only TIME segments are supported", pad.name())
+                    );
+                    false
+                }
+            }
+            EventView::Eos(_) => {
+                let selections = {
+                    let mut state = self.state.lock().unwrap();
+                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                        return true;
+                    };
+                    p.eos = true;
+                    let track = p.track;
+                    state.cutter.set_eos(track, Instant::now())
+                };
+                self.dispatch(selections, true);
+                true
+            }
+            EventView::FlushStop(_) => {
+                let mut state = self.state.lock().unwrap();
+                if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
+                    p.eos = false;
+                    p.last_dts = None;
+                }
+                true
+            }
+            _ => true,
+        }
     }
 }

@@ -317,11 +317,7 @@ impl ElementImpl for PeriodicClipper {
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
         let name = templ.name_template().to_string();
-        let kind = if name == "video" {
-            TrackKind::Video
-        } else {
-            TrackKind::Audio
-        };
+        let kind = crate::media::kind_of(templ);
         {
             let mut state = self.state.lock().unwrap();
             if state.pads.contains_key(&name) {
@@ -340,24 +336,7 @@ impl ElementImpl for PeriodicClipper {
                 },
             );
         }
-        let pad = gst::Pad::builder_from_template(templ)
-            .name(name.as_str())
-            .chain_function(|pad, parent, buffer| {
-                PeriodicClipper::catch_panic_pad_function(
-                    parent,
-                    || Err(gst::FlowError::Error),
-                    |imp| imp.chain(pad, buffer),
-                )
-            })
-            .event_function(|pad, parent, event| {
-                PeriodicClipper::catch_panic_pad_function(
-                    parent,
-                    || false,
-                    |imp| imp.sink_event(pad, event),
-                )
-            })
-            .flags(gst::PadFlags::ACCEPT_TEMPLATE)
-            .build();
+        let pad = crate::media::request_pad::<Self>(templ);
         pad.set_active(true).ok();
         self.obj().add_pad(&pad).ok()?;
         Some(pad)
@@ -537,166 +516,6 @@ impl PeriodicClipper {
             }),
         };
         PathBuf::from(name)
-    }
-
-    fn chain(
-        &self,
-        pad: &gst::Pad,
-        buffer: gst::Buffer,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(gst::FlowError::Error);
-        }
-        let now = Instant::now();
-        let mut notices = Vec::new();
-        let (selections, new_start) = {
-            let mut state = self.state.lock().unwrap();
-            let Some(p) = state.pads.get(pad.name().as_str()) else {
-                return Err(gst::FlowError::NotLinked);
-            };
-            if p.config.is_none() {
-                drop(state);
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("{} buffer before caps", pad.name())
-                );
-                return Err(gst::FlowError::NotNegotiated);
-            }
-            let track = p.track;
-            let sample = match crate::media::sample_from_buffer(&p.segment, p.kind, buffer) {
-                Ok(sample) => sample,
-                Err(SampleError::NoTimestamp) => {
-                    drop(state);
-                    gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
-                    return Ok(gst::FlowSuccess::Ok);
-                }
-                Err(SampleError::Unmappable) => {
-                    drop(state);
-                    gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map buffer"));
-                    return Err(gst::FlowError::Error);
-                }
-            };
-            let pts = sample.pts;
-            if state.utc_origin.is_none() {
-                state.utc_origin = Some((pts, chrono::Utc::now()));
-            }
-            let before = state.cutter.pending_start();
-            let selections = state.cutter.push(track, sample, now, &mut notices);
-            let after = state.cutter.pending_start();
-            (selections, after.filter(|_| after != before))
-        };
-        for n in notices {
-            let Notice::Dropped {
-                track,
-                samples,
-                reason,
-            } = n;
-            gst::debug!(
-                CAT,
-                imp = self,
-                "dropped {samples} samples of track {track}: {reason}"
-            );
-        }
-        if let Some(start) = new_start {
-            let settings = self.settings.lock().unwrap().clone();
-            self.request_keyframe_after(start, &settings);
-        }
-        self.dispatch(selections);
-        Ok(gst::FlowSuccess::Ok)
-    }
-
-    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
-        use gst::EventView;
-        match event.view() {
-            EventView::Caps(c) => {
-                let caps = c.caps_owned();
-                let config = match CodecConfig::from_caps(&caps) {
-                    Ok(config) => Arc::new(config),
-                    Err(e) => {
-                        gst::element_imp_error!(
-                            self,
-                            gst::StreamError::Format,
-                            ("{} caps not usable for MP4: {}", pad.name(), e),
-                            ["caps: {}", caps]
-                        );
-                        return false;
-                    }
-                };
-                let _order = self.dispatch_lock.lock().unwrap();
-                let selections = {
-                    let mut state = self.state.lock().unwrap();
-                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
-                        return false;
-                    };
-                    let changed = p
-                        .config
-                        .as_ref()
-                        .is_some_and(|old| !old.same_entry(&config));
-                    if changed {
-                        gst::info!(
-                            CAT,
-                            obj = pad,
-                            "codec configuration changed: ending the current clip"
-                        );
-                    }
-                    // The held media is written with the configuration it
-                    // was coded with, before the new one takes over.
-                    let out = if changed {
-                        let s = state.cutter.flush();
-                        self.prepare(&mut state, s)
-                    } else {
-                        Vec::new()
-                    };
-                    if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
-                        p.config = Some(config);
-                    }
-                    out
-                };
-                self.send_jobs(selections);
-                true
-            }
-            EventView::Segment(s) => {
-                let mut state = self.state.lock().unwrap();
-                if let (Some(p), Ok(seg)) = (
-                    state.pads.get_mut(pad.name().as_str()),
-                    s.segment().clone().downcast::<gst::ClockTime>(),
-                ) {
-                    p.segment = seg;
-                    true
-                } else {
-                    drop(state);
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        ("{}: only TIME segments are supported", pad.name())
-                    );
-                    false
-                }
-            }
-            EventView::Eos(_) => {
-                let selections = {
-                    let mut state = self.state.lock().unwrap();
-                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
-                        return true;
-                    };
-                    p.eos = true;
-                    let track = p.track;
-                    state.cutter.set_eos(track, Instant::now())
-                };
-                self.dispatch(selections);
-                true
-            }
-            EventView::FlushStop(_) => {
-                let mut state = self.state.lock().unwrap();
-                if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
-                    p.eos = false;
-                }
-                true
-            }
-            // Sticky events we consumed; nothing goes downstream of a sink.
-            _ => true,
-        }
     }
 
     /// Turns selections into jobs and hands them to the writer, in order.
@@ -909,4 +728,166 @@ fn post_clip_ready(
         .field("audio-frames", audio)
         .build();
     let _ = obj.post_message(gst::message::Element::builder(s).src(obj).build());
+}
+
+impl crate::media::EncodedSink for PeriodicClipper {
+    fn chain(
+        &self,
+        pad: &gst::Pad,
+        buffer: gst::Buffer,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        if self.failed.load(Ordering::SeqCst) {
+            return Err(gst::FlowError::Error);
+        }
+        let now = Instant::now();
+        let mut notices = Vec::new();
+        let (selections, new_start) = {
+            let mut state = self.state.lock().unwrap();
+            let Some(p) = state.pads.get(pad.name().as_str()) else {
+                return Err(gst::FlowError::NotLinked);
+            };
+            if p.config.is_none() {
+                drop(state);
+                gst::element_imp_error!(
+                    self,
+                    gst::CoreError::Negotiation,
+                    ("{} buffer before caps", pad.name())
+                );
+                return Err(gst::FlowError::NotNegotiated);
+            }
+            let track = p.track;
+            let sample = match crate::media::sample_from_buffer(&p.segment, p.kind, buffer) {
+                Ok(sample) => sample,
+                Err(SampleError::NoTimestamp) => {
+                    drop(state);
+                    gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
+                    return Ok(gst::FlowSuccess::Ok);
+                }
+                Err(SampleError::Unmappable) => {
+                    drop(state);
+                    gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map buffer"));
+                    return Err(gst::FlowError::Error);
+                }
+            };
+            let pts = sample.pts;
+            if state.utc_origin.is_none() {
+                state.utc_origin = Some((pts, chrono::Utc::now()));
+            }
+            let before = state.cutter.pending_start();
+            let selections = state.cutter.push(track, sample, now, &mut notices);
+            let after = state.cutter.pending_start();
+            (selections, after.filter(|_| after != before))
+        };
+        for n in notices {
+            let Notice::Dropped {
+                track,
+                samples,
+                reason,
+            } = n;
+            gst::debug!(
+                CAT,
+                imp = self,
+                "dropped {samples} samples of track {track}: {reason}"
+            );
+        }
+        if let Some(start) = new_start {
+            let settings = self.settings.lock().unwrap().clone();
+            self.request_keyframe_after(start, &settings);
+        }
+        self.dispatch(selections);
+        Ok(gst::FlowSuccess::Ok)
+    }
+
+    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
+        use gst::EventView;
+        match event.view() {
+            EventView::Caps(c) => {
+                let caps = c.caps_owned();
+                let config = match CodecConfig::from_caps(&caps) {
+                    Ok(config) => Arc::new(config),
+                    Err(e) => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Format,
+                            ("{} caps not usable for MP4: {}", pad.name(), e),
+                            ["caps: {}", caps]
+                        );
+                        return false;
+                    }
+                };
+                let _order = self.dispatch_lock.lock().unwrap();
+                let selections = {
+                    let mut state = self.state.lock().unwrap();
+                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                        return false;
+                    };
+                    let changed = p
+                        .config
+                        .as_ref()
+                        .is_some_and(|old| !old.same_entry(&config));
+                    if changed {
+                        gst::info!(
+                            CAT,
+                            obj = pad,
+                            "codec configuration changed: ending the current clip"
+                        );
+                    }
+                    // The held media is written with the configuration it
+                    // was coded with, before the new one takes over.
+                    let out = if changed {
+                        let s = state.cutter.flush();
+                        self.prepare(&mut state, s)
+                    } else {
+                        Vec::new()
+                    };
+                    if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
+                        p.config = Some(config);
+                    }
+                    out
+                };
+                self.send_jobs(selections);
+                true
+            }
+            EventView::Segment(s) => {
+                let mut state = self.state.lock().unwrap();
+                if let (Some(p), Ok(seg)) = (
+                    state.pads.get_mut(pad.name().as_str()),
+                    s.segment().clone().downcast::<gst::ClockTime>(),
+                ) {
+                    p.segment = seg;
+                    true
+                } else {
+                    drop(state);
+                    gst::element_imp_error!(
+                        self,
+                        gst::StreamError::Format,
+                        ("{}: only TIME segments are supported", pad.name())
+                    );
+                    false
+                }
+            }
+            EventView::Eos(_) => {
+                let selections = {
+                    let mut state = self.state.lock().unwrap();
+                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                        return true;
+                    };
+                    p.eos = true;
+                    let track = p.track;
+                    state.cutter.set_eos(track, Instant::now())
+                };
+                self.dispatch(selections);
+                true
+            }
+            EventView::FlushStop(_) => {
+                let mut state = self.state.lock().unwrap();
+                if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
+                    p.eos = false;
+                }
+                true
+            }
+            // Sticky events we consumed; nothing goes downstream of a sink.
+            _ => true,
+        }
+    }
 }
