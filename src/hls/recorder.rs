@@ -725,3 +725,136 @@ fn init_timescale(path: &Path) -> Option<u32> {
         f.seek(SeekFrom::Current(size as i64)).ok()?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::Sample;
+    use crate::mp4::CodecConfig;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    fn audio() -> Arc<CodecConfig> {
+        gst::init().unwrap();
+        let caps = gst::Caps::builder("audio/mpeg")
+            .field("mpegversion", 4i32)
+            .field("stream-format", "raw")
+            .field("rate", 48_000i32)
+            .field("channels", 2i32)
+            .field("codec_data", gst::Buffer::from_slice([0x11u8, 0x90]))
+            .build();
+        Arc::new(CodecConfig::from_caps(&caps).unwrap())
+    }
+
+    fn cfg(reconnect: u64) -> RecorderConfig {
+        RecorderConfig {
+            playlist_length: 2,
+            target_duration: 1,
+            enable_pdt: true,
+            reconnect_window: Duration::from_secs(reconnect),
+            max_age: Duration::ZERO,
+            max_bytes: 0,
+        }
+    }
+
+    /// One second of AAC frames starting at `second`.
+    fn second(config: &Arc<CodecConfig>, second: i64) -> ClipTrack {
+        let frame = 1024 * 1_000_000_000 / 48_000;
+        let start = second * 1_000_000_000;
+        let samples: Vec<Sample> = (0..)
+            .map(|i| start + i * frame)
+            .take_while(|&t| t < start + 1_000_000_000)
+            .map(|t| Sample {
+                pts: t,
+                dts: t,
+                duration: frame as u64,
+                keyframe: true,
+                data: Bytes::from(vec![7u8; 200]),
+            })
+            .collect();
+        ClipTrack {
+            config: config.clone(),
+            samples,
+            next_dts: Some(start + 1_000_000_000),
+        }
+    }
+
+    fn record(r: &mut Recorder, a: &Arc<CodecConfig>, seconds: std::ops::Range<i64>) {
+        for s in seconds {
+            let t = second(a, s);
+            r.append(&[t], 0, &[0], Some(Utc::now()), (s + 1) * 1_000_000_000)
+                .unwrap();
+            r.close_segment().unwrap();
+        }
+    }
+
+    #[test]
+    fn recovers_a_torn_segment_then_closes_or_resumes() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = audio();
+        let init = fragmented::init_segment(&[&a], None).unwrap();
+        let (mut r, report) = Recorder::start(dir.path(), "cam", cfg(0), Utc::now()).unwrap();
+        assert!(!report.resumed);
+        let id = report.media_id.clone();
+        r.write_init(&init).unwrap();
+        record(&mut r, &a, 0..3);
+        // A fourth segment is being written: two complete fragments and
+        // a torn third when the process dies.
+        for s in 3..5 {
+            let t = second(&a, s);
+            r.append(&[t], 0, &[0], None, (s + 1) * 1_000_000_000)
+                .unwrap();
+        }
+        let torn_path = r.session_dir().join("segment-00003.m4s");
+        let complete = std::fs::metadata(&torn_path).unwrap().len();
+        {
+            let mut f = OpenOptions::new().append(true).open(&torn_path).unwrap();
+            f.write_all(&[0, 0, 1, 0, b'm', b'o', b'o', b'f', 1, 2, 3])
+                .unwrap();
+        }
+        drop(r);
+        let live = m3u8_rs::parse_media_playlist_res(
+            &std::fs::read(dir.path().join("cam").join(&id).join(LIVE)).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(live.segments.len(), 2, "sliding window");
+        assert_eq!(live.media_sequence, 1);
+
+        // Restart within the window: the session continues.
+        let (mut r, report) = Recorder::start(dir.path(), "cam", cfg(60), Utc::now()).unwrap();
+        assert!(report.resumed);
+        assert_eq!(report.media_id, id);
+        assert_eq!(report.truncated_bytes, 11);
+        assert_eq!(std::fs::metadata(&torn_path).unwrap().len(), complete);
+        assert_eq!(
+            r.segments().len(),
+            4,
+            "the torn segment's complete fragments are kept"
+        );
+        assert_eq!(r.segments()[3].duration, 2_000_000_000);
+        assert_eq!(r.base(), 5_000_000_000);
+        r.write_init(&init).unwrap();
+        record(&mut r, &a, 0..1);
+        r.finish_session(Utc::now()).unwrap();
+        let replay = m3u8_rs::parse_media_playlist_res(
+            &std::fs::read(r.session_dir().join(REPLAY)).unwrap(),
+        )
+        .unwrap();
+        assert!(replay.end_list);
+        assert_eq!(replay.segments.len(), 5);
+        assert!(replay.segments[4].discontinuity);
+        assert_eq!(replay.segments[4].map.as_ref().unwrap().uri, "init-1.mp4");
+        let total: f32 = replay.segments.iter().map(|s| s.duration).sum();
+        assert!((total - 6.0).abs() < 0.01, "{total}");
+
+        // A later start outside the window: a new session; the old one is
+        // listed as ended.
+        let (_r, report) = Recorder::start(dir.path(), "cam", cfg(0), Utc::now()).unwrap();
+        assert!(!report.resumed);
+        assert_ne!(report.media_id, id);
+        let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
+        assert_eq!(sessions.sessions.len(), 2);
+        assert_eq!(sessions.get(&id).unwrap().state, State::Ended);
+        assert_eq!(sessions.get(&id).unwrap().segments, 5);
+    }
+}
