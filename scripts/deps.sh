@@ -8,7 +8,7 @@ PKGS=(
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-  ffmpeg python3-gst-1.0
+  ffmpeg python3-gst-1.0 chromium
 )
 
 missing=()
@@ -22,6 +22,16 @@ if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# hls.js for the browser playback checks (web/package-lock.json pins it).
+if ! command -v npm >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
+fi
+here="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -f "$here/web/node_modules/hls.js/dist/hls.min.js" ]; then
+  (cd "$here/web" && npm ci --no-audit --no-fund --silent)
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

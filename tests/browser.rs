@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: MPL-2.0
+//! What browsers see: a recording made by hlsclipsink plays in headless
+//! Chromium through hls.js (Media Source Extensions), without gaps, to its
+//! end.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const PAGE: &str = r#"<!doctype html><html><body>
+<video id=v muted autoplay playsinline></video>
+<script src="/hls.min.js"></script>
+<script>
+const log = (m) => console.log("liveclip: " + m);
+const v = document.getElementById('v');
+const hls = new Hls();
+hls.on(Hls.Events.ERROR, (e, d) => log("error " + d.type + " " + d.details + " fatal=" + d.fatal));
+hls.loadSource("/rec/replay.m3u8");
+hls.attachMedia(v);
+v.addEventListener('ended', () => {
+  const q = v.getVideoPlaybackQuality();
+  const b = v.buffered;
+  const ranges = [];
+  for (let i = 0; i < b.length; i++) ranges.push(b.start(i).toFixed(3) + "-" + b.end(i).toFixed(3));
+  log("ended at " + v.currentTime.toFixed(3) + " frames " + q.totalVideoFrames +
+      " width " + v.videoWidth + " buffered " + ranges.join(","));
+});
+</script></body></html>"#;
+
+/// A minimal file server for the page, hls.js and the session directory.
+fn serve(session: PathBuf, hlsjs: PathBuf) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let session = session.clone();
+            let hlsjs = hlsjs.clone();
+            std::thread::spawn(move || {
+                let mut stream = stream;
+                let mut line = String::new();
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                if reader.read_line(&mut line).is_err() {
+                    return;
+                }
+                // Drain the headers.
+                let mut h = String::new();
+                while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                    h.clear();
+                }
+                let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+                let (body, kind) = match path.as_str() {
+                    "/" => (Some(PAGE.as_bytes().to_vec()), "text/html"),
+                    "/hls.min.js" => (std::fs::read(&hlsjs).ok(), "text/javascript"),
+                    p if p.starts_with("/rec/") && !p.contains("..") => {
+                        let name = &p["/rec/".len()..];
+                        let kind = if name.ends_with(".m3u8") {
+                            "application/vnd.apple.mpegurl"
+                        } else {
+                            "video/mp4"
+                        };
+                        (std::fs::read(session.join(name)).ok(), kind)
+                    }
+                    _ => (None, "text/plain"),
+                };
+                let _ = match body {
+                    Some(b) => stream
+                        .write_all(
+                            format!(
+                                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                                b.len()
+                            )
+                            .as_bytes(),
+                        )
+                        .and_then(|_| stream.write_all(&b)),
+                    None => stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    ),
+                };
+            });
+        }
+    });
+    port
+}
+
+/// Runs headless Chromium on `url` until the page logs `ended` (or a fatal
+/// error), returning the page's log lines.
+fn chromium(url: &str) -> Vec<String> {
+    let profile = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--autoplay-policy=no-user-gesture-required",
+            "--remote-debugging-port=0",
+            "--enable-logging=stderr",
+            "--v=0",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("chromium (Debian package chromium) runs");
+    let mut err = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        let mut pending = String::new();
+        while let Ok(n) = err.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+            while let Some(i) = pending.find('\n') {
+                let line: String = pending.drain(..=i).collect();
+                if let Some(p) = line.find("liveclip: ") {
+                    let msg = line[p + 10..].split('"').next().unwrap_or("").to_string();
+                    if tx.send(msg).is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let mut lines = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(l) => {
+                let end = l.starts_with("ended") || l.contains("fatal=true");
+                lines.push(l);
+                if end {
+                    break;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    lines
+}
+
+#[test]
+fn a_recording_plays_in_chromium_with_hls_js() {
+    let hlsjs =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("web/node_modules/hls.js/dist/hls.min.js");
+    assert!(
+        hlsjs.exists(),
+        "hls.js is installed by scripts/deps.sh (npm ci in web/)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // 8 s with B-frames (negative composition offsets) and audio.
+    let pipeline = launch(&format!(
+        "hlsclipsink name=h location={} stream-id=cam target-duration=2 \
+         videotestsrc num-buffers=240 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+           x264enc bframes=2 b-adapt=false speed-preset=ultrafast key-int-max=60 ! h264parse ! queue ! h.video \
+         audiotestsrc num-buffers=376 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! \
+           voaacenc ! aacparse ! queue ! h.audio",
+        dir.path().display()
+    ));
+    let run = run(&pipeline, Duration::from_secs(60));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let session = session_dirs(&dir.path().join("cam")).pop().unwrap();
+    let port = serve(session, hlsjs);
+    let lines = chromium(&format!("http://127.0.0.1:{port}/"));
+    assert!(
+        lines.iter().all(|l| !l.starts_with("error")),
+        "hls.js reported errors: {lines:?}"
+    );
+    let ended = lines
+        .iter()
+        .find(|l| l.starts_with("ended"))
+        .unwrap_or_else(|| panic!("playback did not reach the end: {lines:?}"));
+    // "ended at 8.000 frames N width 320 buffered 0.000-8.000"
+    let words: Vec<&str> = ended.split_whitespace().collect();
+    let at: f64 = words[2].parse().unwrap();
+    let frames: u64 = words[4].parse().unwrap();
+    assert!((at - 8.0).abs() < 0.1, "{ended}");
+    assert!(frames >= 200, "{ended}");
+    assert_eq!(words[6], "320", "{ended}");
+    let ranges = words[8];
+    assert!(
+        !ranges.contains(','),
+        "one buffered range, no gaps: {ended}"
+    );
+    let start: f64 = ranges.split('-').next().unwrap().parse().unwrap();
+    assert!(start.abs() < 0.05, "media starts at 0: {ended}");
+}
