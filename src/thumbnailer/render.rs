@@ -55,13 +55,13 @@ pub struct Renderer {
     tile: Option<gst_app::AppSink>,
 }
 
-fn make(factory: &str) -> Result<gst::Element, String> {
+pub(crate) fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
         .build()
         .map_err(|_| format!("element {factory} is missing (install its GStreamer plugin)"))
 }
 
-fn appsink() -> gst_app::AppSink {
+pub(crate) fn appsink() -> gst_app::AppSink {
     gst_app::AppSink::builder()
         .sync(false)
         .async_(false)
@@ -304,7 +304,7 @@ impl Drop for Renderer {
     }
 }
 
-fn bus_error(bus: &gst::Bus) -> Option<String> {
+pub(crate) fn bus_error(bus: &gst::Bus) -> Option<String> {
     let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
     match msg.view() {
         gst::MessageView::Error(e) => Some(e.error().to_string()),
@@ -312,7 +312,7 @@ fn bus_error(bus: &gst::Bus) -> Option<String> {
     }
 }
 
-fn rgbx_of(sample: &gst::Sample) -> Option<Rgbx> {
+pub(crate) fn rgbx_of(sample: &gst::Sample) -> Option<Rgbx> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
     let buffer = sample.buffer()?;
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
