@@ -168,6 +168,11 @@ pub struct Stream {
     pub duration: f64,
     /// Frames counted by decoding (`-count_frames`).
     pub frames: u64,
+    /// Video only (0 and empty for audio).
+    pub width: u32,
+    pub height: u32,
+    /// `r_frame_rate`, e.g. `10/1`.
+    pub frame_rate: String,
 }
 
 pub fn streams(file: &Path) -> Vec<Stream> {
@@ -175,7 +180,7 @@ pub fn streams(file: &Path) -> Vec<Stream> {
         &[
             "-count_frames",
             "-show_entries",
-            "stream=codec_type,codec_name,start_time,duration,nb_read_frames",
+            "stream=codec_type,codec_name,start_time,duration,nb_read_frames,width,height,r_frame_rate",
             "-of",
             "compact=p=0:nk=0",
         ],
@@ -196,6 +201,9 @@ pub fn streams(file: &Path) -> Vec<Stream> {
                 start_time: field("start_time").parse().unwrap_or(f64::NAN),
                 duration: field("duration").parse().unwrap_or(f64::NAN),
                 frames: field("nb_read_frames").parse().unwrap_or(0),
+                width: field("width").parse().unwrap_or(0),
+                height: field("height").parse().unwrap_or(0),
+                frame_rate: field("r_frame_rate"),
             }
         })
         .collect()
