@@ -17,6 +17,7 @@ pub mod hlsclipsink;
 pub mod media;
 pub mod motionclipenc;
 pub mod mp4;
+pub mod output;
 pub mod periodicclipper;
 pub mod thumbnailer;
 

@@ -5,9 +5,9 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
@@ -22,51 +22,6 @@ fn raw(frames: u32, size: &str) -> String {
         "videotestsrc name=src num-buffers={frames} ! capsfilter name=cf \
          caps=video/x-raw,{size},framerate=30/1"
     )
-}
-
-fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .collect();
-    v.sort();
-    v
-}
-
-fn ok(run: &Run) {
-    assert!(run.error.is_none(), "{:?}", run.error);
-    assert!(run.eos, "no EOS");
-}
-
-fn ns(s: &gst::Structure, field: &str) -> u64 {
-    s.get::<gst::ClockTime>(field).unwrap().nseconds()
-}
-
-/// Buffers reaching `appsink name=out`: (PTS, bytes, caps name).
-type Outputs = Arc<Mutex<Vec<(u64, usize, String)>>>;
-
-fn outputs(pipeline: &gst::Pipeline) -> Outputs {
-    let out: Outputs = Arc::default();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    let o = out.clone();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let caps = sample.caps().unwrap().structure(0).unwrap().name();
-                let b = sample.buffer().unwrap();
-                let pts = b.pts().map_or(u64::MAX, |t| t.nseconds());
-                o.lock().unwrap().push((pts, b.size(), caps.to_string()));
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    out
 }
 
 /// Checks an MP4 clip: one H.264 video stream and nothing else, the size,
@@ -134,7 +89,7 @@ fn mp4_clips_every_interval() {
         raw(300, "width=640,height=360"),
         dir.path().join("m-%03d.mp4").display()
     ));
-    let out = outputs(&p);
+    let out = collect(&p);
     let run = run(&p, TIMEOUT);
     ok(&run);
     assert!(run.warnings.is_empty(), "{:?}", run.warnings);
@@ -215,7 +170,7 @@ fn gif_frames_delays_loop_and_colours() {
         raw(210, "width=640,height=360"),
         dir.path().join("m-%03d.gif").display()
     ));
-    let out = outputs(&p);
+    let out = collect(&p);
     let run = run(&p, TIMEOUT);
     ok(&run);
     let gifs = files(dir.path(), "gif");
@@ -312,7 +267,7 @@ fn capture_now_starts_a_clip_at_the_next_frame() {
                 assert!(m.emit_by_name::<bool>("capture-now", &[]));
             }
         });
-        let out = outputs(&p);
+        let out = collect(&p);
         let run = run(&p, TIMEOUT);
         ok(&run);
         let msgs = run.named("motionclipenc-clip");

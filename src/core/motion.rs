@@ -9,6 +9,8 @@
 //! in a slot fills it and the others in that slot are dropped, so frame
 //! rate reduction picks frames evenly in time whatever the input rate.
 
+use super::thumbs::tick_after;
+
 const NS: i128 = 1_000_000_000;
 
 /// Why a window was opened.
@@ -160,12 +162,9 @@ impl Windows {
         if self.open.is_none() {
             let periodic = self.next_tick.is_some_and(|tick| t >= tick);
             if periodic {
-                // The first tick strictly after t: ticks that passed while
-                // a window was open are not served twice.
-                let i = self.interval as i64;
-                let origin = self.origin.unwrap_or(t);
-                let k = (t - origin).div_euclid(i) + 1;
-                self.next_tick = Some(origin.saturating_add(k.saturating_mul(i)));
+                // Ticks that passed while a window was open are not served
+                // twice.
+                self.next_tick = Some(tick_after(self.origin.unwrap_or(t), self.interval, t));
             }
             let trigger = if std::mem::take(&mut self.demand) {
                 Some(Trigger::OnDemand)

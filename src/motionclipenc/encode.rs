@@ -24,7 +24,7 @@ use crate::core::motion::gif_delays;
 use crate::media::sample_from_buffer;
 use crate::mp4::codec::CodecConfig;
 use crate::mp4::progressive::{ClipTrack, Mp4Clip};
-use crate::thumbnailer::render::{appsink, bus_error, make, rgbx_of};
+use crate::thumbnailer::render::{appsink, bus_error, make, rgbx_of, wait_eos};
 
 use super::ClipFormat;
 
@@ -180,21 +180,9 @@ impl ClipPipeline {
     pub fn finish(self, timeout: Duration) -> Result<Vec<gst::Sample>, String> {
         let bus = self.pipeline.bus().ok_or("pipeline without a bus")?;
         let _ = self.src.end_of_stream();
-        let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
-        match msg.as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Eos(_)) => {}
-            Some(gst::MessageView::Error(e)) => {
-                return Err(format!(
-                    "{} ({})",
-                    e.error(),
-                    e.debug().map(|d| d.to_string()).unwrap_or_default()
-                ));
-            }
-            _ => return Err(format!("the encoder did not finish within {timeout:?}")),
-        }
+        wait_eos(&bus, timeout).map_err(|e| {
+            e.unwrap_or_else(|| format!("the encoder did not finish within {timeout:?}"))
+        })?;
         let mut out = Vec::new();
         while let Some(s) = self.sink.try_pull_sample(gst::ClockTime::ZERO) {
             out.push(s);

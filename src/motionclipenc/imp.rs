@@ -5,20 +5,19 @@
 //! ([`super::encode`]), makes the clip file, writes it, and pushes it on the
 //! src pad.
 
-use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Condvar, LazyLock, Mutex, mpsc};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{LazyLock, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::core::atomic::atomic_write;
 use crate::core::motion::{Trigger, Windows};
 use crate::core::pattern::format_index;
 use crate::core::thumbs::{Fit, Geometry};
+use crate::output::{FileSeries, SrcOutput, WorkQueue, post_eos_if_sink, write_file};
 
 use super::ClipFormat;
 use super::encode::{self, ClipPipeline, Spec};
@@ -153,10 +152,8 @@ pub struct MotionClipEnc {
     /// Bumped by every flush: commands of an older generation are dropped.
     generation: AtomicU64,
     flushing: AtomicBool,
-    /// Frames handed to the worker and not yet fed, and its signal.
-    queued: (Mutex<usize>, Condvar),
-    /// Whether upstream is live: 0 = not asked yet, 1 = live, 2 = not.
-    live: AtomicU8,
+    /// Frames handed to the worker and not yet fed.
+    queue: WorkQueue,
     /// A file could not be written: the streaming thread returns an error.
     failed: AtomicBool,
     /// Held by the worker while it pushes, and by FLUSH_STOP, so that no
@@ -218,8 +215,7 @@ impl ObjectSubclass for MotionClipEnc {
             state: Mutex::default(),
             generation: AtomicU64::new(0),
             flushing: AtomicBool::new(false),
-            queued: (Mutex::new(0), Condvar::new()),
-            live: AtomicU8::new(0),
+            queue: WorkQueue::new(MAX_QUEUED),
             failed: AtomicBool::new(false),
             push_lock: Mutex::new(()),
         }
@@ -478,7 +474,7 @@ impl ElementImpl for MotionClipEnc {
                 // A streaming thread waiting for room must let go.
                 self.flushing.store(true, Ordering::SeqCst);
                 self.generation.fetch_add(1, Ordering::SeqCst);
-                self.wake();
+                self.queue.wake();
             }
             _ => {}
         }
@@ -500,8 +496,7 @@ impl MotionClipEnc {
         };
         self.failed.store(false, Ordering::SeqCst);
         self.flushing.store(false, Ordering::SeqCst);
-        *self.queued.0.lock().unwrap() = 0;
-        self.live.store(0, Ordering::SeqCst);
+        self.queue.reset();
         let (tx, rx) = mpsc::channel();
         let weak = self.obj().downgrade();
         let handle = std::thread::Builder::new()
@@ -631,7 +626,7 @@ impl MotionClipEnc {
             return Ok(gst::FlowSuccess::Ok);
         };
         drop(state);
-        if !self.wait_for_room() {
+        if !self.queue.wait_for_room(&self.sinkpad, &self.flushing) {
             let mut state = self.state.lock().unwrap();
             state.dropped += 1;
             if state.dropped == 1 {
@@ -651,36 +646,10 @@ impl MotionClipEnc {
         // have only a few) while it waits for the encoder: one copy per
         // output frame, none for the frames dropped.
         let frame = buffer.copy_deep().unwrap_or(buffer);
-        *self.queued.0.lock().unwrap() += 1;
+        self.queue.add();
         let state = self.state.lock().unwrap();
         self.send(&state, Command::Frame(frame, offset, generation));
         Ok(gst::FlowSuccess::Ok)
-    }
-
-    /// Waits until the worker has room for another frame without a live
-    /// source (back-pressure, as a full queue gives); with one, never waits
-    /// and says whether there is room.
-    fn wait_for_room(&self) -> bool {
-        if self.live.load(Ordering::SeqCst) == 0 {
-            let mut q = gst::query::Latency::new();
-            let live = self.sinkpad.peer_query(&mut q) && q.result().0;
-            gst::debug!(CAT, imp = self, "upstream is live: {live}");
-            self.live.store(if live { 1 } else { 2 }, Ordering::SeqCst);
-        }
-        let (count, cv) = &self.queued;
-        let mut n = count.lock().unwrap();
-        if self.live.load(Ordering::SeqCst) == 1 {
-            return *n < MAX_QUEUED;
-        }
-        while *n >= MAX_QUEUED && !self.flushing.load(Ordering::SeqCst) {
-            n = cv.wait_timeout(n, Duration::from_millis(100)).unwrap().0;
-        }
-        true
-    }
-
-    fn wake(&self) {
-        let _n = self.queued.0.lock().unwrap();
-        self.queued.1.notify_all();
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
@@ -729,7 +698,7 @@ impl MotionClipEnc {
             EventView::FlushStart(_) => {
                 self.flushing.store(true, Ordering::SeqCst);
                 self.generation.fetch_add(1, Ordering::SeqCst);
-                self.wake();
+                self.queue.wake();
                 self.srcpad.push_event(event)
             }
             EventView::FlushStop(_) => {
@@ -751,35 +720,15 @@ impl MotionClipEnc {
     }
 
     fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        match query.view_mut() {
-            // The input is not passed on: upstream allocates as it likes.
-            gst::QueryViewMut::Allocation(_) => true,
-            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
-        }
+        crate::output::sink_query(self.obj().upcast_ref(), pad, query)
     }
 
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
-        match event.view() {
-            // QoS and renegotiation concern the clips, not the video
-            // upstream.
-            gst::EventView::Qos(_) | gst::EventView::Reconfigure(_) => true,
-            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
-        }
+        crate::output::src_event(self.obj().upcast_ref(), pad, event)
     }
 
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        match query.view_mut() {
-            gst::QueryViewMut::Caps(q) => {
-                let caps = self.src_caps();
-                let caps = match q.filter() {
-                    Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
-                    None => caps,
-                };
-                q.set_result(&caps);
-                true
-            }
-            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
-        }
+        crate::output::src_query(self.obj().upcast_ref(), pad, query, self.src_caps())
     }
 
     fn src_caps(&self) -> gst::Caps {
@@ -828,9 +777,9 @@ struct Capture {
 struct Worker {
     weak: glib::WeakRef<super::MotionClipEnc>,
     capture: Option<Capture>,
-    caps_sent: Option<gst::Caps>,
+    out: SrcOutput,
     next_index: Option<u64>,
-    written: VecDeque<PathBuf>,
+    files: FileSeries,
     /// An encoder that could not be built was warned about once.
     warned: bool,
 }
@@ -840,9 +789,9 @@ impl Worker {
         Self {
             weak,
             capture: None,
-            caps_sent: None,
+            out: SrcOutput::new("motionclipenc"),
             next_index: None,
-            written: VecDeque::new(),
+            files: FileSeries::default(),
             warned: false,
         }
     }
@@ -867,9 +816,7 @@ impl Worker {
                     if ok(generation) {
                         self.feed(imp, buffer, offset);
                     }
-                    let (count, cv) = &imp.queued;
-                    *count.lock().unwrap() -= 1;
-                    cv.notify_all();
+                    imp.queue.done();
                 }
                 Command::End(duration, generation) => {
                     let capture = self.capture.take();
@@ -888,12 +835,7 @@ impl Worker {
                     if generation == current {
                         gst::debug!(CAT, imp = imp, "all clips out, pushing EOS");
                         self.push_event(imp, gst::event::Eos::new(), generation);
-                        if obj.element_flags().contains(gst::ElementFlags::SINK) {
-                            // Nothing downstream to end: tell the bin
-                            // directly that this branch is done.
-                            let _ =
-                                obj.post_message(gst::message::Eos::builder().src(&obj).build());
-                        }
+                        post_eos_if_sink(obj.upcast_ref());
                     }
                 }
             }
@@ -1005,20 +947,16 @@ impl Worker {
         // that are there.
         let mut location = None;
         if let Some(pattern) = &settings.location {
-            let path = PathBuf::from(format_index(pattern, index).unwrap_or_else(|e| {
+            let fallback = format!("motion-%05d.{}", format.nick());
+            let (path, bad) = FileSeries::path(pattern, index, &fallback);
+            if let Some(e) = bad {
                 gst::warning!(CAT, imp = imp, "{e}");
-                format!("motion-{index:05}.{}", format.nick())
-            }));
+            }
             if !write(imp, &path, &clip.bytes, false) {
                 return;
             }
-            self.written.push_back(path.clone());
-            while settings.max_files > 0 && self.written.len() > settings.max_files as usize {
-                if let Some(old) = self.written.pop_front()
-                    && let Err(e) = std::fs::remove_file(&old)
-                {
-                    gst::warning!(CAT, imp = imp, "cannot delete {}: {e}", old.display());
-                }
+            for e in self.files.add(path.clone(), settings.max_files) {
+                gst::warning!(CAT, imp = imp, "{e}");
             }
             location = Some(path);
         }
@@ -1064,66 +1002,42 @@ impl Worker {
             b.set_duration(gst::ClockTime::from_nseconds(duration));
             b.set_offset(index);
         }
-        let _push = imp.push_lock.lock().unwrap();
-        if imp.generation.load(Ordering::SeqCst) != generation {
-            return;
-        }
-        self.ensure_caps(imp);
-        match imp.srcpad.push(buffer) {
-            Ok(_) | Err(gst::FlowError::Flushing) | Err(gst::FlowError::NotLinked) => {}
-            Err(gst::FlowError::Eos) => gst::debug!(CAT, imp = imp, "downstream is EOS"),
-            Err(e) => {
-                imp.failed.store(true, Ordering::SeqCst);
-                gst::element_imp_error!(
-                    imp,
-                    gst::StreamError::Failed,
-                    ("Downstream refused a motion clip: {:?}", e)
-                );
-            }
+        if let Err(e) = self.out.push(
+            &imp.srcpad,
+            &imp.push_lock,
+            &imp.generation,
+            generation,
+            buffer,
+            imp.src_caps(),
+        ) {
+            imp.failed.store(true, Ordering::SeqCst);
+            gst::element_imp_error!(
+                imp,
+                gst::StreamError::Failed,
+                ("Downstream refused a motion clip: {:?}", e)
+            );
         }
     }
 
-    /// Pushes `event` on the src pad unless a flush came in between; the
-    /// caps go first when they are not out yet.
-    fn push_event(&mut self, imp: &MotionClipEnc, event: gst::Event, generation: u64) -> bool {
-        let _push = imp.push_lock.lock().unwrap();
-        if imp.generation.load(Ordering::SeqCst) != generation {
-            return false;
-        }
-        if !matches!(event.view(), gst::EventView::StreamStart(_)) {
-            self.ensure_caps(imp);
-        }
-        imp.srcpad.push_event(event)
-    }
-
-    fn ensure_caps(&mut self, imp: &MotionClipEnc) {
-        let caps = imp.src_caps();
-        if self.caps_sent.as_ref() != Some(&caps) {
-            if imp
-                .srcpad
-                .sticky_event::<gst::event::StreamStart>(0)
-                .is_none()
-            {
-                let id = format!("motionclipenc-{:p}", imp);
-                imp.srcpad.push_event(gst::event::StreamStart::new(&id));
-            }
-            imp.srcpad.push_event(gst::event::Caps::new(&caps));
-            self.caps_sent = Some(caps);
-        }
+    fn push_event(&mut self, imp: &MotionClipEnc, event: gst::Event, generation: u64) {
+        self.out.push_event(
+            &imp.srcpad,
+            &imp.push_lock,
+            &imp.generation,
+            generation,
+            event,
+            imp.src_caps(),
+        );
     }
 }
 
 /// Writes a file atomically; an error is an element error naming it.
 fn write(imp: &MotionClipEnc, path: &Path, bytes: &[u8], sync: bool) -> bool {
-    match atomic_write(path, bytes, sync) {
+    match write_file(path, bytes, sync) {
         Ok(()) => true,
         Err(e) => {
             imp.failed.store(true, Ordering::SeqCst);
-            gst::element_imp_error!(
-                imp,
-                gst::ResourceError::OpenWrite,
-                ("Could not write {}: {}", path.display(), e)
-            );
+            gst::element_imp_error!(imp, gst::ResourceError::OpenWrite, ("{}", e));
             false
         }
     }

@@ -268,21 +268,8 @@ impl Renderer {
         self.src
             .end_of_stream()
             .map_err(|e| format!("eos: {e:?}"))?;
-        let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
-        match msg.as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Eos(_)) => {}
-            Some(gst::MessageView::Error(e)) => {
-                return Err(format!(
-                    "{} ({})",
-                    e.error(),
-                    e.debug().map(|d| d.to_string()).unwrap_or_default()
-                ));
-            }
-            _ => return Err(format!("no image within {timeout:?}")),
-        }
+        wait_eos(&bus, timeout)
+            .map_err(|e| e.unwrap_or_else(|| format!("no image within {timeout:?}")))?;
         let sample = self
             .image
             .try_pull_sample(gst::ClockTime::ZERO)
@@ -301,6 +288,24 @@ impl Renderer {
 impl Drop for Renderer {
     fn drop(&mut self) {
         let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+/// Waits for EOS on `bus`: an error message is `Err(Some(text))`, the
+/// timeout `Err(None)`.
+pub(crate) fn wait_eos(bus: &gst::Bus, timeout: Duration) -> Result<(), Option<String>> {
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => Ok(()),
+        Some(gst::MessageView::Error(e)) => Err(Some(format!(
+            "{} ({})",
+            e.error(),
+            e.debug().map(|d| d.to_string()).unwrap_or_default()
+        ))),
+        _ => Err(None),
     }
 }
 

@@ -3,9 +3,9 @@
 //! (ffprobe, ffmpeg, mp4-atom) to check what the elements wrote.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -299,4 +299,63 @@ pub fn session_dirs(stream_dir: &Path) -> Vec<std::path::PathBuf> {
 pub fn plugin_dir() -> std::path::PathBuf {
     let exe = std::env::current_exe().unwrap();
     exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
+
+pub fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Output buffers of the `appsink name=out`: (running time of the PTS in
+/// ns, bytes, caps name). x264enc moves PTS by 1000 h; running time is what
+/// the intervals count.
+pub type Outputs = Arc<Mutex<Vec<(u64, usize, String)>>>;
+
+pub fn collect(pipeline: &gst::Pipeline) -> Outputs {
+    let out: Outputs = Arc::default();
+    let sink = pipeline
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let o = out.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let name = sample
+                    .caps()
+                    .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
+                    .unwrap_or_default();
+                let b = sample.buffer().unwrap();
+                let segment = sample
+                    .segment()
+                    .unwrap()
+                    .downcast_ref::<gst::ClockTime>()
+                    .unwrap()
+                    .clone();
+                let rt = b
+                    .pts()
+                    .and_then(|t| segment.to_running_time(t))
+                    .map_or(u64::MAX, |t| t.nseconds());
+                o.lock().unwrap().push((rt, b.size(), name));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    out
+}
+
+pub fn ns(s: &gst::Structure, field: &str) -> u64 {
+    s.get::<gst::ClockTime>(field).unwrap().nseconds()
+}
+
+pub fn ok(run: &Run) {
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert!(run.eos, "no EOS");
 }
