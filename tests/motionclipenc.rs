@@ -487,3 +487,43 @@ fn live_source() {
         check_mp4(f, (320, 180), 1.0);
     }
 }
+
+#[test]
+fn flushing_seek_restarts_the_schedule() {
+    let p = launch(
+        "videotestsrc ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+         motionclipenc interval=2 duration=1 ! appsink name=out sync=false",
+    );
+    let out = collect(&p);
+    p.set_state(gst::State::Paused).unwrap();
+    let (res, _, _) = p.state(gst::ClockTime::from_seconds(30));
+    assert!(res.is_ok(), "prerolls");
+    p.seek(
+        1.0,
+        gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+        gst::SeekType::Set,
+        gst::ClockTime::from_seconds(5),
+        gst::SeekType::Set,
+        gst::ClockTime::from_seconds(9),
+    )
+    .unwrap();
+    let run = run(&p, TIMEOUT);
+    ok(&run);
+    // After the seek running time starts again at 0 (media 5 s): clips at
+    // running time 0 and 2 s, 1 s each. (The preroll may have made the
+    // clip at 0 s before the seek.)
+    let msgs = run.named("motionclipenc-clip");
+    let after: Vec<u64> = msgs
+        .iter()
+        .map(|m| ns(m, "running-time"))
+        .collect::<Vec<_>>()
+        .split_off(msgs.len().saturating_sub(2));
+    assert_eq!(after, [0, 2 * S], "{msgs:?}");
+    let out = out.lock().unwrap();
+    let last: Vec<u64> = out.iter().rev().take(2).map(|o| o.0).collect();
+    assert_eq!(
+        last,
+        [2 * S, 0],
+        "running time of the pushed clips: {out:?}"
+    );
+}

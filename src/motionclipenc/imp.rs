@@ -678,6 +678,8 @@ impl MotionClipEnc {
                     return false;
                 };
                 let mut state = self.state.lock().unwrap();
+                // The open clip goes out in the segment its PTS belongs to.
+                self.close_window(&mut state, generation);
                 state.segment = seg;
                 self.send(&state, Command::Event(event, generation));
                 true
