@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use common::{run_to_eos, self_cpu};
+use common::{median, run_to_eos, self_cpu};
 use gst::prelude::*;
 
 const CAPS: &str = "video/x-raw,format=I420,width=1920,height=1080,framerate=30/1";
@@ -95,11 +95,6 @@ fn measure(tail: &str, frames: &Arc<Vec<gst::Buffer>>, seconds: u32) -> Duration
     let before = self_cpu();
     run_to_eos(pipeline.upcast_ref());
     self_cpu() - before
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{input, run_to_eos, self_cpu};
+use common::{input, median, run_to_eos, self_cpu};
 use gst::prelude::*;
 
 const RUNS: usize = 5;
@@ -46,11 +46,6 @@ fn measure(desc: &str) -> (Duration, usize) {
     run_to_eos(pipeline.upcast_ref());
     let spent = self_cpu() - before;
     (spent, count.load(Ordering::SeqCst))
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {

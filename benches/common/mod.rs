@@ -45,6 +45,12 @@ pub fn run_to_eos(pipeline: &gst::Element) {
     pipeline.set_state(gst::State::Null).unwrap();
 }
 
+/// The median of a few measurements.
+pub fn median(mut v: Vec<std::time::Duration>) -> std::time::Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
 /// User + system CPU time of this process so far (all threads).
 pub fn self_cpu() -> std::time::Duration {
     // SAFETY: getrusage only writes into the struct it is given.
