@@ -527,3 +527,23 @@ fn flushing_seek_restarts_the_schedule() {
         "running time of the pushed clips: {out:?}"
     );
 }
+
+#[test]
+fn live_source_behind_a_tee_with_another_sink() {
+    // The other branch's sink waits for PLAYING with its queue full; the
+    // pipeline gets there only once motionclipenc's sink has prerolled.
+    let dir = tempfile::tempdir().unwrap();
+    let p = launch(&format!(
+        "videotestsrc is-live=true num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+         tee name=t t. ! queue ! fakesink sync=true \
+         t. ! queue ! motionclipenc interval=1 duration=1 ! multifilesink location={}",
+        dir.path().join("m-%d.mp4").display()
+    ));
+    let run = run(&p, Duration::from_secs(30));
+    ok(&run);
+    let clips = files(dir.path(), "mp4");
+    assert_eq!(clips.len(), 2);
+    for f in &clips {
+        check_mp4(f, (320, 240), 1.0);
+    }
+}

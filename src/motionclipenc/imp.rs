@@ -568,6 +568,15 @@ impl MotionClipEnc {
             state.utc_origin = Some((rt, chrono::Utc::now()));
         }
         let decision = state.windows.offer(rt);
+        if state.last_out.is_none() {
+            // Let downstream sinks preroll at once rather than when the
+            // first clip is done: a live pipeline goes to PLAYING only when
+            // every sink has prerolled, and meanwhile a sink on another
+            // branch of a tee upstream may hold the input back.
+            state.last_out = Some(rt);
+            let gap = gst::event::Gap::builder(pts.unwrap_or_default()).build();
+            self.send(&state, Command::Event(gap, generation));
+        }
         if let Some(duration) = decision.closed {
             self.send(&state, Command::End(duration, generation));
         }
