@@ -20,21 +20,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{input, run_to_eos};
+use common::{input, median, run_to_eos, self_cpu};
 use gst::prelude::*;
 
 const RUNS: usize = 5;
-
-fn cpu_time() -> Duration {
-    // SAFETY: getrusage only writes into the struct it is given.
-    let usage = unsafe {
-        let mut u: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut u);
-        u
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 /// Runs `desc` to EOS; returns (CPU time, buffers that reached `out`).
 fn measure(desc: &str) -> (Duration, usize) {
@@ -53,15 +42,10 @@ fn measure(desc: &str) -> (Duration, usize) {
             c.fetch_add(1, Ordering::SeqCst);
             gst::PadProbeReturn::Ok
         });
-    let before = cpu_time();
+    let before = self_cpu();
     run_to_eos(pipeline.upcast_ref());
-    let spent = cpu_time() - before;
+    let spent = self_cpu() - before;
     (spent, count.load(Ordering::SeqCst))
-}
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -15,12 +15,15 @@ pub mod core;
 pub mod hls;
 pub mod hlsclipsink;
 pub mod media;
+pub mod motionclipenc;
 pub mod mp4;
+pub mod output;
 pub mod periodicclipper;
 pub mod thumbnailer;
 
 fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     hlsclipsink::register(plugin)?;
+    motionclipenc::register(plugin)?;
     periodicclipper::register(plugin)?;
     thumbnailer::register(plugin)?;
     Ok(())

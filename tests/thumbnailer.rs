@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,71 +28,12 @@ fn raw(frames: u32, caps: &str) -> String {
     format!("videotestsrc num-buffers={frames} ! video/x-raw,framerate=30/1{caps}")
 }
 
-fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == ext))
-        .collect();
-    v.sort();
-    v
-}
-
-/// Output buffers of the `appsink name=out`: (running time of the PTS in
-/// ns, bytes, caps name). x264enc moves PTS by 1000 h; running time is what
-/// the intervals count.
-type Outputs = Arc<Mutex<Vec<(u64, usize, String)>>>;
-
-fn collect(pipeline: &gst::Pipeline) -> Outputs {
-    let out: Outputs = Arc::default();
-    let sink = pipeline
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
-    let o = out.clone();
-    sink.set_callbacks(
-        gst_app::AppSinkCallbacks::builder()
-            .new_sample(move |s| {
-                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let name = sample
-                    .caps()
-                    .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
-                    .unwrap_or_default();
-                let b = sample.buffer().unwrap();
-                let segment = sample
-                    .segment()
-                    .unwrap()
-                    .downcast_ref::<gst::ClockTime>()
-                    .unwrap()
-                    .clone();
-                let rt = b
-                    .pts()
-                    .and_then(|t| segment.to_running_time(t))
-                    .map_or(u64::MAX, |t| t.nseconds());
-                o.lock().unwrap().push((rt, b.size(), name));
-                Ok(gst::FlowSuccess::Ok)
-            })
-            .build(),
-    );
-    out
-}
-
-fn ns(s: &gst::Structure, field: &str) -> u64 {
-    s.get::<gst::ClockTime>(field).unwrap().nseconds()
-}
-
 fn check_image(file: &Path, codec: &str) -> (u32, u32) {
     let errors = decode_errors(file);
     assert!(errors.is_empty(), "{}: {errors}", file.display());
     let (c, w, h) = image_info(file);
     assert_eq!(c, codec, "{}", file.display());
     (w, h)
-}
-
-fn ok(run: &Run) {
-    assert!(run.error.is_none(), "{:?}", run.error);
-    assert!(run.eos, "no EOS");
 }
 
 #[test]

@@ -45,6 +45,24 @@ pub fn run_to_eos(pipeline: &gst::Element) {
     pipeline.set_state(gst::State::Null).unwrap();
 }
 
+/// The median of a few measurements.
+pub fn median(mut v: Vec<std::time::Duration>) -> std::time::Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// User + system CPU time of this process so far (all threads).
+pub fn self_cpu() -> std::time::Duration {
+    // SAFETY: getrusage only writes into the struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let tv = |t: libc::timeval| std::time::Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 /// User + system CPU seconds and wall seconds of a command, by GNU time.
 pub fn cpu_time(cmd: &mut std::process::Command) -> (f64, f64) {
     cpu_time_until(cmd, || false)

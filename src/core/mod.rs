@@ -2,6 +2,7 @@
 //! The pure core: no pads, no caps, no GStreamer. Unit-tested without pipelines.
 
 pub mod atomic;
+pub mod motion;
 pub mod nal;
 pub mod pattern;
 pub mod periodic;

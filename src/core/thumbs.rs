@@ -111,11 +111,7 @@ impl Picker {
         }
         let periodic = self.next_tick.is_some_and(|tick| t >= tick);
         if periodic {
-            let i = self.interval as i64;
-            let origin = self.origin.unwrap_or(t);
-            // The first tick strictly after t.
-            let k = (t - origin).div_euclid(i) + 1;
-            self.next_tick = Some(origin.saturating_add(k.saturating_mul(i)));
+            self.next_tick = Some(tick_after(self.origin.unwrap_or(t), self.interval, t));
         }
         if std::mem::take(&mut self.snapshot) {
             Some(Trigger::Snapshot)
@@ -125,6 +121,14 @@ impl Picker {
             None
         }
     }
+}
+
+/// The first tick of `origin + k * interval` strictly after `t` (`interval`
+/// in ns, not 0): ticks that passed while waiting are not served twice.
+pub fn tick_after(origin: i64, interval: u64, t: i64) -> i64 {
+    let i = interval.max(1) as i64;
+    let k = (t - origin).div_euclid(i) + 1;
+    origin.saturating_add(k.saturating_mul(i))
 }
 
 /// How a frame is fitted into `width` × `height` when both are set (the

@@ -4,20 +4,19 @@
 //! ([`super::render`]), writes the files, and pushes the images on the src
 //! pad.
 
-use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, mpsc};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::core::atomic::atomic_write;
 use crate::core::nal::{Codec, Framing, ParameterSets};
 use crate::core::pattern::format_index;
 use crate::core::thumbs::{Geometry, Picker, Storyboard, Trigger};
+use crate::output::{FileSeries, SrcOutput, WorkQueue, post_eos_if_sink, write_file};
 
 use super::render::{self, Renderer, Rgbx};
 use super::{FitMode, ImageFormat};
@@ -202,10 +201,8 @@ pub struct Thumbnailer {
     /// Bumped by every flush: commands of an older generation are dropped.
     generation: Arc<AtomicU64>,
     flushing: AtomicBool,
-    /// Frames handed to the worker and not yet done, and its signal.
-    queued: (Mutex<usize>, Condvar),
-    /// Whether upstream is live: 0 = not asked yet, 1 = live, 2 = not.
-    live: AtomicU8,
+    /// Frames handed to the worker and not yet done.
+    queue: WorkQueue,
     /// A file could not be written: the streaming thread returns an error.
     failed: Arc<AtomicBool>,
     /// Held by the worker while it pushes, and by FLUSH_STOP, so that no
@@ -267,8 +264,7 @@ impl ObjectSubclass for Thumbnailer {
             state: Mutex::default(),
             generation: Arc::default(),
             flushing: AtomicBool::new(false),
-            queued: (Mutex::new(0), Condvar::new()),
-            live: AtomicU8::new(0),
+            queue: WorkQueue::new(MAX_QUEUED),
             failed: Arc::default(),
             push_lock: Mutex::new(()),
         }
@@ -529,7 +525,7 @@ impl ElementImpl for Thumbnailer {
             gst::StateChange::PausedToReady => {
                 // A streaming thread waiting for room must let go.
                 self.flushing.store(true, Ordering::SeqCst);
-                self.wake();
+                self.queue.wake();
             }
             _ => {}
         }
@@ -551,8 +547,7 @@ impl Thumbnailer {
         };
         self.failed.store(false, Ordering::SeqCst);
         self.flushing.store(false, Ordering::SeqCst);
-        *self.queued.0.lock().unwrap() = 0;
-        self.live.store(0, Ordering::SeqCst);
+        self.queue.reset();
         let (tx, rx) = mpsc::channel();
         let weak = self.obj().downgrade();
         let handle = std::thread::Builder::new()
@@ -608,7 +603,7 @@ impl Thumbnailer {
         if self.flushing.load(Ordering::SeqCst) {
             return Err(gst::FlowError::Flushing);
         }
-        self.wait_for_room();
+        self.queue.wait_for_room(&self.sinkpad, &self.flushing);
         let mut state = self.state.lock().unwrap();
         let Some(input) = state.input.clone() else {
             drop(state);
@@ -663,7 +658,7 @@ impl Thumbnailer {
                 }
                 return Ok(gst::FlowSuccess::Ok);
             }
-            if *self.queued.0.lock().unwrap() >= MAX_QUEUED {
+            if self.queue.is_full() {
                 drop(state);
                 gst::element_imp_warning!(
                     self,
@@ -699,7 +694,7 @@ impl Thumbnailer {
                 // worker: one copy per thumbnail, not per frame.
                 buffer = buffer.copy_deep().unwrap_or(buffer);
             }
-            *self.queued.0.lock().unwrap() += 1;
+            self.queue.add();
             state.last_out = Some(rt);
             let job = Job {
                 pts: buffer.pts(),
@@ -721,30 +716,6 @@ impl Thumbnailer {
             self.send(&state, Command::Event(gap, generation));
         }
         Ok(gst::FlowSuccess::Ok)
-    }
-
-    /// Without a live source, waits until the worker has room for another
-    /// frame (back-pressure, as a full queue gives); with one, never waits.
-    fn wait_for_room(&self) {
-        if self.live.load(Ordering::SeqCst) == 0 {
-            let mut q = gst::query::Latency::new();
-            let live = self.sinkpad.peer_query(&mut q) && q.result().0;
-            gst::debug!(CAT, imp = self, "upstream is live: {live}");
-            self.live.store(if live { 1 } else { 2 }, Ordering::SeqCst);
-        }
-        if self.live.load(Ordering::SeqCst) == 1 {
-            return;
-        }
-        let (count, cv) = &self.queued;
-        let mut n = count.lock().unwrap();
-        while *n >= MAX_QUEUED && !self.flushing.load(Ordering::SeqCst) {
-            n = cv.wait_timeout(n, Duration::from_millis(100)).unwrap().0;
-        }
-    }
-
-    fn wake(&self) {
-        let _n = self.queued.0.lock().unwrap();
-        self.queued.1.notify_all();
     }
 
     fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
@@ -796,7 +767,7 @@ impl Thumbnailer {
             EventView::FlushStart(_) => {
                 self.flushing.store(true, Ordering::SeqCst);
                 self.generation.fetch_add(1, Ordering::SeqCst);
-                self.wake();
+                self.queue.wake();
                 self.srcpad.push_event(event)
             }
             EventView::FlushStop(_) => {
@@ -819,36 +790,15 @@ impl Thumbnailer {
     }
 
     fn sink_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        match query.view_mut() {
-            // The input is not passed on: upstream allocates as it likes.
-            gst::QueryViewMut::Allocation(_) => true,
-            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
-        }
+        crate::output::sink_query(self.obj().upcast_ref(), pad, query)
     }
 
     fn src_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
-        match event.view() {
-            // QoS and renegotiation concern the images, not the video
-            // upstream: a late thumbnail must not make an encoder drop
-            // frames.
-            gst::EventView::Qos(_) | gst::EventView::Reconfigure(_) => true,
-            _ => gst::Pad::event_default(pad, Some(&*self.obj()), event),
-        }
+        crate::output::src_event(self.obj().upcast_ref(), pad, event)
     }
 
     fn src_query(&self, pad: &gst::Pad, query: &mut gst::QueryRef) -> bool {
-        match query.view_mut() {
-            gst::QueryViewMut::Caps(q) => {
-                let caps = self.src_caps();
-                let caps = match q.filter() {
-                    Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
-                    None => caps,
-                };
-                q.set_result(&caps);
-                true
-            }
-            _ => gst::Pad::query_default(pad, Some(&*self.obj()), query),
-        }
+        crate::output::src_query(self.obj().upcast_ref(), pad, query, self.src_caps())
     }
 
     fn src_caps(&self) -> gst::Caps {
@@ -861,9 +811,9 @@ impl Thumbnailer {
 struct Worker {
     weak: glib::WeakRef<super::Thumbnailer>,
     renderer: Option<Renderer>,
-    caps_sent: Option<gst::Caps>,
+    out: SrcOutput,
     next_index: Option<u64>,
-    written: VecDeque<PathBuf>,
+    files: FileSeries,
     storyboard: Option<(Storyboard, Rgbx)>,
     storyboard_full: bool,
     /// Settings for which no private pipeline could be built.
@@ -875,9 +825,9 @@ impl Worker {
         Self {
             weak,
             renderer: None,
-            caps_sent: None,
+            out: SrcOutput::new("thumbnailer"),
             next_index: None,
-            written: VecDeque::new(),
+            files: FileSeries::default(),
             storyboard: None,
             storyboard_full: false,
             unusable: None,
@@ -896,9 +846,7 @@ impl Worker {
                     if generation == current && !imp.failed.load(Ordering::SeqCst) {
                         self.thumbnail(imp, *job, generation);
                     }
-                    let (count, cv) = &imp.queued;
-                    *count.lock().unwrap() -= 1;
-                    cv.notify_all();
+                    imp.queue.done();
                 }
                 Command::Event(event, generation) => {
                     if generation == current {
@@ -909,45 +857,22 @@ impl Worker {
                     if generation == current {
                         gst::debug!(CAT, imp = imp, "all thumbnails out, pushing EOS");
                         self.push_event(imp, gst::event::Eos::new(), generation);
-                        if obj.element_flags().contains(gst::ElementFlags::SINK) {
-                            // Nothing downstream to end: tell the bin
-                            // directly that this branch is done.
-                            let _ =
-                                obj.post_message(gst::message::Eos::builder().src(&obj).build());
-                        }
+                        post_eos_if_sink(obj.upcast_ref());
                     }
                 }
             }
         }
     }
 
-    /// Pushes `event` on the src pad unless a flush came in between; the
-    /// image caps go first when they are not out yet.
-    fn push_event(&mut self, imp: &Thumbnailer, event: gst::Event, generation: u64) -> bool {
-        let _push = imp.push_lock.lock().unwrap();
-        if imp.generation.load(Ordering::SeqCst) != generation {
-            return false;
-        }
-        if !matches!(event.view(), gst::EventView::StreamStart(_)) {
-            self.ensure_caps(imp);
-        }
-        imp.srcpad.push_event(event)
-    }
-
-    fn ensure_caps(&mut self, imp: &Thumbnailer) {
-        let caps = imp.src_caps();
-        if self.caps_sent.as_ref() != Some(&caps) {
-            if imp
-                .srcpad
-                .sticky_event::<gst::event::StreamStart>(0)
-                .is_none()
-            {
-                let id = format!("thumbnailer-{:08x}", rand_id());
-                imp.srcpad.push_event(gst::event::StreamStart::new(&id));
-            }
-            imp.srcpad.push_event(gst::event::Caps::new(&caps));
-            self.caps_sent = Some(caps);
-        }
+    fn push_event(&mut self, imp: &Thumbnailer, event: gst::Event, generation: u64) {
+        self.out.push_event(
+            &imp.srcpad,
+            &imp.push_lock,
+            &imp.generation,
+            generation,
+            event,
+            imp.src_caps(),
+        );
     }
 
     fn thumbnail(&mut self, imp: &Thumbnailer, mut job: Job, generation: u64) {
@@ -1035,20 +960,16 @@ impl Worker {
         // that are there.
         let mut location = None;
         if let Some(pattern) = &settings.location {
-            let path = PathBuf::from(format_index(pattern, index).unwrap_or_else(|e| {
+            let fallback = format!("thumb-%05d.{}", settings.format.nick());
+            let (path, bad) = FileSeries::path(pattern, index, &fallback);
+            if let Some(e) = bad {
                 gst::warning!(CAT, imp = imp, "{e}");
-                format!("thumb-{index:05}.{}", settings.format.nick())
-            }));
+            }
             if !self.write(imp, &path, &bytes, false) {
                 return;
             }
-            self.written.push_back(path.clone());
-            while settings.max_files > 0 && self.written.len() > settings.max_files as usize {
-                if let Some(old) = self.written.pop_front()
-                    && let Err(e) = std::fs::remove_file(&old)
-                {
-                    gst::warning!(CAT, imp = imp, "cannot delete {}: {e}", old.display());
-                }
+            for e in self.files.add(path.clone(), settings.max_files) {
+                gst::warning!(CAT, imp = imp, "{e}");
             }
             location = Some(path);
         }
@@ -1102,38 +1023,30 @@ impl Worker {
             b.set_duration(gst::ClockTime::NONE);
             b.set_offset(index);
         }
-        let _push = imp.push_lock.lock().unwrap();
-        if imp.generation.load(Ordering::SeqCst) != generation {
-            return;
-        }
-        self.ensure_caps(imp);
-        match imp.srcpad.push(image) {
-            Ok(_) | Err(gst::FlowError::Flushing) | Err(gst::FlowError::NotLinked) => {}
-            Err(gst::FlowError::Eos) => {
-                gst::debug!(CAT, imp = imp, "downstream is EOS");
-            }
-            Err(e) => {
-                imp.failed.store(true, Ordering::SeqCst);
-                gst::element_imp_error!(
-                    imp,
-                    gst::StreamError::Failed,
-                    ("Downstream refused a thumbnail: {:?}", e)
-                );
-            }
+        if let Err(e) = self.out.push(
+            &imp.srcpad,
+            &imp.push_lock,
+            &imp.generation,
+            generation,
+            image,
+            imp.src_caps(),
+        ) {
+            imp.failed.store(true, Ordering::SeqCst);
+            gst::element_imp_error!(
+                imp,
+                gst::StreamError::Failed,
+                ("Downstream refused a thumbnail: {:?}", e)
+            );
         }
     }
 
     /// Writes a file atomically; an error is an element error naming it.
     fn write(&self, imp: &Thumbnailer, path: &Path, bytes: &[u8], sync: bool) -> bool {
-        match atomic_write(path, bytes, sync) {
+        match write_file(path, bytes, sync) {
             Ok(()) => true,
             Err(e) => {
                 imp.failed.store(true, Ordering::SeqCst);
-                gst::element_imp_error!(
-                    imp,
-                    gst::ResourceError::OpenWrite,
-                    ("Could not write {}: {}", path.display(), e)
-                );
+                gst::element_imp_error!(imp, gst::ResourceError::OpenWrite, ("{}", e));
                 false
             }
         }
@@ -1251,13 +1164,6 @@ fn blit(canvas: &mut Rgbx, tile: &Rgbx, x: u32, y: u32, cell: (u32, u32)) {
             dst[..n].copy_from_slice(&src[..n]);
         }
     }
-}
-
-fn rand_id() -> u32 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(Instant::now().elapsed().as_nanos() as u64);
-    h.finish() as u32
 }
 
 #[cfg(test)]

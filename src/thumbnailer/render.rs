@@ -55,13 +55,13 @@ pub struct Renderer {
     tile: Option<gst_app::AppSink>,
 }
 
-fn make(factory: &str) -> Result<gst::Element, String> {
+pub(crate) fn make(factory: &str) -> Result<gst::Element, String> {
     gst::ElementFactory::make(factory)
         .build()
         .map_err(|_| format!("element {factory} is missing (install its GStreamer plugin)"))
 }
 
-fn appsink() -> gst_app::AppSink {
+pub(crate) fn appsink() -> gst_app::AppSink {
     gst_app::AppSink::builder()
         .sync(false)
         .async_(false)
@@ -268,21 +268,8 @@ impl Renderer {
         self.src
             .end_of_stream()
             .map_err(|e| format!("eos: {e:?}"))?;
-        let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
-        match msg.as_ref().map(|m| m.view()) {
-            Some(gst::MessageView::Eos(_)) => {}
-            Some(gst::MessageView::Error(e)) => {
-                return Err(format!(
-                    "{} ({})",
-                    e.error(),
-                    e.debug().map(|d| d.to_string()).unwrap_or_default()
-                ));
-            }
-            _ => return Err(format!("no image within {timeout:?}")),
-        }
+        wait_eos(&bus, timeout)
+            .map_err(|e| e.unwrap_or_else(|| format!("no image within {timeout:?}")))?;
         let sample = self
             .image
             .try_pull_sample(gst::ClockTime::ZERO)
@@ -304,7 +291,25 @@ impl Drop for Renderer {
     }
 }
 
-fn bus_error(bus: &gst::Bus) -> Option<String> {
+/// Waits for EOS on `bus`: an error message is `Err(Some(text))`, the
+/// timeout `Err(None)`.
+pub(crate) fn wait_eos(bus: &gst::Bus, timeout: Duration) -> Result<(), Option<String>> {
+    let msg = bus.timed_pop_filtered(
+        gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    );
+    match msg.as_ref().map(|m| m.view()) {
+        Some(gst::MessageView::Eos(_)) => Ok(()),
+        Some(gst::MessageView::Error(e)) => Err(Some(format!(
+            "{} ({})",
+            e.error(),
+            e.debug().map(|d| d.to_string()).unwrap_or_default()
+        ))),
+        _ => Err(None),
+    }
+}
+
+pub(crate) fn bus_error(bus: &gst::Bus) -> Option<String> {
     let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
     match msg.view() {
         gst::MessageView::Error(e) => Some(e.error().to_string()),
@@ -312,7 +317,7 @@ fn bus_error(bus: &gst::Bus) -> Option<String> {
     }
 }
 
-fn rgbx_of(sample: &gst::Sample) -> Option<Rgbx> {
+pub(crate) fn rgbx_of(sample: &gst::Sample) -> Option<Rgbx> {
     let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
     let buffer = sample.buffer()?;
     let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;

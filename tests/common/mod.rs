@@ -3,9 +3,9 @@
 //! (ffprobe, ffmpeg, mp4-atom) to check what the elements wrote.
 #![allow(dead_code)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Once;
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -168,6 +168,11 @@ pub struct Stream {
     pub duration: f64,
     /// Frames counted by decoding (`-count_frames`).
     pub frames: u64,
+    /// Video only (0 and empty for audio).
+    pub width: u32,
+    pub height: u32,
+    /// `r_frame_rate`, e.g. `10/1`.
+    pub frame_rate: String,
 }
 
 pub fn streams(file: &Path) -> Vec<Stream> {
@@ -175,7 +180,7 @@ pub fn streams(file: &Path) -> Vec<Stream> {
         &[
             "-count_frames",
             "-show_entries",
-            "stream=codec_type,codec_name,start_time,duration,nb_read_frames",
+            "stream=codec_type,codec_name,start_time,duration,nb_read_frames,width,height,r_frame_rate",
             "-of",
             "compact=p=0:nk=0",
         ],
@@ -196,6 +201,9 @@ pub fn streams(file: &Path) -> Vec<Stream> {
                 start_time: field("start_time").parse().unwrap_or(f64::NAN),
                 duration: field("duration").parse().unwrap_or(f64::NAN),
                 frames: field("nb_read_frames").parse().unwrap_or(0),
+                width: field("width").parse().unwrap_or(0),
+                height: field("height").parse().unwrap_or(0),
+                frame_rate: field("r_frame_rate"),
             }
         })
         .collect()
@@ -324,4 +332,63 @@ pub fn wait_for(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     f()
+}
+
+pub fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Output buffers of the `appsink name=out`: (running time of the PTS in
+/// ns, bytes, caps name). x264enc moves PTS by 1000 h; running time is what
+/// the intervals count.
+pub type Outputs = Arc<Mutex<Vec<(u64, usize, String)>>>;
+
+pub fn collect(pipeline: &gst::Pipeline) -> Outputs {
+    let out: Outputs = Arc::default();
+    let sink = pipeline
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    let o = out.clone();
+    sink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |s| {
+                let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                let name = sample
+                    .caps()
+                    .and_then(|c| c.structure(0).map(|s| s.name().to_string()))
+                    .unwrap_or_default();
+                let b = sample.buffer().unwrap();
+                let segment = sample
+                    .segment()
+                    .unwrap()
+                    .downcast_ref::<gst::ClockTime>()
+                    .unwrap()
+                    .clone();
+                let rt = b
+                    .pts()
+                    .and_then(|t| segment.to_running_time(t))
+                    .map_or(u64::MAX, |t| t.nseconds());
+                o.lock().unwrap().push((rt, b.size(), name));
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+    out
+}
+
+pub fn ns(s: &gst::Structure, field: &str) -> u64 {
+    s.get::<gst::ClockTime>(field).unwrap().nseconds()
+}
+
+pub fn ok(run: &Run) {
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert!(run.eos, "no EOS");
 }
