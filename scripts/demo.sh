@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds liveclip and runs a live demo: a test source with a visible clock,
 # encoded to H.264 + AAC, into hlsclipsink (HLS recording with live and
-# replay playlists), periodicclipper (an MP4 clip every 10 s) and thumbnailer
-# (a still every 5 s, a latest image and a storyboard).
+# replay playlists), periodicclipper (an MP4 clip every 10 s), thumbnailer
+# (a still every 5 s, a latest image and a storyboard) and motionclipenc (a
+# 3 s muted motion clip every 10 s, from the raw picture).
 # DURATION (seconds, default 35) sets how long it runs; OUT where clips go.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,7 +13,7 @@ cargo build --release --locked
 export GST_PLUGIN_PATH="$PWD/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 OUT="${OUT:-$PWD/demo-output}"
 DURATION="${DURATION:-35}"
-mkdir -p "$OUT/clips" "$OUT/recordings" "$OUT/thumbs"
+mkdir -p "$OUT/clips" "$OUT/recordings" "$OUT/thumbs" "$OUT/motion"
 echo "liveclip demo: ${DURATION}s of live video; clips in $OUT/clips, HLS in $OUT/recordings"
 # -e: Ctrl-C (or the timeout) sends EOS, so the last clip is written too.
 timeout -s INT "$DURATION" gst-launch-1.0 -e \
@@ -22,16 +23,20 @@ timeout -s INT "$DURATION" gst-launch-1.0 -e \
     ! video/x-raw,width=1280,height=720,framerate=30/1 \
     ! timeoverlay font-desc="Sans 36" halignment=center valignment=center \
     ! clockoverlay time-format="%H:%M:%S" font-desc="Sans 24" \
+    ! tee name=raw ! queue \
     ! x264enc tune=zerolatency speed-preset=veryfast bitrate=2500 key-int-max=60 \
     ! h264parse ! tee name=v ! queue ! clipper.video v. ! queue ! rec.video \
     v. ! queue ! thumbnailer interval=5 width=320 location="$OUT/thumbs/thumb-%05d.jpg" \
       latest-location="$OUT/thumbs/latest.jpg" storyboard-location="$OUT/thumbs/storyboard.jpg" \
       storyboard-vtt="$OUT/thumbs/storyboard.vtt" ! fakesink \
+  raw. ! queue leaky=downstream max-size-buffers=5 ! motionclipenc interval=10 duration=3 \
+      location="$OUT/motion/motion-%05d.mp4" latest-location="$OUT/motion/latest.mp4" ! fakesink \
   audiotestsrc is-live=true wave=ticks \
     ! audio/x-raw,rate=48000,channels=2 ! voaacenc bitrate=128000 ! aacparse \
     ! tee name=a ! queue ! clipper.audio a. ! queue ! rec.audio || true
 echo "liveclip demo: clips written:"
 ls -l "$OUT/clips"
 echo "liveclip demo: thumbnails: $(ls "$OUT/thumbs" | grep -c '^thumb-'), latest at $OUT/thumbs/latest.jpg"
+echo "liveclip demo: motion clips: $(ls "$OUT/motion" | grep -c '^motion-'), latest at $OUT/motion/latest.mp4"
 echo "liveclip demo: sessions recorded (play one with: ffplay <session>/replay.m3u8):"
 ls -d "$OUT"/recordings/demo/*/
