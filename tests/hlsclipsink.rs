@@ -501,3 +501,54 @@ fn either_stream_keeps_recording_when_the_other_stops() {
         assert!(errors.is_empty(), "{errors}");
     }
 }
+
+/// Clips cut straight from the stored fragments: frame-accurate (edit list
+/// from the keyframe before the start) or from that keyframe.
+#[test]
+fn clips_from_the_recording_start_where_asked() {
+    use gstliveclip::hls::clip::{Accuracy, ClipError, clip_from_session};
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = av(dir.path(), "target-duration=4", 10, 60);
+    let run = run(&pipeline, Duration::from_secs(120));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let session = the_session(dir.path());
+    const S: u64 = 1_000_000_000;
+
+    // 3.5 s to 5.5 s: decoding starts at the keyframe at 2 s.
+    let clip = clip_from_session(&session, 3_500_000_000, 2 * S, Accuracy::Frame).unwrap();
+    let out = dir.path().join("frame.mp4");
+    clip.write_file(&out, false).unwrap();
+    let errors = decode_errors(&out);
+    assert!(errors.is_empty(), "{errors}");
+    let st = streams(&out);
+    let v = stream(&st, "video").unwrap();
+    assert!((v.duration - 2.0).abs() <= 1.0 / 30.0 + 1e-6, "{v:?}");
+    assert!((59..=61).contains(&v.frames), "{v:?}");
+    let a = stream(&st, "audio").unwrap();
+    assert!((a.duration - 2.0).abs() < 0.03, "{a:?}");
+    let moov = moov(&out);
+    let elst = moov.trak[0].edts.as_ref().unwrap().elst.as_ref().unwrap();
+    assert!(
+        elst.entries[0].media_time.unwrap() > 0,
+        "pre-roll hidden by the edit list"
+    );
+
+    // The same from the keyframe: 2 s to 5.5 s.
+    let clip = clip_from_session(&session, 3_500_000_000, 2 * S, Accuracy::Keyframe).unwrap();
+    let out = dir.path().join("key.mp4");
+    clip.write_file(&out, false).unwrap();
+    let st = streams(&out);
+    let v = stream(&st, "video").unwrap();
+    assert!((v.duration - 3.5).abs() <= 1.0 / 30.0 + 1e-6, "{v:?}");
+    assert!(picture_types(&out)[0].1, "starts on the keyframe");
+
+    // Outside the recording.
+    assert!(matches!(
+        clip_from_session(&session, 11 * S, S, Accuracy::Frame),
+        Err(ClipError::OutOfRange { .. })
+    ));
+    assert!(matches!(
+        clip_from_session(&dir.path().join("nope"), 0, S, Accuracy::Frame),
+        Err(ClipError::NotFound(_))
+    ));
+}

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! HLS: playlists, session storage, recovery and retention.
 
+pub mod clip;
 pub mod playlist;
 pub mod recorder;
 pub mod sessions;

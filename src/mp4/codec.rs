@@ -66,6 +66,55 @@ impl CodecConfig {
         }
     }
 
+    /// The configuration a stored track was written with (an init segment's
+    /// `trak`), for clips cut from recordings.
+    pub fn from_trak(trak: &mp4_atom::Trak) -> Result<Self, CodecError> {
+        let entry = trak
+            .mdia
+            .minf
+            .stbl
+            .stsd
+            .codecs
+            .first()
+            .cloned()
+            .ok_or_else(|| CodecError("track has no sample entry".into()))?;
+        let timescale = trak.mdia.mdhd.timescale;
+        let (kind, name, rate, channels) = match &entry {
+            Codec::Avc1(_) | Codec::Avc3(_) => (TrackKind::Video, "h264", 0, 0),
+            Codec::Hvc1(_) | Codec::Hev1(_) => (TrackKind::Video, "h265", 0, 0),
+            Codec::Mp4a(m) => (
+                TrackKind::Audio,
+                "aac",
+                timescale,
+                u32::from(m.audio.channel_count),
+            ),
+            Codec::Opus(o) => (
+                TrackKind::Audio,
+                "opus",
+                48_000,
+                u32::from(o.audio.channel_count),
+            ),
+            other => {
+                return err(format!("unsupported stored sample entry {other:?}"));
+            }
+        };
+        if timescale == 0 {
+            return err("track has no timescale");
+        }
+        Ok(CodecConfig {
+            kind,
+            name,
+            entry,
+            timescale,
+            width: u32::from(trak.tkhd.width.integer()),
+            height: u32::from(trak.tkhd.height.integer()),
+            framerate: None,
+            rate,
+            channels,
+            codec_string: String::new(),
+        })
+    }
+
     /// Whether the codec configuration of `other` can share a sample entry
     /// with this one (same codec and same parameters).
     pub fn same_entry(&self, other: &CodecConfig) -> bool {
