@@ -122,6 +122,86 @@ fn run(traf: &mp4_atom::Traf) -> ScannedRun {
     }
 }
 
+/// The samples of every complete fragment in `data` (a CMAF segment in
+/// memory), per track (`timescales[i]` for track id `i + 1`), times in ns of
+/// the track's decode and presentation timeline; the payloads are slices of
+/// `data` (no copy).
+pub fn fragment_samples(data: &bytes::Bytes, timescales: &[u32]) -> Vec<Vec<crate::core::Sample>> {
+    let mut out: Vec<Vec<crate::core::Sample>> = vec![Vec::new(); timescales.len()];
+    let ns = |ticks: i128, ts: u32| -> i64 {
+        let v = ticks * 1_000_000_000;
+        let t = i128::from(ts);
+        (if v >= 0 {
+            (v + t / 2) / t
+        } else {
+            (v - t / 2) / t
+        }) as i64
+    };
+    let mut pos = 0usize;
+    let mut moof: Option<(usize, mp4_atom::Moof)> = None;
+    while pos + 8 <= data.len() {
+        let mut buf = &data[pos..];
+        let Ok(header) = <mp4_atom::Header as mp4_atom::Decode>::decode(&mut buf) else {
+            break;
+        };
+        let header_len = data.len() - pos - buf.len();
+        let Some(size) = header.size else { break };
+        let end = pos + header_len + size;
+        if end > data.len() {
+            break;
+        }
+        if header.kind == mp4_atom::Moof::KIND {
+            let mut body = &data[pos + header_len..end];
+            moof = mp4_atom::Moof::decode_body(&mut body)
+                .ok()
+                .map(|m| (pos, m));
+        } else if header.kind == FourCC::new(b"mdat") {
+            let Some((moof_pos, m)) = moof.take() else {
+                break;
+            };
+            for traf in &m.traf {
+                let k = traf.tfhd.track_id as usize;
+                let Some(&ts) = k.checked_sub(1).and_then(|i| timescales.get(i)) else {
+                    continue;
+                };
+                let mut decode =
+                    i128::from(traf.tfdt.as_ref().map_or(0, |t| t.base_media_decode_time));
+                for trun in &traf.trun {
+                    let mut offset = moof_pos as i64 + i64::from(trun.data_offset.unwrap_or(0));
+                    let mp4_atom::TrunSamples::Explicit(entries) = &trun.samples else {
+                        continue;
+                    };
+                    for e in entries {
+                        let size = e.size.or(traf.tfhd.default_sample_size).unwrap_or(0) as usize;
+                        let dur = i128::from(
+                            e.duration
+                                .or(traf.tfhd.default_sample_duration)
+                                .unwrap_or(0),
+                        );
+                        let flags = e.flags.or(traf.tfhd.default_sample_flags).unwrap_or(0);
+                        let cts = i128::from(e.cts.unwrap_or(0));
+                        let start = offset.max(0) as usize;
+                        if start + size > data.len() {
+                            break;
+                        }
+                        out[k - 1].push(crate::core::Sample {
+                            pts: ns(decode + cts, ts),
+                            dts: ns(decode, ts),
+                            duration: ns(dur, ts).max(0) as u64,
+                            keyframe: flags & 0x0001_0000 == 0,
+                            data: data.slice(start..start + size),
+                        });
+                        offset += size as i64;
+                        decode += dur;
+                    }
+                }
+            }
+        }
+        pos = end;
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,84 +288,45 @@ mod tests {
         assert!(scan.fragments.is_empty());
         assert_eq!(scan.valid_len, 0);
     }
-}
 
-/// The samples of every complete fragment in `data` (a CMAF segment in
-/// memory), per track (`timescales[i]` for track id `i + 1`), times in ns of
-/// the track's decode and presentation timeline; the payloads are slices of
-/// `data` (no copy).
-pub fn fragment_samples(data: &bytes::Bytes, timescales: &[u32]) -> Vec<Vec<crate::core::Sample>> {
-    let mut out: Vec<Vec<crate::core::Sample>> = vec![Vec::new(); timescales.len()];
-    let ns = |ticks: i128, ts: u32| -> i64 {
-        let v = ticks * 1_000_000_000;
-        let t = i128::from(ts);
-        (if v >= 0 {
-            (v + t / 2) / t
-        } else {
-            (v - t / 2) / t
-        }) as i64
-    };
-    let mut pos = 0usize;
-    let mut moof: Option<(usize, mp4_atom::Moof)> = None;
-    while pos + 8 <= data.len() {
-        let mut buf = &data[pos..];
-        let Ok(header) = <mp4_atom::Header as mp4_atom::Decode>::decode(&mut buf) else {
-            break;
-        };
-        let header_len = data.len() - pos - buf.len();
-        let Some(size) = header.size else { break };
-        let end = pos + header_len + size;
-        if end > data.len() {
-            break;
+    #[test]
+    fn fragment_samples_round_trip() {
+        let a = audio();
+        let samples: Vec<Sample> = (0..5)
+            .map(|i| Sample {
+                pts: i * 21_333_333,
+                dts: i * 21_333_333,
+                duration: 21_333_333,
+                keyframe: true,
+                data: Bytes::from(vec![i as u8; 10 + i as usize]),
+            })
+            .collect();
+        let f = fragment(
+            1,
+            &[FragTrack {
+                track_id: 1,
+                config: &a,
+                samples: &samples,
+                next_dts: Some(5 * 21_333_333),
+                offset: 0,
+                delay: 0,
+            }],
+        )
+        .unwrap();
+        let mut data = f.header.clone();
+        for p in &f.payload {
+            data.extend_from_slice(p);
         }
-        if header.kind == mp4_atom::Moof::KIND {
-            let mut body = &data[pos + header_len..end];
-            moof = mp4_atom::Moof::decode_body(&mut body)
-                .ok()
-                .map(|m| (pos, m));
-        } else if header.kind == FourCC::new(b"mdat") {
-            let Some((moof_pos, m)) = moof.take() else {
-                break;
-            };
-            for traf in &m.traf {
-                let k = traf.tfhd.track_id as usize;
-                let Some(&ts) = k.checked_sub(1).and_then(|i| timescales.get(i)) else {
-                    continue;
-                };
-                let mut decode =
-                    i128::from(traf.tfdt.as_ref().map_or(0, |t| t.base_media_decode_time));
-                for trun in &traf.trun {
-                    let mut offset = moof_pos as i64 + i64::from(trun.data_offset.unwrap_or(0));
-                    let mp4_atom::TrunSamples::Explicit(entries) = &trun.samples else {
-                        continue;
-                    };
-                    for e in entries {
-                        let size = e.size.or(traf.tfhd.default_sample_size).unwrap_or(0) as usize;
-                        let dur = i128::from(
-                            e.duration
-                                .or(traf.tfhd.default_sample_duration)
-                                .unwrap_or(0),
-                        );
-                        let flags = e.flags.or(traf.tfhd.default_sample_flags).unwrap_or(0);
-                        let cts = i128::from(e.cts.unwrap_or(0));
-                        let start = offset.max(0) as usize;
-                        if start + size > data.len() {
-                            break;
-                        }
-                        out[k - 1].push(crate::core::Sample {
-                            pts: ns(decode + cts, ts),
-                            dts: ns(decode, ts),
-                            duration: ns(dur, ts).max(0) as u64,
-                            keyframe: flags & 0x0001_0000 == 0,
-                            data: data.slice(start..start + size),
-                        });
-                        offset += size as i64;
-                        decode += dur;
-                    }
-                }
-            }
+        let back = fragment_samples(&Bytes::from(data), &[48_000]);
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].len(), 5);
+        for (x, y) in back[0].iter().zip(&samples) {
+            assert_eq!(x.data, y.data);
+            assert!((x.pts - y.pts).abs() < 30_000, "{} vs {}", x.pts, y.pts);
+            assert!(x.keyframe);
         }
-        pos = end;
+        // A torn copy yields only what is complete.
+        let torn = Bytes::from(f.header[..f.header.len() - 3].to_vec());
+        assert!(fragment_samples(&torn, &[48_000])[0].is_empty());
     }
-    out
 }
