@@ -327,16 +327,22 @@ impl Cutter {
             }
             None => return,
         };
-        let seq = self.next_seq();
-        self.cut_count += 1;
-        self.cuts.push_back(Cut {
-            seq,
-            start: range,
-            end,
-            trigger,
-        });
+        let cut = self.new_cut(range, end, trigger);
+        self.cuts.push_back(cut);
         self.range = Some(end);
         self.leader_resync = true;
+    }
+
+    /// The next cut of the series: `[start, end)` with the next `seq`.
+    fn new_cut(&mut self, start: Boundary, end: Boundary, trigger: Trigger) -> Cut {
+        let seq = self.next_seq();
+        self.cut_count += 1;
+        Cut {
+            seq,
+            start,
+            end,
+            trigger,
+        }
     }
 
     fn push_leader(&mut self, sample: Sample, notices: &mut Vec<Notice>) {
@@ -391,14 +397,8 @@ impl Cutter {
                 time: pts,
                 leader_index: index,
             };
-            let seq = self.next_seq();
-            self.cut_count += 1;
-            self.cuts.push_back(Cut {
-                seq,
-                start: range,
-                end,
-                trigger,
-            });
+            let cut = self.new_cut(range, end, trigger);
+            self.cuts.push_back(cut);
             self.range = Some(end);
         } else {
             self.bound_pending(notices);
@@ -537,17 +537,11 @@ impl Cutter {
             Some((id, _)) => Trigger::OnDemand(id),
             None => default,
         };
-        let seq = self.next_seq();
-        self.cut_count += 1;
-        let cut = Cut {
-            seq,
-            start: range,
-            end: Boundary {
-                time: end_time,
-                leader_index: end,
-            },
-            trigger,
+        let end = Boundary {
+            time: end_time,
+            leader_index: end,
         };
+        let cut = self.new_cut(range, end, trigger);
         out.push(self.take(cut, true));
         out
     }

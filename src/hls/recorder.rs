@@ -735,15 +735,7 @@ mod tests {
     use std::sync::Arc;
 
     fn audio() -> Arc<CodecConfig> {
-        gst::init().unwrap();
-        let caps = gst::Caps::builder("audio/mpeg")
-            .field("mpegversion", 4i32)
-            .field("stream-format", "raw")
-            .field("rate", 48_000i32)
-            .field("channels", 2i32)
-            .field("codec_data", gst::Buffer::from_slice([0x11u8, 0x90]))
-            .build();
-        Arc::new(CodecConfig::from_caps(&caps).unwrap())
+        Arc::new(crate::mp4::testing::aac())
     }
 
     fn cfg(reconnect: u64) -> RecorderConfig {

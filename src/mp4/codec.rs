@@ -441,27 +441,7 @@ mod tests {
     use super::*;
     use gst::prelude::*;
 
-    // avcC of a 320x240 stream, as x264enc ! h264parse make it.
-    const AVCC: &[u8] = &[
-        0x01, 0xf4, 0x00, 0x0d, 0xff, 0xe1, 0x00, 0x1d, 0x67, 0xf4, 0x00, 0x0d, 0x90, 0xd9, 0xb2,
-        0x82, 0x83, 0xf6, 0x02, 0xd4, 0x18, 0x18, 0x19, 0x00, 0x00, 0x03, 0x00, 0x01, 0x00, 0x00,
-        0x03, 0x00, 0x3c, 0x8f, 0x14, 0x29, 0x96, 0x01, 0x00, 0x06, 0x68, 0xeb, 0xec, 0x44, 0x84,
-        0x40,
-    ];
-
-    fn h264_caps(format: &str, with_data: bool) -> gst::Caps {
-        gst::init().unwrap();
-        let mut b = gst::Caps::builder("video/x-h264")
-            .field("stream-format", format)
-            .field("alignment", "au")
-            .field("width", 320i32)
-            .field("height", 240i32)
-            .field("framerate", gst::Fraction::new(30, 1));
-        if with_data {
-            b = b.field("codec_data", gst::Buffer::from_slice(AVCC));
-        }
-        b.build()
-    }
+    use crate::mp4::testing::h264_caps;
 
     #[test]
     fn h264_avc_and_avc3() {

@@ -256,37 +256,7 @@ pub fn fragment(sequence: u32, tracks: &[FragTrack<'_>]) -> Result<Fragment, Wri
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    const AVCC: &str = "01f4000dffe1001d67f4000d90d9b28283f602d41818190000030001000003003c8f14299601000668ebec448440";
-
-    fn video() -> CodecConfig {
-        gst::init().unwrap();
-        let avcc: Vec<u8> = (0..AVCC.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&AVCC[i..i + 2], 16).unwrap())
-            .collect();
-        let caps = gst::Caps::builder("video/x-h264")
-            .field("stream-format", "avc")
-            .field("alignment", "au")
-            .field("width", 320i32)
-            .field("height", 240i32)
-            .field("framerate", gst::Fraction::new(30, 1))
-            .field("codec_data", gst::Buffer::from_slice(avcc))
-            .build();
-        CodecConfig::from_caps(&caps).unwrap()
-    }
-
-    fn audio() -> CodecConfig {
-        gst::init().unwrap();
-        let caps = gst::Caps::builder("audio/mpeg")
-            .field("mpegversion", 4i32)
-            .field("stream-format", "raw")
-            .field("rate", 48_000i32)
-            .field("channels", 2i32)
-            .field("codec_data", gst::Buffer::from_slice([0x11u8, 0x90]))
-            .build();
-        CodecConfig::from_caps(&caps).unwrap()
-    }
+    use crate::mp4::testing::{aac as audio, h264 as video};
 
     fn s(pts: i64, dts: i64, key: bool, fill: u8) -> Sample {
         Sample {

@@ -6,6 +6,8 @@ pub mod codec;
 pub mod fragmented;
 pub mod progressive;
 pub mod scan;
+#[cfg(test)]
+pub(crate) mod testing;
 
 pub use codec::{CodecConfig, CodecError};
 pub use progressive::{ClipTrack, Mp4Clip, WriteStats};

@@ -504,46 +504,20 @@ mod tests {
     use bytes::Bytes;
     use mp4_atom::{Atom, Decode};
 
-    // avcC of a 320x240 stream, as x264enc ! h264parse make it.
-    const AVCC: &str = "01f4000dffe1001d67f4000d90d9b28283f602d41818190000030001000003003c8f14299601000668ebec448440";
     /// Movie (= video) timescale for 30 fps.
     const TS: u64 = 15_360;
     /// One 30 fps frame in video ticks.
     const FRAME_TICKS: u32 = 512;
     const MS: i64 = 1_000_000;
 
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
-
     fn video_config() -> Arc<CodecConfig> {
-        gst::init().unwrap();
-        let caps = gst::Caps::builder("video/x-h264")
-            .field("stream-format", "avc")
-            .field("alignment", "au")
-            .field("width", 320i32)
-            .field("height", 240i32)
-            .field("framerate", gst::Fraction::new(30, 1))
-            .field("codec_data", gst::Buffer::from_slice(hex(AVCC)))
-            .build();
-        let c = CodecConfig::from_caps(&caps).unwrap();
+        let c = crate::mp4::testing::h264();
         assert_eq!(u64::from(c.timescale), TS);
         Arc::new(c)
     }
 
     fn aac_config() -> Arc<CodecConfig> {
-        gst::init().unwrap();
-        let caps = gst::Caps::builder("audio/mpeg")
-            .field("mpegversion", 4i32)
-            .field("stream-format", "raw")
-            .field("rate", 48_000i32)
-            .field("channels", 2i32)
-            .field("codec_data", gst::Buffer::from_slice([0x11u8, 0x90]))
-            .build();
-        Arc::new(CodecConfig::from_caps(&caps).unwrap())
+        Arc::new(crate::mp4::testing::aac())
     }
 
     /// Time of 30 fps frame `n`, ns.

@@ -206,21 +206,9 @@ pub fn fragment_samples(data: &bytes::Bytes, timescales: &[u32]) -> Vec<Vec<crat
 mod tests {
     use super::*;
     use crate::core::{Sample, TrackKind};
-    use crate::mp4::CodecConfig;
     use crate::mp4::fragmented::{FragTrack, fragment};
+    use crate::mp4::testing::aac as audio;
     use bytes::Bytes;
-
-    fn audio() -> CodecConfig {
-        gst::init().unwrap();
-        let caps = gst::Caps::builder("audio/mpeg")
-            .field("mpegversion", 4i32)
-            .field("stream-format", "raw")
-            .field("rate", 48_000i32)
-            .field("channels", 2i32)
-            .field("codec_data", gst::Buffer::from_slice([0x11u8, 0x90]))
-            .build();
-        CodecConfig::from_caps(&caps).unwrap()
-    }
 
     #[test]
     fn scans_complete_fragments_and_stops_at_a_torn_tail() {
