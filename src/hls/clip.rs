@@ -1,15 +1,26 @@
 // SPDX-License-Identifier: MPL-2.0
-//! MP4 clips cut from a stored session: read straight from the CMAF
-//! fragments (no demux/remux pipeline), starting at the keyframe at or
-//! before the requested start, with an edit list that begins presentation
-//! at the requested instant (or at that keyframe).
+//! Clip requests against a session: the request model shared by the action
+//! signals and the HTTP API, and the three answers: a preview manifest (the
+//! last minutes), a clip manifest (the stored fragments, by byte range: no
+//! new file) and an MP4 clip cut straight from the stored fragments (no
+//! demux/remux pipeline), starting at the keyframe at or before the start
+//! with an edit list that begins presentation at the requested instant.
+//!
+//! Everything here is pure over a [`SessionIndex`] plus reads of the stored
+//! files; waiting for the live edge and concurrency are the caller's
+//! (`hls::service`).
 
-use std::path::Path;
+use std::borrow::Cow;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use m3u8_rs::{ByteRange, MediaPlaylist, MediaPlaylistType, MediaSegment};
 
-use super::recorder::REPLAY;
+use super::index::{SessionIndex, read_moov};
 use crate::core::TrackKind;
+use crate::core::timespec::{TimePoint, parse_duration, parse_time_point};
 use crate::mp4::{ClipTrack, CodecConfig, Mp4Clip};
 
 /// Where presentation of a clip begins.
@@ -22,29 +33,68 @@ pub enum Accuracy {
     Keyframe,
 }
 
-/// Why a clip can't be made.
-#[derive(Debug)]
+/// Why a request can't be answered. Each kind has an HTTP status
+/// ([`ClipError::status`]) and a reason a person can act on.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ClipError {
-    /// No such session (or its playlist is unreadable).
+    /// A parameter is missing, malformed or beyond a limit (400).
+    BadRequest(String),
+    /// No such session (404).
     NotFound(String),
-    /// The range starts at or after the end of what is recorded.
-    OutOfRange { start: u64, recorded: u64 },
-    /// The range crosses a codec change (two init segments).
+    /// The media was deleted by retention (410).
+    Gone(String),
+    /// The range lies outside what the session recorded (416).
+    OutOfRange(String),
+    /// The range crosses a codec change (422).
     CrossesCodecChange,
-    /// A stored file could not be read or parsed.
+    /// The range is further in the future than a request waits for (425).
+    NotYet(String),
+    /// Too many clips are being made (429).
+    Busy(String),
+    /// A stored file could not be read or written (500).
     Storage(String),
+}
+
+impl ClipError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> u16 {
+        match self {
+            ClipError::BadRequest(_) => 400,
+            ClipError::NotFound(_) => 404,
+            ClipError::Gone(_) => 410,
+            ClipError::OutOfRange(_) => 416,
+            ClipError::CrossesCodecChange => 422,
+            ClipError::NotYet(_) => 425,
+            ClipError::Busy(_) => 429,
+            ClipError::Storage(_) => 500,
+        }
+    }
+
+    /// A short machine-readable name: `bad-request`, `not-found`, `gone`,
+    /// `out-of-range`, `codec-change`, `not-yet`, `busy`, `storage`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ClipError::BadRequest(_) => "bad-request",
+            ClipError::NotFound(_) => "not-found",
+            ClipError::Gone(_) => "gone",
+            ClipError::OutOfRange(_) => "out-of-range",
+            ClipError::CrossesCodecChange => "codec-change",
+            ClipError::NotYet(_) => "not-yet",
+            ClipError::Busy(_) => "busy",
+            ClipError::Storage(_) => "storage",
+        }
+    }
 }
 
 impl std::fmt::Display for ClipError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            ClipError::NotFound(s) => write!(f, "no recording at {s}"),
-            ClipError::OutOfRange { start, recorded } => write!(
-                f,
-                "the clip starts at {:.3} s but {:.3} s are recorded",
-                *start as f64 / 1e9,
-                *recorded as f64 / 1e9
-            ),
+            ClipError::BadRequest(s)
+            | ClipError::NotFound(s)
+            | ClipError::Gone(s)
+            | ClipError::OutOfRange(s)
+            | ClipError::NotYet(s)
+            | ClipError::Busy(s) => f.write_str(s),
             ClipError::CrossesCodecChange => {
                 f.write_str("the range crosses a codec change; clip each side separately")
             }
@@ -59,68 +109,475 @@ fn storage(e: impl std::fmt::Display) -> ClipError {
     ClipError::Storage(e.to_string())
 }
 
-/// Builds the clip `[start, start + duration)` (recording time, ns) of the
-/// session in `dir`; a range past the end of the recording is cut there.
-pub fn clip_from_session(
-    dir: &Path,
-    start: u64,
-    duration: u64,
-    accuracy: Accuracy,
-) -> Result<Mp4Clip, ClipError> {
-    let text = std::fs::read(dir.join(REPLAY))
-        .map_err(|_| ClipError::NotFound(dir.display().to_string()))?;
-    let playlist = m3u8_rs::parse_media_playlist_res(&text)
-        .map_err(|_| ClipError::NotFound(dir.display().to_string()))?;
-    // Segment starts in recording time, and the init each one needs.
-    let mut t = 0u64;
-    let mut map = String::from("init.mp4");
-    let mut segments = Vec::new();
-    for s in &playlist.segments {
-        if let Some(m) = &s.map {
-            map = m.uri.clone();
+fn secs(ns: u64) -> f64 {
+    ns as f64 / 1e9
+}
+
+/// A clip request: a start (recording time or UTC instant) and a duration
+/// or an end. Without a start, the clip is the last `duration` of what is
+/// recorded (or the `duration` before `end`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClipRequest {
+    pub start: Option<TimePoint>,
+    /// ns.
+    pub duration: Option<u64>,
+    pub end: Option<TimePoint>,
+    pub accuracy: Accuracy,
+    /// Where to write an MP4 clip (action signal only).
+    pub location: Option<String>,
+    /// Download name of an MP4 clip (HTTP only).
+    pub filename: Option<String>,
+}
+
+/// Longest parameter value accepted, in bytes.
+const MAX_VALUE: usize = 256;
+
+impl ClipRequest {
+    /// Parses URL query parameters (`time=600s&duration=30s`), the same for
+    /// the action signals and the HTTP API. Names: `time` (or `start`),
+    /// `duration`, `end`, `accuracy` (`frame` or `keyframe`), `location`,
+    /// `filename`; `token` is ignored (the HTTP layer checks it).
+    pub fn parse_query(query: &str) -> Result<ClipRequest, ClipError> {
+        Self::from_pairs(form_urlencoded::parse(
+            query.trim_start_matches('?').as_bytes(),
+        ))
+    }
+
+    /// Parses decoded name/value pairs.
+    pub fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
+    ) -> Result<ClipRequest, ClipError> {
+        let mut req = ClipRequest::default();
+        let bad = |name: &str, e: &dyn std::fmt::Display| {
+            ClipError::BadRequest(format!("parameter {name}: {e}"))
+        };
+        for (name, value) in pairs {
+            if value.len() > MAX_VALUE {
+                return Err(ClipError::BadRequest(format!(
+                    "parameter {name} is longer than {MAX_VALUE} bytes"
+                )));
+            }
+            let once = |set: bool| {
+                if set {
+                    Err(ClipError::BadRequest(format!(
+                        "parameter {name} given twice"
+                    )))
+                } else {
+                    Ok(())
+                }
+            };
+            match name.as_ref() {
+                "time" | "start" => {
+                    once(req.start.is_some())?;
+                    req.start = Some(parse_time_point(&value).map_err(|e| bad(&name, &e))?);
+                }
+                "duration" => {
+                    once(req.duration.is_some())?;
+                    let d = parse_duration(&value).map_err(|e| bad(&name, &e))?;
+                    req.duration = Some(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+                }
+                "end" => {
+                    once(req.end.is_some())?;
+                    req.end = Some(parse_time_point(&value).map_err(|e| bad(&name, &e))?);
+                }
+                "accuracy" => {
+                    req.accuracy = match value.as_ref() {
+                        "frame" => Accuracy::Frame,
+                        "keyframe" => Accuracy::Keyframe,
+                        other => {
+                            return Err(ClipError::BadRequest(format!(
+                                "parameter accuracy: {other:?} is neither \"frame\" nor \"keyframe\""
+                            )));
+                        }
+                    }
+                }
+                "location" => req.location = Some(value.into_owned()),
+                "filename" => req.filename = Some(value.into_owned()),
+                "token" => {}
+                other => {
+                    return Err(ClipError::BadRequest(format!(
+                        "unknown parameter {other:?} (known: time, start, duration, end, accuracy, location, filename)"
+                    )));
+                }
+            }
         }
-        let d = (f64::from(s.duration) * 1e9).round() as u64;
-        segments.push((t, t + d, s.uri.clone(), map.clone(), s.program_date_time));
-        t += d;
+        if req.duration.is_some() && req.end.is_some() {
+            return Err(ClipError::BadRequest(
+                "give either duration or end, not both".into(),
+            ));
+        }
+        if req.duration.is_none() && req.end.is_none() {
+            return Err(ClipError::BadRequest(
+                "missing duration (or end), e.g. duration=30s".into(),
+            ));
+        }
+        if req.duration == Some(0) {
+            return Err(ClipError::BadRequest("duration must be more than 0".into()));
+        }
+        Ok(req)
     }
-    let recorded = t;
-    if start >= recorded {
-        return Err(ClipError::OutOfRange { start, recorded });
+}
+
+/// A request placed on a session's recording-time axis (ns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub start: u64,
+    pub end: u64,
+}
+
+/// How a request stands against what is recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placement {
+    /// Everything in the range is recorded.
+    Ready(Range),
+    /// The session is live and the range ends at most the wait allowance
+    /// past the live edge: it will be recorded shortly.
+    Wait(Range),
+}
+
+fn point(index: &SessionIndex, p: TimePoint, what: &str) -> Result<i128, ClipError> {
+    match p {
+        TimePoint::Recording(d) => Ok(d.as_nanos() as i128),
+        TimePoint::Utc(t) => index.recording_time_at(t).ok_or_else(|| {
+            ClipError::BadRequest(format!(
+                "{what} is a UTC instant but session {} has no program date times; give a recording time (e.g. 600s)",
+                index.media_id
+            ))
+        }),
     }
-    let end = start.saturating_add(duration).min(recorded);
-    let chosen: Vec<_> = segments
-        .iter()
-        .filter(|(s, e, ..)| *e > start && *s < end)
-        .collect();
-    let Some(first) = chosen.first() else {
-        return Err(ClipError::OutOfRange { start, recorded });
+}
+
+/// Places `req` on `index`: checks the limits and where the range lies.
+/// `wait` is how far past the live edge a live session's request may end
+/// and still wait (ns).
+pub fn place(
+    req: &ClipRequest,
+    index: &SessionIndex,
+    max_duration: u64,
+    wait: u64,
+) -> Result<Placement, ClipError> {
+    let recorded = index.end();
+    let (start, end) = match (req.start, req.duration, req.end) {
+        (Some(s), Some(d), _) => {
+            let s = point(index, s, "time")?;
+            (s, s.saturating_add(i128::from(d)))
+        }
+        (Some(s), None, Some(e)) => (point(index, s, "time")?, point(index, e, "end")?),
+        (None, Some(d), e) => {
+            let e = match e {
+                Some(e) => point(index, e, "end")?,
+                None => i128::from(recorded),
+            };
+            (e - i128::from(d), e)
+        }
+        _ => {
+            return Err(ClipError::BadRequest(
+                "missing duration (or end), e.g. duration=30s".into(),
+            ));
+        }
     };
-    if chosen.iter().any(|c| c.3 != first.3) {
+    if end <= start {
+        return Err(ClipError::BadRequest(format!(
+            "end ({:.3} s) must be after the start ({:.3} s)",
+            end as f64 / 1e9,
+            start as f64 / 1e9
+        )));
+    }
+    let length = (end - start) as u64;
+    if length > max_duration {
+        return Err(ClipError::BadRequest(format!(
+            "the clip is {:.3} s long; at most {:.3} s are allowed (max-clip-duration)",
+            secs(length),
+            secs(max_duration)
+        )));
+    }
+    let begin = i128::from(index.begin());
+    if start < begin {
+        if start >= 0 && index.trimmed {
+            return Err(ClipError::Gone(format!(
+                "media before {:.3} s of session {} was deleted (retention)",
+                secs(index.begin()),
+                index.media_id
+            )));
+        }
+        return Err(ClipError::OutOfRange(format!(
+            "the clip starts at {:.3} s, before the recording of session {} (which begins at {:.3} s)",
+            start as f64 / 1e9,
+            index.media_id,
+            secs(index.begin())
+        )));
+    }
+    let range = Range {
+        start: start as u64,
+        end: end.min(i128::from(u64::MAX)) as u64,
+    };
+    if range.end <= recorded {
+        return Ok(Placement::Ready(range));
+    }
+    if !index.live {
+        return Err(ClipError::OutOfRange(format!(
+            "the clip ends at {:.3} s but session {} recorded {:.3} s",
+            secs(range.end),
+            index.media_id,
+            secs(recorded)
+        )));
+    }
+    if range.end - recorded <= wait {
+        return Ok(Placement::Wait(range));
+    }
+    Err(ClipError::NotYet(format!(
+        "the clip ends at {:.3} s but session {} is live at {:.3} s; ask again when it is recorded",
+        secs(range.end),
+        index.media_id,
+        secs(recorded)
+    )))
+}
+
+/// A preview manifest and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preview {
+    pub manifest: String,
+    /// Recording time of its first segment, seconds.
+    pub start_seconds: f64,
+    pub media_id: String,
+}
+
+/// The last `duration` (ns) of the session as a playlist of its segments: a
+/// sliding live playlist while the session is live, VOD once ended. URIs
+/// are `base` + the stored file names.
+pub fn preview(
+    index: &SessionIndex,
+    duration: u64,
+    max_duration: u64,
+    base: &str,
+) -> Result<Preview, ClipError> {
+    if duration == 0 {
+        return Err(ClipError::BadRequest("duration must be more than 0".into()));
+    }
+    if duration > max_duration {
+        return Err(ClipError::BadRequest(format!(
+            "a preview of {:.3} s was asked; at most {:.3} s are allowed (max-preview-duration)",
+            secs(duration),
+            secs(max_duration)
+        )));
+    }
+    if index.segments.is_empty() {
+        return Err(ClipError::NotYet(format!(
+            "session {} has no complete segment yet",
+            index.media_id
+        )));
+    }
+    let from = index.segments_end().saturating_sub(duration);
+    let first = index
+        .segments
+        .iter()
+        .rposition(|s| s.segment.start <= from)
+        .unwrap_or(0);
+    let all: Vec<_> = index
+        .segments
+        .iter()
+        .map(|s| {
+            let mut seg = s.segment.clone();
+            seg.uri = format!("{base}{}", seg.uri);
+            seg.map = format!("{base}{}", seg.map);
+            seg
+        })
+        .collect();
+    let window = all.len() - first;
+    let manifest = super::playlist::render(
+        &all,
+        super::playlist::Kind::Live { window },
+        index.target_duration.max(1),
+        index.removed_discontinuities,
+        !index.live,
+        true,
+        true,
+    );
+    Ok(Preview {
+        manifest,
+        start_seconds: secs(index.segments[first].segment.start),
+        media_id: index.media_id.clone(),
+    })
+}
+
+/// A VOD playlist of `range` that reuses the stored fragments through
+/// EXT-X-BYTERANGE: from the fragment whose keyframe is at or before the
+/// start to the one holding the end, with EXT-X-START (PRECISE) at the
+/// requested start in frame accuracy. Writes nothing.
+pub fn clip_manifest(
+    index: &SessionIndex,
+    range: Range,
+    accuracy: Accuracy,
+    base: &str,
+) -> Result<String, ClipError> {
+    let frags = index
+        .fragments_for(range.start, range.end)
+        .map_err(storage)?;
+    let Some((_, first)) = frags.first() else {
+        return Err(ClipError::OutOfRange(format!(
+            "nothing of session {} is recorded between {:.3} s and {:.3} s",
+            index.media_id,
+            secs(range.start),
+            secs(range.end)
+        )));
+    };
+    let first_start = first.start;
+    let mut segments = Vec::with_capacity(frags.len());
+    let mut last_map: Option<&str> = None;
+    let mut last_uri: Option<&str> = None;
+    let mut max_extinf = 0u64;
+    for (seg, f) in &frags {
+        let s = &seg.segment;
+        let new_segment = last_uri != Some(s.uri.as_str());
+        let map = (last_map != Some(s.map.as_str())).then(|| m3u8_rs::Map {
+            uri: format!("{base}{}", s.map),
+            ..Default::default()
+        });
+        let discontinuity = last_map.is_some() && new_segment && (s.discontinuity || map.is_some());
+        let pdt = (last_map.is_none() || discontinuity)
+            .then(|| index.utc_at(f.start))
+            .flatten();
+        last_map = Some(&s.map);
+        last_uri = Some(&s.uri);
+        let d = f.end.saturating_sub(f.start);
+        max_extinf = max_extinf.max((d as f64 / 1e9).round() as u64);
+        segments.push(MediaSegment {
+            uri: format!("{base}{}", s.uri),
+            duration: secs(d) as f32,
+            byte_range: Some(ByteRange {
+                length: f.size,
+                offset: Some(f.offset),
+            }),
+            discontinuity,
+            map,
+            program_date_time: pdt.map(|t| t.fixed_offset()),
+            ..Default::default()
+        });
+    }
+    let start = (accuracy == Accuracy::Frame).then(|| m3u8_rs::Start {
+        time_offset: secs(range.start.saturating_sub(first_start)),
+        precise: Some(true),
+        other_attributes: Default::default(),
+    });
+    let playlist = MediaPlaylist {
+        version: Some(7),
+        target_duration: max_extinf.max(1),
+        media_sequence: 0,
+        segments,
+        end_list: true,
+        playlist_type: Some(MediaPlaylistType::Vod),
+        independent_segments: true,
+        start,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    playlist
+        .write_to(&mut out)
+        .map_err(|e| ClipError::Storage(e.to_string()))?;
+    String::from_utf8(out).map_err(storage)
+}
+
+/// What a clip holds, on the session's recording-time axis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipInfo {
+    pub media_id: String,
+    /// The requested start, ns.
+    pub requested_start: u64,
+    /// Where presentation begins (the requested start in frame accuracy,
+    /// the keyframe in keyframe accuracy), ns.
+    pub start: u64,
+    /// Where presentation ends, ns.
+    pub end: u64,
+    /// The keyframe the clip decodes from, ns; `start - keyframe` is the
+    /// hidden pre-roll.
+    pub keyframe: u64,
+    /// Wall clock of `start`.
+    pub utc: Option<DateTime<Utc>>,
+}
+
+impl ClipInfo {
+    pub fn duration(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// Decoded but not presented, ns.
+    pub fn preroll(&self) -> u64 {
+        self.start - self.keyframe
+    }
+}
+
+/// Cuts `range` out of the stored fragments: only the bytes of the
+/// fragments it needs are read (one read per segment).
+pub fn clip_mp4(
+    index: &SessionIndex,
+    range: Range,
+    accuracy: Accuracy,
+) -> Result<(Mp4Clip, ClipInfo), ClipError> {
+    let frags = index
+        .fragments_for(range.start, range.end)
+        .map_err(storage)?;
+    let Some((first_seg, _)) = frags.first() else {
+        return Err(ClipError::OutOfRange(format!(
+            "nothing of session {} is recorded between {:.3} s and {:.3} s",
+            index.media_id,
+            secs(range.start),
+            secs(range.end)
+        )));
+    };
+    let map = first_seg.segment.map.clone();
+    if frags.iter().any(|(s, _)| s.segment.map != map) {
         return Err(ClipError::CrossesCodecChange);
     }
-    let init = std::fs::read(dir.join(&first.3)).map_err(storage)?;
-    let moov = read_moov(&init).ok_or_else(|| storage(format!("{} has no moov", first.3)))?;
-    let configs: Vec<std::sync::Arc<CodecConfig>> = moov
+    let init = std::fs::read(index.dir.join(&map)).map_err(storage)?;
+    let moov = read_moov(&init).ok_or_else(|| storage(format!("{map} has no moov")))?;
+    let configs: Vec<Arc<CodecConfig>> = moov
         .trak
         .iter()
-        .map(|t| CodecConfig::from_trak(t).map(std::sync::Arc::new))
+        .map(|t| CodecConfig::from_trak(t).map(Arc::new))
         .collect::<Result<_, _>>()
         .map_err(storage)?;
     let timescales: Vec<u32> = configs.iter().map(|c| c.timescale).collect();
+
+    // One read per segment: from its first needed fragment to the end of
+    // its last one.
     let mut per_track: Vec<Vec<crate::core::Sample>> = vec![Vec::new(); configs.len()];
-    for (.., uri, _, _) in &chosen {
-        let data = Bytes::from(std::fs::read(dir.join(uri)).map_err(storage)?);
+    let mut i = 0;
+    while i < frags.len() {
+        let uri = &frags[i].0.segment.uri;
+        let mut j = i;
+        while j + 1 < frags.len() && frags[j + 1].0.segment.uri == *uri {
+            j += 1;
+        }
+        let from = frags[i].1.offset;
+        let to = frags[j].1.offset + frags[j].1.size;
+        let mut file = std::fs::File::open(index.dir.join(uri)).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ClipError::Gone(format!("{uri} was deleted (retention)"))
+            } else {
+                storage(e)
+            }
+        })?;
+        file.seek(SeekFrom::Start(from)).map_err(storage)?;
+        let mut buf = vec![0u8; (to - from) as usize];
+        file.read_exact(&mut buf).map_err(storage)?;
+        let data = Bytes::from(buf);
         for (k, samples) in crate::mp4::scan::fragment_samples(&data, &timescales)
             .into_iter()
             .enumerate()
         {
             per_track[k].extend(samples);
         }
+        i = j + 1;
     }
-    let (start_ns, end_ns) = (start as i64, end as i64);
+
+    let (start_ns, end_ns) = (range.start as i64, range.end as i64);
     let mut presentation_start = start_ns;
+    let mut keyframe = start_ns;
     let mut tracks = Vec::new();
-    for (config, samples) in configs.iter().zip(per_track) {
+    // Video first: in keyframe accuracy it moves the start for every track.
+    let mut order: Vec<_> = configs.iter().zip(per_track).collect();
+    order.sort_by_key(|(c, _)| c.kind != TrackKind::Video);
+    for (config, samples) in order {
         let kept: Vec<_> = if config.kind == TrackKind::Video {
             // From the keyframe at or before the start, in decode order, to
             // the last sample presented before the end.
@@ -129,6 +586,7 @@ pub fn clip_from_session(
                 .rposition(|s| s.keyframe && s.pts <= start_ns)
                 .or_else(|| samples.iter().position(|s| s.keyframe));
             let Some(key) = key else { continue };
+            keyframe = keyframe.min(samples[key].pts);
             if accuracy == Accuracy::Keyframe {
                 presentation_start = presentation_start.min(samples[key].pts);
             }
@@ -137,7 +595,7 @@ pub fn clip_from_session(
         } else {
             samples
                 .into_iter()
-                .filter(|s| s.pts_end() > start_ns && s.pts < end_ns)
+                .filter(|s| s.pts_end() > presentation_start && s.pts < end_ns)
                 .collect()
         };
         if !kept.is_empty() {
@@ -148,30 +606,269 @@ pub fn clip_from_session(
             });
         }
     }
-    let creation_time = first
-        .4
-        .map(|p| p.to_utc() + chrono::Duration::nanoseconds(start as i64 - first.0 as i64));
-    Ok(Mp4Clip {
-        tracks,
-        start: presentation_start,
-        end: Some(end_ns),
-        creation_time,
-    })
+    if tracks.is_empty() {
+        return Err(ClipError::Storage(format!(
+            "no samples found between {:.3} s and {:.3} s",
+            secs(range.start),
+            secs(range.end)
+        )));
+    }
+    let start = presentation_start.max(0) as u64;
+    let info = ClipInfo {
+        media_id: index.media_id.clone(),
+        requested_start: range.start,
+        start,
+        end: range.end,
+        keyframe: keyframe.max(0) as u64,
+        utc: index.utc_at(start),
+    };
+    Ok((
+        Mp4Clip {
+            tracks,
+            start: presentation_start,
+            end: Some(end_ns),
+            creation_time: info.utc,
+        },
+        info,
+    ))
 }
 
-fn read_moov(init: &[u8]) -> Option<mp4_atom::Moov> {
-    use mp4_atom::{Atom, Decode};
-    let mut buf = init;
-    while buf.len() >= 8 {
-        let header = mp4_atom::Header::decode(&mut buf).ok()?;
-        let size = header.size?;
-        if size > buf.len() {
-            return None;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hls::index::{FragmentInfo, SegmentInfo};
+    use crate::hls::playlist::Segment;
+    use std::time::Duration;
+
+    const NS: u64 = 1_000_000_000;
+
+    fn index(live: bool) -> SessionIndex {
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-23T12:00:00Z")
+            .unwrap()
+            .to_utc();
+        let segments = (0..5u64)
+            .map(|i| SegmentInfo {
+                segment: Segment {
+                    sequence: i,
+                    uri: format!("segment-{i:05}.m4s"),
+                    start: i * 6 * NS,
+                    duration: 6 * NS,
+                    discontinuity: i == 3,
+                    map: "init.mp4".into(),
+                    pdt: Some(t0 + chrono::Duration::seconds(6 * i as i64)),
+                    bytes: 0,
+                },
+                // Three 2 s fragments of 1000 bytes each.
+                fragments: Some(
+                    (0..3u64)
+                        .map(|k| FragmentInfo {
+                            offset: 24 + k * 1000,
+                            size: 1000,
+                            start: i * 6 * NS + k * 2 * NS,
+                            end: i * 6 * NS + (k + 1) * 2 * NS,
+                        })
+                        .collect(),
+                ),
+            })
+            .collect();
+        SessionIndex {
+            media_id: "m1".into(),
+            dir: "/nonexistent".into(),
+            segments,
+            open: None,
+            live,
+            target_duration: 6,
+            removed_discontinuities: 0,
+            trimmed: false,
         }
-        if header.kind == mp4_atom::Moov::KIND {
-            return mp4_atom::Moov::decode_body(&mut &buf[..size]).ok();
-        }
-        buf = &buf[size..];
     }
-    None
+
+    fn q(s: &str) -> Result<ClipRequest, ClipError> {
+        ClipRequest::parse_query(s)
+    }
+
+    #[test]
+    fn parses_requests_in_every_form() {
+        let r = q("time=600s&duration=30s").unwrap();
+        assert_eq!(
+            r.start,
+            Some(TimePoint::Recording(Duration::from_secs(600)))
+        );
+        assert_eq!(r.duration, Some(30 * NS));
+        assert_eq!(r.accuracy, Accuracy::Frame);
+        let r = q("?start=10&end=40.5&accuracy=keyframe").unwrap();
+        assert_eq!(
+            r.end,
+            Some(TimePoint::Recording(Duration::from_millis(40_500)))
+        );
+        assert_eq!(r.accuracy, Accuracy::Keyframe);
+        let r = q("time=2026-11-23T12%3A00%3A10%2B00%3A00&duration=5s").unwrap();
+        assert!(matches!(r.start, Some(TimePoint::Utc(_))));
+        assert_eq!(q("duration=10s").unwrap().start, None);
+        for bad in [
+            "time=10s",
+            "time=10s&duration=5s&end=20s",
+            "time=-5s&duration=5s",
+            "time=10s&duration=0",
+            "time=10s&duration=5s&accuracy=exact",
+            "time=10s&duration=5s&colour=red",
+            "time=10s&time=11s&duration=5s",
+            "time=abc&duration=5s",
+        ] {
+            assert!(matches!(q(bad), Err(ClipError::BadRequest(_))), "{bad}");
+        }
+        let long = format!("time={}&duration=5s", "1".repeat(300));
+        assert!(matches!(q(&long), Err(ClipError::BadRequest(_))));
+    }
+
+    #[test]
+    fn places_ranges_and_names_what_is_wrong() {
+        let ended = index(false);
+        let max = 60 * NS;
+        let place_q = |i: &SessionIndex, s: &str| place(&q(s).unwrap(), i, max, 10 * NS);
+        assert_eq!(
+            place_q(&ended, "time=3s&duration=4s"),
+            Ok(Placement::Ready(Range {
+                start: 3 * NS,
+                end: 7 * NS
+            }))
+        );
+        assert_eq!(
+            place_q(&ended, "duration=10s"),
+            Ok(Placement::Ready(Range {
+                start: 20 * NS,
+                end: 30 * NS
+            })),
+            "no start: the last 10 s"
+        );
+        assert_eq!(
+            place_q(&ended, "time=2026-11-23T12:00:13.5Z&duration=1s"),
+            Ok(Placement::Ready(Range {
+                start: 13_500_000_000,
+                end: 14_500_000_000
+            })),
+            "UTC through the program date times"
+        );
+        assert_eq!(place_q(&ended, "time=5&end=3").unwrap_err().status(), 400);
+        assert_eq!(
+            place_q(&ended, "time=0&duration=61s").unwrap_err().status(),
+            400
+        );
+        assert_eq!(
+            place_q(&ended, "time=25s&duration=10s")
+                .unwrap_err()
+                .status(),
+            416
+        );
+        assert_eq!(
+            place_q(&ended, "time=40s&duration=1s")
+                .unwrap_err()
+                .status(),
+            416
+        );
+        assert_eq!(
+            place_q(&ended, "time=2026-11-23T11:59:00Z&duration=1s")
+                .unwrap_err()
+                .status(),
+            416,
+            "before the session"
+        );
+        let live = index(true);
+        assert_eq!(
+            place_q(&live, "time=25s&duration=10s"),
+            Ok(Placement::Wait(Range {
+                start: 25 * NS,
+                end: 35 * NS
+            }))
+        );
+        assert_eq!(
+            place_q(&live, "time=35s&duration=10s")
+                .unwrap_err()
+                .status(),
+            425
+        );
+        let mut trimmed = index(false);
+        trimmed.segments.drain(..2);
+        trimmed.trimmed = true;
+        assert_eq!(
+            place_q(&trimmed, "time=1s&duration=1s")
+                .unwrap_err()
+                .status(),
+            410
+        );
+    }
+
+    #[test]
+    fn preview_is_the_last_segments_with_their_start() {
+        let p = preview(&index(false), 10 * NS, 300 * NS, "").unwrap();
+        assert_eq!(
+            p.start_seconds, 18.0,
+            "the segment holding 20 s starts at 18 s"
+        );
+        let pl = m3u8_rs::parse_media_playlist_res(p.manifest.as_bytes()).unwrap();
+        assert_eq!(pl.segments.len(), 2);
+        assert_eq!(pl.media_sequence, 3);
+        assert!(pl.end_list);
+        assert_eq!(pl.segments[0].map.as_ref().unwrap().uri, "init.mp4");
+        let live = preview(&index(true), 10 * NS, 300 * NS, "../").unwrap();
+        let pl = m3u8_rs::parse_media_playlist_res(live.manifest.as_bytes()).unwrap();
+        assert!(!pl.end_list, "live preview slides");
+        assert_eq!(pl.segments[0].uri, "../segment-00003.m4s");
+        assert_eq!(
+            preview(&index(false), 301 * NS, 300 * NS, "")
+                .unwrap_err()
+                .status(),
+            400
+        );
+        let whole = preview(&index(false), 300 * NS, 300 * NS, "").unwrap();
+        assert_eq!(whole.start_seconds, 0.0);
+    }
+
+    #[test]
+    fn clip_manifest_reuses_fragments_by_byte_range() {
+        let text = clip_manifest(
+            &index(false),
+            Range {
+                start: 5 * NS,
+                end: 19 * NS,
+            },
+            Accuracy::Frame,
+            "",
+        )
+        .unwrap();
+        let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        assert_eq!(pl.playlist_type, Some(MediaPlaylistType::Vod));
+        assert!(pl.end_list);
+        // Fragments [4,6) [6,8) ... [18,20): 8 of them.
+        assert_eq!(pl.segments.len(), 8);
+        let first = &pl.segments[0];
+        assert_eq!(first.uri, "segment-00000.m4s");
+        assert_eq!(
+            first.byte_range,
+            Some(ByteRange {
+                length: 1000,
+                offset: Some(2024)
+            })
+        );
+        assert!(first.program_date_time.is_some());
+        let start = pl.start.expect("EXT-X-START");
+        assert!((start.time_offset - 1.0).abs() < 1e-9);
+        assert_eq!(start.precise, Some(true));
+        // Segment 3 starts after a discontinuity.
+        let disc: Vec<_> = pl.segments.iter().filter(|s| s.discontinuity).collect();
+        assert_eq!(disc.len(), 1);
+        assert_eq!(disc[0].uri, "segment-00003.m4s");
+        assert!(disc[0].program_date_time.is_some());
+        let key = clip_manifest(
+            &index(false),
+            Range {
+                start: 5 * NS,
+                end: 19 * NS,
+            },
+            Accuracy::Keyframe,
+            "",
+        )
+        .unwrap();
+        assert!(!key.contains("EXT-X-START"));
+    }
 }

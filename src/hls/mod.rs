@@ -2,6 +2,8 @@
 //! HLS: playlists, session storage, recovery and retention.
 
 pub mod clip;
+pub mod index;
 pub mod playlist;
 pub mod recorder;
+pub mod service;
 pub mod sessions;

@@ -13,10 +13,12 @@
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
+use super::index::{FragmentInfo, LiveIndex, SegmentInfo, SessionIndex};
 use super::playlist::{self, Kind, Segment};
 use super::sessions::{SessionRecord, SessionsFile, State, new_media_id};
 use crate::core::atomic::{sync_dir, write_atomic};
@@ -63,6 +65,7 @@ struct OpenSegment {
     discontinuity: bool,
     map: String,
     bytes: u64,
+    fragments: Vec<FragmentInfo>,
 }
 
 /// A session on disk, as recovery finds it.
@@ -95,6 +98,8 @@ pub struct Recorder {
     open: Option<OpenSegment>,
     fragment_sequence: u32,
     ended: bool,
+    /// Where clip requests see the session being recorded.
+    live: Option<Arc<LiveIndex>>,
 }
 
 fn segment_uri(sequence: u64) -> String {
@@ -162,6 +167,7 @@ impl Recorder {
             open: None,
             fragment_sequence: 0,
             ended: false,
+            live: None,
         };
         // Older sessions a crash left open are closed.
         for f in found {
@@ -279,6 +285,76 @@ impl Recorder {
         Ok(())
     }
 
+    /// Publishes the session into `live` from now on (clip requests read
+    /// it there, including the fragments of the segment being written).
+    pub fn publish_to(&mut self, live: Arc<LiveIndex>) {
+        self.live = Some(live);
+        self.publish(true);
+    }
+
+    /// Brings the live index up to date: the open segment always, the list
+    /// of complete segments when `segments` (after a close or retention).
+    fn publish(&mut self, segments: bool) {
+        let Some(live) = &self.live else { return };
+        let open = self.open.as_ref().map(|o| SegmentInfo {
+            segment: Segment {
+                sequence: o.sequence,
+                uri: o.uri.clone(),
+                start: o.start,
+                duration: o.end - o.start,
+                discontinuity: o.discontinuity,
+                map: o.map.clone(),
+                pdt: o.pdt,
+                bytes: o.bytes,
+            },
+            fragments: Some(o.fragments.clone()),
+        });
+        live.update(|slot| {
+            if slot.as_ref().is_none_or(|s| s.media_id != self.media_id) {
+                *slot = Some(SessionIndex {
+                    media_id: self.media_id.clone(),
+                    dir: self.dir.clone(),
+                    segments: self
+                        .segments
+                        .iter()
+                        .map(|s| SegmentInfo {
+                            segment: s.clone(),
+                            fragments: None,
+                        })
+                        .collect(),
+                    ..Default::default()
+                });
+            }
+            let idx = slot.as_mut().expect("set above");
+            if segments {
+                let first = self.segments.first().map_or(u64::MAX, |s| s.sequence);
+                let keep_from = idx
+                    .segments
+                    .iter()
+                    .position(|s| s.segment.sequence >= first)
+                    .unwrap_or(idx.segments.len());
+                idx.segments.drain(..keep_from);
+                let last = idx.segments.last().map(|s| s.segment.sequence);
+                let closed_fragments = idx.open.take().and_then(|o| o.fragments);
+                for s in &self.segments {
+                    if last.is_none_or(|l| s.sequence > l) {
+                        idx.segments.push(SegmentInfo {
+                            segment: s.clone(),
+                            fragments: closed_fragments.clone().filter(|_| {
+                                Some(s.sequence) == self.segments.last().map(|l| l.sequence)
+                            }),
+                        });
+                    }
+                }
+            }
+            idx.open = open;
+            idx.live = !self.ended;
+            idx.target_duration = self.cfg.target_duration;
+            idx.removed_discontinuities = self.removed_discontinuities;
+            idx.trimmed = self.trimmed;
+        });
+    }
+
     pub fn media_id(&self) -> &str {
         &self.media_id
     }
@@ -394,6 +470,7 @@ impl Recorder {
                 discontinuity: std::mem::take(&mut self.pending_discontinuity),
                 map,
                 bytes: 0,
+                fragments: Vec::new(),
             });
         }
         let open = self.open.as_mut().expect("opened above");
@@ -412,8 +489,16 @@ impl Recorder {
             io::IoSlice::advance_slices(&mut rest, n);
         }
         open.file.sync_data()?;
-        open.bytes += frag.size;
+        let fragment_start = open.end;
         open.end = open.end.max((end.max(0) as u64) + self.base);
+        open.fragments.push(FragmentInfo {
+            offset: open.bytes,
+            size: frag.size,
+            start: fragment_start,
+            end: open.end,
+        });
+        open.bytes += frag.size;
+        self.publish(false);
         Ok(Some(frag))
     }
 
@@ -442,6 +527,7 @@ impl Recorder {
         self.next_sequence = seg.sequence + 1;
         self.segments.push(seg.clone());
         self.write_playlists()?;
+        self.publish(true);
         self.update_record(None);
         self.sessions.save(&self.stream_dir)?;
         self.apply_retention()?;
@@ -509,6 +595,7 @@ impl Recorder {
         if !self.segments.is_empty() || self.dir.join(REPLAY).exists() {
             self.write_playlists()?;
         }
+        self.publish(true);
         self.update_record(Some(now));
         self.sessions.save(&self.stream_dir)
     }
@@ -540,8 +627,14 @@ impl Recorder {
                 .find(|r| too_old(r) || (max_bytes > 0 && total > max_bytes))
                 .map(|r| r.media_id.clone());
             let Some(id) = victim else { break };
-            self.sessions.sessions.retain(|r| r.media_id != id);
+            // A tombstone stays, so a request for it answers "gone".
+            if let Some(r) = self.sessions.get_mut(&id) {
+                r.state = State::Deleted;
+                r.bytes = 0;
+                r.segments = 0;
+            }
             let _ = std::fs::remove_dir_all(self.stream_dir.join(&id));
+            self.sessions.forget_old_tombstones();
             changed = true;
         }
         // Then the current session's oldest segments.
@@ -569,6 +662,7 @@ impl Recorder {
         if !deleted.is_empty() {
             self.trimmed = true;
             self.write_playlists()?;
+            self.publish(true);
             for seg in &deleted {
                 let _ = std::fs::remove_file(self.dir.join(&seg.uri));
             }

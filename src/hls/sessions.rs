@@ -14,6 +14,8 @@ use crate::core::atomic::write_atomic;
 pub enum State {
     Live,
     Ended,
+    /// Deleted by retention; kept so that requests for it answer "gone".
+    Deleted,
 }
 
 /// One session (one run of the stream, or several runs joined within the
@@ -29,6 +31,9 @@ pub struct SessionRecord {
     pub segments: u64,
     pub bytes: u64,
 }
+
+/// Records of deleted sessions kept in sessions.json.
+pub const MAX_TOMBSTONES: usize = 1000;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SessionsFile {
@@ -58,6 +63,24 @@ impl SessionsFile {
 
     pub fn get_mut(&mut self, media_id: &str) -> Option<&mut SessionRecord> {
         self.sessions.iter_mut().find(|s| s.media_id == media_id)
+    }
+
+    /// Keeps the newest [`MAX_TOMBSTONES`] records of deleted sessions.
+    pub fn forget_old_tombstones(&mut self) {
+        let deleted = self
+            .sessions
+            .iter()
+            .filter(|r| r.state == State::Deleted)
+            .count();
+        let mut excess = deleted.saturating_sub(MAX_TOMBSTONES);
+        self.sessions.retain(|r| {
+            if excess > 0 && r.state == State::Deleted {
+                excess -= 1;
+                false
+            } else {
+                true
+            }
+        });
     }
 
     pub fn get(&self, media_id: &str) -> Option<&SessionRecord> {

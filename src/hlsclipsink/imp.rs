@@ -17,7 +17,10 @@ use gst::subclass::prelude::*;
 use super::PdtSource;
 use crate::core::TrackKind;
 use crate::core::periodic::{Cutter, Selection};
+use crate::hls::clip::{ClipError, ClipRequest};
+use crate::hls::index::LiveIndex;
 use crate::hls::recorder::{Recorder, RecorderConfig};
+use crate::hls::service::{ClipDone, ClipService, Limits};
 use crate::media::SampleError;
 use crate::mp4::fragmented;
 use crate::mp4::{ClipTrack, CodecConfig};
@@ -34,6 +37,11 @@ const DEFAULT_LOCATION: &str = "recordings";
 const DEFAULT_TARGET_DURATION: u32 = 6;
 const DEFAULT_PLAYLIST_LENGTH: u32 = 5;
 const DEFAULT_RECONNECT_WINDOW: u32 = 60;
+const DEFAULT_MAX_CLIP_DURATION: u32 = 60;
+const DEFAULT_MAX_PREVIEW_DURATION: u32 = 300;
+const DEFAULT_MAX_CONCURRENT_CLIPS: u32 = 2;
+/// Clip requests that may wait for a worker, per worker.
+const QUEUED_CLIPS_PER_WORKER: usize = 16;
 /// Fragments waiting for the disk before the streaming threads wait too.
 const QUEUE_FRAGMENTS: usize = 256;
 /// A jump in decode time larger than this (or backwards) is a discontinuity.
@@ -54,6 +62,10 @@ struct Settings {
     reconnect_window: u32,
     max_age: u64,
     max_bytes: u64,
+    max_clip_duration: u32,
+    max_preview_duration: u32,
+    max_concurrent_clips: u32,
+    clip_location: Option<String>,
 }
 
 impl Default for Settings {
@@ -69,6 +81,10 @@ impl Default for Settings {
             reconnect_window: DEFAULT_RECONNECT_WINDOW,
             max_age: 0,
             max_bytes: 0,
+            max_clip_duration: DEFAULT_MAX_CLIP_DURATION,
+            max_preview_duration: DEFAULT_MAX_PREVIEW_DURATION,
+            max_concurrent_clips: DEFAULT_MAX_CONCURRENT_CLIPS,
+            clip_location: None,
         }
     }
 }
@@ -172,6 +188,10 @@ pub struct HlsClipSink {
     media_id: Arc<Mutex<Option<String>>>,
     failed: Arc<AtomicBool>,
     dispatch_lock: Mutex<()>,
+    /// The session being recorded, as clip requests see it.
+    live: Arc<LiveIndex>,
+    /// Clip requests (made when first needed, renewed at each start).
+    service: Mutex<Option<Arc<ClipService>>>,
 }
 
 #[glib::object_subclass]
@@ -251,12 +271,45 @@ impl ObjectImpl for HlsClipSink {
                     .default_value(0)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecUInt::builder("max-clip-duration")
+                    .nick("Max clip duration")
+                    .blurb("Longest clip (MP4 or clip manifest) a request may ask for, in seconds")
+                    .minimum(1)
+                    .maximum(24 * 3600)
+                    .default_value(DEFAULT_MAX_CLIP_DURATION)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-preview-duration")
+                    .nick("Max preview duration")
+                    .blurb("Longest preview manifest a request may ask for, in seconds")
+                    .minimum(1)
+                    .maximum(7 * 24 * 3600)
+                    .default_value(DEFAULT_MAX_PREVIEW_DURATION)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-concurrent-clips")
+                    .nick("Max concurrent clips")
+                    .blurb("MP4 clips made at the same time, each on its own worker thread; up to 16 per worker more wait, further requests are refused as busy")
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(DEFAULT_MAX_CONCURRENT_CLIPS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("clip-location")
+                    .nick("Clip location")
+                    .blurb("File pattern of MP4 clips made by clip-mp4 without a location, with %d for the request id (default: {location}/clips/{stream-id}-%05d.mp4)")
+                    .mutable_playing()
+                    .build(),
             ]
         });
         PROPS.as_ref()
     }
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        if pspec.name() != "clip-location" {
+            // Made again from the new settings when next needed.
+            *self.service.lock().unwrap() = None;
+        }
         let mut s = self.settings.lock().unwrap();
         match pspec.name() {
             "location" => {
@@ -274,6 +327,10 @@ impl ObjectImpl for HlsClipSink {
             "reconnect-window" => s.reconnect_window = value.get().unwrap(),
             "max-age" => s.max_age = value.get().unwrap(),
             "max-bytes" => s.max_bytes = value.get().unwrap(),
+            "max-clip-duration" => s.max_clip_duration = value.get().unwrap(),
+            "max-preview-duration" => s.max_preview_duration = value.get().unwrap(),
+            "max-concurrent-clips" => s.max_concurrent_clips = value.get().unwrap(),
+            "clip-location" => s.clip_location = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -296,8 +353,65 @@ impl ObjectImpl for HlsClipSink {
             "reconnect-window" => s.reconnect_window.to_value(),
             "max-age" => s.max_age.to_value(),
             "max-bytes" => s.max_bytes.to_value(),
+            "max-clip-duration" => s.max_clip_duration.to_value(),
+            "max-preview-duration" => s.max_preview_duration.to_value(),
+            "max-concurrent-clips" => s.max_concurrent_clips.to_value(),
+            "clip-location" => s.clip_location.to_value(),
             _ => unimplemented!(),
         }
+    }
+
+    fn signals() -> &'static [glib::subclass::Signal] {
+        static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
+            let obj = |args: &[glib::Value]| args[0].get::<super::HlsClipSink>().unwrap();
+            let text = |v: &glib::Value| v.get::<Option<String>>().ok().flatten();
+            vec![
+                // (media-id or NULL for the current session, duration such as
+                // "5m") -> GstStructure hlsclipsink-preview: manifest,
+                // preview-start-seconds, stream-media-id; or error, status.
+                glib::subclass::Signal::builder("get-preview-manifest")
+                    .param_types([String::static_type(), String::static_type()])
+                    .return_type::<gst::Structure>()
+                    .action()
+                    .class_handler(move |args| {
+                        let s = obj(args)
+                            .imp()
+                            .preview(text(&args[1]), text(&args[2]).unwrap_or_default());
+                        Some(s.to_value())
+                    })
+                    .build(),
+                // (media-id or NULL, query such as "time=600s&duration=30s")
+                // -> GstStructure hlsclipsink-clip-manifest: manifest,
+                // media-id, start, duration; or error, status.
+                glib::subclass::Signal::builder("get-clip-manifest")
+                    .param_types([String::static_type(), String::static_type()])
+                    .return_type::<gst::Structure>()
+                    .action()
+                    .class_handler(move |args| {
+                        let s = obj(args)
+                            .imp()
+                            .clip_manifest(text(&args[1]), text(&args[2]).unwrap_or_default());
+                        Some(s.to_value())
+                    })
+                    .build(),
+                // (media-id or NULL, query such as
+                // "time=600s&duration=30s&accuracy=frame&location=x.mp4")
+                // -> request id; the result comes as an hlsclipsink-clip-done
+                // element message.
+                glib::subclass::Signal::builder("clip-mp4")
+                    .param_types([String::static_type(), String::static_type()])
+                    .return_type::<u64>()
+                    .action()
+                    .class_handler(move |args| {
+                        let id = obj(args)
+                            .imp()
+                            .clip_mp4(text(&args[1]), text(&args[2]).unwrap_or_default());
+                        Some(id.to_value())
+                    })
+                    .build(),
+            ]
+        });
+        SIGNALS.as_ref()
     }
 
     fn constructed(&self) {
@@ -445,6 +559,9 @@ impl HlsClipSink {
         }
         *self.media_id.lock().unwrap() = Some(report.media_id.clone());
         let session_dir = recorder.session_dir().to_path_buf();
+        *self.service.lock().unwrap() = Some(self.new_service(&settings, &stream_id));
+        let mut recorder = recorder;
+        recorder.publish_to(self.live.clone());
 
         let mut state = self.state.lock().unwrap();
         let has_video = state.pads.values().any(|p| p.kind == TrackKind::Video);
@@ -505,6 +622,180 @@ impl HlsClipSink {
             drop(tx);
             let _ = handle.join();
         }
+        // The session is on disk now: requests read it from there.
+        self.live.update(|s| *s = None);
+    }
+
+    fn new_service(&self, settings: &Settings, stream_id: &str) -> Arc<ClipService> {
+        let workers = settings.max_concurrent_clips.max(1) as usize;
+        ClipService::new(
+            PathBuf::from(&settings.location).join(stream_id),
+            self.live.clone(),
+            Limits {
+                max_clip: u64::from(settings.max_clip_duration) * NS as u64,
+                max_preview: u64::from(settings.max_preview_duration) * NS as u64,
+                workers,
+                queue: workers * QUEUED_CLIPS_PER_WORKER,
+            },
+        )
+    }
+
+    /// The clip service; made from the settings when the element has not
+    /// started (clips of stored sessions work in any state).
+    fn service(&self) -> Result<Arc<ClipService>, ClipError> {
+        if let Some(s) = self.service.lock().unwrap().as_ref() {
+            return Ok(s.clone());
+        }
+        let settings = self.settings.lock().unwrap().clone();
+        let stream_id = settings
+            .stream_id
+            .clone()
+            .unwrap_or_else(|| self.obj().name().to_string());
+        if !crate::hls::sessions::is_safe_id(&stream_id) {
+            return Err(ClipError::NotFound(format!("no stream {stream_id:?}")));
+        }
+        let service = self.new_service(&settings, &stream_id);
+        *self.service.lock().unwrap() = Some(service.clone());
+        Ok(service)
+    }
+
+    fn error_structure(name: &str, e: &ClipError) -> gst::Structure {
+        gst::Structure::builder(name)
+            .field("error", e.to_string())
+            .field("status", u32::from(e.status()))
+            .field("kind", e.kind())
+            .build()
+    }
+
+    fn preview(&self, media_id: Option<String>, duration: String) -> gst::Structure {
+        const NAME: &str = "hlsclipsink-preview";
+        let result = crate::core::timespec::parse_duration(&duration)
+            .map_err(|e| ClipError::BadRequest(format!("duration: {e}")))
+            .and_then(|d| {
+                let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                self.service()?.preview(media_id.as_deref(), d, "")
+            });
+        match result {
+            Ok(p) => gst::Structure::builder(NAME)
+                .field("manifest", p.manifest)
+                .field("preview-start-seconds", p.start_seconds)
+                .field("stream-media-id", p.media_id)
+                .build(),
+            Err(e) => {
+                gst::info!(CAT, imp = self, "preview manifest refused: {e}");
+                Self::error_structure(NAME, &e)
+            }
+        }
+    }
+
+    fn clip_manifest(&self, media_id: Option<String>, query: String) -> gst::Structure {
+        const NAME: &str = "hlsclipsink-clip-manifest";
+        let result = ClipRequest::parse_query(&query)
+            .and_then(|req| self.service()?.clip_manifest(media_id.as_deref(), &req, ""));
+        match result {
+            Ok((text, index, range)) => gst::Structure::builder(NAME)
+                .field("manifest", text)
+                .field("media-id", index.media_id)
+                .field("start", gst::ClockTime::from_nseconds(range.start))
+                .field(
+                    "duration",
+                    gst::ClockTime::from_nseconds(range.end - range.start),
+                )
+                .build(),
+            Err(e) => {
+                gst::info!(CAT, imp = self, "clip manifest refused: {e}");
+                Self::error_structure(NAME, &e)
+            }
+        }
+    }
+
+    fn clip_mp4(&self, media_id: Option<String>, query: String) -> u64 {
+        let weak = self.obj().downgrade();
+        let post = move |done: ClipDone, media_id: Option<&str>, location: &std::path::Path| {
+            let Some(obj) = weak.upgrade() else { return };
+            let b = gst::Structure::builder("hlsclipsink-clip-done")
+                .field("request-id", done.id)
+                .field("location", location.display().to_string());
+            let s = match done.result {
+                Ok((_, info, bytes)) => b
+                    .field("media-id", info.media_id.as_str())
+                    .field(
+                        "requested-start",
+                        gst::ClockTime::from_nseconds(info.requested_start),
+                    )
+                    .field("start", gst::ClockTime::from_nseconds(info.start))
+                    .field("duration", gst::ClockTime::from_nseconds(info.duration()))
+                    .field("keyframe", gst::ClockTime::from_nseconds(info.keyframe))
+                    .field("preroll", gst::ClockTime::from_nseconds(info.preroll()))
+                    .field(
+                        "utc",
+                        info.utc
+                            .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                            .unwrap_or_default(),
+                    )
+                    .field("bytes", bytes)
+                    .build(),
+                Err(e) => {
+                    gst::info!(CAT, obj = obj, "clip {} failed: {e}", done.id);
+                    b.field("media-id", media_id.unwrap_or_default())
+                        .field("error", e.to_string())
+                        .field("status", u32::from(e.status()))
+                        .field("kind", e.kind())
+                        .build()
+                }
+            };
+            let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+        };
+        let service = match self.service() {
+            Ok(s) => s,
+            Err(e) => {
+                post(
+                    ClipDone {
+                        id: 0,
+                        result: Err(e),
+                    },
+                    media_id.as_deref(),
+                    std::path::Path::new(""),
+                );
+                return 0;
+            }
+        };
+        let id = service.next_id();
+        let location = ClipRequest::parse_query(&query).and_then(|req| {
+            let location = match &req.location {
+                Some(l) => PathBuf::from(l),
+                None => {
+                    let settings = self.settings.lock().unwrap();
+                    let pattern = settings.clip_location.clone().unwrap_or_else(|| {
+                        let stream = service
+                            .stream_dir()
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        format!("{}/clips/{stream}-%05d.mp4", settings.location)
+                    });
+                    crate::core::pattern::format_index(&pattern, id)
+                        .map(PathBuf::from)
+                        .map_err(|e| ClipError::BadRequest(format!("clip-location: {e}")))?
+                }
+            };
+            Ok((req, location))
+        });
+        let submitted = location.and_then(|(req, location)| {
+            let (m, l) = (media_id.clone(), location.clone());
+            let post = post.clone();
+            service.clip_to_file(id, media_id.clone(), req, location, move |done| {
+                post(done, m.as_deref(), &l)
+            })
+        });
+        if let Err(e) = submitted {
+            post(
+                ClipDone { id, result: Err(e) },
+                media_id.as_deref(),
+                std::path::Path::new(""),
+            );
+        }
+        id
     }
 
     /// Wall clock at running time `rt`, from the pipeline clock.

@@ -384,7 +384,7 @@ pub fn collect(pipeline: &gst::Pipeline) -> Outputs {
     out
 }
 
-pub fn ns(s: &gst::Structure, field: &str) -> u64 {
+pub fn ns(s: &gst::StructureRef, field: &str) -> u64 {
     s.get::<gst::ClockTime>(field).unwrap().nseconds()
 }
 

@@ -1,0 +1,344 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Clip requests for one stream, as hlsclipsink's action signals and the
+//! HTTP API make them: finds the session (the live one, a stored one, or
+//! one retention deleted), waits for media at the live edge, and runs MP4
+//! clips on a pool of worker threads with a bounded queue. Nothing here
+//! runs on a streaming thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::Duration;
+
+use super::clip::{self, Accuracy, ClipError, ClipInfo, ClipRequest, Placement, Preview, Range};
+use super::index::{LiveIndex, SessionIndex};
+use super::sessions::{SessionsFile, State, is_safe_id};
+use crate::mp4::Mp4Clip;
+
+const NS: u64 = 1_000_000_000;
+
+/// Limits of one stream's clip requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest clip, ns.
+    pub max_clip: u64,
+    /// Longest preview, ns.
+    pub max_preview: u64,
+    /// Clips made at the same time.
+    pub workers: usize,
+    /// Clip requests waiting for a worker before new ones are refused.
+    pub queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_clip: 60 * NS,
+            max_preview: 300 * NS,
+            workers: 2,
+            queue: 32,
+        }
+    }
+}
+
+/// A finished MP4 clip request.
+#[derive(Debug, Clone)]
+pub struct ClipDone {
+    pub id: u64,
+    pub result: Result<(PathBuf, ClipInfo, u64), ClipError>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Worker threads with a bounded queue: `submit` never blocks.
+struct Pool {
+    tx: Mutex<Option<mpsc::SyncSender<Job>>>,
+    workers: usize,
+    queue: usize,
+    /// Jobs queued or running.
+    pending: Arc<AtomicUsize>,
+}
+
+impl Pool {
+    fn new(workers: usize, queue: usize) -> Self {
+        Self {
+            tx: Mutex::new(None),
+            workers: workers.max(1),
+            queue,
+            pending: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn submit(&self, job: Job) -> Result<(), ClipError> {
+        let mut tx = self.tx.lock().unwrap();
+        if tx.is_none() {
+            let (sender, rx) = mpsc::sync_channel::<Job>(self.queue);
+            let rx = Arc::new(Mutex::new(rx));
+            for i in 0..self.workers {
+                let rx = rx.clone();
+                let pending = self.pending.clone();
+                std::thread::Builder::new()
+                    .name(format!("hlsclipsink-clip-{i}"))
+                    .spawn(move || {
+                        loop {
+                            let job = rx.lock().unwrap().recv();
+                            let Ok(job) = job else { break };
+                            job();
+                            pending.fetch_sub(1, Ordering::SeqCst);
+                        }
+                    })
+                    .map_err(|e| ClipError::Storage(format!("cannot start a clip worker: {e}")))?;
+            }
+            *tx = Some(sender);
+        }
+        let busy = || {
+            ClipError::Busy(format!(
+                "{} clips are being made or waiting; try again shortly",
+                self.workers + self.queue
+            ))
+        };
+        if self.pending.load(Ordering::SeqCst) >= self.workers + self.queue {
+            return Err(busy());
+        }
+        self.pending.fetch_add(1, Ordering::SeqCst);
+        match tx.as_ref().expect("created above").try_send(job) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                self.pending.fetch_sub(1, Ordering::SeqCst);
+                Err(busy())
+            }
+        }
+    }
+}
+
+/// Clip requests of one stream (`{location}/{stream-id}`).
+pub struct ClipService {
+    stream_dir: PathBuf,
+    live: Arc<LiveIndex>,
+    limits: Limits,
+    pool: Pool,
+    next_id: AtomicU64,
+}
+
+/// Where a request's session is.
+enum Found {
+    Live(String),
+    Stored(SessionIndex),
+}
+
+impl ClipService {
+    pub fn new(stream_dir: PathBuf, live: Arc<LiveIndex>, limits: Limits) -> Arc<Self> {
+        Arc::new(Self {
+            stream_dir,
+            live,
+            pool: Pool::new(limits.workers, limits.queue),
+            limits,
+            next_id: AtomicU64::new(1),
+        })
+    }
+
+    pub fn stream_dir(&self) -> &Path {
+        &self.stream_dir
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
+    /// The live session's media id, if one is being recorded.
+    pub fn live_media_id(&self) -> Option<String> {
+        self.live.with(|s| s.media_id.clone())
+    }
+
+    fn find(&self, media_id: Option<&str>) -> Result<Found, ClipError> {
+        let live = self.live.with(|s| (s.media_id.clone(), s.live));
+        let id = match media_id.filter(|m| !m.is_empty()) {
+            Some(id) => id.to_string(),
+            None => match &live {
+                Some((id, _)) => id.clone(),
+                None => SessionsFile::load(&self.stream_dir, "")
+                    .sessions
+                    .iter()
+                    .rev()
+                    .find(|r| r.state != State::Deleted)
+                    .map(|r| r.media_id.clone())
+                    .ok_or_else(|| {
+                        ClipError::NotFound(format!(
+                            "stream {} has no recording",
+                            self.stream_dir.display()
+                        ))
+                    })?,
+            },
+        };
+        if !is_safe_id(&id) {
+            return Err(ClipError::NotFound(format!("no session {id:?}")));
+        }
+        if live.as_ref().is_some_and(|(l, _)| *l == id) {
+            return Ok(Found::Live(id));
+        }
+        let dir = self.stream_dir.join(&id);
+        if let Some(index) = SessionIndex::load(&dir, &id) {
+            return Ok(Found::Stored(index));
+        }
+        let record = SessionsFile::load(&self.stream_dir, "")
+            .sessions
+            .into_iter()
+            .find(|r| r.media_id == id);
+        match record {
+            Some(r) if r.state == State::Deleted => Err(ClipError::Gone(format!(
+                "session {id} was deleted (retention)"
+            ))),
+            _ => Err(ClipError::NotFound(format!("no session {id:?}"))),
+        }
+    }
+
+    /// How far past the live edge a request may end and still wait for it,
+    /// and for how long it waits at most.
+    fn wait_allowance(index: &SessionIndex) -> (u64, Duration) {
+        let t = u64::from(index.target_duration.max(1)) * NS;
+        (t + 5 * NS, Duration::from_nanos(2 * t + 5 * NS))
+    }
+
+    /// Places `req` on its session and returns the part of the session it
+    /// needs, waiting for the live edge if the range reaches a little past
+    /// it.
+    pub fn resolve(
+        &self,
+        media_id: Option<&str>,
+        req: &ClipRequest,
+    ) -> Result<(SessionIndex, Range), ClipError> {
+        let max = self.limits.max_clip;
+        match self.find(media_id)? {
+            Found::Stored(index) => match clip::place(req, &index, max, 0)? {
+                Placement::Ready(range) => Ok((index, range)),
+                Placement::Wait(_) => unreachable!("stored sessions are not live"),
+            },
+            Found::Live(id) => {
+                let placed = self.with_live(&id, |s| {
+                    let (allow, timeout) = Self::wait_allowance(s);
+                    clip::place(req, s, max, allow).map(|p| (p, timeout))
+                })?;
+                let range = match placed? {
+                    (Placement::Ready(range), _) => range,
+                    (Placement::Wait(range), timeout) => {
+                        self.live.wait_until(&id, range.end, timeout);
+                        match self.with_live(&id, |s| clip::place(req, s, max, 0))? {
+                            Ok(Placement::Ready(range)) => range,
+                            _ => {
+                                return Err(ClipError::NotYet(format!(
+                                    "the clip ends at {:.3} s, which was not recorded within {:.1} s",
+                                    range.end as f64 / 1e9,
+                                    timeout.as_secs_f64()
+                                )));
+                            }
+                        }
+                    }
+                };
+                let index = self.with_live(&id, |s| s.slice(range.start, range.end))?;
+                Ok((index, range))
+            }
+        }
+    }
+
+    /// Runs `f` on the live session `id`; if it stopped being the live one,
+    /// on its stored copy.
+    fn with_live<R>(&self, id: &str, f: impl Fn(&SessionIndex) -> R) -> Result<R, ClipError> {
+        if let Some(r) = self
+            .live
+            .with(|s| (s.media_id == id).then(|| f(s)))
+            .flatten()
+        {
+            return Ok(r);
+        }
+        match self.find(Some(id))? {
+            Found::Stored(index) => Ok(f(&index)),
+            Found::Live(_) => Err(ClipError::NotFound(format!("no session {id:?}"))),
+        }
+    }
+
+    /// The last `duration` of a session as a playlist (URIs prefixed with
+    /// `base`).
+    pub fn preview(
+        &self,
+        media_id: Option<&str>,
+        duration: u64,
+        base: &str,
+    ) -> Result<Preview, ClipError> {
+        let max = self.limits.max_preview;
+        match self.find(media_id)? {
+            Found::Stored(index) => clip::preview(&index, duration, max, base),
+            Found::Live(id) => self.with_live(&id, |s| {
+                let from = s.segments_end().saturating_sub(duration);
+                clip::preview(&s.slice(from, u64::MAX), duration, max, base)
+            })?,
+        }
+    }
+
+    /// A clip manifest (byte ranges of the stored fragments).
+    pub fn clip_manifest(
+        &self,
+        media_id: Option<&str>,
+        req: &ClipRequest,
+        base: &str,
+    ) -> Result<(String, SessionIndex, Range), ClipError> {
+        let (index, range) = self.resolve(media_id, req)?;
+        let text = clip::clip_manifest(&index, range, req.accuracy, base)?;
+        Ok((text, index, range))
+    }
+
+    /// Cuts an MP4 clip (waiting for the live edge if needed); the caller
+    /// writes it (to a file, or streams it: its size is known up front).
+    pub fn make_clip(
+        &self,
+        media_id: Option<&str>,
+        req: &ClipRequest,
+    ) -> Result<(Mp4Clip, ClipInfo), ClipError> {
+        let (index, range) = self.resolve(media_id, req)?;
+        clip::clip_mp4(&index, range, req.accuracy)
+    }
+
+    /// A new request id (ids start at 1).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Makes an MP4 clip to `location` on a worker thread and calls `done`
+    /// there. Returns the request id, or `Busy` when the queue is full.
+    pub fn clip_to_file(
+        self: &Arc<Self>,
+        id: u64,
+        media_id: Option<String>,
+        req: ClipRequest,
+        location: PathBuf,
+        done: impl FnOnce(ClipDone) + Send + 'static,
+    ) -> Result<u64, ClipError> {
+        let this = self.clone();
+        self.pool.submit(Box::new(move || {
+            let result = this
+                .make_clip(media_id.as_deref(), &req)
+                .and_then(|(clip, info)| {
+                    if let Some(parent) = location.parent().filter(|p| !p.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(parent).map_err(|e| {
+                            ClipError::Storage(format!("cannot create {}: {e}", parent.display()))
+                        })?;
+                    }
+                    let stats = clip.write_file(&location, false).map_err(|e| {
+                        ClipError::Storage(format!("cannot write {}: {e}", location.display()))
+                    })?;
+                    Ok((location, info, stats.bytes))
+                });
+            done(ClipDone { id, result });
+        }))?;
+        Ok(id)
+    }
+}
+
+impl Accuracy {
+    /// The query value naming this accuracy.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accuracy::Frame => "frame",
+            Accuracy::Keyframe => "keyframe",
+        }
+    }
+}
