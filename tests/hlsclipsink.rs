@@ -464,6 +464,66 @@ fn survives_sigkill_and_recovers() {
     );
     let errors = decode_errors(&last.join("replay.m3u8"));
     assert!(errors.is_empty(), "{errors}");
+
+    // The recovered session clips like any other: in the part recorded
+    // before the crash, and in the resumed part. The resumed run encodes
+    // differently (B-frames, stereo), so a range across the resume is a
+    // codec change.
+    let sink = gst::ElementFactory::make("hlsclipsink")
+        .property("location", loc.display().to_string())
+        .property("stream-id", "cam")
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    sink.set_bus(Some(&bus));
+    let media_id = last.file_name().unwrap().to_string_lossy().into_owned();
+    let total: f64 = p.segments.iter().map(|s| f64::from(s.duration)).sum();
+    let clip = |time: f64, name: &str| {
+        let out = loc.join(name);
+        let id = sink.emit_by_name::<u64>(
+            "clip-mp4",
+            &[
+                &Some(media_id.as_str()),
+                &format!("time={time:.3}&duration=1s&location={}", out.display()),
+            ],
+        );
+        loop {
+            let msg = bus
+                .timed_pop(gst::ClockTime::from_seconds(30))
+                .expect("clip-done");
+            if let Some(s) = msg.structure()
+                && s.name() == "hlsclipsink-clip-done"
+                && s.get::<u64>("request-id").unwrap() == id
+            {
+                break (s.to_owned(), out);
+            }
+        }
+    };
+    for (time, name) in [(0.5, "before.mp4"), (total - 1.5, "resumed.mp4")] {
+        let (done, out) = clip(time, name);
+        assert!(!done.has_field("error"), "{done:?}");
+        let errors = decode_errors(&out);
+        assert!(errors.is_empty(), "{errors}");
+        let st = streams(&out);
+        let v = stream(&st, "video").unwrap();
+        assert!(
+            (v.duration - 1.0).abs() <= 1.0 / 30.0 + 1e-3,
+            "{name}: {v:?}"
+        );
+    }
+    let (done, _) = clip(total - 2.5, "across.mp4");
+    assert_eq!(done.get::<u32>("status").unwrap(), 422, "{done:?}");
+    let m = sink.emit_by_name::<gst::Structure>(
+        "get-clip-manifest",
+        &[
+            &Some(media_id.as_str()),
+            &format!("time={:.3}&duration=2s", total - 2.5),
+        ],
+    );
+    let text = m
+        .get::<String>("manifest")
+        .expect("a manifest may cross it");
+    assert!(text.contains("#EXT-X-DISCONTINUITY"), "{text}");
 }
 
 /// When one stream ends (or stalls) the other keeps being recorded.

@@ -11,7 +11,6 @@
 //! (`hls::service`).
 
 use std::borrow::Cow;
-use std::io::{Read, Seek, SeekFrom};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -477,6 +476,33 @@ pub fn clip_manifest(
     String::from_utf8(out).map_err(storage)
 }
 
+/// The bytes `[from, to)` of a stored segment, memory-mapped: the clip is
+/// written from the page cache with one copy (by the kernel), where reading
+/// into a buffer first would copy twice.
+fn map_range(file: &std::fs::File, from: u64, to: u64) -> std::io::Result<Bytes> {
+    let len = file.metadata()?.len();
+    if to > len || from > to {
+        return Err(std::io::Error::other(format!(
+            "segment holds {len} bytes, the fragments end at {to}"
+        )));
+    }
+    if from == to {
+        return Ok(Bytes::new());
+    }
+    // SAFETY: segment files are only ever appended to while recorded (and
+    // the mapped range is complete fragments below the end seen above);
+    // retention unlinks files, which leaves a mapping valid. Truncation
+    // happens only to a torn tail at start-up, past every complete fragment.
+    let map = unsafe {
+        memmap2::MmapOptions::new()
+            .offset(from)
+            .len((to - from) as usize)
+            .populate()
+            .map(file)?
+    };
+    Ok(Bytes::from_owner(map))
+}
+
 /// What a clip holds, on the session's recording-time axis.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClipInfo {
@@ -524,18 +550,32 @@ pub fn clip_mp4(
             secs(range.end)
         )));
     };
-    let map = first_seg.segment.map.clone();
-    if frags.iter().any(|(s, _)| s.segment.map != map) {
-        return Err(ClipError::CrossesCodecChange);
+    // Every init segment the range uses must describe the same tracks (a
+    // resumed session writes a new but identical one).
+    let load = |map: &str| -> Result<Vec<Arc<CodecConfig>>, ClipError> {
+        let init = std::fs::read(index.dir.join(map)).map_err(storage)?;
+        let moov = read_moov(&init).ok_or_else(|| storage(format!("{map} has no moov")))?;
+        moov.trak
+            .iter()
+            .map(|t| CodecConfig::from_trak(t).map(Arc::new))
+            .collect::<Result<_, _>>()
+            .map_err(storage)
+    };
+    let configs = load(&first_seg.segment.map)?;
+    let mut checked = vec![first_seg.segment.map.as_str()];
+    for (seg, _) in &frags {
+        let map = seg.segment.map.as_str();
+        if checked.contains(&map) {
+            continue;
+        }
+        let other = load(map)?;
+        let same = other.len() == configs.len()
+            && other.iter().zip(&configs).all(|(a, b)| a.same_entry(b));
+        if !same {
+            return Err(ClipError::CrossesCodecChange);
+        }
+        checked.push(map);
     }
-    let init = std::fs::read(index.dir.join(&map)).map_err(storage)?;
-    let moov = read_moov(&init).ok_or_else(|| storage(format!("{map} has no moov")))?;
-    let configs: Vec<Arc<CodecConfig>> = moov
-        .trak
-        .iter()
-        .map(|t| CodecConfig::from_trak(t).map(Arc::new))
-        .collect::<Result<_, _>>()
-        .map_err(storage)?;
     let timescales: Vec<u32> = configs.iter().map(|c| c.timescale).collect();
 
     // One read per segment: from its first needed fragment to the end of
@@ -550,17 +590,14 @@ pub fn clip_mp4(
         }
         let from = frags[i].1.offset;
         let to = frags[j].1.offset + frags[j].1.size;
-        let mut file = std::fs::File::open(index.dir.join(uri)).map_err(|e| {
+        let file = std::fs::File::open(index.dir.join(uri)).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 ClipError::Gone(format!("{uri} was deleted (retention)"))
             } else {
                 storage(e)
             }
         })?;
-        file.seek(SeekFrom::Start(from)).map_err(storage)?;
-        let mut buf = vec![0u8; (to - from) as usize];
-        file.read_exact(&mut buf).map_err(storage)?;
-        let data = Bytes::from(buf);
+        let data = map_range(&file, from, to).map_err(storage)?;
         for (k, samples) in crate::mp4::scan::fragment_samples(&data, &timescales)
             .into_iter()
             .enumerate()

@@ -1,0 +1,244 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Cuts MP4 clips out of a 10-minute 1080p hlsclipsink recording, in one
+//! run, three ways on the same ranges:
+//!
+//! - liveclip: `hls::clip::clip_mp4` reads the fragments it needs straight
+//!   from the stored segments and writes a faststart MP4 (frame accuracy:
+//!   from the keyframe before the start, edit list to the exact instant);
+//! - ffmpeg: `ffmpeg -ss S -t D -c copy` from the same recording remuxed
+//!   once into a single MP4 beforehand (ffmpeg 5.1 cannot seek inside fMP4
+//!   HLS);
+//! - copy: `cat` of the segment files liveclip reads (the physical limit).
+//!
+//! Then liveclip's latency against clip length. Warm page cache throughout.
+//!
+//! `cargo bench --bench clip_cut` (inputs are made once and cached under
+//! target/bench-input/).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gstliveclip::hls::clip::{Accuracy, Range, clip_mp4};
+use gstliveclip::hls::index::SessionIndex;
+
+const RUNS: usize = 5;
+const NS: u64 = 1_000_000_000;
+
+/// The 60 s input looped to 10 minutes, recorded by hlsclipsink (6 s
+/// segments), and the recording remuxed into one MP4 by ffmpeg.
+fn recording(dir: &Path) -> (PathBuf, PathBuf) {
+    let long = dir.join("1080p-600s.mp4");
+    if !long.exists() {
+        let tmp = dir.join("1080p-600s.tmp.mp4");
+        let st = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-stream_loop", "9", "-i"])
+            .arg(common::input())
+            .args(["-c", "copy"])
+            .arg(&tmp)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::rename(&tmp, &long).unwrap();
+    }
+    let rec = dir.join("rec-600s");
+    let stream = rec.join("cam");
+    let session = || -> Option<PathBuf> {
+        std::fs::read_dir(&stream)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.join("replay.m3u8").exists())
+    };
+    if session().is_none() || !rec.join("done").exists() {
+        let _ = std::fs::remove_dir_all(&rec);
+        eprintln!(
+            "recording the 10-minute input once (cached at {})",
+            rec.display()
+        );
+        let desc = format!(
+            "filesrc location={} ! qtdemux name=d \
+             hlsclipsink name=h location={} stream-id=cam target-duration=6 \
+             d.video_0 ! queue ! h264parse ! h.video \
+             d.audio_0 ! queue ! aacparse ! h.audio",
+            long.display(),
+            rec.display()
+        );
+        common::run_to_eos(&gst::parse::launch(&desc).unwrap());
+        std::fs::write(rec.join("done"), b"").unwrap();
+    }
+    let session = session().unwrap();
+    let mp4 = dir.join("rec-600s.mp4");
+    if !mp4.exists() {
+        let tmp = dir.join("rec-600s.tmp.mp4");
+        let st = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(session.join("replay.m3u8"))
+            .args(["-c", "copy"])
+            .arg(&tmp)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        std::fs::rename(&tmp, &mp4).unwrap();
+    }
+    (session, mp4)
+}
+
+fn time(mut f: impl FnMut()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn median_of(mut f: impl FnMut() -> Duration) -> Duration {
+    f(); // warm-up
+    common::median((0..RUNS).map(|_| f()).collect())
+}
+
+/// A new output name per run, with the previous one deleted before the
+/// run: every method writes a fresh file (on ext4, replacing or truncating
+/// an existing file starts writeback early, which would not be a fair
+/// comparison and is not what a clip request does).
+struct Fresh {
+    dir: PathBuf,
+    n: u64,
+}
+
+impl Fresh {
+    fn next(&mut self, name: &str) -> PathBuf {
+        let old = self.dir.join(format!("{name}-{}.mp4", self.n));
+        let _ = std::fs::remove_file(old);
+        self.n += 1;
+        self.dir.join(format!("{name}-{}.mp4", self.n))
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// liveclip: load the session, cut, write (no fsync, like the others).
+fn liveclip(session: &Path, start: u64, len: u64, out: &Path) -> u64 {
+    let index = SessionIndex::load(session, "bench").expect("recording");
+    let (clip, _) = clip_mp4(
+        &index,
+        Range {
+            start,
+            end: start + len,
+        },
+        Accuracy::Frame,
+    )
+    .unwrap();
+    clip.write_file(out, false).unwrap().bytes
+}
+
+/// `cat` of the segment files liveclip reads for the same clip.
+fn copy_command(session: &Path, start: u64, len: u64, out: &Path) -> (Command, u64) {
+    let _ = std::fs::remove_file(out);
+    let index = SessionIndex::load(session, "bench").unwrap();
+    let mut files: Vec<PathBuf> = Vec::new();
+    for (seg, _) in index.fragments_for(start, start + len).unwrap() {
+        let path = session.join(&seg.segment.uri);
+        if files.last() != Some(&path) {
+            files.push(path);
+        }
+    }
+    let bytes = files
+        .iter()
+        .map(|f| std::fs::metadata(f).unwrap().len())
+        .sum();
+    let mut c = Command::new("cat");
+    c.args(&files).stdout(std::fs::File::create(out).unwrap());
+    (c, bytes)
+}
+
+fn main() {
+    gst::init().unwrap();
+    gstliveclip::plugin_register_static().unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-input");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (session, mp4) = recording(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut fresh = Fresh {
+        dir: tmp.path().to_path_buf(),
+        n: 0,
+    };
+
+    println!("60 s clips from a 10-minute 1080p recording (median of {RUNS}, warm cache)");
+    println!(
+        "{:>8} {:>10} {:>12} {:>10} {:>10} {:>12} {:>12}",
+        "start s", "MB", "liveclip ms", "copy ms", "ffmpeg ms", "vs copy", "vs ffmpeg"
+    );
+    let mut ratios_copy = Vec::new();
+    let mut ratios_ffmpeg = Vec::new();
+    for start_ms in [61_500u64, 187_250, 305_000, 422_700, 539_900] {
+        let start = start_ms * 1_000_000;
+        let len = 60 * NS;
+        let mut bytes = 0;
+        let t_live = median_of(|| {
+            let out = fresh.next("clip");
+            time(|| bytes = liveclip(&session, start, len, &out))
+        });
+        let mut copied = 0;
+        let t_copy = median_of(|| {
+            let (mut cat, n) = copy_command(&session, start, len, &fresh.next("copy"));
+            copied = n;
+            time(|| assert!(cat.status().unwrap().success()))
+        });
+        let t_ffmpeg = median_of(|| {
+            let out = fresh.next("ffmpeg");
+            time(|| {
+                let st = Command::new("ffmpeg")
+                    .args(["-nostdin", "-v", "error", "-y", "-ss"])
+                    .arg(format!("{:.3}", start as f64 / 1e9))
+                    .arg("-i")
+                    .arg(&mp4)
+                    .args(["-t", "60", "-c", "copy"])
+                    .arg(&out)
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            })
+        });
+        let (rc, rf) = (
+            t_live.as_secs_f64() / t_copy.as_secs_f64(),
+            t_live.as_secs_f64() / t_ffmpeg.as_secs_f64(),
+        );
+        ratios_copy.push(rc);
+        ratios_ffmpeg.push(rf);
+        println!(
+            "{:>8.3} {:>10.1} {:>12.1} {:>10.1} {:>10.1} {:>11.2}x {:>11.2}x",
+            start as f64 / 1e9,
+            copied as f64 / 1e6,
+            ms(t_live),
+            ms(t_copy),
+            ms(t_ffmpeg),
+            rc,
+            rf
+        );
+        assert!(bytes > copied / 2, "the clip holds the media");
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!(
+        "median: liveclip = {:.2}x the raw copy, {:.2}x ffmpeg's time (aim: <= 2x copy, <= 0.25x ffmpeg)",
+        median(ratios_copy),
+        median(ratios_ffmpeg)
+    );
+
+    println!();
+    println!("liveclip latency against clip length (start 300.5 s)");
+    println!("{:>8} {:>12} {:>10}", "length s", "liveclip ms", "MB");
+    for len_s in [1u64, 5, 10, 20, 30, 60, 120, 300] {
+        let mut bytes = 0;
+        let t = median_of(|| {
+            let out = fresh.next("len");
+            time(|| bytes = liveclip(&session, 300_500_000_000, len_s * NS, &out))
+        });
+        println!("{:>8} {:>12.2} {:>10.1}", len_s, ms(t), bytes as f64 / 1e6);
+    }
+}
