@@ -14,6 +14,7 @@ use gst::glib;
 pub mod core;
 pub mod hls;
 pub mod hlsclipsink;
+pub mod http;
 pub mod media;
 pub mod motionclipenc;
 pub mod mp4;

@@ -192,6 +192,36 @@ impl ClipService {
         }
     }
 
+    /// Whether `id` names a session of this stream (stored, live, or
+    /// deleted with a tombstone left).
+    pub fn knows(&self, id: &str) -> bool {
+        is_safe_id(id)
+            && (self.live_media_id().as_deref() == Some(id)
+                || self
+                    .stream_dir
+                    .join(id)
+                    .join(super::recorder::REPLAY)
+                    .exists()
+                || SessionsFile::load(&self.stream_dir, "").get(id).is_some())
+    }
+
+    /// The session a request names (NULL/empty: the live one, else the
+    /// newest): its media id, directory, and whether it is being recorded.
+    pub fn session_dir(
+        &self,
+        media_id: Option<&str>,
+    ) -> Result<(String, PathBuf, bool), ClipError> {
+        match self.find(media_id)? {
+            Found::Live(id) => {
+                let dir = self.stream_dir.join(&id);
+                // After EOS the session stays here, ended, until the stop.
+                let live = self.live.with(|s| s.live).unwrap_or(false);
+                Ok((id, dir, live))
+            }
+            Found::Stored(index) => Ok((index.media_id, index.dir, false)),
+        }
+    }
+
     /// How far past the live edge a request may end and still wait for it,
     /// and for how long it waits at most.
     fn wait_allowance(index: &SessionIndex) -> (u64, Duration) {

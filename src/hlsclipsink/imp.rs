@@ -66,6 +66,8 @@ struct Settings {
     max_preview_duration: u32,
     max_concurrent_clips: u32,
     clip_location: Option<String>,
+    http_address: Option<String>,
+    http_token: Option<String>,
 }
 
 impl Default for Settings {
@@ -85,6 +87,8 @@ impl Default for Settings {
             max_preview_duration: DEFAULT_MAX_PREVIEW_DURATION,
             max_concurrent_clips: DEFAULT_MAX_CONCURRENT_CLIPS,
             clip_location: None,
+            http_address: None,
+            http_token: None,
         }
     }
 }
@@ -192,6 +196,8 @@ pub struct HlsClipSink {
     live: Arc<LiveIndex>,
     /// Clip requests (made when first needed, renewed at each start).
     service: Mutex<Option<Arc<ClipService>>>,
+    /// Routes on the HTTP listener while running.
+    http: Mutex<Option<crate::http::Registration>>,
 }
 
 #[glib::object_subclass]
@@ -300,6 +306,16 @@ impl ObjectImpl for HlsClipSink {
                     .blurb("File pattern of MP4 clips made by clip-mp4 without a location, with %d for the request id (default: {location}/clips/{stream-id}-%05d.mp4)")
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("http-address")
+                    .nick("HTTP address")
+                    .blurb("Serve the HTTP API (playlists, preview and clip manifests, MP4 clips, sessions, media) on this address, e.g. 127.0.0.1:8080; unset = no server. Elements naming the same address share one listener")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("http-token")
+                    .nick("HTTP token")
+                    .blurb("When set, every HTTP request for this stream needs it (Authorization: Bearer <token> or token=<token>)")
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPS.as_ref()
@@ -331,6 +347,8 @@ impl ObjectImpl for HlsClipSink {
             "max-preview-duration" => s.max_preview_duration = value.get().unwrap(),
             "max-concurrent-clips" => s.max_concurrent_clips = value.get().unwrap(),
             "clip-location" => s.clip_location = value.get().unwrap(),
+            "http-address" => s.http_address = value.get().unwrap(),
+            "http-token" => s.http_token = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -357,6 +375,8 @@ impl ObjectImpl for HlsClipSink {
             "max-preview-duration" => s.max_preview_duration.to_value(),
             "max-concurrent-clips" => s.max_concurrent_clips.to_value(),
             "clip-location" => s.clip_location.to_value(),
+            "http-address" => s.http_address.to_value(),
+            "http-token" => s.http_token.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -528,9 +548,33 @@ impl HlsClipSink {
             max_age: Duration::from_secs(settings.max_age),
             max_bytes: settings.max_bytes,
         };
+        let service = self.new_service(&settings, &stream_id);
+        *self.service.lock().unwrap() = Some(service.clone());
+        if let Some(address) = settings.http_address.as_deref().filter(|a| !a.is_empty()) {
+            let endpoint = crate::http::Endpoint::Stream {
+                stream_id: stream_id.clone(),
+                service,
+            };
+            match crate::http::register(address, settings.http_token.clone(), endpoint) {
+                Ok(r) => {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "HTTP API on http://{}/{stream_id}/",
+                        r.bound
+                    );
+                    *self.http.lock().unwrap() = Some(r);
+                }
+                Err(e) => {
+                    gst::element_imp_error!(self, gst::ResourceError::OpenRead, ("{}", e));
+                    return Err(());
+                }
+            }
+        }
         let (recorder, report) = match Recorder::start(&location, &stream_id, cfg, Utc::now()) {
             Ok(r) => r,
             Err(e) => {
+                self.http.lock().unwrap().take();
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::OpenWrite,
@@ -559,7 +603,6 @@ impl HlsClipSink {
         }
         *self.media_id.lock().unwrap() = Some(report.media_id.clone());
         let session_dir = recorder.session_dir().to_path_buf();
-        *self.service.lock().unwrap() = Some(self.new_service(&settings, &stream_id));
         let mut recorder = recorder;
         recorder.publish_to(self.live.clone());
 
@@ -624,6 +667,7 @@ impl HlsClipSink {
         }
         // The session is on disk now: requests read it from there.
         self.live.update(|s| *s = None);
+        self.http.lock().unwrap().take();
     }
 
     fn new_service(&self, settings: &Settings, stream_id: &str) -> Arc<ClipService> {

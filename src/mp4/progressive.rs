@@ -180,6 +180,24 @@ fn write_all_vectored<W: Write>(w: &mut W, slices: &mut Vec<io::IoSlice<'_>>) ->
 }
 
 impl Mp4Clip {
+    /// The file as a list of buffers (the header, then each sample's data:
+    /// references, not copies) and its size: for streaming it, e.g. as an
+    /// HTTP body with a Content-Length.
+    pub fn chunks(&self) -> Result<(u64, Vec<bytes::Bytes>), WriteError> {
+        let layout = self.layout()?;
+        let mut out =
+            Vec::with_capacity(1 + self.tracks.iter().map(|t| t.samples.len()).sum::<usize>());
+        out.push(bytes::Bytes::from(layout.header.clone()));
+        for &(t, first, count) in &layout.order {
+            out.extend(
+                self.tracks[t].samples[first..first + count]
+                    .iter()
+                    .map(|s| s.data.clone()),
+            );
+        }
+        Ok((layout.size(), out))
+    }
+
     /// Computes the layout (boxes and data order) without writing.
     pub fn layout(&self) -> Result<Layout<'_>, WriteError> {
         let movie_ts = self

@@ -6,7 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, mpsc};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gst::glib;
 use gst::prelude::*;
@@ -39,6 +39,9 @@ struct Settings {
     interval: u32,
     send_keyframe_requests: bool,
     max_clip_duration: u32,
+    http_address: Option<String>,
+    http_token: Option<String>,
+    webhook_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -50,6 +53,9 @@ impl Default for Settings {
             interval: DEFAULT_INTERVAL,
             send_keyframe_requests: true,
             max_clip_duration: DEFAULT_MAX_CLIP_DURATION,
+            http_address: None,
+            http_token: None,
+            webhook_url: None,
         }
     }
 }
@@ -129,6 +135,81 @@ pub struct PeriodicClipper {
     failed: Arc<AtomicBool>,
     /// Keeps jobs in cut order from the streaming threads to the writer.
     dispatch_lock: Mutex<()>,
+    /// Clips written lately, for HTTP requests waiting on one.
+    board: Arc<ReadyBoard>,
+    /// Routes on the HTTP listener while running.
+    http: Mutex<Option<crate::http::Registration>>,
+    webhook: Mutex<Option<crate::http::webhook::Webhook>>,
+}
+
+/// The latest clips written, and a condition variable to wait for one.
+#[derive(Default)]
+struct ReadyBoard {
+    recent: Mutex<std::collections::VecDeque<crate::http::ClipReady>>,
+    changed: std::sync::Condvar,
+}
+
+/// Clips the board remembers.
+const BOARD: usize = 64;
+
+impl ReadyBoard {
+    fn post(&self, ready: crate::http::ClipReady) {
+        let mut recent = self.recent.lock().unwrap();
+        if recent.len() == BOARD {
+            recent.pop_front();
+        }
+        recent.push_back(ready);
+        self.changed.notify_all();
+    }
+
+    fn wait(&self, location: &str, timeout: Duration) -> Option<crate::http::ClipReady> {
+        let deadline = Instant::now() + timeout;
+        let mut recent = self.recent.lock().unwrap();
+        loop {
+            if let Some(r) = recent.iter().find(|r| r.location == location) {
+                return Some(r.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            recent = self.changed.wait_timeout(recent, deadline - now).unwrap().0;
+        }
+    }
+}
+
+/// The HTTP API's handle on the element.
+struct HttpClipper {
+    weak: glib::WeakRef<super::PeriodicClipper>,
+    board: Arc<ReadyBoard>,
+    name: String,
+}
+
+impl crate::http::Clipper for HttpClipper {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+
+    fn start_periodic(&self, seconds: u32) -> bool {
+        match self.weak.upgrade() {
+            Some(obj) => obj.emit_by_name::<bool>("start-periodic", &[&seconds]),
+            None => false,
+        }
+    }
+
+    fn stop_periodic(&self) {
+        if let Some(obj) = self.weak.upgrade() {
+            obj.emit_by_name::<bool>("stop-periodic", &[]);
+        }
+    }
+
+    fn clip_now(&self) -> Option<String> {
+        self.weak.upgrade()?.imp().clip_now()
+    }
+
+    fn wait_ready(&self, location: &str, timeout: Duration) -> Option<crate::http::ClipReady> {
+        self.board.wait(location, timeout)
+    }
 }
 
 #[glib::object_subclass]
@@ -181,6 +262,21 @@ impl ObjectImpl for PeriodicClipper {
                     .default_value(DEFAULT_MAX_CLIP_DURATION)
                     .mutable_playing()
                     .build(),
+                glib::ParamSpecString::builder("http-address")
+                    .nick("HTTP address")
+                    .blurb("Serve the HTTP API (POST /{name}/periodic-recording/{seconds}, DELETE /{name}/periodic-recording, POST /{name}/mp4) on this address, e.g. 127.0.0.1:8080; unset = no server. Elements naming the same address share one listener")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("http-token")
+                    .nick("HTTP token")
+                    .blurb("When set, every HTTP request to this element needs it (Authorization: Bearer <token> or token=<token>)")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("webhook-url")
+                    .nick("Webhook URL")
+                    .blurb("POST a JSON clip-ready notice for every clip to this http:// URL (off the streaming thread, with retries; unset = none)")
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPS.as_ref()
@@ -210,6 +306,9 @@ impl ObjectImpl for PeriodicClipper {
                 drop(settings);
                 self.apply_interval(&s);
             }
+            "http-address" => settings.http_address = value.get().unwrap(),
+            "http-token" => settings.http_token = value.get().unwrap(),
+            "webhook-url" => settings.webhook_url = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -223,6 +322,9 @@ impl ObjectImpl for PeriodicClipper {
             "interval" => settings.interval.to_value(),
             "send-keyframe-requests" => settings.send_keyframe_requests.to_value(),
             "max-clip-duration" => settings.max_clip_duration.to_value(),
+            "http-address" => settings.http_address.to_value(),
+            "http-token" => settings.http_token.to_value(),
+            "webhook-url" => settings.webhook_url.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -363,6 +465,7 @@ impl ElementImpl for PeriodicClipper {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused {
+            self.start_services()?;
             self.start();
         }
         let ret = self.parent_change_state(transition)?;
@@ -374,6 +477,62 @@ impl ElementImpl for PeriodicClipper {
 }
 
 impl PeriodicClipper {
+    /// The HTTP routes and the webhook, when configured.
+    fn start_services(&self) -> Result<(), gst::StateChangeError> {
+        let settings = self.settings.lock().unwrap().clone();
+        if let Some(url) = settings.webhook_url.as_deref().filter(|u| !u.is_empty()) {
+            let weak = self.obj().downgrade();
+            let hook = crate::http::webhook::Webhook::start(url, move |reason| {
+                if let Some(obj) = weak.upgrade() {
+                    gst::element_warning!(obj, gst::ResourceError::Write, ("{}", reason));
+                }
+            });
+            match hook {
+                Ok(h) => *self.webhook.lock().unwrap() = Some(h),
+                Err(e) => {
+                    gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", e));
+                    return Err(gst::StateChangeError);
+                }
+            }
+        }
+        if let Some(address) = settings.http_address.as_deref().filter(|a| !a.is_empty()) {
+            let endpoint = crate::http::Endpoint::Clipper {
+                name: self.obj().name().to_string(),
+                clipper: Arc::new(HttpClipper {
+                    weak: self.obj().downgrade(),
+                    board: self.board.clone(),
+                    name: self.obj().name().to_string(),
+                }),
+            };
+            match crate::http::register(address, settings.http_token.clone(), endpoint) {
+                Ok(r) => {
+                    gst::info!(CAT, imp = self, "HTTP API on http://{}", r.bound);
+                    *self.http.lock().unwrap() = Some(r);
+                }
+                Err(e) => {
+                    gst::element_imp_error!(self, gst::ResourceError::OpenRead, ("{}", e));
+                    return Err(gst::StateChangeError);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Announces a written clip: HTTP waiters and the webhook.
+    fn clip_written(&self, ready: crate::http::ClipReady) {
+        if let Some(hook) = self.webhook.lock().unwrap().as_ref()
+            && !hook.notify(ready.to_json(&self.obj().name()))
+        {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "webhook queue full: notice for {} dropped",
+                ready.location
+            );
+        }
+        self.board.post(ready);
+    }
+
     fn start(&self) {
         let settings = self.settings.lock().unwrap().clone();
         let mut state = self.state.lock().unwrap();
@@ -416,6 +575,8 @@ impl PeriodicClipper {
             drop(tx);
             let _ = handle.join();
         }
+        self.http.lock().unwrap().take();
+        self.webhook.lock().unwrap().take();
     }
 
     fn apply_interval(&self, settings: &Settings) {
@@ -728,6 +889,18 @@ fn post_clip_ready(
         .field("audio-frames", audio)
         .build();
     let _ = obj.post_message(gst::message::Element::builder(s).src(obj).build());
+    obj.imp().clip_written(crate::http::ClipReady {
+        location: location.display().to_string(),
+        index: u64::from(job.index),
+        trigger: job.trigger.as_str().to_string(),
+        duration,
+        recording_time: job.recording_time.max(0) as u64,
+        utc: job
+            .utc
+            .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+            .unwrap_or_default(),
+        bytes,
+    });
 }
 
 impl crate::media::EncodedSink for PeriodicClipper {

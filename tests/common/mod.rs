@@ -3,6 +3,9 @@
 //! (ffprobe, ffmpeg, mp4-atom) to check what the elements wrote.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod numbered;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex, Once};

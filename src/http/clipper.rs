@@ -1,0 +1,159 @@
+// SPDX-License-Identifier: MPL-2.0
+//! periodicclipper's routes, in the style of Ant Media's REST API:
+//!
+//! ```text
+//! POST   /{name}/periodic-recording/{seconds}   start periodic clips every `seconds`
+//! DELETE /{name}/periodic-recording             stop periodic clips
+//! POST   /{name}/mp4?returnFile=true|false      a clip since the last one: the MP4, or JSON
+//! ```
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, header};
+use axum::response::Response;
+
+use super::{Request, error, json};
+
+/// A clip periodicclipper has written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipReady {
+    pub location: String,
+    pub index: u64,
+    pub trigger: String,
+    /// ns.
+    pub duration: u64,
+    pub recording_time: u64,
+    pub utc: String,
+    pub bytes: u64,
+}
+
+impl ClipReady {
+    /// The JSON a webhook or an HTTP answer carries.
+    pub fn to_json(&self, element: &str) -> serde_json::Value {
+        serde_json::json!({
+            "event": "clip-ready",
+            "element": element,
+            "location": self.location,
+            "index": self.index,
+            "trigger": self.trigger,
+            "duration": self.duration as f64 / 1e9,
+            "recordingTime": self.recording_time as f64 / 1e9,
+            "utc": self.utc,
+            "bytes": self.bytes,
+        })
+    }
+}
+
+/// What the HTTP API can ask of a periodicclipper.
+pub trait Clipper: Send + Sync {
+    fn name(&self) -> String;
+    /// Starts periodic clips every `seconds` (> 0).
+    fn start_periodic(&self, seconds: u32) -> bool;
+    fn stop_periodic(&self);
+    /// Asks for a clip since the last one; its location, or `None` when the
+    /// element is not running.
+    fn clip_now(&self) -> Option<String>;
+    /// Waits (blocking) until the clip at `location` is written.
+    fn wait_ready(&self, location: &str, timeout: Duration) -> Option<ClipReady>;
+}
+
+/// How long `POST /{name}/mp4` waits for the next keyframe and the write.
+const CLIP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn route(req: &Request, clipper: Arc<dyn Clipper>) -> Response {
+    let s: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    let name = clipper.name();
+    match (&req.method, s.as_slice()) {
+        (&Method::POST, [_, "periodic-recording", seconds]) => {
+            let Ok(seconds) = seconds.parse::<u32>() else {
+                return error(
+                    400,
+                    "bad-request",
+                    &format!("{seconds:?} is not a whole number of seconds"),
+                );
+            };
+            if seconds == 0 || seconds > 24 * 3600 {
+                return error(
+                    400,
+                    "bad-request",
+                    "the period must be between 1 and 86400 seconds",
+                );
+            }
+            clipper.start_periodic(seconds);
+            json(&serde_json::json!({ "success": true, "element": name, "interval": seconds }))
+        }
+        (&Method::DELETE, [_, "periodic-recording"]) => {
+            clipper.stop_periodic();
+            json(&serde_json::json!({ "success": true, "element": name }))
+        }
+        (&Method::POST, [_, "mp4"]) => {
+            let return_file = match req.param("returnFile").as_deref() {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return error(
+                        400,
+                        "bad-request",
+                        &format!("returnFile is {other:?}; use true or false"),
+                    );
+                }
+            };
+            let c = clipper.clone();
+            let ready = tokio::task::spawn_blocking(move || {
+                let location = c.clip_now()?;
+                c.wait_ready(&location, CLIP_TIMEOUT)
+            })
+            .await
+            .ok()
+            .flatten();
+            let Some(ready) = ready else {
+                return error(
+                    503,
+                    "not-running",
+                    &format!(
+                        "{name} made no clip within {} s: is the pipeline playing and receiving keyframes?",
+                        CLIP_TIMEOUT.as_secs()
+                    ),
+                );
+            };
+            if !return_file {
+                let mut v = ready.to_json(&name);
+                v["success"] = true.into();
+                return json(&v);
+            }
+            let location = ready.location.clone();
+            let read = tokio::task::spawn_blocking(move || std::fs::read(location)).await;
+            match read.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+                Ok(data) => {
+                    let file = std::path::Path::new(&ready.location)
+                        .file_name()
+                        .map(|f| super::hls::sanitize_filename(&f.to_string_lossy()))
+                        .unwrap_or_else(|| "clip.mp4".into());
+                    Response::builder()
+                        .header(header::CONTENT_TYPE, "video/mp4")
+                        .header(header::CONTENT_LENGTH, data.len())
+                        .header(
+                            header::CONTENT_DISPOSITION,
+                            format!("attachment; filename=\"{file}\""),
+                        )
+                        .body(Body::from(data))
+                        .expect("valid response")
+                }
+                Err(e) => error(
+                    410,
+                    "gone",
+                    &format!("{} is no longer there: {e}", ready.location),
+                ),
+            }
+        }
+        _ => error(
+            404,
+            "not-found",
+            &format!(
+                "{name} answers POST /{name}/periodic-recording/{{seconds}}, DELETE /{name}/periodic-recording and POST /{name}/mp4"
+            ),
+        ),
+    }
+}

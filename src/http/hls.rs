@@ -1,0 +1,439 @@
+// SPDX-License-Identifier: MPL-2.0
+//! hlsclipsink's routes:
+//!
+//! ```text
+//! GET /{id}/manifest/video.m3u8               live playlist (stream-id) or replay (media-id)
+//! GET /{id}/manifest/video.m3u8?duration=5m   preview manifest; headers preview-start-seconds, stream-media-id
+//! GET /{id}/manifest/clip.m3u8?time=&duration=  clip manifest (byte ranges, no new file)
+//! GET /{id}/clip.mp4?time=&duration=&filename=  MP4 clip, streamed with a Content-Length
+//! GET /{id}.m3u8?start=&end=                  the clip manifest, FastPix style
+//! GET /{stream-id}/sessions                   sessions.json
+//! GET /{media-id}/{init-N.mp4|segment-N.m4s}  media, with Range
+//! ```
+
+use std::convert::Infallible;
+
+use axum::body::Body;
+use axum::http::{Method, StatusCode, header};
+use axum::response::Response;
+
+use super::{Request, RouteId, StreamHandle, clip_error, error, json};
+use crate::hls::clip::{ClipError, ClipRequest};
+
+const M3U8: &str = "application/vnd.apple.mpegurl";
+
+pub(crate) async fn route(req: &Request, stream: &StreamHandle, id: RouteId) -> Response {
+    if req.method != Method::GET && req.method != Method::HEAD {
+        return error(
+            405,
+            "method-not-allowed",
+            "stream and session routes answer GET and HEAD",
+        );
+    }
+    let media = match &id {
+        RouteId::Stream => None,
+        RouteId::Media(m) => Some(m.clone()),
+    };
+    let s: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+    match s.as_slice() {
+        [one] if one.ends_with(".m3u8") => clip_manifest(req, stream, media, "").await,
+        [_, "sessions"] if media.is_none() => sessions(stream),
+        [_, "clip.mp4"] => clip_mp4(req, stream, media).await,
+        [_, "manifest", "video.m3u8"] => video(req, stream, media).await,
+        [_, "manifest", "clip.m3u8"] => clip_manifest(req, stream, media, "../../").await,
+        [_, file] if media.is_some() => media_file(req, stream, media.as_deref().unwrap(), file),
+        _ => error(
+            404,
+            "not-found",
+            &format!("no route {}; see docs/http-api.md", req.segments.join("/")),
+        ),
+    }
+}
+
+/// Runs blocking work (file reads, waiting for the live edge) off the
+/// runtime's threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ClipError> + Send + 'static,
+) -> Result<T, ClipError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(ClipError::Storage(format!("request failed: {e}"))))
+}
+
+/// Points a playlist's relative URIs (segments and EXT-X-MAP) at `prefix`.
+pub(crate) fn rebase(text: &str, prefix: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 64);
+    for line in text.lines() {
+        if line.is_empty() {
+            out.push('\n');
+            continue;
+        }
+        if !line.starts_with('#') {
+            out.push_str(prefix);
+            out.push_str(line);
+        } else if let Some(i) = line.find("URI=\"") {
+            out.push_str(&line[..i + 5]);
+            out.push_str(prefix);
+            out.push_str(&line[i + 5..]);
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+fn playlist(text: String) -> Response {
+    Response::builder()
+        .header(header::CONTENT_TYPE, M3U8)
+        .header(header::CACHE_CONTROL, "no-cache")
+        .body(Body::from(text))
+        .expect("valid response")
+}
+
+async fn video(req: &Request, stream: &StreamHandle, media: Option<String>) -> Response {
+    let service = stream.service.clone();
+    if let Some(d) = req.param("duration") {
+        let duration = match crate::core::timespec::parse_duration(&d) {
+            Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            Err(e) => return error(400, "bad-request", &format!("duration: {e}")),
+        };
+        let result = blocking(move || service.preview(media.as_deref(), duration, "")).await;
+        return match result {
+            Ok(p) => {
+                let mut r = playlist(rebase(&p.manifest, &format!("../../{}/", p.media_id)));
+                let h = r.headers_mut();
+                if let Ok(v) = format!("{:.3}", p.start_seconds).parse() {
+                    h.insert("preview-start-seconds", v);
+                }
+                if let Ok(v) = p.media_id.parse() {
+                    h.insert("stream-media-id", v);
+                }
+                r
+            }
+            Err(e) => clip_error(&e),
+        };
+    }
+    let result = blocking(move || {
+        let (id, dir, live) = service.session_dir(media.as_deref())?;
+        // A stream's playlist is the live window while it is recorded.
+        let name = if live && media.is_none() {
+            crate::hls::recorder::LIVE
+        } else {
+            crate::hls::recorder::REPLAY
+        };
+        match std::fs::read_to_string(dir.join(name)) {
+            Ok(text) => Ok((id, text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ClipError::NotYet(format!(
+                "session {id} has no complete segment yet"
+            ))),
+            Err(e) => Err(ClipError::Storage(e.to_string())),
+        }
+    })
+    .await;
+    match result {
+        Ok((id, text)) => {
+            let mut r = playlist(rebase(&text, &format!("../../{id}/")));
+            if let Ok(v) = id.parse() {
+                r.headers_mut().insert("stream-media-id", v);
+            }
+            r
+        }
+        Err(e) => clip_error(&e),
+    }
+}
+
+async fn clip_manifest(
+    req: &Request,
+    stream: &StreamHandle,
+    media: Option<String>,
+    up: &'static str,
+) -> Response {
+    let request = match ClipRequest::parse_query(&req.query) {
+        Ok(r) => r,
+        Err(e) => return clip_error(&e),
+    };
+    let service = stream.service.clone();
+    let result = blocking(move || service.clip_manifest(media.as_deref(), &request, "")).await;
+    match result {
+        Ok((text, index, _)) => {
+            let mut r = playlist(rebase(&text, &format!("{up}{}/", index.media_id)));
+            if let Ok(v) = index.media_id.parse() {
+                r.headers_mut().insert("stream-media-id", v);
+            }
+            r
+        }
+        Err(e) => clip_error(&e),
+    }
+}
+
+/// A download name: letters, digits, `-`, `_`, `.`; at most 100 bytes;
+/// ending in `.mp4`.
+pub(crate) fn sanitize_filename(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    out = out.trim_start_matches('.').to_string();
+    out.truncate(100);
+    if !out.to_ascii_lowercase().ends_with(".mp4") {
+        out.push_str(".mp4");
+    }
+    if out == ".mp4" {
+        out = "clip.mp4".into();
+    }
+    out
+}
+
+async fn clip_mp4(req: &Request, stream: &StreamHandle, media: Option<String>) -> Response {
+    let request = match ClipRequest::parse_query(&req.query) {
+        Ok(r) => r,
+        Err(e) => return clip_error(&e),
+    };
+    if request.location.is_some() {
+        return error(
+            400,
+            "bad-request",
+            "location is for the clip-mp4 signal; over HTTP the clip is the response (use filename)",
+        );
+    }
+    let permit = match stream.permit().await {
+        Ok(p) => p,
+        Err(e) => return clip_error(&e),
+    };
+    let service = stream.service.clone();
+    let req_clone = request.clone();
+    let result = blocking(move || {
+        let (clip, info) = service.make_clip(media.as_deref(), &req_clone)?;
+        let (size, chunks) = clip
+            .chunks()
+            .map_err(|e| ClipError::Storage(e.to_string()))?;
+        Ok((size, chunks, info))
+    })
+    .await;
+    drop(permit);
+    let (size, chunks, info) = match result {
+        Ok(r) => r,
+        Err(e) => return clip_error(&e),
+    };
+    let filename = sanitize_filename(request.filename.as_deref().unwrap_or(&format!(
+        "{}-{:.3}s.mp4",
+        info.media_id,
+        info.start as f64 / 1e9
+    )));
+    let body = Body::from_stream(futures_util::stream::iter(
+        chunks.into_iter().map(Ok::<_, Infallible>),
+    ));
+    Response::builder()
+        .header(header::CONTENT_TYPE, "video/mp4")
+        .header(header::CONTENT_LENGTH, size)
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{filename}\""),
+        )
+        .header(header::CACHE_CONTROL, "no-store")
+        .header("stream-media-id", info.media_id.as_str())
+        .header(
+            "clip-start-seconds",
+            format!("{:.6}", info.start as f64 / 1e9),
+        )
+        .header(
+            "clip-duration-seconds",
+            format!("{:.6}", info.duration() as f64 / 1e9),
+        )
+        .header(
+            "clip-preroll-seconds",
+            format!("{:.6}", info.preroll() as f64 / 1e9),
+        )
+        .body(body)
+        .expect("valid response")
+}
+
+fn sessions(stream: &StreamHandle) -> Response {
+    let sessions = crate::hls::sessions::SessionsFile::load(stream.service.stream_dir(), "");
+    match serde_json::to_value(&sessions) {
+        Ok(v) => json(&v),
+        Err(e) => error(500, "storage", &e.to_string()),
+    }
+}
+
+/// Whether `name` is a file a session directory serves.
+fn servable(name: &str) -> Option<&'static str> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if name == "init.mp4"
+        || name
+            .strip_prefix("init-")
+            .and_then(|r| r.strip_suffix(".mp4"))
+            .is_some_and(digits)
+    {
+        return Some("video/mp4");
+    }
+    if name
+        .strip_prefix("segment-")
+        .and_then(|r| r.strip_suffix(".m4s"))
+        .is_some_and(digits)
+    {
+        return Some("video/iso.segment");
+    }
+    match name {
+        "replay.m3u8" | "live.m3u8" => Some(M3U8),
+        _ => None,
+    }
+}
+
+/// A single `bytes=a-b`, `bytes=a-` or `bytes=-n` range of a `len`-byte
+/// file: `Ok(None)` for no Range header, `Err` when it can't be satisfied.
+pub(crate) fn parse_range(value: Option<&str>, len: u64) -> Result<Option<(u64, u64)>, ()> {
+    let Some(v) = value else { return Ok(None) };
+    let spec = v.trim().strip_prefix("bytes=").ok_or(())?;
+    if spec.contains(',') {
+        return Err(());
+    }
+    let (a, b) = spec.split_once('-').ok_or(())?;
+    let (a, b) = (a.trim(), b.trim());
+    let (start, end) = if a.is_empty() {
+        let n: u64 = b.parse().map_err(|_| ())?;
+        if n == 0 {
+            return Err(());
+        }
+        (len.saturating_sub(n), len)
+    } else {
+        let start: u64 = a.parse().map_err(|_| ())?;
+        let end = if b.is_empty() {
+            len
+        } else {
+            b.parse::<u64>().map_err(|_| ())?.saturating_add(1).min(len)
+        };
+        (start, end)
+    };
+    if start >= end || start >= len {
+        return Err(());
+    }
+    Ok(Some((start, end)))
+}
+
+fn media_file(req: &Request, stream: &StreamHandle, media: &str, file: &str) -> Response {
+    let Some(content_type) = servable(file) else {
+        return error(
+            404,
+            "not-found",
+            &format!("{file:?} is not an init segment, media segment or playlist"),
+        );
+    };
+    let path = stream.service.stream_dir().join(media).join(file);
+    let data = match std::fs::read(&path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let known = stream.service.stream_dir().join(media).exists();
+            return if known {
+                error(
+                    410,
+                    "gone",
+                    &format!("{media}/{file} was deleted (retention) or never written"),
+                )
+            } else {
+                error(
+                    410,
+                    "gone",
+                    &format!("session {media} was deleted (retention)"),
+                )
+            };
+        }
+        Err(e) => return error(500, "storage", &e.to_string()),
+    };
+    let len = data.len() as u64;
+    let range = req
+        .headers
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    let builder = Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::ACCEPT_RANGES, "bytes");
+    match parse_range(range, len) {
+        Ok(None) => builder
+            .header(header::CONTENT_LENGTH, len)
+            .body(Body::from(data))
+            .expect("valid response"),
+        Ok(Some((a, b))) => builder
+            .status(StatusCode::PARTIAL_CONTENT)
+            .header(header::CONTENT_RANGE, format!("bytes {a}-{}/{len}", b - 1))
+            .header(header::CONTENT_LENGTH, b - a)
+            .body(Body::from(data[a as usize..b as usize].to_vec()))
+            .expect("valid response"),
+        Err(()) => {
+            let mut r = error(
+                416,
+                "out-of-range",
+                &format!("the range {range:?} is outside the {len} bytes of {file}"),
+            );
+            if let Ok(v) = format!("bytes */{len}").parse() {
+                r.headers_mut().insert(header::CONTENT_RANGE, v);
+            }
+            r
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range(None, 100), Ok(None));
+        assert_eq!(parse_range(Some("bytes=0-9"), 100), Ok(Some((0, 10))));
+        assert_eq!(parse_range(Some("bytes=90-"), 100), Ok(Some((90, 100))));
+        assert_eq!(parse_range(Some("bytes=-10"), 100), Ok(Some((90, 100))));
+        assert_eq!(parse_range(Some("bytes=95-200"), 100), Ok(Some((95, 100))));
+        for bad in [
+            "bytes=100-",
+            "bytes=5-2",
+            "bytes=0-1,3-4",
+            "items=0-1",
+            "bytes=-0",
+            "bytes=x-",
+        ] {
+            assert_eq!(parse_range(Some(bad), 100), Err(()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn filenames_are_sanitised() {
+        assert_eq!(sanitize_filename("goal.mp4"), "goal.mp4");
+        assert_eq!(sanitize_filename("../../etc/passwd"), "_.._etc_passwd.mp4");
+        assert_eq!(sanitize_filename("a\"b\r\nc"), "a_b__c.mp4");
+        assert_eq!(sanitize_filename(""), "clip.mp4");
+        assert!(sanitize_filename(&"x".repeat(500)).len() <= 104);
+    }
+
+    #[test]
+    fn playlists_are_rebased() {
+        let text = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2,\nsegment-00000.m4s\n";
+        assert_eq!(
+            rebase(text, "../../m1/"),
+            "#EXTM3U\n#EXT-X-MAP:URI=\"../../m1/init.mp4\"\n#EXTINF:2,\n../../m1/segment-00000.m4s\n"
+        );
+    }
+
+    #[test]
+    fn only_session_files_are_served() {
+        assert_eq!(servable("init.mp4"), Some("video/mp4"));
+        assert_eq!(servable("init-3.mp4"), Some("video/mp4"));
+        assert_eq!(servable("segment-00012.m4s"), Some("video/iso.segment"));
+        for bad in [
+            "sessions.json",
+            "init-.mp4",
+            "segment-1.m4s.partial",
+            "..",
+            "x.mp4",
+        ] {
+            assert_eq!(servable(bad), None, "{bad}");
+        }
+    }
+}

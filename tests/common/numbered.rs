@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: MPL-2.0
+//! A source of numbered frames: every video frame carries its own number
+//! (five gray bands, one base-5 digit each), so tests read back with ffmpeg
+//! which frames a clip presents, independent of any timestamp arithmetic of
+//! the project.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gst::prelude::*;
+
+use super::launch;
+
+pub const FPS: u64 = 30;
+pub const W: usize = 320;
+pub const H: usize = 240;
+pub const BANDS: usize = 5;
+pub const NS: u64 = 1_000_000_000;
+
+pub fn level(digit: u32) -> u8 {
+    16 + 55 * digit as u8
+}
+
+/// An I420 frame whose five horizontal bands spell `n` in base 5.
+pub fn numbered_frame(n: u32) -> Vec<u8> {
+    let mut data = vec![128u8; W * H * 3 / 2];
+    let mut rest = n;
+    for band in 0..BANDS {
+        let digit = rest % 5;
+        rest /= 5;
+        let rows = H / BANDS;
+        data[band * rows * W..(band + 1) * rows * W].fill(level(digit));
+    }
+    data
+}
+
+/// Frame numbers of every presented frame of `file` (edit lists applied),
+/// read from the pixels.
+pub fn frame_numbers(file: &Path) -> Vec<u32> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args([
+            "-map",
+            "0:v:0",
+            "-fps_mode",
+            "passthrough",
+            "-vf",
+            "scale=16:240:flags=area",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "gray",
+            "-",
+        ])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // 16 columns (averaged by the scaler) by 240 rows; each band is read
+    // from its middle half, away from the coding artefacts at its edges.
+    const COLS: usize = 16;
+    let rows = H / BANDS;
+    out.stdout
+        .chunks(COLS * H)
+        .map(|frame| {
+            (0..BANDS).rev().fold(0u32, |acc, band| {
+                let from = band * rows + rows / 4;
+                let to = band * rows + rows * 3 / 4;
+                let px = &frame[from * COLS..to * COLS];
+                let mean = px.iter().map(|&v| f64::from(v)).sum::<f64>() / px.len() as f64;
+                let digit = ((mean - 16.0) / 55.0).round().clamp(0.0, 4.0) as u32;
+                acc * 5 + digit
+            })
+        })
+        .collect()
+}
+
+/// A pipeline that records `seconds` of numbered frames (B-frames, a
+/// keyframe every `gop` frames) and AAC audio into hlsclipsink `h`. The
+/// source is live (paced by the clock) when `live`.
+pub fn numbered_av(
+    location: &Path,
+    props: &str,
+    seconds: u64,
+    gop: u32,
+    live: bool,
+) -> gst::Pipeline {
+    numbered_av_with(location, props, "", seconds, gop, live)
+}
+
+/// The same, with `extra` elements that may take the encoded streams from
+/// the tees `tv.` (video) and `ta.` (audio).
+pub fn numbered_av_with(
+    location: &Path,
+    props: &str,
+    extra: &str,
+    seconds: u64,
+    gop: u32,
+    live: bool,
+) -> gst::Pipeline {
+    let frames = seconds * FPS;
+    let audio_frames = (seconds as f64 * 48_000.0 / 1024.0).ceil() as u32;
+    let pipeline = launch(&format!(
+        "hlsclipsink name=h location={loc} stream-id=cam {props} \
+         appsrc name=src format=time is-live={live} do-timestamp={live} \
+           caps=video/x-raw,format=I420,width={W},height={H},framerate={FPS}/1 ! \
+           x264enc bframes=2 b-adapt=false speed-preset=ultrafast key-int-max={gop} {tune} ! \
+           h264parse ! tee name=tv ! queue ! h.video \
+         audiotestsrc num-buffers={audio_frames} samplesperbuffer=1024 is-live={live} ! \
+           audio/x-raw,rate=48000,channels=2 ! voaacenc ! aacparse ! tee name=ta ! queue ! h.audio {extra}",
+        loc = location.display(),
+        tune = if live { "tune=zerolatency" } else { "" },
+    ));
+    let src = pipeline
+        .by_name("src")
+        .unwrap()
+        .downcast::<gst_app::AppSrc>()
+        .unwrap();
+    let next = Arc::new(Mutex::new(0u64));
+    let mut t0 = None;
+    src.set_callbacks(
+        gst_app::AppSrcCallbacks::builder()
+            .need_data(move |src, _| {
+                let mut n = next.lock().unwrap();
+                if *n >= frames {
+                    let _ = src.end_of_stream();
+                    return;
+                }
+                if live {
+                    // A live source: frame n leaves at n / FPS.
+                    let t0 = *t0.get_or_insert_with(std::time::Instant::now);
+                    let due = t0 + Duration::from_nanos(*n * NS / FPS);
+                    if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+                let mut buffer = gst::Buffer::from_mut_slice(numbered_frame(*n as u32));
+                {
+                    let b = buffer.get_mut().unwrap();
+                    b.set_pts(gst::ClockTime::from_nseconds(*n * NS / FPS));
+                    b.set_duration(gst::ClockTime::from_nseconds(NS / FPS));
+                }
+                *n += 1;
+                let _ = src.push_buffer(buffer);
+            })
+            .build(),
+    );
+    pipeline
+}
