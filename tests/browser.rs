@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::*;
+use gst::prelude::*;
 
 const PAGE: &str = r#"<!doctype html><html><body>
 <video id=v muted autoplay playsinline></video>
@@ -34,12 +35,17 @@ v.addEventListener('ended', () => {
 
 /// A minimal file server for the page, hls.js and the session directory.
 fn serve(session: PathBuf, hlsjs: PathBuf) -> u16 {
+    serve_page(session, hlsjs, PAGE.to_string())
+}
+
+fn serve_page(session: PathBuf, hlsjs: PathBuf, page: String) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let session = session.clone();
             let hlsjs = hlsjs.clone();
+            let page = page.clone();
             std::thread::spawn(move || {
                 let mut stream = stream;
                 let mut line = String::new();
@@ -54,7 +60,7 @@ fn serve(session: PathBuf, hlsjs: PathBuf) -> u16 {
                 }
                 let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let (body, kind) = match path.as_str() {
-                    "/" => (Some(PAGE.as_bytes().to_vec()), "text/html"),
+                    "/" => (Some(page.as_bytes().to_vec()), "text/html"),
                     "/hls.min.js" => (std::fs::read(&hlsjs).ok(), "text/javascript"),
                     p if p.starts_with("/rec/") && !p.contains("..") => {
                         let name = &p["/rec/".len()..];
@@ -90,6 +96,10 @@ fn serve(session: PathBuf, hlsjs: PathBuf) -> u16 {
 /// Runs headless Chromium on `url` until the page logs `ended` (or a fatal
 /// error), returning the page's log lines.
 fn chromium(url: &str) -> Vec<String> {
+    chromium_until(url, "ended")
+}
+
+fn chromium_until(url: &str, end_prefix: &str) -> Vec<String> {
     let profile = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new("chromium")
         .args([
@@ -138,7 +148,7 @@ fn chromium(url: &str) -> Vec<String> {
     while let Some(left) = deadline.checked_duration_since(Instant::now()) {
         match rx.recv_timeout(left) {
             Ok(l) => {
-                let end = l.starts_with("ended") || l.contains("fatal=true");
+                let end = l.starts_with(end_prefix) || l.contains("fatal=true");
                 lines.push(l);
                 if end {
                     break;
@@ -197,4 +207,105 @@ fn a_recording_plays_in_chromium_with_hls_js() {
     );
     let start: f64 = ranges.split('-').next().unwrap().parse().unwrap();
     assert!(start.abs() < 0.05, "media starts at 0: {ended}");
+}
+
+/// The page for the element's own server: hls.js plays the live preview
+/// manifest (reading `preview-start-seconds` from the manifest response,
+/// as Cloudflare documents it), then a clip manifest of the preview.
+const API_PAGE: &str = r#"<!doctype html><html><body>
+<video id=live muted autoplay playsinline></video>
+<video id=clip muted autoplay playsinline></video>
+<script src="/hls.min.js"></script>
+<script>
+const log = (m) => console.log("liveclip: " + m);
+const api = "API";
+const live = document.getElementById('live');
+const hls = new Hls();
+let previewStart = null;
+hls.on(Hls.Events.ERROR, (e, d) => log("error live " + d.type + " " + d.details + " fatal=" + d.fatal));
+hls.on(Hls.Events.MANIFEST_LOADED, (e, data) => {
+  previewStart = parseFloat(data.networkDetails.getResponseHeader('preview-start-seconds'));
+  log("preview-start-seconds " + previewStart + " media " + data.networkDetails.getResponseHeader('stream-media-id'));
+});
+hls.loadSource(api + "/cam/manifest/video.m3u8?duration=30s");
+hls.attachMedia(live);
+let first = null, clipStarted = false;
+live.addEventListener('timeupdate', () => {
+  if (first === null) first = live.currentTime;
+  if (!clipStarted && live.currentTime - first >= 2 && previewStart !== null) {
+    clipStarted = true;
+    log("live advanced " + (live.currentTime - first).toFixed(3));
+    const c = document.getElementById('clip');
+    const h2 = new Hls();
+    h2.on(Hls.Events.ERROR, (e, d) => log("error clip " + d.type + " " + d.details + " fatal=" + d.fatal));
+    h2.loadSource(api + "/cam/manifest/clip.m3u8?time=" + (previewStart + 1).toFixed(3) + "&duration=3s");
+    h2.attachMedia(c);
+    c.addEventListener('ended', () => log("ended clip at " + c.currentTime.toFixed(3) +
+        " frames " + c.getVideoPlaybackQuality().totalVideoFrames));
+  }
+});
+</script></body></html>"#;
+
+/// hls.js in Chromium plays the live preview and a clip manifest straight
+/// from hlsclipsink's HTTP server (another origin: CORS), and reads
+/// `preview-start-seconds` through hls.js.
+#[test]
+fn hls_js_plays_live_and_clip_manifests_from_the_element_server() {
+    let hlsjs =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("web/node_modules/hls.js/dist/hls.min.js");
+    assert!(
+        hlsjs.exists(),
+        "hls.js is installed by scripts/deps.sh (npm ci in web/)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let api = common::http::free_port();
+    let pipeline = launch(&format!(
+        "hlsclipsink name=h location={} stream-id=cam target-duration=1 http-address=127.0.0.1:{api} \
+         videotestsrc is-live=true num-buffers=1800 ! video/x-raw,width=320,height=240,framerate=30/1 ! \
+           x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! h264parse ! queue ! h.video \
+         audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! voaacenc ! aacparse ! queue ! h.audio",
+        dir.path().display()
+    ));
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut segments = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while segments < 6 && Instant::now() < deadline {
+        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100))
+            && msg
+                .structure()
+                .is_some_and(|s| s.name() == "hlsclipsink-segment-added")
+        {
+            segments += 1;
+        }
+    }
+    assert_eq!(segments, 6);
+    let page = API_PAGE.replace("API", &format!("http://127.0.0.1:{api}"));
+    let port = serve_page(dir.path().to_path_buf(), hlsjs, page);
+    let lines = chromium_until(&format!("http://127.0.0.1:{port}/"), "ended clip");
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        lines.iter().all(|l| !l.starts_with("error")),
+        "hls.js reported errors: {lines:?}"
+    );
+    let start = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("preview-start-seconds "))
+        .unwrap_or_else(|| panic!("no preview-start-seconds: {lines:?}"));
+    let seconds: f64 = start.split_whitespace().next().unwrap().parse().unwrap();
+    assert!(seconds >= 0.0 && seconds.is_finite(), "{start}");
+    assert!(
+        start.contains(" media 2"),
+        "stream-media-id read too: {start}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("live advanced")),
+        "{lines:?}"
+    );
+    let ended = lines
+        .iter()
+        .find(|l| l.starts_with("ended clip"))
+        .unwrap_or_else(|| panic!("the clip did not play to its end: {lines:?}"));
+    let frames: u64 = ended.split_whitespace().nth(5).unwrap().parse().unwrap();
+    assert!(frames >= 60, "{ended}");
 }
