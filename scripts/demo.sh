@@ -4,7 +4,8 @@
 # replay playlists), periodicclipper (an MP4 clip every 10 s), thumbnailer
 # (a still every 5 s, a latest image and a storyboard) and motionclipenc (a
 # 3 s muted motion clip every 10 s, from the raw picture).
-# DURATION (seconds, default 35) sets how long it runs; OUT where clips go.
+# DURATION (seconds, default 35) sets how long it runs; OUT where clips go;
+# HTTP the address of the HTTP API (default 127.0.0.1:8080).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
@@ -13,12 +14,19 @@ cargo build --release --locked
 export GST_PLUGIN_PATH="$PWD/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 OUT="${OUT:-$PWD/demo-output}"
 DURATION="${DURATION:-35}"
+HTTP="${HTTP:-127.0.0.1:8080}"
 mkdir -p "$OUT/clips" "$OUT/recordings" "$OUT/thumbs" "$OUT/motion"
 echo "liveclip demo: ${DURATION}s of live video; clips in $OUT/clips, HLS in $OUT/recordings"
+echo "liveclip demo: HTTP API on http://$HTTP/ :"
+echo "  live playlist   http://$HTTP/demo/manifest/video.m3u8"
+echo "  preview (1 min) http://$HTTP/demo/manifest/video.m3u8?duration=1m"
+echo "  last 10 s MP4   http://$HTTP/demo/clip.mp4?duration=10s"
+echo "  sessions        http://$HTTP/demo/sessions"
+echo "  clip now        curl -X POST 'http://$HTTP/clipper/mp4?returnFile=false'"
 # -e: Ctrl-C (or the timeout) sends EOS, so the last clip is written too.
 timeout -s INT "$DURATION" gst-launch-1.0 -e \
-  periodicclipper name=clipper interval=10 location="$OUT/clips/clip-%05d.mp4" \
-  hlsclipsink name=rec location="$OUT/recordings" stream-id=demo target-duration=4 \
+  periodicclipper name=clipper interval=10 location="$OUT/clips/clip-%05d.mp4" http-address="$HTTP" \
+  hlsclipsink name=rec location="$OUT/recordings" stream-id=demo target-duration=4 http-address="$HTTP" \
   videotestsrc is-live=true pattern=ball \
     ! video/x-raw,width=1280,height=720,framerate=30/1 \
     ! timeoverlay font-desc="Sans 36" halignment=center valignment=center \

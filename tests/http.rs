@@ -260,6 +260,7 @@ fn hls_routes_answer_with_the_right_media() {
         ("GET", format!("{base}/..%2F..%2Fetc/passwd"), 404),
         ("GET", format!("{base}/cam/../../etc/passwd"), 404),
         ("GET", format!("{base}/{mid}/nothing-here"), 404),
+        ("GET", format!("{base}/{mid}/segment-99999.m4s"), 404),
         (
             "GET",
             format!("{base}/20200101T000000000Z-dead/clip.mp4?time=1s&duration=1s"),

@@ -74,14 +74,16 @@ pub(crate) async fn route(req: &Request, clipper: Arc<dyn Clipper>) -> Response 
                     &format!("{seconds:?} is not a whole number of seconds"),
                 );
             };
-            if seconds == 0 || seconds > 24 * 3600 {
+            if seconds == 0 || seconds > 7 * 24 * 3600 {
                 return error(
                     400,
                     "bad-request",
-                    "the period must be between 1 and 86400 seconds",
+                    "the period must be between 1 and 604800 seconds",
                 );
             }
-            clipper.start_periodic(seconds);
+            if !clipper.start_periodic(seconds) {
+                return error(503, "not-running", &format!("{name} is not running"));
+            }
             json(&serde_json::json!({ "success": true, "element": name, "interval": seconds }))
         }
         (&Method::DELETE, [_, "periodic-recording"]) => {

@@ -60,8 +60,21 @@ async fn blocking<T: Send + 'static>(
         .unwrap_or_else(|e| Err(ClipError::Storage(format!("request failed: {e}"))))
 }
 
-/// Points a playlist's relative URIs (segments and EXT-X-MAP) at `prefix`.
-pub(crate) fn rebase(text: &str, prefix: &str) -> String {
+/// `?token=…` for the URIs of a playlist fetched with a `token=` parameter,
+/// so that a player that can't set headers keeps using it.
+fn token_suffix(req: &Request) -> String {
+    match req.param("token") {
+        Some(t) => format!(
+            "?token={}",
+            form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
+        ),
+        None => String::new(),
+    }
+}
+
+/// Points a playlist's relative URIs (segments and EXT-X-MAP) at `prefix`
+/// and appends `suffix` to each.
+pub(crate) fn rebase_with(text: &str, prefix: &str, suffix: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
     for line in text.lines() {
         if line.is_empty() {
@@ -71,10 +84,19 @@ pub(crate) fn rebase(text: &str, prefix: &str) -> String {
         if !line.starts_with('#') {
             out.push_str(prefix);
             out.push_str(line);
+            out.push_str(suffix);
         } else if let Some(i) = line.find("URI=\"") {
             out.push_str(&line[..i + 5]);
             out.push_str(prefix);
-            out.push_str(&line[i + 5..]);
+            let rest = &line[i + 5..];
+            match rest.find('"') {
+                Some(q) => {
+                    out.push_str(&rest[..q]);
+                    out.push_str(suffix);
+                    out.push_str(&rest[q..]);
+                }
+                None => out.push_str(rest),
+            }
         } else {
             out.push_str(line);
         }
@@ -101,7 +123,11 @@ async fn video(req: &Request, stream: &StreamHandle, media: Option<String>) -> R
         let result = blocking(move || service.preview(media.as_deref(), duration, "")).await;
         return match result {
             Ok(p) => {
-                let mut r = playlist(rebase(&p.manifest, &format!("../../{}/", p.media_id)));
+                let mut r = playlist(rebase_with(
+                    &p.manifest,
+                    &format!("../../{}/", p.media_id),
+                    &token_suffix(req),
+                ));
                 let h = r.headers_mut();
                 if let Ok(v) = format!("{:.3}", p.start_seconds).parse() {
                     h.insert("preview-start-seconds", v);
@@ -133,7 +159,11 @@ async fn video(req: &Request, stream: &StreamHandle, media: Option<String>) -> R
     .await;
     match result {
         Ok((id, text)) => {
-            let mut r = playlist(rebase(&text, &format!("../../{id}/")));
+            let mut r = playlist(rebase_with(
+                &text,
+                &format!("../../{id}/"),
+                &token_suffix(req),
+            ));
             if let Ok(v) = id.parse() {
                 r.headers_mut().insert("stream-media-id", v);
             }
@@ -157,7 +187,11 @@ async fn clip_manifest(
     let result = blocking(move || service.clip_manifest(media.as_deref(), &request, "")).await;
     match result {
         Ok((text, index, _)) => {
-            let mut r = playlist(rebase(&text, &format!("{up}{}/", index.media_id)));
+            let mut r = playlist(rebase_with(
+                &text,
+                &format!("{up}{}/", index.media_id),
+                &token_suffix(req),
+            ));
             if let Ok(v) = index.media_id.parse() {
                 r.headers_mut().insert("stream-media-id", v);
             }
@@ -332,11 +366,34 @@ fn media_file(req: &Request, stream: &StreamHandle, media: &str, file: &str) -> 
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let known = stream.service.stream_dir().join(media).exists();
             return if known {
-                error(
-                    410,
-                    "gone",
-                    &format!("{media}/{file} was deleted (retention) or never written"),
-                )
+                let deleted = file.starts_with("segment-")
+                    && std::fs::read_to_string(
+                        stream
+                            .service
+                            .stream_dir()
+                            .join(media)
+                            .join(crate::hls::recorder::REPLAY),
+                    )
+                    .ok()
+                    .and_then(|t| m3u8_rs::parse_media_playlist_res(t.as_bytes()).ok())
+                    .and_then(|p| {
+                        let n: u64 = file
+                            .trim_start_matches("segment-")
+                            .trim_end_matches(".m4s")
+                            .parse()
+                            .ok()?;
+                        Some(n < p.media_sequence)
+                    })
+                    .unwrap_or(false);
+                if deleted {
+                    error(
+                        410,
+                        "gone",
+                        &format!("{media}/{file} was deleted (retention)"),
+                    )
+                } else {
+                    error(404, "not-found", &format!("session {media} has no {file}"))
+                }
             } else {
                 error(
                     410,
@@ -413,10 +470,19 @@ mod tests {
     }
 
     #[test]
+    fn tokens_follow_the_uris() {
+        let text = "#EXT-X-MAP:URI=\"init.mp4\"\nsegment-00000.m4s\n";
+        assert_eq!(
+            rebase_with(text, "m/", "?token=a%2Bb"),
+            "#EXT-X-MAP:URI=\"m/init.mp4?token=a%2Bb\"\nm/segment-00000.m4s?token=a%2Bb\n"
+        );
+    }
+
+    #[test]
     fn playlists_are_rebased() {
         let text = "#EXTM3U\n#EXT-X-MAP:URI=\"init.mp4\"\n#EXTINF:2,\nsegment-00000.m4s\n";
         assert_eq!(
-            rebase(text, "../../m1/"),
+            rebase_with(text, "../../m1/", ""),
             "#EXTM3U\n#EXT-X-MAP:URI=\"../../m1/init.mp4\"\n#EXTINF:2,\n../../m1/segment-00000.m4s\n"
         );
     }

@@ -225,7 +225,7 @@ fn cors(mut r: Response) -> Response {
     h.insert(
         header::ACCESS_CONTROL_EXPOSE_HEADERS,
         HeaderValue::from_static(
-            "preview-start-seconds, stream-media-id, content-length, content-range, content-disposition",
+            "preview-start-seconds, stream-media-id, clip-start-seconds, clip-duration-seconds, clip-preroll-seconds, content-length, content-range, content-disposition",
         ),
     );
     r
