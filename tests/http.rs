@@ -407,6 +407,26 @@ fn live_api_clipper_webhook_and_load() {
     );
     assert_eq!(r.status, 400);
 
+    // Clips that wait for the live edge hold their workers: past the two
+    // workers and the queue (16 per worker), requests are refused (429).
+    let recorded = get(&format!("{base}/cam/sessions")).json()["sessions"][0]["duration"]
+        .as_f64()
+        .unwrap();
+    let waiting: Vec<u16> = RUNTIME.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..40 {
+            let url = format!("{base}/cam/clip.mp4?time={:.3}&duration=2s", recorded + 1.0);
+            set.spawn(async move { send("GET", &url, &[]).await.status });
+        }
+        set.join_all().await
+    });
+    let refused = waiting.iter().filter(|&&s| s == 429).count();
+    assert!(refused >= 40 - 34, "{waiting:?}");
+    assert!(
+        waiting.iter().all(|&s| s == 200 || s == 429),
+        "the waiting ones got their clip: {waiting:?}"
+    );
+
     // 200 clip requests at once while recording.
     let statuses: Vec<(u16, usize, Option<String>)> = RUNTIME.block_on(async {
         let mut set = tokio::task::JoinSet::new();
