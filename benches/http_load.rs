@@ -54,6 +54,7 @@ fn main() {
         gstliveclip::http::Endpoint::Stream {
             stream_id: "cam".into(),
             service,
+            web_root: None,
         },
     )
     .unwrap();

@@ -10,14 +10,26 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
-cargo build --release --locked
-export GST_PLUGIN_PATH="$PWD/target/release${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
+# LIVECLIP_PLUGIN_DIR: use a plugin built elsewhere (the tests do) instead
+# of building it here.
+if [ -z "${LIVECLIP_PLUGIN_DIR:-}" ]; then
+  cargo build --release --locked
+  LIVECLIP_PLUGIN_DIR="$PWD/target/release"
+fi
+export GST_PLUGIN_PATH="$LIVECLIP_PLUGIN_DIR${GST_PLUGIN_PATH:+:$GST_PLUGIN_PATH}"
 OUT="${OUT:-$PWD/demo-output}"
 DURATION="${DURATION:-35}"
 HTTP="${HTTP:-127.0.0.1:8080}"
-mkdir -p "$OUT/clips" "$OUT/recordings" "$OUT/thumbs" "$OUT/motion"
+mkdir -p "$OUT/clips" "$OUT/recordings" "$OUT/thumbs" "$OUT/motion" "$OUT/site"
+# The Live Replay page: the project's static files, hls.js from npm, and the
+# demo's thumbnails and motion clips, served by hlsclipsink at /ui/.
+for f in "$PWD"/web/ui/*; do ln -sf "$f" "$OUT/site/"; done
+ln -sf "$PWD/web/node_modules/hls.js/dist/hls.min.js" "$OUT/site/hls.min.js"
+ln -sfn "$OUT/thumbs" "$OUT/site/thumbs"
+ln -sfn "$OUT/motion" "$OUT/site/motion"
 echo "liveclip demo: ${DURATION}s of live video; clips in $OUT/clips, HLS in $OUT/recordings"
 echo "liveclip demo: HTTP API on http://$HTTP/ :"
+echo "  Live Replay     http://$HTTP/ui/?stream=demo"
 echo "  live playlist   http://$HTTP/demo/manifest/video.m3u8"
 echo "  preview (1 min) http://$HTTP/demo/manifest/video.m3u8?duration=1m"
 echo "  last 10 s MP4   http://$HTTP/demo/clip.mp4?duration=10s"
@@ -27,6 +39,7 @@ echo "  clip now        curl -X POST 'http://$HTTP/clipper/mp4?returnFile=false'
 timeout -s INT "$DURATION" gst-launch-1.0 -e \
   periodicclipper name=clipper interval=10 location="$OUT/clips/clip-%05d.mp4" http-address="$HTTP" \
   hlsclipsink name=rec location="$OUT/recordings" stream-id=demo target-duration=4 http-address="$HTTP" \
+    http-web-root="$OUT/site" \
   videotestsrc is-live=true pattern=ball \
     ! video/x-raw,width=1280,height=720,framerate=30/1 \
     ! timeoverlay font-desc="Sans 36" halignment=center valignment=center \

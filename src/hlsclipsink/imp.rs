@@ -68,6 +68,7 @@ struct Settings {
     clip_location: Option<String>,
     http_address: Option<String>,
     http_token: Option<String>,
+    http_web_root: Option<String>,
 }
 
 impl Default for Settings {
@@ -89,6 +90,7 @@ impl Default for Settings {
             clip_location: None,
             http_address: None,
             http_token: None,
+            http_web_root: None,
         }
     }
 }
@@ -316,6 +318,11 @@ impl ObjectImpl for HlsClipSink {
                     .blurb("When set, every HTTP request for this stream needs it (Authorization: Bearer <token> or token=<token>)")
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("http-web-root")
+                    .nick("HTTP web root")
+                    .blurb("A directory of static files (the Live Replay page) served at /ui/ on the HTTP listener; a browser opening / is sent there")
+                    .mutable_ready()
+                    .build(),
             ]
         });
         PROPS.as_ref()
@@ -349,6 +356,7 @@ impl ObjectImpl for HlsClipSink {
             "clip-location" => s.clip_location = value.get().unwrap(),
             "http-address" => s.http_address = value.get().unwrap(),
             "http-token" => s.http_token = value.get().unwrap(),
+            "http-web-root" => s.http_web_root = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -377,6 +385,7 @@ impl ObjectImpl for HlsClipSink {
             "clip-location" => s.clip_location.to_value(),
             "http-address" => s.http_address.to_value(),
             "http-token" => s.http_token.to_value(),
+            "http-web-root" => s.http_web_root.to_value(),
             _ => unimplemented!(),
         }
     }
@@ -554,6 +563,7 @@ impl HlsClipSink {
             let endpoint = crate::http::Endpoint::Stream {
                 stream_id: stream_id.clone(),
                 service,
+                web_root: settings.http_web_root.clone().map(PathBuf::from),
             };
             match crate::http::register(address, settings.http_token.clone(), endpoint) {
                 Ok(r) => {

@@ -35,6 +35,8 @@ pub enum Endpoint {
     Stream {
         stream_id: String,
         service: Arc<ClipService>,
+        /// A directory of static files served at `/ui/` (the web page).
+        web_root: Option<std::path::PathBuf>,
     },
     /// periodicclipper: `/{name}/periodic-recording…` and `/{name}/mp4`.
     Clipper {
@@ -62,6 +64,8 @@ struct ClipperRoute {
 struct Routes {
     streams: HashMap<String, StreamRoute>,
     clippers: HashMap<String, ClipperRoute>,
+    /// Static files at `/ui/`, and the stream that provided them.
+    web_root: Option<(String, std::path::PathBuf)>,
 }
 
 struct Server {
@@ -94,6 +98,13 @@ impl Drop for Registration {
             let mut routes = server.routes.write().unwrap();
             if self.key.0 {
                 routes.streams.remove(&self.key.1);
+                if routes
+                    .web_root
+                    .as_ref()
+                    .is_some_and(|(k, _)| *k == self.key.1)
+                {
+                    routes.web_root = None;
+                }
             } else {
                 routes.clippers.remove(&self.key.1);
             }
@@ -141,11 +152,24 @@ pub fn register(
     let bound = server.bound;
     let mut routes = server.routes.write().unwrap();
     let key = match endpoint {
-        Endpoint::Stream { stream_id, service } => {
+        Endpoint::Stream {
+            stream_id,
+            service,
+            web_root,
+        } => {
             if routes.streams.contains_key(&stream_id) {
                 return Err(format!(
                     "stream {stream_id:?} is already served on {address}"
                 ));
+            }
+            if let Some(root) = web_root {
+                if !root.is_dir() {
+                    return Err(format!(
+                        "http-web-root {} is not a directory",
+                        root.display()
+                    ));
+                }
+                routes.web_root.get_or_insert((stream_id.clone(), root));
             }
             let limits = service.limits();
             routes.streams.insert(
@@ -346,9 +370,33 @@ async fn dispatch(
         query: uri.query().unwrap_or("").to_string(),
         headers,
     };
+    let web_root = routes
+        .read()
+        .unwrap()
+        .web_root
+        .as_ref()
+        .map(|(_, r)| r.clone());
     let Some(first) = req.segments.first().cloned() else {
+        // A browser opening the server gets the web page, if there is one.
+        let html = req
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+        if html && web_root.is_some() {
+            return Response::builder()
+                .status(StatusCode::FOUND)
+                .header(header::LOCATION, "ui/")
+                .body(Body::empty())
+                .expect("valid response");
+        }
         return index(routes);
     };
+    if first == "ui"
+        && let Some(root) = web_root
+    {
+        return static_file(&req, &root).await;
+    }
     // periodicclipper routes.
     let clipper = routes
         .read()
@@ -445,6 +493,86 @@ fn find_stream(routes: &Arc<RwLock<Routes>>, id: &str) -> Option<(StreamHandle, 
         .values()
         .find(|r| r.service.knows(id))
         .map(|r| (handle(r), RouteId::Media(id.to_string())))
+}
+
+/// Content type of a static file, by extension.
+fn content_type(name: &str) -> &'static str {
+    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "html" | "htm" => "text/html; charset=utf-8",
+        "js" | "mjs" => "text/javascript; charset=utf-8",
+        "css" => "text/css; charset=utf-8",
+        "json" => "application/json",
+        "svg" => "image/svg+xml",
+        "png" => "image/png",
+        "jpg" | "jpeg" => "image/jpeg",
+        "webp" => "image/webp",
+        "gif" => "image/gif",
+        "mp4" => "video/mp4",
+        "vtt" => "text/vtt; charset=utf-8",
+        "m3u8" => "application/vnd.apple.mpegurl",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `GET /ui/…`: a file under the web root (`index.html` for a directory).
+/// Hidden names and `..` are refused, so nothing outside the root is read.
+async fn static_file(req: &Request, root: &std::path::Path) -> Response {
+    if req.method != Method::GET && req.method != Method::HEAD {
+        return error(
+            405,
+            "method-not-allowed",
+            "static files answer GET and HEAD",
+        );
+    }
+    let rest = &req.segments[1..];
+    if rest
+        .iter()
+        .any(|s| s.starts_with('.') || s.contains('/') || s.contains('\\') || s.contains('\0'))
+    {
+        return error(404, "not-found", "no such file");
+    }
+    let mut path = root.to_path_buf();
+    path.extend(rest);
+    if rest.is_empty() || path.is_dir() {
+        path.push("index.html");
+    }
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
+    match read {
+        Ok(Ok(data)) => {
+            let len = data.len() as u64;
+            let range = req
+                .headers
+                .get(header::RANGE)
+                .map(|v| v.to_str().unwrap_or("invalid"));
+            let builder = Response::builder()
+                .header(header::CONTENT_TYPE, content_type(&name))
+                .header(header::CACHE_CONTROL, "no-cache")
+                .header(header::ACCEPT_RANGES, "bytes");
+            match hls::parse_range(range, len) {
+                Ok(None) => builder
+                    .header(header::CONTENT_LENGTH, len)
+                    .body(Body::from(data))
+                    .expect("valid response"),
+                Ok(Some((a, b))) => builder
+                    .status(StatusCode::PARTIAL_CONTENT)
+                    .header(header::CONTENT_RANGE, format!("bytes {a}-{}/{len}", b - 1))
+                    .header(header::CONTENT_LENGTH, b - a)
+                    .body(Body::from(data[a as usize..b as usize].to_vec()))
+                    .expect("valid response"),
+                Err(()) => error(
+                    416,
+                    "out-of-range",
+                    &format!("the range is outside the {len} bytes of {name}"),
+                ),
+            }
+        }
+        _ => error(404, "not-found", &format!("no file ui/{}", rest.join("/"))),
+    }
 }
 
 /// `GET /`: what this listener serves.

@@ -1,0 +1,1072 @@
+// SPDX-License-Identifier: MPL-2.0
+//
+// Live Replay: the liveclip dashboard (plain ES2020, no framework, no build).
+//
+// Served by the liveclip HTTP API at /ui/; every API path below is absolute
+// from the same origin (`/{stream}/…`, `/{media-id}/…`).
+//
+// ─── Time model ──────────────────────────────────────────────────────────────
+// Clips are asked for on a session's RECORDING TIME: seconds since that
+// session's recording began (the sum of the EXTINF before a point).
+//
+//  * Preview player (`/{stream}/manifest/video.m3u8?duration=5m`): the response
+//    says, in `preview-start-seconds`, at which recording time the playlist's
+//    first segment starts, and in `stream-media-id`, which session it is.
+//    hls.js places that first segment at `fragments[0].start` on its own
+//    timeline (0 for a fresh load). So a player position p is
+//
+//        recording time = previewStart + (p - firstFragmentStart)
+//
+//    with previewStart and firstFragmentStart taken from the SAME (first)
+//    load. hls.js keeps its timeline continuous while the live window slides,
+//    so this anchor stays valid for the life of the hls.js instance.
+//
+//  * Main player rewatching a session (`/{media-id}/manifest/video.m3u8`, the
+//    whole-session replay): its first segment is recording time 0, so
+//    recording time = p (written as the same formula with previewStart = 0).
+//
+//  * Main player on the live window (`/{stream}/manifest/video.m3u8` while the
+//    stream is live) is a sliding window with no recording-time header: it
+//    can't be marked on (use the preview, or rewatch the session).
+// ─────────────────────────────────────────────────────────────────────────────
+//
+// Test hooks: window.liveclip = { markIn(s), markOut(s), clip(), state, … }
+// and console.log lines prefixed "liveclip: ".
+
+'use strict';
+
+(() => {
+  // ───────────────────────────── basics ─────────────────────────────
+
+  const $ = (id) => document.getElementById(id);
+  const log = (msg) => console.log(`liveclip: ${msg}`);
+  const enc = encodeURIComponent;
+
+  const params = new URLSearchParams(location.search);
+  /** Optional API token (`?token=`), passed on to every API request. */
+  const TOKEN = params.get('token');
+  /** The server's default max-clip-duration; the server checks it too. */
+  const MAX_CLIP_SECONDS = 60;
+
+  const SESSIONS_EVERY_MS = 10_000;
+  const THUMB_EVERY_MS = 5_000;
+  const MOTION_EVERY_MS = 15_000;
+  const STORYBOARD_EVERY_MS = 15_000;
+  const RETRY_MS = 5_000;
+
+  const THUMB_URL = '/ui/thumbs/latest.jpg';
+  const MOTION_URL = '/ui/motion/latest.mp4';
+  const STORYBOARD_VTT_URL = '/ui/thumbs/storyboard.vtt';
+
+  /** Absolute URL of an API path, with query parameters (and the token). */
+  function apiUrl(path, query = {}) {
+    const u = new URL(path, location.origin);
+    for (const [k, v] of Object.entries(query)) {
+      if (v !== null && v !== undefined) u.searchParams.set(k, String(v));
+    }
+    if (TOKEN) u.searchParams.set('token', TOKEN);
+    return u.href;
+  }
+
+  /** An API failure: `reason` is the server's `error` text when it sent one. */
+  class ApiError extends Error {
+    constructor(reason, status = 0, kind = '') {
+      super(reason);
+      this.status = status;
+      this.kind = kind;
+    }
+  }
+
+  /** Turns a failed response into an ApiError carrying the JSON `error`. */
+  async function responseError(response) {
+    let reason = `HTTP ${response.status} ${response.statusText || ''}`.trim();
+    let kind = '';
+    try {
+      const body = await response.json();
+      if (body && body.error) {
+        reason = body.error;
+        kind = body.kind || '';
+      }
+    } catch (_) {
+      /* not JSON: keep the HTTP status line */
+    }
+    return new ApiError(reason, response.status, kind);
+  }
+
+  async function apiFetch(url, init = {}) {
+    let response;
+    try {
+      response = await fetch(url, { cache: 'no-store', ...init });
+    } catch (e) {
+      throw new ApiError(`network error: ${e.message}`, 0, 'network');
+    }
+    if (!response.ok) throw await responseError(response);
+    return response;
+  }
+
+  async function getJSON(url) {
+    return (await apiFetch(url)).json();
+  }
+
+  /** A response header from hls.js's networkDetails (XHR, or fetch Response). */
+  function responseHeader(networkDetails, name) {
+    if (!networkDetails) return null;
+    try {
+      if (typeof networkDetails.getResponseHeader === 'function') {
+        return networkDetails.getResponseHeader(name);
+      }
+      if (networkDetails.headers && typeof networkDetails.headers.get === 'function') {
+        return networkDetails.headers.get(name);
+      }
+    } catch (_) {
+      /* headers not readable */
+    }
+    return null;
+  }
+
+  const round3 = (x) => Math.round(x * 1000) / 1000;
+  const pad2 = (n) => String(n).padStart(2, '0');
+
+  /** `H:MM:SS` (durations: `1:02:03`), or with `decimals` fractional digits. */
+  function fmtClock(seconds, decimals = 0) {
+    if (!Number.isFinite(seconds)) return '—';
+    const sign = seconds < 0 ? '-' : '';
+    const scale = 10 ** decimals;
+    const units = Math.round(Math.abs(seconds) * scale);
+    const frac = units % scale;
+    const whole = (units - frac) / scale;
+    const h = Math.floor(whole / 3600);
+    const m = Math.floor(whole / 60) % 60;
+    const s = whole % 60;
+    let out = `${sign}${h}:${pad2(m)}:${pad2(s)}`;
+    if (decimals > 0) out += `.${String(frac).padStart(decimals, '0')}`;
+    return out;
+  }
+
+  /** Recording time as shown next to the marks: `12.345 s`. */
+  const fmtSeconds = (s) => (Number.isFinite(s) ? `${s.toFixed(3)} s` : '—');
+
+  /** `2026-11-23 16:13:22 UTC` from an RFC 3339 string (or `—`). */
+  function fmtUtc(iso) {
+    if (!iso) return '—';
+    const d = new Date(iso);
+    if (Number.isNaN(d.getTime())) return String(iso);
+    return `${d.toISOString().slice(0, 10)} ${d.toISOString().slice(11, 19)} UTC`;
+  }
+
+  function fmtBytes(n) {
+    if (!Number.isFinite(n)) return '';
+    const units = ['B', 'kB', 'MB', 'GB', 'TB'];
+    let i = 0;
+    while (n >= 1000 && i < units.length - 1) {
+      n /= 1000;
+      i += 1;
+    }
+    return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
+  }
+
+  const nowUtc = () => new Date().toISOString().slice(11, 19);
+
+  // ───────────────────────────── status line ─────────────────────────────
+
+  let statusTimer = null;
+
+  /** Shows a message; info/ok messages fade after a while, errors stay. */
+  function setStatus(text, level = 'info') {
+    const el = $('status');
+    el.textContent = `${nowUtc()}  ${text}`;
+    el.className = `status ${level}`;
+    clearTimeout(statusTimer);
+    if (level !== 'error') {
+      statusTimer = setTimeout(() => {
+        el.textContent = 'Ready';
+        el.className = 'status idle';
+      }, 8000);
+    }
+  }
+
+  /** An error for the user (status line) and for tests (console). */
+  function reportError(where, reason) {
+    log(`error ${where}: ${reason}`);
+    setStatus(`${where}: ${reason}`, 'error');
+  }
+
+  /** The reason of a fatal hls.js error, preferring the API's JSON `error`. */
+  function hlsErrorReason(data) {
+    const nd = data.networkDetails;
+    try {
+      // Playlists are loaded as text, so an API error body is readable here.
+      const text = nd && typeof nd.responseText === 'string' ? nd.responseText : '';
+      if (text) {
+        const body = JSON.parse(text);
+        if (body && body.error) return body.error;
+      }
+    } catch (_) {
+      /* binary or non-JSON body */
+    }
+    const code = data.response && data.response.code;
+    const detail = data.reason || (data.error && data.error.message) || '';
+    return `${data.details}${code ? ` (HTTP ${code})` : ''}${detail ? `: ${detail}` : ''}`;
+  }
+
+  // ───────────────────────────── players ─────────────────────────────
+
+  /**
+   * One <video> driven by hls.js. `anchor` maps the player's position to a
+   * session's recording time (see the time model at the top):
+   *   { mediaId, recStart, fragStart }  →  recording = recStart + (t - fragStart)
+   * It is null when the loaded playlist has no known recording time.
+   */
+  class Player {
+    /**
+     * @param {string} name       for messages: "main", "preview", "clip"
+     * @param {HTMLVideoElement} video
+     * @param {object} opts
+     *   retry:      reload after a fatal error (live sources)
+     *   anchorFrom: (manifestData) => {mediaId, recStart} | null
+     *   onAnchor, onLevel, onPlaying: callbacks
+     */
+    constructor(name, video, opts = {}) {
+      this.name = name;
+      this.video = video;
+      this.opts = opts;
+      this.hls = null;
+      this.url = null;
+      this.gen = 0; // load generation: events of older loads are ignored
+      this.anchor = null;
+      this.pendingAnchor = null;
+      this.retryTimer = null;
+      this.mediaRecoveries = 0;
+      this.playingLogged = false;
+      video.addEventListener('playing', () => {
+        if (!this.playingLogged && this.hls) {
+          this.playingLogged = true;
+          if (this.opts.onPlaying) this.opts.onPlaying(this);
+        }
+      });
+    }
+
+    /** Loads `url` in a fresh hls.js instance; `config` adds hls.js settings. */
+    load(url, config = {}) {
+      this.stop();
+      this.url = url;
+      this.config = config;
+      const gen = ++this.gen;
+      if (!window.Hls) {
+        reportError(this.name, 'hls.js did not load (hls.min.js missing?)');
+        return;
+      }
+      if (!Hls.isSupported()) {
+        reportError(this.name, 'this browser has no Media Source Extensions for hls.js');
+        return;
+      }
+      const hls = new Hls({ enableWorker: true, ...config });
+      this.hls = hls;
+      const current = () => gen === this.gen;
+
+      hls.on(Hls.Events.MANIFEST_LOADED, (_e, data) => {
+        if (!current()) return;
+        // The first load: the one the player's timeline starts from.
+        this.pendingAnchor = this.opts.anchorFrom ? this.opts.anchorFrom(data, this) : null;
+      });
+
+      hls.on(Hls.Events.LEVEL_LOADED, (_e, data) => {
+        if (!current()) return;
+        // hls.js's own LEVEL_LOADED handlers (registered first) have already
+        // merged and aligned this playlist with the previous one, so
+        // fragments[0].start is on the player's timeline.
+        const frags = data.details && data.details.fragments;
+        const fragStart = frags && frags.length ? frags[0].start : 0;
+        if (!this.anchor && this.pendingAnchor) {
+          this.anchor = { ...this.pendingAnchor, fragStart };
+          this.pendingAnchor = null;
+          if (this.opts.onAnchor) this.opts.onAnchor(this);
+        }
+        if (this.opts.onLevel) this.opts.onLevel(data, fragStart, this);
+      });
+
+      hls.on(Hls.Events.MANIFEST_PARSED, () => {
+        if (!current()) return;
+        if (this.video.autoplay) this.video.play().catch(() => {});
+      });
+
+      hls.on(Hls.Events.ERROR, (_e, data) => {
+        if (!current() || !data.fatal) return; // non-fatal: hls.js retries itself
+        reportError(`${this.name} player`, hlsErrorReason(data));
+        if (data.type === Hls.ErrorTypes.MEDIA_ERROR && this.mediaRecoveries < 2) {
+          this.mediaRecoveries += 1;
+          hls.recoverMediaError();
+          return;
+        }
+        // Retry live sources, unless the answer says retrying can't help
+        // (a bad request, a missing token, a deleted session…).
+        const code = data.response && data.response.code;
+        if (this.opts.retry && ![400, 401, 403, 405, 410, 416].includes(code)) {
+          this.retryTimer = setTimeout(() => {
+            if (current()) {
+              log(`${this.name} retry ${this.url}`);
+              this.load(this.url, this.config);
+            }
+          }, RETRY_MS);
+        }
+      });
+
+      log(`${this.name} load ${url}`);
+      hls.loadSource(url);
+      hls.attachMedia(this.video);
+    }
+
+    /** Same source again (a fresh window for live sources). */
+    reload() {
+      if (this.url) this.load(this.url, this.config);
+    }
+
+    stop() {
+      clearTimeout(this.retryTimer);
+      this.retryTimer = null;
+      this.gen += 1;
+      this.anchor = null;
+      this.pendingAnchor = null;
+      this.mediaRecoveries = 0;
+      this.playingLogged = false;
+      if (this.hls) {
+        this.hls.destroy();
+        this.hls = null;
+      }
+    }
+
+    /** Recording time of the current position, or null without an anchor. */
+    recordingTime() {
+      const a = this.anchor;
+      if (!a) return null;
+      return a.recStart + (this.video.currentTime - a.fragStart);
+    }
+  }
+
+  // ───────────────────────────── page state ─────────────────────────────
+
+  /** What the tests read (window.liveclip.state): the marks and the preview. */
+  const state = {
+    mediaId: null, // session the marks belong to
+    inTime: null, // recording time, seconds
+    outTime: null, // recording time, seconds
+    previewStart: null, // preview-start-seconds of the preview's (first) load
+    previewMediaId: null, // stream-media-id of the preview
+    previewFragStart: null, // hls.js start of the preview's first fragment
+    stream: null,
+    mainMode: 'live', // 'live' | 'replay'
+    mainMediaId: null, // the session shown in the main player
+    lastClip: null, // { manifestUrl, mp4Url, filename } of the last Clip & Share
+  };
+
+  let stream = null;
+  let clipBusy = false; // a Clip & Share request is under way
+  let sessions = []; // last /sessions answer, deleted ones left out
+  let liveSessionId; // media id of the live session (undefined until known)
+
+  // ── main player ──
+
+  const mainPlayer = new Player('main', $('live-player'), {
+    retry: true,
+    anchorFrom(data) {
+      // Rewatching: the session is the one asked for. Live: the header says.
+      const mediaId =
+        state.mainMode === 'replay'
+          ? state.mainMediaId
+          : responseHeader(data.networkDetails, 'stream-media-id') || state.mainMediaId;
+      if (mediaId) state.mainMediaId = mediaId;
+      queueMicrotask(updateMainUi);
+      const details = data.levels && data.levels[0] && data.levels[0].details;
+      // A session's replay (VOD, or EVENT while it is recorded) starts at
+      // recording time 0. The stream's live playlist is a sliding window
+      // with no recording-time reference: no anchor.
+      const slidingWindow = details && details.live && details.type !== 'EVENT';
+      if (state.mainMode === 'live' && slidingWindow) return null;
+      return { mediaId, recStart: 0 };
+    },
+    onLevel(data) {
+      // A new session started on the stream: the live window now belongs to
+      // it, and hls.js can't follow that switch; start over.
+      const mediaId = responseHeader(data.networkDetails, 'stream-media-id');
+      if (state.mainMode === 'live' && mediaId && state.mainMediaId && mediaId !== state.mainMediaId) {
+        log(`main new session ${mediaId}; reloading live`);
+        state.mainMediaId = mediaId;
+        mainPlayer.reload();
+      }
+    },
+    onAnchor() {
+      updateMainUi();
+    },
+    onPlaying() {
+      if (state.mainMode === 'live') log('live playing');
+      else log(`replay playing ${state.mainMediaId}`);
+    },
+  });
+
+  function playLive() {
+    state.mainMode = 'live';
+    state.mainMediaId = null;
+    mainPlayer.load(apiUrl(`/${enc(stream)}/manifest/video.m3u8`));
+    updateMainUi();
+    updateSessionHighlights();
+  }
+
+  function rewatch(mediaId) {
+    state.mainMode = 'replay';
+    state.mainMediaId = mediaId;
+    log(`rewatch ${mediaId}`);
+    // From the start, also for a session still recorded (an EVENT playlist,
+    // which hls.js would otherwise join at its live edge).
+    mainPlayer.load(apiUrl(`/${enc(mediaId)}/manifest/video.m3u8`), { startPosition: 0 });
+    updateMainUi();
+    updateSessionHighlights();
+    setStatus(`Rewatching session ${mediaId}`, 'info');
+  }
+
+  function updateMainUi() {
+    const live = state.mainMode === 'live';
+    const chip = $('main-mode');
+    chip.textContent = live ? 'LIVE' : 'REPLAY';
+    chip.className = `chip ${live ? 'chip-live' : 'chip-replay'}`;
+    $('back-to-live').hidden = live;
+    const s = sessions.find((x) => x.media_id === state.mainMediaId);
+    $('main-info').textContent = state.mainMediaId
+      ? `${state.mainMediaId}${s ? ` · ${fmtUtc(s.start_utc)}` : ''}`
+      : '';
+  }
+
+  // ── preview player ──
+
+  const previewPlayer = new Player('preview', $('preview-player'), {
+    retry: true,
+    anchorFrom(data) {
+      const start = parseFloat(responseHeader(data.networkDetails, 'preview-start-seconds'));
+      const mediaId = responseHeader(data.networkDetails, 'stream-media-id');
+      if (!Number.isFinite(start) || !mediaId) {
+        reportError('preview', 'the preview answer has no preview-start-seconds / stream-media-id header');
+        return null;
+      }
+      return { mediaId, recStart: start };
+    },
+    onAnchor(p) {
+      // recording time = previewStart + (currentTime - previewFragStart)
+      state.previewStart = p.anchor.recStart;
+      state.previewMediaId = p.anchor.mediaId;
+      state.previewFragStart = p.anchor.fragStart;
+      log(
+        `preview-start-seconds ${p.anchor.recStart.toFixed(3)} media ${p.anchor.mediaId}` +
+          ` first-fragment ${p.anchor.fragStart.toFixed(3)}`,
+      );
+      $('preview-start').textContent = `${fmtSeconds(p.anchor.recStart)} (${fmtClock(p.anchor.recStart, 3)})`;
+      $('preview-media').textContent = p.anchor.mediaId;
+    },
+    onLevel(data, fragStart, p) {
+      const a = p.anchor;
+      if (!a) return;
+      const mediaId = responseHeader(data.networkDetails, 'stream-media-id');
+      if (mediaId && mediaId !== a.mediaId) {
+        // The stream moved to a new session: a new timeline, so a new load.
+        log(`preview new session ${mediaId}; reloading the preview`);
+        setStatus(`A new session started (${mediaId}); preview reloaded`, 'info');
+        p.reload();
+        return;
+      }
+      // Each reload of the sliding window says where its first segment is;
+      // it should agree with the anchor. Report (don't hide) a disagreement.
+      const start = parseFloat(responseHeader(data.networkDetails, 'preview-start-seconds'));
+      if (Number.isFinite(start)) {
+        const predicted = a.recStart + (fragStart - a.fragStart);
+        if (Math.abs(predicted - start) > 0.25) {
+          log(`preview anchor drift ${(start - predicted).toFixed(3)} s (window start ${start.toFixed(3)})`);
+        }
+      }
+    },
+    onPlaying() {
+      log('preview playing');
+    },
+  });
+
+  function loadPreview() {
+    const minutes = $('preview-minutes').value || '5';
+    state.previewStart = null;
+    state.previewMediaId = null;
+    state.previewFragStart = null;
+    $('preview-start').textContent = '—';
+    $('preview-media').textContent = '—';
+    previewPlayer.load(apiUrl(`/${enc(stream)}/manifest/video.m3u8`, { duration: `${minutes}m` }));
+  }
+
+  // ── clip player ──
+
+  const clipPlayer = new Player('clip', $('clip-player'), {
+    onPlaying() {
+      log('clip playing');
+    },
+  });
+
+  // ───────────────────────────── marking ─────────────────────────────
+
+  const markSource = () => {
+    const checked = document.querySelector('input[name="mark-on"]:checked');
+    return checked ? checked.value : 'preview';
+  };
+
+  /** The player marks are taken from, per the "mark on" toggle. */
+  const markPlayer = () => (markSource() === 'main' ? mainPlayer : previewPlayer);
+
+  /** Why the chosen player has no recording time now (or null if it has). */
+  function unmarkableReason() {
+    const p = markPlayer();
+    if (p.anchor) return null;
+    if (p === mainPlayer) {
+      return state.mainMode === 'live'
+        ? 'the main player shows the live window, which has no recording-time reference: mark on the preview, or Rewatch a session'
+        : 'the replay is not loaded yet';
+    }
+    return 'the preview is not loaded yet';
+  }
+
+  /** The session a mark given in seconds belongs to. */
+  function defaultMediaId() {
+    const p = markPlayer();
+    if (p.anchor) return p.anchor.mediaId;
+    if (p === mainPlayer && state.mainMode === 'replay') return state.mainMediaId;
+    if (state.mediaId) return state.mediaId;
+    if (previewPlayer.anchor) return previewPlayer.anchor.mediaId;
+    const live = sessions.find((s) => s.state === 'live');
+    return live ? live.media_id : sessions.length ? sessions[sessions.length - 1].media_id : null;
+  }
+
+  /**
+   * Sets the In or Out mark. `seconds` (recording time) and `mediaId` are
+   * optional: without them, the current position of the chosen player and
+   * its session. Returns the mark; throws an Error with the reason.
+   */
+  function mark(which, seconds, mediaId) {
+    let time;
+    let media;
+    if (seconds === undefined || seconds === null) {
+      const reason = unmarkableReason();
+      if (reason) throw new Error(reason);
+      const p = markPlayer();
+      time = p.recordingTime();
+      media = p.anchor.mediaId;
+    } else {
+      time = Number(seconds);
+      media = mediaId || defaultMediaId();
+    }
+    if (!Number.isFinite(time) || time < 0) throw new Error(`not a recording time: ${seconds}`);
+    if (!media) throw new Error('no session to clip yet');
+    time = round3(time);
+
+    // Marks belong to one session: marking another session starts over.
+    if (state.mediaId && state.mediaId !== media && (state.inTime !== null || state.outTime !== null)) {
+      state.inTime = null;
+      state.outTime = null;
+      setStatus(`Marks reset: now marking session ${media}`, 'info');
+    }
+    state.mediaId = media;
+    if (which === 'in') state.inTime = time;
+    else state.outTime = time;
+    log(`mark-${which} ${time.toFixed(3)} media ${media}`);
+    updateMarksUi();
+    markResultStale();
+    return time;
+  }
+
+  /** Marks from the UI: errors go to the status line. */
+  function markFromUi(which) {
+    try {
+      mark(which);
+    } catch (e) {
+      reportError(`mark ${which}`, e.message);
+    }
+  }
+
+  /** Whether the marks make a clip; `message` says why not. */
+  function validateMarks() {
+    const { inTime, outTime, mediaId } = state;
+    if (!mediaId || inTime === null || outTime === null) {
+      return { ok: false, message: 'Mark In and Mark Out to make a clip.' };
+    }
+    if (!(outTime > inTime)) return { ok: false, message: 'Out must be after In.' };
+    const duration = round3(outTime - inTime);
+    if (duration > MAX_CLIP_SECONDS) {
+      return {
+        ok: false,
+        message: `The clip is ${duration.toFixed(3)} s; at most ${MAX_CLIP_SECONDS} s are allowed.`,
+      };
+    }
+    return { ok: true, message: `Ready: ${duration.toFixed(3)} s of ${mediaId}.`, duration };
+  }
+
+  function updateMarksUi() {
+    const { inTime, outTime, mediaId } = state;
+    const setTime = (id, clockId, t) => {
+      const el = $(id);
+      el.textContent = fmtSeconds(t === null ? NaN : t);
+      if (t === null) delete el.dataset.seconds;
+      else el.dataset.seconds = t.toFixed(3);
+      $(clockId).textContent = t === null ? '' : fmtClock(t, 3);
+    };
+    setTime('in-time', 'in-clock', inTime);
+    setTime('out-time', 'out-clock', outTime);
+    $('clip-media').textContent = mediaId || '—';
+    const haveBoth = inTime !== null && outTime !== null;
+    $('clip-duration').textContent = haveBoth ? fmtSeconds(round3(outTime - inTime)) : '—';
+    const v = validateMarks();
+    const msg = $('clip-validation');
+    msg.textContent = v.message;
+    msg.className = `validation ${v.ok ? 'ok' : haveBoth ? 'bad' : ''}`;
+    $('clip-share').disabled = !v.ok || clipBusy;
+  }
+
+  /** Shows the current recording time of the marking player. */
+  function updatePosition() {
+    const p = markPlayer();
+    const t = p.recordingTime();
+    const el = $('position');
+    const hint = $('position-hint');
+    if (t === null) {
+      el.textContent = '—';
+      hint.textContent = unmarkableReason() || '';
+    } else {
+      el.textContent = `${fmtSeconds(t)}  ${fmtClock(t, 3)}`;
+      hint.textContent = p.anchor.mediaId;
+    }
+    const markable = t !== null;
+    $('mark-in').disabled = !markable;
+    $('mark-out').disabled = !markable;
+  }
+
+  // ───────────────────────────── clip & share ─────────────────────────────
+
+  function markResultStale() {
+    if (!$('clip-result').hidden) $('clip-stale').hidden = false;
+  }
+
+  /**
+   * Asks the API for the clip manifest of the marked range (which reports
+   * range errors as JSON, and waits at the live edge), then shows the links
+   * and plays the clip. Returns { manifestUrl, mp4Url, filename } or null.
+   */
+  async function clipAndShare() {
+    const v = validateMarks();
+    if (!v.ok) {
+      reportError('clip', v.message);
+      return null;
+    }
+    const media = state.mediaId;
+    const time = state.inTime.toFixed(3); // recording time
+    const duration = v.duration.toFixed(3);
+    const filename = `clip-${media}-${time}.mp4`;
+    const manifestUrl = apiUrl(`/${enc(media)}/manifest/clip.m3u8`, { time, duration });
+    const mp4Url = apiUrl(`/${enc(media)}/clip.mp4`, { time, duration, filename });
+
+    clipBusy = true;
+    updateMarksUi();
+    setStatus(`Making the clip: ${duration} s from ${time} s of ${media}…`, 'info');
+    try {
+      await (await apiFetch(manifestUrl)).text();
+    } catch (e) {
+      reportError('clip', e.message);
+      return null;
+    } finally {
+      clipBusy = false;
+      updateMarksUi();
+    }
+
+    const link = $('clip-link');
+    link.href = manifestUrl;
+    link.textContent = manifestUrl;
+    const mp4 = $('mp4-link');
+    mp4.href = mp4Url;
+    mp4.setAttribute('download', filename);
+    $('mp4-name').textContent = filename;
+    $('clip-stale').hidden = true;
+    $('clip-result').hidden = false;
+    state.lastClip = { manifestUrl, mp4Url, filename };
+    log(`clip-link ${manifestUrl}`);
+    log(`mp4-link ${mp4Url}`);
+    setStatus(`Clip ready: ${duration} s from ${time} s`, 'ok');
+    clipPlayer.load(manifestUrl);
+    return { ...state.lastClip };
+  }
+
+  async function copyLink() {
+    const url = $('clip-link').href;
+    try {
+      await navigator.clipboard.writeText(url);
+    } catch (_) {
+      // No async clipboard (insecure origin, no permission): the old way.
+      const ta = document.createElement('textarea');
+      ta.value = url;
+      ta.setAttribute('readonly', '');
+      ta.style.position = 'fixed';
+      ta.style.opacity = '0';
+      document.body.appendChild(ta);
+      ta.select();
+      const ok = document.execCommand && document.execCommand('copy');
+      ta.remove();
+      if (!ok) {
+        reportError('copy', 'the clipboard is not available; copy the link by hand');
+        return;
+      }
+    }
+    log(`copied ${url}`);
+    setStatus('Clip link copied', 'ok');
+  }
+
+  // ───────────────────────────── sessions ─────────────────────────────
+
+  let sessionsError = null;
+
+  async function refreshSessions() {
+    try {
+      const body = await getJSON(apiUrl(`/${enc(stream)}/sessions`));
+      sessionsError = null;
+      renderSessions((body.sessions || []).filter((s) => s.state !== 'deleted'));
+      $('sessions-updated').textContent = `updated ${nowUtc()} UTC`;
+    } catch (e) {
+      // Once per distinct error, not every 10 s.
+      if (sessionsError !== e.message) reportError('sessions', e.message);
+      sessionsError = e.message;
+    }
+  }
+
+  function sessionItem(mediaId) {
+    const li = document.createElement('li');
+    li.className = 'session';
+    li.dataset.mediaId = mediaId;
+    li.innerHTML = `
+      <div class="session-main">
+        <div class="session-line">
+          <span class="session-start timecode"></span>
+          <span class="session-state chip"></span>
+        </div>
+        <div class="session-meta muted small">
+          <span class="session-duration timecode"></span>
+          <span class="session-size"></span>
+        </div>
+        <code class="session-id media-id"></code>
+      </div>
+      <button class="btn btn-small rewatch" type="button">▶ Rewatch</button>`;
+    li.querySelector('.rewatch').addEventListener('click', () => rewatch(li.dataset.mediaId));
+    return li;
+  }
+
+  function renderSessions(list) {
+    sessions = list;
+    const ul = $('sessions');
+    const newestFirst = [...list].reverse(); // sessions.json lists newest last
+    const keep = new Set();
+    const byId = new Map([...ul.children].map((li) => [li.dataset.mediaId, li]));
+    newestFirst.forEach((s, i) => {
+      const li = byId.get(s.media_id) || sessionItem(s.media_id);
+      li.querySelector('.session-start').textContent = fmtUtc(s.start_utc);
+      const st = li.querySelector('.session-state');
+      st.textContent = s.state;
+      st.className = `session-state chip chip-${s.state}`;
+      li.querySelector('.session-duration').textContent = fmtClock(s.duration);
+      li.querySelector('.session-size').textContent =
+        `${s.segments} segments · ${fmtBytes(s.bytes)}` + (s.end_utc ? ` · ended ${fmtUtc(s.end_utc)}` : '');
+      li.querySelector('.session-id').textContent = s.media_id;
+      if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
+      keep.add(s.media_id);
+    });
+    for (const li of [...ul.children]) if (!keep.has(li.dataset.mediaId)) li.remove();
+    $('sessions-empty').hidden = newestFirst.length > 0;
+    updateSessionHighlights();
+    updateMainUi();
+
+    // LIVE badge, and following the stream when its live session changes.
+    const live = list.find((s) => s.state === 'live');
+    const liveId = live ? live.media_id : null;
+    const badge = $('live-badge');
+    badge.textContent = liveId ? 'LIVE' : 'OFFLINE';
+    badge.className = `badge live-badge ${liveId ? 'on' : 'off'}`;
+    if (liveSessionId !== undefined && liveId !== liveSessionId) {
+      log(`live session ${liveSessionId || 'none'} -> ${liveId || 'none'}`);
+      // The stream URL now means another playlist (a new live window, or
+      // the ended session's replay): load it again.
+      if (state.mainMode === 'live') mainPlayer.reload();
+      if (liveId && previewPlayer.anchor && previewPlayer.anchor.mediaId !== liveId) loadPreview();
+    }
+    liveSessionId = liveId;
+  }
+
+  function updateSessionHighlights() {
+    for (const li of $('sessions').children) {
+      li.classList.toggle('active', state.mainMode === 'replay' && li.dataset.mediaId === state.mainMediaId);
+    }
+  }
+
+  // ───────────────────────────── side media ─────────────────────────────
+
+  /** Latest thumbnail: preloaded, then swapped in (no flicker); hidden on 404. */
+  function refreshThumb() {
+    const url = `${THUMB_URL}?t=${Date.now()}`;
+    const probe = new Image();
+    probe.onload = () => {
+      $('thumb').src = url;
+      $('thumb-panel').hidden = false;
+      $('thumb-updated').textContent = `${nowUtc()} UTC`;
+    };
+    probe.onerror = () => {
+      $('thumb-panel').hidden = true;
+    };
+    probe.src = url;
+  }
+
+  let motionSignature = null;
+
+  /**
+   * Latest motion clip: every 15 s, reload it if it changed (judged by the
+   * HEAD validators when the server gives them, else always); hidden on 404.
+   */
+  async function refreshMotion() {
+    const video = $('motion');
+    let signature = '';
+    try {
+      const r = await fetch(MOTION_URL, { method: 'HEAD', cache: 'no-store' });
+      if (r.status === 404 || r.status === 410) {
+        $('motion-panel').hidden = true;
+        motionSignature = null;
+        return;
+      }
+      if (r.ok) {
+        signature = ['etag', 'last-modified', 'content-length'].map((h) => r.headers.get(h) || '').join('|');
+      }
+    } catch (_) {
+      /* HEAD not possible: just reload */
+    }
+    if (signature && signature !== '||' && signature === motionSignature && !$('motion-panel').hidden) return;
+    motionSignature = signature;
+    video.src = `${MOTION_URL}?t=${Date.now()}`;
+    video.play().catch(() => {});
+  }
+
+  function setupMotion() {
+    const video = $('motion');
+    video.addEventListener('loadeddata', () => {
+      $('motion-panel').hidden = false;
+      $('motion-updated').textContent = `${nowUtc()} UTC`;
+    });
+    video.addEventListener('error', () => {
+      $('motion-panel').hidden = true;
+      motionSignature = null;
+    });
+  }
+
+  /** `HH:MM:SS.mmm` or `MM:SS.mmm` → seconds. */
+  function parseVttTime(s) {
+    const parts = s.trim().split(':').map(Number);
+    if (parts.some((x) => !Number.isFinite(x))) return NaN;
+    return parts.reduce((acc, x) => acc * 60 + x, 0);
+  }
+
+  /** Cues of a storyboard VTT: { start, sprite (absolute URL), x, y, w, h }. */
+  function parseStoryboard(text, base) {
+    const cues = [];
+    for (const block of text.replace(/\r/g, '').split(/\n\n+/)) {
+      const lines = block.split('\n');
+      const i = lines.findIndex((l) => l.includes('-->'));
+      if (i < 0 || !lines[i + 1]) continue;
+      const m = /^(.*)#xywh=(\d+),(\d+),(\d+),(\d+)\s*$/.exec(lines[i + 1].trim());
+      if (!m) continue;
+      cues.push({
+        start: parseVttTime(lines[i].split('-->')[0]),
+        sprite: new URL(m[1], base).href,
+        x: +m[2],
+        y: +m[3],
+        w: +m[4],
+        h: +m[5],
+      });
+    }
+    return cues;
+  }
+
+  /** The last storyboard tiles, drawn from the sprite; hidden without one. */
+  async function refreshStoryboard() {
+    const panel = $('storyboard-panel');
+    try {
+      const r = await fetch(STORYBOARD_VTT_URL, { cache: 'no-store' });
+      if (!r.ok) {
+        panel.hidden = true;
+        return;
+      }
+      const cues = parseStoryboard(await r.text(), new URL(STORYBOARD_VTT_URL, location.origin).href).slice(-6);
+      if (!cues.length) {
+        panel.hidden = true;
+        return;
+      }
+      const sprite = new Image();
+      sprite.src = `${cues[0].sprite}${cues[0].sprite.includes('?') ? '&' : '?'}t=${Date.now()}`;
+      await sprite.decode();
+      const box = $('storyboard');
+      box.textContent = '';
+      for (const c of cues) {
+        const fig = document.createElement('figure');
+        const canvas = document.createElement('canvas');
+        canvas.width = c.w;
+        canvas.height = c.h;
+        canvas.getContext('2d').drawImage(sprite, c.x, c.y, c.w, c.h, 0, 0, c.w, c.h);
+        const cap = document.createElement('figcaption');
+        cap.textContent = fmtClock(c.start);
+        fig.append(canvas, cap);
+        box.append(fig);
+      }
+      panel.hidden = false;
+    } catch (_) {
+      panel.hidden = true;
+    }
+  }
+
+  // ───────────────────────────── start ─────────────────────────────
+
+  /** The stream: `?stream=`, else the first stream of `GET /`. */
+  async function resolveStream() {
+    let index = null;
+    try {
+      index = await getJSON(apiUrl('/'));
+    } catch (e) {
+      if (!params.get('stream')) throw e;
+      log(`index unavailable: ${e.message}`);
+    }
+    const streams = (index && index.streams) || [];
+    const chosen = params.get('stream') || streams[0];
+    if (streams.length > 1 || (chosen && streams.length && !streams.includes(chosen))) {
+      const select = $('stream-select');
+      const names = streams.includes(chosen) ? streams : [chosen, ...streams];
+      select.innerHTML = '';
+      for (const name of names) {
+        const opt = document.createElement('option');
+        opt.value = name;
+        opt.textContent = name;
+        opt.selected = name === chosen;
+        select.append(opt);
+      }
+      select.addEventListener('change', () => {
+        const p = new URLSearchParams(location.search);
+        p.set('stream', select.value);
+        location.search = p.toString();
+      });
+      $('stream-picker').hidden = false;
+    }
+    return chosen || null;
+  }
+
+  function bindUi() {
+    $('back-to-live').addEventListener('click', playLive);
+    $('preview-minutes').addEventListener('change', loadPreview);
+    $('preview-reload').addEventListener('click', loadPreview);
+    $('mark-in').addEventListener('click', () => markFromUi('in'));
+    $('mark-out').addEventListener('click', () => markFromUi('out'));
+    $('clip-share').addEventListener('click', () => clipAndShare());
+    $('copy-link').addEventListener('click', copyLink);
+    $('status').addEventListener('click', () => {
+      $('status').textContent = 'Ready';
+      $('status').className = 'status idle';
+    });
+    for (const radio of document.querySelectorAll('input[name="mark-on"]')) {
+      radio.addEventListener('change', () => {
+        log(`mark on ${markSource()}`);
+        updatePosition();
+      });
+    }
+    // I / O mark the current position (not while typing in a field).
+    document.addEventListener('keydown', (e) => {
+      if (e.ctrlKey || e.metaKey || e.altKey) return;
+      const tag = (e.target && e.target.tagName) || '';
+      if (/^(INPUT|SELECT|TEXTAREA)$/.test(tag)) return;
+      if (e.key === 'i' || e.key === 'I') markFromUi('in');
+      else if (e.key === 'o' || e.key === 'O') markFromUi('out');
+    });
+    const tick = () => {
+      $('utc-clock').textContent = `${nowUtc()} UTC`;
+    };
+    tick();
+    setInterval(tick, 1000);
+    setInterval(updatePosition, 250);
+    updateMarksUi();
+    updatePosition();
+  }
+
+  async function start() {
+    bindUi();
+    setupMotion();
+    // Side media does not depend on the stream.
+    refreshThumb();
+    setInterval(refreshThumb, THUMB_EVERY_MS);
+    refreshMotion();
+    setInterval(refreshMotion, MOTION_EVERY_MS);
+    refreshStoryboard();
+    setInterval(refreshStoryboard, STORYBOARD_EVERY_MS);
+
+    // The stream (retried until the API answers with one).
+    for (;;) {
+      try {
+        stream = await resolveStream();
+        if (stream) break;
+        reportError('streams', 'no stream is served here yet');
+      } catch (e) {
+        reportError('streams', e.message);
+      }
+      await new Promise((r) => setTimeout(r, RETRY_MS));
+    }
+    state.stream = stream;
+    $('stream-name').textContent = stream;
+    document.title = `${stream} · Live Replay`;
+    log(`stream ${stream}`);
+    setStatus(`Watching stream ${stream}`, 'ok');
+
+    playLive();
+    loadPreview();
+    await refreshSessions();
+    setInterval(refreshSessions, SESSIONS_EVERY_MS);
+  }
+
+  // ───────────────────────────── test hooks ─────────────────────────────
+
+  /**
+   * For automated tests (and the console):
+   *   liveclip.markIn(12.345)   set In to recording time 12.345 s
+   *   liveclip.markOut(17.845)  set Out; both return the mark, throw on error
+   *   liveclip.markIn()         mark at the chosen player's position
+   *   (an optional 2nd argument names the session; default: the session of
+   *    the chosen player, i.e. the preview's stream-media-id)
+   *   liveclip.clip()           Clip & Share; resolves to the URLs or null
+   *   liveclip.state            { mediaId, inTime, outTime, previewStart, … }
+   */
+  window.liveclip = {
+    state,
+    markIn(seconds, mediaId) {
+      try {
+        return mark('in', seconds, mediaId);
+      } catch (e) {
+        reportError('mark in', e.message);
+        throw e;
+      }
+    },
+    markOut(seconds, mediaId) {
+      try {
+        return mark('out', seconds, mediaId);
+      } catch (e) {
+        reportError('mark out', e.message);
+        throw e;
+      }
+    },
+    clip: clipAndShare,
+    /** Recording time of the chosen player's position (null if unknown). */
+    recordingTime: () => markPlayer().recordingTime(),
+    rewatch: (mediaId) => rewatch(mediaId),
+    live: () => playLive(),
+    players: { main: mainPlayer, preview: previewPlayer, clip: clipPlayer },
+  };
+
+  if (document.readyState === 'loading') {
+    document.addEventListener('DOMContentLoaded', start);
+  } else {
+    start();
+  }
+})();
