@@ -8,7 +8,7 @@ PKGS=(
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
-  ffmpeg python3-gst-1.0 chromium
+  ffmpeg python3-gst-1.0 chromium meson ninja-build
 )
 
 missing=()
