@@ -231,14 +231,124 @@ fn main() {
     );
 
     println!();
-    println!("liveclip latency against clip length (start 300.5 s)");
-    println!("{:>8} {:>12} {:>10}", "length s", "liveclip ms", "MB");
-    for len_s in [1u64, 5, 10, 20, 30, 60, 120, 300] {
+    println!("latency against clip length (start 200.5 s), ms");
+    println!(
+        "{:>8} {:>12} {:>10} {:>10} {:>10}",
+        "length s", "liveclip", "copy", "ffmpeg", "MB"
+    );
+    let start = 200_500_000_000u64;
+    let mut rows = Vec::new();
+    for len_s in [1u64, 2, 5, 10, 20, 30, 60, 120, 300] {
         let mut bytes = 0;
         let t = median_of(|| {
             let out = fresh.next("len");
-            time(|| bytes = liveclip(&session, 300_500_000_000, len_s * NS, &out))
+            time(|| bytes = liveclip(&session, start, len_s * NS, &out))
         });
-        println!("{:>8} {:>12.2} {:>10.1}", len_s, ms(t), bytes as f64 / 1e6);
+        let c = median_of(|| {
+            let (mut cat, _) = copy_command(&session, start, len_s * NS, &fresh.next("lencopy"));
+            time(|| assert!(cat.status().unwrap().success()))
+        });
+        let f = median_of(|| {
+            let out = fresh.next("lenffmpeg");
+            time(|| {
+                let st = Command::new("ffmpeg")
+                    .args(["-nostdin", "-v", "error", "-y", "-ss"])
+                    .arg(format!("{:.3}", start as f64 / 1e9))
+                    .arg("-i")
+                    .arg(&mp4)
+                    .arg("-t")
+                    .arg(len_s.to_string())
+                    .args(["-c", "copy"])
+                    .arg(&out)
+                    .status()
+                    .unwrap();
+                assert!(st.success());
+            })
+        });
+        println!(
+            "{:>8} {:>12.2} {:>10.2} {:>10.2} {:>10.1}",
+            len_s,
+            ms(t),
+            ms(c),
+            ms(f),
+            bytes as f64 / 1e6
+        );
+        rows.push((len_s as f64, ms(t), ms(c), ms(f)));
     }
+    let svg = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/clip-latency.svg");
+    std::fs::write(&svg, plot(&rows)).unwrap();
+    println!(
+        "plot: {} (docs/clip-latency.png is its rendering)",
+        svg.display()
+    );
+}
+
+/// A log-log SVG line chart of latency against clip length.
+fn plot(rows: &[(f64, f64, f64, f64)]) -> String {
+    let (w, h, left, bottom, top, right) = (900.0, 560.0, 80.0, 60.0, 50.0, 30.0);
+    let (x0, x1) = (1f64.log10(), 300f64.log10());
+    let (y0, y1) = (0.5f64.log10(), 2000f64.log10());
+    let px = |x: f64| left + (x.log10() - x0) / (x1 - x0) * (w - left - right);
+    let py = |y: f64| h - bottom - (y.max(0.5).log10() - y0) / (y1 - y0) * (h - top - bottom);
+    let mut out = format!(
+        "<svg xmlns='http://www.w3.org/2000/svg' width='{w}' height='{h}' font-family='sans-serif' font-size='14'>\
+         <rect width='100%' height='100%' fill='white'/>\
+         <text x='{}' y='28' font-size='18' text-anchor='middle'>MP4 clip from a 1080p recording: time against clip length (log-log)</text>",
+        w / 2.0
+    );
+    for x in [1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0] {
+        out += &format!(
+            "<line x1='{0}' y1='{1}' x2='{0}' y2='{2}' stroke='#ddd'/><text x='{0}' y='{3}' text-anchor='middle'>{x}</text>",
+            px(x),
+            top,
+            h - bottom,
+            h - bottom + 20.0
+        );
+    }
+    for y in [1.0, 10.0, 100.0, 1000.0] {
+        out += &format!(
+            "<line x1='{1}' y1='{0}' x2='{2}' y2='{0}' stroke='#ddd'/><text x='{3}' y='{4}' text-anchor='end'>{y} ms</text>",
+            py(y),
+            left,
+            w - right,
+            left - 8.0,
+            py(y) + 5.0
+        );
+    }
+    out += &format!(
+        "<text x='{}' y='{}' text-anchor='middle'>clip length (s)</text>",
+        (left + w - right) / 2.0,
+        h - 15.0
+    );
+    let series: [(&str, &str, fn(&(f64, f64, f64, f64)) -> f64); 3] = [
+        ("liveclip", "#d62728", |r| r.1),
+        ("cat of the segments", "#1f77b4", |r| r.2),
+        ("ffmpeg -c copy", "#7f7f7f", |r| r.3),
+    ];
+    for (k, (name, color, f)) in series.iter().enumerate() {
+        let points: Vec<String> = rows
+            .iter()
+            .map(|r| format!("{:.1},{:.1}", px(r.0), py(f(r))))
+            .collect();
+        out += &format!(
+            "<polyline points='{}' fill='none' stroke='{color}' stroke-width='3'/>",
+            points.join(" ")
+        );
+        for r in rows {
+            out += &format!(
+                "<circle cx='{:.1}' cy='{:.1}' r='4' fill='{color}'/>",
+                px(r.0),
+                py(f(r))
+            );
+        }
+        let ly = top + 20.0 + 22.0 * k as f64;
+        out += &format!(
+            "<line x1='{0}' y1='{ly}' x2='{1}' y2='{ly}' stroke='{color}' stroke-width='3'/><text x='{2}' y='{3}'>{name}</text>",
+            left + 20.0,
+            left + 50.0,
+            left + 58.0,
+            ly + 5.0
+        );
+    }
+    out + "</svg>"
 }
