@@ -283,8 +283,11 @@ fn main() {
     );
 }
 
+/// (length s, liveclip ms, copy ms, ffmpeg ms).
+type Row = (f64, f64, f64, f64);
+
 /// A log-log SVG line chart of latency against clip length.
-fn plot(rows: &[(f64, f64, f64, f64)]) -> String {
+fn plot(rows: &[Row]) -> String {
     let (w, h, left, bottom, top, right) = (900.0, 560.0, 80.0, 60.0, 50.0, 30.0);
     let (x0, x1) = (1f64.log10(), 300f64.log10());
     let (y0, y1) = (0.5f64.log10(), 2000f64.log10());
@@ -320,7 +323,7 @@ fn plot(rows: &[(f64, f64, f64, f64)]) -> String {
         (left + w - right) / 2.0,
         h - 15.0
     );
-    let series: [(&str, &str, fn(&(f64, f64, f64, f64)) -> f64); 3] = [
+    let series: [(&str, &str, fn(&Row) -> f64); 3] = [
         ("liveclip", "#d62728", |r| r.1),
         ("cat of the segments", "#1f77b4", |r| r.2),
         ("ffmpeg -c copy", "#7f7f7f", |r| r.3),
