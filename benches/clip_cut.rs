@@ -286,6 +286,9 @@ fn main() {
 /// (length s, liveclip ms, copy ms, ffmpeg ms).
 type Row = (f64, f64, f64, f64);
 
+/// A series of the chart: name, colour, and its value in a row.
+type Series = (&'static str, &'static str, fn(&Row) -> f64);
+
 /// A log-log SVG line chart of latency against clip length.
 fn plot(rows: &[Row]) -> String {
     let (w, h, left, bottom, top, right) = (900.0, 560.0, 80.0, 60.0, 50.0, 30.0);
@@ -323,7 +326,7 @@ fn plot(rows: &[Row]) -> String {
         (left + w - right) / 2.0,
         h - 15.0
     );
-    let series: [(&str, &str, fn(&Row) -> f64); 3] = [
+    let series: [Series; 3] = [
         ("liveclip", "#d62728", |r| r.1),
         ("cat of the segments", "#1f77b4", |r| r.2),
         ("ffmpeg -c copy", "#7f7f7f", |r| r.3),
