@@ -76,7 +76,7 @@ echo "liveclip demo: source ${INPUT:-test picture}; $ENDS"
 # -e: Ctrl-C (or the timeout) sends EOS, so the last clip is written and the
 # session closed.
 RUN=(gst-launch-1.0 -e)
-if [ "$DURATION" -gt 0 ] 2>/dev/null; then RUN=(timeout -s INT "$DURATION" "${RUN[@]}"); fi
+if [ "$DURATION" -gt 0 ] 2>/dev/null; then RUN=(timeout --foreground -s INT "$DURATION" "${RUN[@]}"); fi
 "${RUN[@]}" \
   periodicclipper name=clipper interval=10 location="$OUT/clips/clip-%05d.mp4" http-address="$HTTP" \
   hlsclipsink name=rec location="$OUT/recordings" stream-id=demo target-duration=4 http-address="$HTTP" \

@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use gst::prelude::*;
@@ -99,67 +99,10 @@ fn chromium(url: &str) -> Vec<String> {
     chromium_until(url, "ended")
 }
 
-fn chromium_until(url: &str, end_prefix: &str) -> Vec<String> {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--autoplay-policy=no-user-gesture-required",
-            "--remote-debugging-port=0",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("chromium (Debian package chromium) runs");
-    let mut err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        let mut pending = String::new();
-        while let Ok(n) = err.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            pending.push_str(&String::from_utf8_lossy(&buf[..n]));
-            while let Some(i) = pending.find('\n') {
-                let line: String = pending.drain(..=i).collect();
-                if let Some(p) = line.find("liveclip: ") {
-                    let msg = line[p + 10..].split('"').next().unwrap_or("").to_string();
-                    if tx.send(msg).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(90);
-    let mut lines = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(l) => {
-                let end = l.starts_with(end_prefix) || l.contains("fatal=true");
-                lines.push(l);
-                if end {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    lines
+fn chromium_until(url: &str, end: &str) -> Vec<String> {
+    common::browser::chromium(url, &[end, "error"], Duration::from_secs(90))
+        .into_iter()
+        .collect()
 }
 
 #[test]
@@ -266,20 +209,7 @@ fn hls_js_plays_live_and_clip_manifests_from_the_element_server() {
          audiotestsrc is-live=true ! audio/x-raw,rate=48000,channels=2 ! voaacenc ! aacparse ! queue ! h.audio",
         dir.path().display()
     ));
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut segments = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while segments < 6 && Instant::now() < deadline {
-        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100))
-            && msg
-                .structure()
-                .is_some_and(|s| s.name() == "hlsclipsink-segment-added")
-        {
-            segments += 1;
-        }
-    }
-    assert_eq!(segments, 6);
+    play_until_segments(&pipeline, 6);
     let page = API_PAGE.replace("API", &format!("http://127.0.0.1:{api}"));
     let port = serve_page(dir.path().to_path_buf(), hlsjs, page);
     let lines = chromium_until(&format!("http://127.0.0.1:{port}/"), "ended clip");

@@ -371,27 +371,9 @@ fn live_clips_reach_the_live_edge() {
     let pipeline = numbered_av(dir.path(), "target-duration=2", 40, 30, true);
     let sink = pipeline.by_name("h").unwrap();
     let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
     // Recording time 0 is running time `offset`: the first segment says so.
-    let mut offset = None;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    let mut segments = 0;
-    while segments < 6 && std::time::Instant::now() < deadline {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
-            continue;
-        };
-        if let gst::MessageView::Error(e) = msg.view() {
-            panic!("{e:?}");
-        }
-        if let Some(s) = msg.structure()
-            && s.name() == "hlsclipsink-segment-added"
-        {
-            segments += 1;
-            offset.get_or_insert(ns(s, "running-time") as i64 - ns(s, "recording-time") as i64);
-        }
-    }
-    assert_eq!(segments, 6, "six 2 s segments within 30 s");
-    let offset = offset.unwrap();
+    let first = play_until_segments(&pipeline, 6).remove(0);
+    let offset = ns(&first, "running-time") as i64 - ns(&first, "recording-time") as i64;
     let out = dir.path().join("out");
 
     // The last 10 s.

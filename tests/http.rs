@@ -322,23 +322,7 @@ fn live_api_clipper_webhook_and_load() {
         true,
     );
     let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut segments = 0;
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while segments < 3 && std::time::Instant::now() < deadline {
-        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
-            if let gst::MessageView::Error(e) = msg.view() {
-                panic!("{e:?}");
-            }
-            if msg
-                .structure()
-                .is_some_and(|s| s.name() == "hlsclipsink-segment-added")
-            {
-                segments += 1;
-            }
-        }
-    }
-    assert_eq!(segments, 3);
+    play_until_segments(&pipeline, 3);
 
     // The live playlist slides; a range far ahead is not recorded yet.
     let r = get(&format!("{base}/cam/manifest/video.m3u8"));

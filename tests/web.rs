@@ -6,10 +6,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use common::browser::chromium;
 use common::http::*;
 use common::numbered::*;
 use common::*;
@@ -82,68 +83,6 @@ fn site(dir: &Path, driver: bool) -> PathBuf {
     site
 }
 
-/// Headless Chromium on `url`, until a log line starts with one of `ends`.
-fn chromium(url: &str, ends: &[&str], timeout: Duration) -> Vec<String> {
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--autoplay-policy=no-user-gesture-required",
-            "--remote-debugging-port=0",
-            "--enable-logging=stderr",
-            "--v=0",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(url)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("chromium (Debian package chromium) runs");
-    let mut err = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        let mut pending = String::new();
-        while let Ok(n) = err.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            pending.push_str(&String::from_utf8_lossy(&buf[..n]));
-            while let Some(i) = pending.find('\n') {
-                let line: String = pending.drain(..=i).collect();
-                if let Some(p) = line.find("liveclip: ") {
-                    let msg = line[p + 10..].split('"').next().unwrap_or("").to_string();
-                    if tx.send(msg).is_err() {
-                        return;
-                    }
-                }
-            }
-        }
-    });
-    let deadline = Instant::now() + timeout;
-    let mut lines = Vec::new();
-    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-        match rx.recv_timeout(left) {
-            Ok(l) => {
-                let end = ends.iter().any(|e| l.starts_with(e));
-                lines.push(l);
-                if end {
-                    break;
-                }
-            }
-            Err(_) => break,
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    lines
-}
-
 /// A PNG of `url` after `budget_ms` of page time.
 fn screenshot(url: &str, out: &Path, budget_ms: u32) {
     let profile = tempfile::tempdir().unwrap();
@@ -182,24 +121,7 @@ fn live_replay_page_clips_the_marked_range() {
         30,
         true,
     );
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let mut segments = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while segments < 6 && Instant::now() < deadline {
-        if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) {
-            if let gst::MessageView::Error(e) = msg.view() {
-                panic!("{e:?}");
-            }
-            if msg
-                .structure()
-                .is_some_and(|s| s.name() == "hlsclipsink-segment-added")
-            {
-                segments += 1;
-            }
-        }
-    }
-    assert_eq!(segments, 6);
+    play_until_segments(&pipeline, 6);
     // A browser opening the server is sent to the page.
     let r = request(
         "GET",
@@ -363,9 +285,21 @@ fn the_demo_serves_every_url_it_prints() {
         let _ = child.kill();
     }
     assert!(ended, "the demo ends on Ctrl-C");
-    let json: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("recordings/demo/sessions.json")).unwrap(),
-    )
-    .unwrap();
+    // gst-launch itself is gone too, and left the session closed.
+    let pattern = format!("gst-launch-1.0 -e.*127.0.0.1:{port}");
+    assert!(wait_for(Duration::from_secs(60), || {
+        !std::process::Command::new("pgrep")
+            .args(["-f", &pattern])
+            .status()
+            .is_ok_and(|s| s.success())
+    }));
+    let sessions = dir.path().join("recordings/demo/sessions.json");
+    let state = || -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(&sessions).unwrap()).unwrap()
+    };
+    wait_for(Duration::from_secs(5), || {
+        state()["sessions"][0]["state"] == "ended"
+    });
+    let json = state();
     assert_eq!(json["sessions"][0]["state"], "ended", "{json}");
 }

@@ -404,12 +404,24 @@ fn media_file(req: &Request, stream: &StreamHandle, media: &str, file: &str) -> 
         }
         Err(e) => return error(500, "storage", &e.to_string()),
     };
-    let len = data.len() as u64;
     let range = req
         .headers
         .get(header::RANGE)
         .map(|v| v.to_str().unwrap_or("invalid"));
-    let builder = Response::builder()
+    ranged(data, content_type, range, file, Response::builder())
+}
+
+/// `data` as the answer to a request with an optional `Range` header: the
+/// whole file, one range (206), or 416 with the size.
+pub(crate) fn ranged(
+    data: Vec<u8>,
+    content_type: &str,
+    range: Option<&str>,
+    name: &str,
+    builder: axum::http::response::Builder,
+) -> Response {
+    let len = data.len() as u64;
+    let builder = builder
         .header(header::CONTENT_TYPE, content_type)
         .header(header::ACCEPT_RANGES, "bytes");
     match parse_range(range, len) {
@@ -427,7 +439,7 @@ fn media_file(req: &Request, stream: &StreamHandle, media: &str, file: &str) -> 
             let mut r = error(
                 416,
                 "out-of-range",
-                &format!("the range {range:?} is outside the {len} bytes of {file}"),
+                &format!("the range {range:?} is outside the {len} bytes of {name}"),
             );
             if let Ok(v) = format!("bytes */{len}").parse() {
                 r.headers_mut().insert(header::CONTENT_RANGE, v);

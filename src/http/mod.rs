@@ -544,32 +544,12 @@ async fn static_file(req: &Request, root: &std::path::Path) -> Response {
     let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
     match read {
         Ok(Ok(data)) => {
-            let len = data.len() as u64;
             let range = req
                 .headers
                 .get(header::RANGE)
                 .map(|v| v.to_str().unwrap_or("invalid"));
-            let builder = Response::builder()
-                .header(header::CONTENT_TYPE, content_type(&name))
-                .header(header::CACHE_CONTROL, "no-cache")
-                .header(header::ACCEPT_RANGES, "bytes");
-            match hls::parse_range(range, len) {
-                Ok(None) => builder
-                    .header(header::CONTENT_LENGTH, len)
-                    .body(Body::from(data))
-                    .expect("valid response"),
-                Ok(Some((a, b))) => builder
-                    .status(StatusCode::PARTIAL_CONTENT)
-                    .header(header::CONTENT_RANGE, format!("bytes {a}-{}/{len}", b - 1))
-                    .header(header::CONTENT_LENGTH, b - a)
-                    .body(Body::from(data[a as usize..b as usize].to_vec()))
-                    .expect("valid response"),
-                Err(()) => error(
-                    416,
-                    "out-of-range",
-                    &format!("the range is outside the {len} bytes of {name}"),
-                ),
-            }
+            let builder = Response::builder().header(header::CACHE_CONTROL, "no-cache");
+            hls::ranged(data, content_type(&name), range, &name, builder)
         }
         _ => error(404, "not-found", &format!("no file ui/{}", rest.join("/"))),
     }

@@ -3,6 +3,7 @@
 //! (ffprobe, ffmpeg, mp4-atom) to check what the elements wrote.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod http;
 pub mod numbered;
 
@@ -394,4 +395,29 @@ pub fn ns(s: &gst::StructureRef, field: &str) -> u64 {
 pub fn ok(run: &Run) {
     assert!(run.error.is_none(), "{:?}", run.error);
     assert!(run.eos, "no EOS");
+}
+
+/// Sets `pipeline` PLAYING and waits (at most 30 s) for `n`
+/// `hlsclipsink-segment-added` messages, which it returns; an error message
+/// fails the test.
+pub fn play_until_segments(pipeline: &gst::Pipeline, n: usize) -> Vec<gst::Structure> {
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut added = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while added.len() < n && std::time::Instant::now() < deadline {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+            continue;
+        };
+        if let gst::MessageView::Error(e) = msg.view() {
+            panic!("{e:?}");
+        }
+        if let Some(s) = msg.structure()
+            && s.name() == "hlsclipsink-segment-added"
+        {
+            added.push(s.to_owned());
+        }
+    }
+    assert_eq!(added.len(), n, "{n} segments within 30 s");
+    added
 }
