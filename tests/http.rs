@@ -285,6 +285,19 @@ fn hls_routes_answer_with_the_right_media() {
         assert_eq!(body["status"], status);
         assert!(body["error"].as_str().unwrap().len() > 10, "{body}");
     }
+    // Slow clients (headers never finished) don't stop others being served.
+    let slow: Vec<std::net::TcpStream> = (0..300)
+        .map(|_| {
+            use std::io::Write;
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            c.write_all(b"GET /cam/sessions HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            c
+        })
+        .collect();
+    let r = get(&format!("{base}/cam/sessions"));
+    assert_eq!(r.status, 200);
+    drop(slow);
     let r = request("OPTIONS", &format!("{base}/cam/manifest/video.m3u8"), &[]);
     assert_eq!(r.status, 204);
     assert!(

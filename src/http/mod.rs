@@ -12,6 +12,7 @@
 
 mod clipper;
 mod hls;
+mod listener;
 pub mod webhook;
 
 use std::collections::HashMap;
@@ -220,7 +221,7 @@ fn start(addr: SocketAddr) -> Result<Server, String> {
                     return;
                 };
                 let app = axum::Router::new().fallback(handle).with_state(state);
-                let _ = axum::serve(listener, app)
+                let _ = axum::serve(listener::Bounded::new(listener), app)
                     .with_graceful_shutdown(async move {
                         let _ = rx.await;
                     })
