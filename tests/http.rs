@@ -547,3 +547,59 @@ fn elements_share_a_listener_and_report_a_busy_address() {
     assert!(error.contains(&format!("127.0.0.1:{taken}")), "{error}");
     drop(blocker);
 }
+
+/// A range across a codec change (a new resolution mid-stream) is 422 as
+/// an MP4, while its clip manifest crosses it with a discontinuity.
+#[test]
+fn a_clip_across_a_codec_change_is_422() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let pipeline = launch(&format!(
+        "hlsclipsink name=h location={loc} stream-id=cam target-duration=1 http-address=127.0.0.1:{port} \
+         videotestsrc name=src num-buffers=180 ! video/x-raw,framerate=30/1,pixel-aspect-ratio=1/1 ! videoscale ! \
+           capsfilter name=size caps=video/x-raw,width=320,height=240,pixel-aspect-ratio=1/1 ! \
+           x264enc speed-preset=ultrafast key-int-max=30 ! h264parse ! queue ! h.video",
+        loc = dir.path().display()
+    ));
+    // Frame 90 (3 s): the resolution changes.
+    let size = pipeline.by_name("size").unwrap();
+    let switched = std::sync::atomic::AtomicBool::new(false);
+    pipeline
+        .by_name("src")
+        .unwrap()
+        .static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer()
+                && b.offset() == 90
+                && !switched.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                size.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("width", 640i32)
+                        .field("height", 360i32)
+                        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                        .build(),
+                );
+            }
+            gst::PadProbeReturn::Ok
+        });
+    play_until_eos(&pipeline, Duration::from_secs(60));
+    let r = get(&format!("{base}/cam/clip.mp4?time=2s&duration=2s"));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["kind"], "codec-change");
+    for (time, width) in [("1s", 320), ("4s", 640)] {
+        let r = get(&format!("{base}/cam/clip.mp4?time={time}&duration=1s"));
+        assert_eq!(r.status, 200, "{time}: {}", r.text());
+        let file = save(&r, &dir.path().join(format!("{width}.mp4")));
+        assert_eq!(stream(&streams(&file), "video").unwrap().width, width);
+    }
+    let r = get(&format!(
+        "{base}/cam/manifest/clip.m3u8?time=2s&duration=2s"
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("#EXT-X-DISCONTINUITY"), "{}", r.text());
+    pipeline.set_state(gst::State::Null).unwrap();
+}
