@@ -177,29 +177,7 @@ fn caps_change_and_timestamp_gap_give_discontinuities_and_still_play() {
         loc = dir.path().display()
     ));
     // Frame 90: the resolution changes. Frame 150 on: timestamps jump 10 s.
-    let size = pipeline.by_name("size").unwrap();
-    let switched = std::sync::atomic::AtomicBool::new(false);
-    pipeline
-        .by_name("src")
-        .unwrap()
-        .static_pad("src")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(b) = info.buffer()
-                && b.offset() == 90
-                && !switched.swap(true, std::sync::atomic::Ordering::SeqCst)
-            {
-                size.set_property(
-                    "caps",
-                    gst::Caps::builder("video/x-raw")
-                        .field("width", 640i32)
-                        .field("height", 360i32)
-                        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                        .build(),
-                );
-            }
-            gst::PadProbeReturn::Ok
-        });
+    switch_resolution_at(&pipeline, 90, 640, 360);
     pipeline
         .by_name("parse")
         .unwrap()

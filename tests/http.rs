@@ -563,29 +563,7 @@ fn a_clip_across_a_codec_change_is_422() {
         loc = dir.path().display()
     ));
     // Frame 90 (3 s): the resolution changes.
-    let size = pipeline.by_name("size").unwrap();
-    let switched = std::sync::atomic::AtomicBool::new(false);
-    pipeline
-        .by_name("src")
-        .unwrap()
-        .static_pad("src")
-        .unwrap()
-        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-            if let Some(b) = info.buffer()
-                && b.offset() == 90
-                && !switched.swap(true, std::sync::atomic::Ordering::SeqCst)
-            {
-                size.set_property(
-                    "caps",
-                    gst::Caps::builder("video/x-raw")
-                        .field("width", 640i32)
-                        .field("height", 360i32)
-                        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                        .build(),
-                );
-            }
-            gst::PadProbeReturn::Ok
-        });
+    switch_resolution_at(&pipeline, 90, 640, 360);
     play_until_eos(&pipeline, Duration::from_secs(60));
     let r = get(&format!("{base}/cam/clip.mp4?time=2s&duration=2s"));
     assert_eq!(r.status, 422, "{}", r.text());

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-use super::clip::{self, Accuracy, ClipError, ClipInfo, ClipRequest, Placement, Preview, Range};
+use super::clip::{self, ClipError, ClipInfo, ClipRequest, Placement, Preview, Range};
 use super::index::{LiveIndex, SessionIndex};
 use super::sessions::{SessionsFile, State, is_safe_id};
 use crate::mp4::Mp4Clip;
@@ -239,9 +239,9 @@ impl ClipService {
     ) -> Result<(SessionIndex, Range), ClipError> {
         let max = self.limits.max_clip;
         match self.find(media_id)? {
+            // A stored session is not live: `place` never asks it to wait.
             Found::Stored(index) => match clip::place(req, &index, max, 0)? {
-                Placement::Ready(range) => Ok((index, range)),
-                Placement::Wait(_) => unreachable!("stored sessions are not live"),
+                Placement::Ready(range) | Placement::Wait(range) => Ok((index, range)),
             },
             Found::Live(id) => {
                 let placed = self.with_live(&id, |s| {
@@ -360,15 +360,5 @@ impl ClipService {
             done(ClipDone { id, result });
         }))?;
         Ok(id)
-    }
-}
-
-impl Accuracy {
-    /// The query value naming this accuracy.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Accuracy::Frame => "frame",
-            Accuracy::Keyframe => "keyframe",
-        }
     }
 }

@@ -37,11 +37,13 @@ pub(crate) async fn route(req: &Request, stream: &StreamHandle, id: RouteId) -> 
     let s: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     match s.as_slice() {
         [one] if one.ends_with(".m3u8") => clip_manifest(req, stream, media, "").await,
-        [_, "sessions"] if media.is_none() => sessions(stream),
+        [_, "sessions"] if media.is_none() => sessions(stream).await,
         [_, "clip.mp4"] => clip_mp4(req, stream, media).await,
         [_, "manifest", "video.m3u8"] => video(req, stream, media).await,
         [_, "manifest", "clip.m3u8"] => clip_manifest(req, stream, media, "../../").await,
-        [_, file] if media.is_some() => media_file(req, stream, media.as_deref().unwrap(), file),
+        [_, file] if media.is_some() => {
+            media_file(req, stream, media.as_deref().unwrap(), file).await
+        }
         _ => error(
             404,
             "not-found",
@@ -289,8 +291,14 @@ async fn clip_mp4(req: &Request, stream: &StreamHandle, media: Option<String>) -
         .expect("valid response")
 }
 
-fn sessions(stream: &StreamHandle) -> Response {
-    let sessions = crate::hls::sessions::SessionsFile::load(stream.service.stream_dir(), "");
+async fn sessions(stream: &StreamHandle) -> Response {
+    let dir = stream.service.stream_dir().to_path_buf();
+    let Ok(sessions) =
+        tokio::task::spawn_blocking(move || crate::hls::sessions::SessionsFile::load(&dir, ""))
+            .await
+    else {
+        return error(500, "storage", "sessions.json could not be read");
+    };
     match serde_json::to_value(&sessions) {
         Ok(v) => json(&v),
         Err(e) => error(500, "storage", &e.to_string()),
@@ -352,7 +360,7 @@ pub(crate) fn parse_range(value: Option<&str>, len: u64) -> Result<Option<(u64, 
     Ok(Some((start, end)))
 }
 
-fn media_file(req: &Request, stream: &StreamHandle, media: &str, file: &str) -> Response {
+async fn media_file(req: &Request, stream: &StreamHandle, media: &str, file: &str) -> Response {
     let Some(content_type) = servable(file) else {
         return error(
             404,
@@ -360,49 +368,12 @@ fn media_file(req: &Request, stream: &StreamHandle, media: &str, file: &str) -> 
             &format!("{file:?} is not an init segment, media segment or playlist"),
         );
     };
-    let path = stream.service.stream_dir().join(media).join(file);
-    let data = match std::fs::read(&path) {
-        Ok(d) => d,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let known = stream.service.stream_dir().join(media).exists();
-            return if known {
-                let deleted = file.starts_with("segment-")
-                    && std::fs::read_to_string(
-                        stream
-                            .service
-                            .stream_dir()
-                            .join(media)
-                            .join(crate::hls::recorder::REPLAY),
-                    )
-                    .ok()
-                    .and_then(|t| m3u8_rs::parse_media_playlist_res(t.as_bytes()).ok())
-                    .and_then(|p| {
-                        let n: u64 = file
-                            .trim_start_matches("segment-")
-                            .trim_end_matches(".m4s")
-                            .parse()
-                            .ok()?;
-                        Some(n < p.media_sequence)
-                    })
-                    .unwrap_or(false);
-                if deleted {
-                    error(
-                        410,
-                        "gone",
-                        &format!("{media}/{file} was deleted (retention)"),
-                    )
-                } else {
-                    error(404, "not-found", &format!("session {media} has no {file}"))
-                }
-            } else {
-                error(
-                    410,
-                    "gone",
-                    &format!("session {media} was deleted (retention)"),
-                )
-            };
-        }
-        Err(e) => return error(500, "storage", &e.to_string()),
+    let dir = stream.service.stream_dir().to_path_buf();
+    let (m, f) = (media.to_string(), file.to_string());
+    let data = match tokio::task::spawn_blocking(move || read_media(&dir, &m, &f)).await {
+        Ok(Ok(d)) => d,
+        Ok(Err(e)) => return clip_error(&e),
+        Err(e) => return error(500, "storage", &format!("request failed: {e}")),
     };
     let range = req
         .headers
@@ -446,6 +417,42 @@ pub(crate) fn ranged(
             }
             r
         }
+    }
+}
+
+/// A session file's bytes (read on a blocking thread), or why it is not
+/// there: gone (410) for what retention deleted, else not found (404).
+fn read_media(stream_dir: &std::path::Path, media: &str, file: &str) -> Result<Vec<u8>, ClipError> {
+    let session = stream_dir.join(media);
+    match std::fs::read(session.join(file)) {
+        Ok(d) => Ok(d),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if !session.exists() {
+                return Err(ClipError::Gone(format!(
+                    "session {media} was deleted (retention)"
+                )));
+            }
+            // A segment numbered below the replay's first was deleted.
+            let deleted = file.starts_with("segment-")
+                && std::fs::read_to_string(session.join(crate::hls::recorder::REPLAY))
+                    .ok()
+                    .and_then(|t| m3u8_rs::parse_media_playlist_res(t.as_bytes()).ok())
+                    .and_then(|p| {
+                        let n: u64 = file
+                            .trim_start_matches("segment-")
+                            .trim_end_matches(".m4s")
+                            .parse()
+                            .ok()?;
+                        Some(n < p.media_sequence)
+                    })
+                    .unwrap_or(false);
+            Err(if deleted {
+                ClipError::Gone(format!("{media}/{file} was deleted (retention)"))
+            } else {
+                ClipError::NotFound(format!("session {media} has no {file}"))
+            })
+        }
+        Err(e) => Err(ClipError::Storage(e.to_string())),
     }
 }
 

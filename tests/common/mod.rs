@@ -421,3 +421,31 @@ pub fn play_until_segments(pipeline: &gst::Pipeline, n: usize) -> Vec<gst::Struc
     assert_eq!(added.len(), n, "{n} segments within 30 s");
     added
 }
+
+/// Changes the caps of the capsfilter `size` to `width`x`height` when the
+/// source `src` produces frame `frame` (a resolution change mid-stream).
+pub fn switch_resolution_at(pipeline: &gst::Pipeline, frame: u64, width: i32, height: i32) {
+    let size = pipeline.by_name("size").unwrap();
+    let switched = std::sync::atomic::AtomicBool::new(false);
+    pipeline
+        .by_name("src")
+        .unwrap()
+        .static_pad("src")
+        .unwrap()
+        .add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(b) = info.buffer()
+                && b.offset() == frame
+                && !switched.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                size.set_property(
+                    "caps",
+                    gst::Caps::builder("video/x-raw")
+                        .field("width", width)
+                        .field("height", height)
+                        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+                        .build(),
+                );
+            }
+            gst::PadProbeReturn::Ok
+        });
+}
