@@ -1,8 +1,14 @@
 // SPDX-License-Identifier: MPL-2.0
-//! Just enough H.264/H.265 NAL parsing to decode a keyframe alone: find the
-//! parameter sets (SPS, PPS, VPS) at the head of an access unit, and put the
-//! last ones seen in front of a keyframe that lacks them (streams in
-//! `byte-stream`, `avc3` or `hev1` format may carry them only now and then).
+//! Just enough H.264/H.265 NAL parsing to cut and decode correctly:
+//!
+//! - [`classify`] tells from an access unit's NAL units whether a decoder can
+//!   start there, and how ([`Access`]): buffer flags alone are not enough
+//!   (parsers flag every I slice, and in GStreamer 1.22 h264parse even flags a
+//!   P frame that it gave parameter sets to after a key-unit request).
+//! - [`ParameterSets`] finds the parameter sets (SPS, PPS, VPS) at the head
+//!   of an access unit, and puts the last ones seen in front of a keyframe
+//!   that lacks them (streams in `byte-stream`, `avc3` or `hev1` format may
+//!   carry them only now and then).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Codec {
@@ -45,6 +51,193 @@ impl Codec {
         match self {
             Codec::H264 => t == 7,
             Codec::H265 => t == 33,
+        }
+    }
+}
+
+/// What an access unit means for random access, from its NAL units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Access {
+    /// Not classified (audio, or data the parser could not read): the
+    /// buffer's keyframe flag is all there is.
+    #[default]
+    Unknown,
+    /// Decoding can start here and nothing that follows refers to anything
+    /// before (H.264 IDR; HEVC IDR, BLA without leading pictures).
+    Closed,
+    /// Decoding can start here, but pictures that follow in decode order
+    /// and come first in presentation (leading pictures) may refer to
+    /// pictures before it: an open GOP (H.264 I picture, with or without a
+    /// recovery point SEI; HEVC CRA, BLA with leading pictures).
+    Open,
+    /// A leading picture that refers to pictures before its random-access
+    /// point (HEVC RASL): it can't be decoded when decoding starts there.
+    SkippedLeading,
+    /// A leading picture decodable from its random-access point (HEVC RADL).
+    DecodableLeading,
+    /// Any other picture.
+    Inter,
+}
+
+impl Access {
+    /// Whether a decoder can start at this access unit.
+    pub fn is_random_access(self) -> bool {
+        matches!(self, Access::Closed | Access::Open)
+    }
+}
+
+/// The NAL units of an access unit in `Length` framing, or in byte-stream
+/// framing, all of them (empty units skipped).
+fn units(data: &[u8], framing: Framing) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    match framing {
+        Framing::Length(n) if (1..=4).contains(&n) => {
+            let mut pos = 0usize;
+            while pos + n <= data.len() {
+                let len = data[pos..pos + n]
+                    .iter()
+                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+                pos += n;
+                let Some(unit) = data.get(pos..pos.saturating_add(len)) else {
+                    break;
+                };
+                pos += len;
+                if !unit.is_empty() {
+                    out.push(unit);
+                }
+            }
+        }
+        Framing::Length(_) => {}
+        Framing::ByteStream => {
+            let Some((_, mut start)) = find_start_code(data, 0) else {
+                return out;
+            };
+            loop {
+                match find_start_code(data, start) {
+                    Some((end, next)) => {
+                        let u = trim_zeros(&data[start..end]);
+                        if !u.is_empty() {
+                            out.push(u);
+                        }
+                        start = next;
+                    }
+                    None => {
+                        if start < data.len() {
+                            out.push(&data[start..]);
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Reads Exp-Golomb codes from the start of a NAL unit's payload, skipping
+/// emulation prevention bytes.
+struct Bits<'a> {
+    data: &'a [u8],
+    byte: usize,
+    bit: u8,
+    zeros: usize,
+}
+
+impl<'a> Bits<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Self {
+            data,
+            byte: 0,
+            bit: 0,
+            zeros: 0,
+        }
+    }
+
+    fn bit(&mut self) -> Option<u32> {
+        if self.bit == 0 {
+            // 00 00 03: the 03 is not data.
+            if self.zeros >= 2 && self.data.get(self.byte) == Some(&3) {
+                self.byte += 1;
+                self.zeros = 0;
+            }
+            let b = *self.data.get(self.byte)?;
+            self.zeros = if b == 0 { self.zeros + 1 } else { 0 };
+        }
+        let b = self.data[self.byte];
+        let v = (b >> (7 - self.bit)) & 1;
+        self.bit += 1;
+        if self.bit == 8 {
+            self.bit = 0;
+            self.byte += 1;
+        }
+        Some(u32::from(v))
+    }
+
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        let mut v = 0u32;
+        for _ in 0..zeros {
+            v = (v << 1) | self.bit()?;
+        }
+        Some((1u32 << zeros) - 1 + v)
+    }
+}
+
+/// H.264 `slice_type` of a slice NAL unit (0..=4 after `% 5`: P, B, I, SP, SI).
+fn h264_slice_type(unit: &[u8]) -> Option<u32> {
+    let mut bits = Bits::new(unit.get(1..)?);
+    let _first_mb = bits.ue()?;
+    Some(bits.ue()? % 5)
+}
+
+/// Classifies an access unit from its NAL units. Reads NAL headers and, for
+/// H.264, the first two fields of each slice header: with `Length` framing
+/// the walk jumps from unit to unit, so the cost does not grow with the
+/// picture's size.
+pub fn classify(data: &[u8], codec: Codec, framing: Framing) -> Access {
+    let mut vcl = 0usize;
+    match codec {
+        Codec::H264 => {
+            let mut intra = true;
+            for u in units(data, framing) {
+                match codec.nal_type(u[0]) {
+                    5 => return Access::Closed,
+                    1..=4 => {
+                        vcl += 1;
+                        // I (2) and SI (4) slices; anything else, or a slice
+                        // header that does not read, is not intra.
+                        if !matches!(h264_slice_type(u), Some(2 | 4)) {
+                            intra = false;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            match (vcl, intra) {
+                (0, _) => Access::Unknown,
+                (_, true) => Access::Open,
+                (_, false) => Access::Inter,
+            }
+        }
+        Codec::H265 => {
+            for u in units(data, framing) {
+                let t = codec.nal_type(u[0]);
+                match t {
+                    16 | 21 => return Access::Open,
+                    17..=20 => return Access::Closed,
+                    6 | 7 => return Access::DecodableLeading,
+                    8 | 9 => return Access::SkippedLeading,
+                    0..=31 => return Access::Inter,
+                    _ => {}
+                }
+            }
+            Access::Unknown
         }
     }
 }
@@ -271,6 +464,87 @@ mod tests {
             let pps2: &[u8] = &[0x68, 0xee];
             ps.observe(&wrap(&[pps2, IDR]));
             assert_eq!(ps.prepend(&bare), wrap(&[SPS, pps2, IDR]));
+        }
+    }
+
+    /// Heads of real access units (NAL units cut after their first bytes,
+    /// which is all the classification reads): libx264 with
+    /// `-bf 3 -x264opts open-gop=1:b-pyramid=normal`, libx265 with
+    /// `keyint=50:bframes=3:b-adapt=0` (CRA followed by RASL pictures).
+    mod real {
+        pub const H264_SPS: &[u8] = &[0x67, 0x64, 0x00, 0x0d, 0xac, 0xd9, 0x41, 0x41, 0xfb, 0x01];
+        pub const H264_PPS: &[u8] = &[0x68, 0xef, 0x8f, 0xcb];
+        pub const H264_AUD: &[u8] = &[0x09, 0xf0];
+        pub const H264_SEI_RECOVERY: &[u8] = &[0x06, 0x06, 0x01, 0xc4, 0x80];
+        pub const H264_IDR: &[u8] = &[0x65, 0x88, 0x84, 0x00, 0x2f, 0xff, 0xcd, 0xf8, 0x1e, 0xe7];
+        pub const H264_OPEN_I: &[u8] = &[0x41, 0x88, 0xcc, 0x80, 0xdf, 0xd6, 0x78, 0x1e, 0xff, 0xf4];
+        pub const H264_P: &[u8] = &[0x41, 0x9a, 0x24, 0x18, 0x85, 0x7f, 0xbb, 0xbf, 0xc0, 0xa3];
+        pub const H264_B: &[u8] = &[0x41, 0x9e, 0x42, 0x42, 0x17, 0xff, 0x17, 0x2f, 0x17, 0xe0];
+        pub const H265_VPS: &[u8] = &[0x40, 0x01, 0x0c, 0x01, 0xff, 0xff, 0x01, 0x60];
+        pub const H265_IDR_N_LP: &[u8] = &[0x28, 0x01, 0xaf, 0x1d, 0x20, 0xbc, 0x00, 0xa0];
+        pub const H265_CRA: &[u8] = &[0x2a, 0x01, 0xac, 0xc8, 0x5a, 0x22, 0x27, 0x19];
+        pub const H265_RASL: &[u8] = &[0x10, 0x01, 0xe6, 0x22, 0x2d, 0x49, 0xfd, 0xc6];
+        pub const H265_TRAIL_R: &[u8] = &[0x02, 0x01, 0xd0, 0x11, 0x57, 0x84, 0x31, 0x8e];
+        pub const H265_TRAIL_N: &[u8] = &[0x00, 0x01, 0xe0, 0x24, 0xbf, 0x86, 0x14, 0x90];
+    }
+
+    #[test]
+    fn classifies_real_h264_access_units() {
+        use real::*;
+        for framing in [Framing::ByteStream, Framing::Length(4)] {
+            let wrap = |u: &[&[u8]]| match framing {
+                Framing::ByteStream => annexb(u),
+                Framing::Length(_) => lengths(u),
+            };
+            let c = |u: &[&[u8]]| classify(&wrap(u), Codec::H264, framing);
+            assert_eq!(c(&[H264_AUD, H264_SPS, H264_PPS, H264_IDR]), Access::Closed);
+            assert_eq!(
+                c(&[H264_AUD, H264_SPS, H264_PPS, H264_SEI_RECOVERY, H264_OPEN_I]),
+                Access::Open
+            );
+            assert_eq!(c(&[H264_AUD, H264_OPEN_I]), Access::Open);
+            assert_eq!(c(&[H264_AUD, H264_P]), Access::Inter);
+            assert_eq!(c(&[H264_AUD, H264_B]), Access::Inter);
+            // A P frame that a parser gave parameter sets (and a keyframe
+            // flag) is still a P frame.
+            assert_eq!(c(&[H264_SPS, H264_PPS, H264_P]), Access::Inter);
+            // An I slice next to a P slice: not a place to start.
+            assert_eq!(c(&[H264_OPEN_I, H264_P]), Access::Inter);
+            assert_eq!(c(&[H264_SPS, H264_PPS]), Access::Unknown);
+        }
+        assert!(Access::Open.is_random_access() && Access::Closed.is_random_access());
+        assert!(!Access::Inter.is_random_access() && !Access::Unknown.is_random_access());
+    }
+
+    #[test]
+    fn classifies_real_h265_access_units() {
+        use real::*;
+        for framing in [Framing::ByteStream, Framing::Length(4)] {
+            let wrap = |u: &[&[u8]]| match framing {
+                Framing::ByteStream => annexb(u),
+                Framing::Length(_) => lengths(u),
+            };
+            let c = |u: &[&[u8]]| classify(&wrap(u), Codec::H265, framing);
+            assert_eq!(c(&[H265_VPS, H265_IDR_N_LP]), Access::Closed);
+            assert_eq!(c(&[H265_VPS, H265_CRA]), Access::Open);
+            assert_eq!(c(&[H265_RASL]), Access::SkippedLeading);
+            assert_eq!(c(&[H265_TRAIL_R]), Access::Inter);
+            assert_eq!(c(&[H265_TRAIL_N]), Access::Inter);
+            assert_eq!(c(&[H265_VPS]), Access::Unknown);
+        }
+    }
+
+    #[test]
+    fn slice_headers_skip_emulation_prevention() {
+        // first_mb_in_slice has 16 leading zero bits, which the encoder
+        // had to write as 00 00 03: then "1", 16 value bits, and
+        // slice_type "011" (2, I). A reader that kept the 03 would see a
+        // different code.
+        let unit = [0x01, 0x00, 0x00, 0x03, 0x80, 0x00, 0x30];
+        assert_eq!(h264_slice_type(&unit), Some(2));
+        for bad in [&[0x01][..], &[0x01, 0x00, 0x00, 0x03], &[0x01, 0x00]] {
+            let _ = h264_slice_type(bad);
+            let _ = classify(bad, Codec::H264, Framing::ByteStream);
         }
     }
 
