@@ -69,6 +69,7 @@ fn load(path: &Path) -> Vec<ClipTrack> {
                         dts,
                         duration: buffer.duration().map_or(0, |d| d.nseconds()),
                         keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+                        access: Default::default(),
                         data: Bytes::from_owner(buffer.into_mapped_buffer_readable().unwrap()),
                     });
                     Ok(gst::FlowSuccess::Ok)

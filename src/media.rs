@@ -4,6 +4,7 @@
 
 use bytes::Bytes;
 
+use crate::core::nal::{self, Access};
 use crate::core::{Sample, TrackKind};
 
 /// Caps of the `video` request pad: what MP4/CMAF can carry.
@@ -79,12 +80,19 @@ pub enum SampleError {
 }
 
 /// A sample from a buffer, times in running time; no copy of the data.
+///
+/// Video with NAL units (`nal`: codec and framing) is classified from them
+/// ([`nal::classify`]): the sample is a keyframe where a decoder can start,
+/// whatever the buffer flags say (parsers flag every I slice, and may flag a
+/// P frame after a key-unit request). Unreadable data falls back to the
+/// `DELTA_UNIT` flag.
 pub fn sample_from_buffer(
     segment: &gst::FormattedSegment<gst::ClockTime>,
     kind: TrackKind,
+    nal: Option<(nal::Codec, nal::Framing)>,
     buffer: gst::Buffer,
 ) -> Result<Sample, SampleError> {
-    let keyframe =
+    let flagged =
         kind == TrackKind::Audio || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
     let pts = running_time(segment, buffer.pts());
     let dts = running_time(segment, buffer.dts());
@@ -99,11 +107,20 @@ pub fn sample_from_buffer(
         .into_mapped_buffer_readable()
         .map(Bytes::from_owner)
         .map_err(|_| SampleError::Unmappable)?;
+    let access = match (kind, nal) {
+        (TrackKind::Video, Some((codec, framing))) => nal::classify(&data, codec, framing),
+        _ => Access::Unknown,
+    };
+    let keyframe = match access {
+        Access::Unknown => flagged,
+        a => a.is_random_access(),
+    };
     Ok(Sample {
         pts,
         dts,
         duration,
         keyframe,
+        access,
         data,
     })
 }

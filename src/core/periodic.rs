@@ -10,6 +10,22 @@
 //!
 //! A cut waits until every follower has reached the cut instant (or ended, or
 //! stalled), so that a late audio branch still lands in the right clip.
+//!
+//! Open GOPs: the pictures that follow a random-access point K in decode
+//! order but come before it in presentation ("leading pictures": open-GOP
+//! B-frames of H.264, HEVC RASL/RADL) are presented in the clip that ends at
+//! K, and may refer to pictures of that clip. So:
+//! - In self-contained mode ([`Cutter::set_self_contained`], for MP4 clips),
+//!   the clip that ends at K also carries K and its leading pictures, in
+//!   decode order; K decodes as a reference and the edit list, which ends at
+//!   K's presentation time, hides it. The clip that starts at K leaves its
+//!   leading pictures out. Every frame is presented by exactly one clip, and
+//!   every clip decodes from its own samples.
+//! - Otherwise (a recording, whose fragments play one after another), cuts
+//!   stay contiguous in decode order: the leading pictures follow K.
+//! - In both modes the leading pictures of the first keyframe of the media
+//!   (after a start, a flush or a stall) are dropped: what they refer to was
+//!   never received.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -129,6 +145,10 @@ pub struct Cutter {
     /// The leader stalled and followers cut on their own: its next sample
     /// must be a keyframe.
     leader_resync: bool,
+    /// Presentation time of the keyframe the media (re)started at, while
+    /// its leading pictures may still come (they are dropped).
+    fresh_start: Option<i64>,
+    self_contained: bool,
     done: bool,
 }
 
@@ -149,8 +169,17 @@ impl Cutter {
             started: None,
             cut_count: 0,
             leader_resync: false,
+            fresh_start: None,
+            self_contained: false,
             done: false,
         }
+    }
+
+    /// Makes every clip decodable from its own samples on open-GOP media:
+    /// the clip that ends at a keyframe also carries the keyframe (hidden by
+    /// the edit list) and its leading pictures. See the module docs.
+    pub fn set_self_contained(&mut self, on: bool) {
+        self.self_contained = on;
     }
 
     pub fn add_track(&mut self, kind: TrackKind) -> usize {
@@ -359,6 +388,20 @@ impl Cutter {
                 return;
             }
             self.leader_resync = false;
+            self.fresh_start = Some(pts);
+        }
+        if let Some(start) = self.fresh_start {
+            if !keyframe && pts < start {
+                notices.push(Notice::Dropped {
+                    track: leader,
+                    samples: 1,
+                    reason: "leading picture of the first keyframe (its references were not received)",
+                });
+                return;
+            }
+            if pts > start {
+                self.fresh_start = None;
+            }
         }
         let Some(range) = self.range else {
             if !keyframe {
@@ -371,6 +414,7 @@ impl Cutter {
             }
             let index = self.tracks[leader].timeline.push(sample);
             self.tracks[leader].timeline.drop_before(index);
+            self.fresh_start = Some(pts);
             self.start_range(Boundary {
                 time: pts,
                 leader_index: index,
@@ -561,12 +605,13 @@ impl Cutter {
         };
         while let Some(&cut) = self.cuts.front() {
             let ready = force
-                || self
-                    .tracks
-                    .iter()
-                    .enumerate()
-                    .filter(|&(i, _)| i != leader)
-                    .all(|(_, t)| self.follower_ready(t, cut.end.time, now));
+                || (self.leading_known(leader, cut.end)
+                    && self
+                        .tracks
+                        .iter()
+                        .enumerate()
+                        .filter(|&(i, _)| i != leader)
+                        .all(|(_, t)| self.follower_ready(t, cut.end.time, now)));
             if !ready {
                 break;
             }
@@ -576,15 +621,75 @@ impl Cutter {
         out
     }
 
+    /// Whether the leading pictures of the keyframe that ends `end` have all
+    /// arrived (a later picture presented after it has), in self-contained
+    /// mode; always in the other.
+    fn leading_known(&self, leader: usize, end: Boundary) -> bool {
+        if !self.self_contained {
+            return true;
+        }
+        let t = &self.tracks[leader];
+        t.eos
+            || t.timeline.get(end.leader_index).is_none()
+            || t.timeline
+                .range(end.leader_index + 1, t.timeline.end())
+                .any(|s| s.pts > end.time)
+    }
+
+    /// Index after the last leading picture of the keyframe at `end` (the
+    /// first later picture presented after it); `end` itself when it has
+    /// none.
+    fn leading_end(tl: &Timeline, end: Boundary) -> u64 {
+        let Some(k) = tl.get(end.leader_index) else {
+            return end.leader_index;
+        };
+        let after = tl
+            .range(end.leader_index + 1, tl.end())
+            .position(|s| !s.leads(k))
+            .map_or(tl.end(), |n| end.leader_index + 1 + n as u64);
+        if after == end.leader_index + 1 {
+            end.leader_index
+        } else {
+            after
+        }
+    }
+
     /// Moves the samples of `cut` out of the timelines.
     fn take(&mut self, cut: Cut, to_end: bool) -> Selection {
         let leader = self.leader.unwrap_or(0);
+        let self_contained = self.self_contained;
         let mut tracks = Vec::new();
         for (i, t) in self.tracks.iter_mut().enumerate() {
             let tl = &mut t.timeline;
-            let (from, to) = if i == leader {
-                (cut.start.leader_index, cut.end.leader_index)
-            } else if to_end {
+            if i == leader {
+                // Decode order from the start keyframe, without its leading
+                // pictures (the clip before presents them, or they were
+                // never decodable); self-contained clips run on to the end
+                // keyframe's last leading picture.
+                let to = if self_contained && !to_end {
+                    Self::leading_end(tl, cut.end)
+                } else {
+                    cut.end.leader_index
+                };
+                let start = cut.start.time;
+                let samples: Vec<Sample> = tl
+                    .range(cut.start.leader_index, to)
+                    .enumerate()
+                    .filter(|&(n, s)| !self_contained || n == 0 || s.pts >= start)
+                    .map(|(_, s)| s.clone())
+                    .collect();
+                let next_dts = tl.get(to).map(|s| s.dts);
+                tl.drop_before(cut.end.leader_index);
+                if !samples.is_empty() {
+                    tracks.push(TrackSelection {
+                        track: i,
+                        samples,
+                        next_dts,
+                    });
+                }
+                continue;
+            }
+            let (from, to) = if to_end {
                 (tl.first_at_or_after(cut.start.time), tl.end())
             } else {
                 (
@@ -627,6 +732,7 @@ mod tests {
             dts,
             duration: 0,
             keyframe,
+            access: crate::core::nal::Access::Unknown,
             data: Bytes::from(vec![1u8; 100]),
         }
     }
@@ -944,5 +1050,164 @@ mod tests {
             clips.iter().map(|c| c.count(0)).collect::<Vec<_>>(),
             vec![50, 50, 20]
         );
+    }
+
+    /// Open-GOP video at 25 fps, a keyframe every 25 frames: after each
+    /// non-first I-frame come its two leading B-frames (presented before
+    /// it, referring to the last P of the previous GOP). Frame numbers in
+    /// decode order.
+    fn open_gop_order(frames: i64) -> Vec<i64> {
+        let mut order = Vec::new();
+        let mut g = 0;
+        while g < frames {
+            order.push(g);
+            if g > 0 {
+                order.extend([g - 2, g - 1]);
+            }
+            let last = if g + 25 >= frames { frames - 1 } else { g + 22 };
+            let mut p = g;
+            while p + 3 <= last {
+                order.extend([p + 3, p + 1, p + 2]);
+                p += 3;
+            }
+            for f in p + 1..=last {
+                order.push(f);
+            }
+            g += 25;
+        }
+        order
+    }
+
+    /// Anchors (I, P) and the pictures each frame of `open_gop_order`
+    /// refers to: a P its previous anchor, a B both anchors around it.
+    fn references(f: i64, order: &[i64]) -> Vec<i64> {
+        let pos = |x: i64| order.iter().position(|&y| y == x).unwrap();
+        if f % 25 == 0 {
+            return Vec::new();
+        }
+        let anchors: Vec<i64> = order
+            .iter()
+            .copied()
+            .filter(|&x| {
+                let i = pos(x);
+                // An anchor is decoded before every frame it precedes.
+                x % 25 == 0 || order[i + 1..].iter().any(|&y| y < x)
+            })
+            .collect();
+        let before = anchors.iter().copied().filter(|&a| a < f).max();
+        let after = anchors.iter().copied().filter(|&a| a > f).min();
+        let is_b = after.is_some_and(|a| pos(a) < pos(f));
+        let mut refs: Vec<i64> = before.into_iter().collect();
+        if is_b {
+            refs.extend(after);
+        }
+        refs
+    }
+
+    fn push_open_gop(c: &mut Cutter, frames: i64, clips: &mut Vec<Selection>) -> Vec<i64> {
+        let order = open_gop_order(frames);
+        let now = Instant::now();
+        let mut n = Vec::new();
+        let mut audio_t = 0;
+        for (k, &f) in order.iter().enumerate() {
+            let pts = f * 40 * MS + 80 * MS;
+            let dts = k as i64 * 40 * MS;
+            clips.extend(c.push(0, sample(pts, dts, f % 25 == 0), now, &mut n));
+            while audio_t <= dts {
+                clips.extend(c.push(1, sample(audio_t, audio_t, true), now, &mut n));
+                audio_t += 20 * MS;
+            }
+        }
+        clips.extend(c.set_eos(0, now));
+        clips.extend(c.set_eos(1, now));
+        order
+    }
+
+    #[test]
+    fn self_contained_clips_present_every_open_gop_frame_once_and_decode() {
+        let mut c = cutter(2 * S);
+        c.set_self_contained(true);
+        let mut clips = Vec::new();
+        let order = push_open_gop(&mut c, 200, &mut clips);
+        assert_eq!(clips.len(), 4);
+        let frame = |s: &Sample| (s.pts - 80 * MS) / (40 * MS);
+        let mut shown = Vec::new();
+        for (i, clip) in clips.iter().enumerate() {
+            let v = &clip.tracks[0].samples;
+            assert!(v[0].keyframe && v[0].pts == clip.start);
+            let last = i + 1 == clips.len();
+            let held: Vec<i64> = v.iter().map(frame).collect();
+            // Presented: [start, end); the end keyframe is there only as a
+            // reference of the leading pictures before it.
+            shown.extend(
+                v.iter()
+                    .filter(|s| s.pts >= clip.start && (last || s.pts < clip.end))
+                    .map(frame),
+            );
+            if !last {
+                let k = held.iter().position(|&f| f * 40 * MS + 80 * MS == clip.end);
+                assert!(k.is_some(), "clip {i} lacks its end keyframe");
+                assert_eq!(held.len() - k.unwrap(), 3, "keyframe and two leading B");
+            }
+            for &f in &held {
+                for r in references(f, &order) {
+                    assert!(
+                        held.contains(&r),
+                        "clip {i}: frame {f} refers to {r}, not in it"
+                    );
+                }
+            }
+            // Decode order is kept.
+            let pos: Vec<usize> = held
+                .iter()
+                .map(|&f| order.iter().position(|&y| y == f).unwrap())
+                .collect();
+            assert!(pos.windows(2).all(|w| w[0] < w[1]));
+            // Audio covers the same presentation window.
+            let a = &clip.tracks[1].samples;
+            assert!(
+                a.iter()
+                    .all(|s| s.pts >= clip.start && (last || s.pts < clip.end))
+            );
+        }
+        shown.sort();
+        assert_eq!(shown, (0..200).collect::<Vec<_>>(), "every frame once");
+    }
+
+    #[test]
+    fn contiguous_cuts_keep_decode_order_on_open_gops() {
+        let mut c = cutter(1);
+        let mut clips = Vec::new();
+        let order = push_open_gop(&mut c, 100, &mut clips);
+        let frame = |s: &Sample| (s.pts - 80 * MS) / (40 * MS);
+        let all: Vec<i64> = clips
+            .iter()
+            .flat_map(|c| c.tracks[0].samples.iter().map(frame))
+            .collect();
+        assert_eq!(all, order);
+        assert!(clips.iter().all(|c| c.tracks[0].samples[0].keyframe));
+    }
+
+    #[test]
+    fn leading_pictures_of_the_first_keyframe_are_dropped() {
+        let mut c = cutter(2 * S);
+        c.set_self_contained(true);
+        let now = Instant::now();
+        let mut n = Vec::new();
+        let mut clips = Vec::new();
+        // Joined mid-stream: the I at 25 first, then its leading B's.
+        for (k, f) in [25i64, 23, 24, 28, 26, 27].into_iter().enumerate() {
+            let key = f == 25;
+            clips.extend(c.push(0, sample(f * 40 * MS, k as i64 * 40 * MS, key), now, &mut n));
+        }
+        clips.extend(c.set_eos(0, now));
+        clips.extend(c.set_eos(1, now));
+        let v: Vec<i64> = clips[0].tracks[0]
+            .samples
+            .iter()
+            .map(|s| s.pts / (40 * MS))
+            .collect();
+        assert_eq!(v, vec![25, 28, 26, 27]);
+        assert!(n.iter().any(|x| matches!(x, Notice::Dropped { samples: 1, reason, .. } if reason.starts_with("leading"))));
     }
 }

@@ -3,6 +3,8 @@
 
 use bytes::Bytes;
 
+use super::nal::Access;
+
 /// What a track carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TrackKind {
@@ -33,6 +35,9 @@ pub struct Sample {
     pub duration: u64,
     /// Whether decoding can start at this sample (every audio frame is one).
     pub keyframe: bool,
+    /// What the sample means for random access, when its NAL units were
+    /// read ([`Access::Unknown`] for audio and unclassified video).
+    pub access: Access,
     /// The coded bytes (for GStreamer input, a mapped buffer: no copy).
     pub data: Bytes,
 }
@@ -42,6 +47,12 @@ impl Sample {
     pub fn pts_end(&self) -> i64 {
         self.pts
             .saturating_add(i64::try_from(self.duration).unwrap_or(i64::MAX))
+    }
+
+    /// Whether this is a leading picture of the random-access point `rap`
+    /// that precedes it in decode order: it comes first in presentation.
+    pub fn leads(&self, rap: &Sample) -> bool {
+        self.pts < rap.pts
     }
 
     /// Number of payload bytes.
@@ -61,6 +72,7 @@ mod tests {
             dts: 500,
             duration: 40,
             keyframe: true,
+            access: Access::Unknown,
             data: Bytes::from_static(b"abc"),
         };
         assert_eq!(s.pts_end(), 1_040);

@@ -131,6 +131,7 @@ mod tests {
             dts,
             duration: 10,
             keyframe: key,
+            access: crate::core::nal::Access::Unknown,
             data: Bytes::from(vec![0u8; 4]),
         }
     }

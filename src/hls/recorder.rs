@@ -855,6 +855,7 @@ mod tests {
                 dts: t,
                 duration: frame as u64,
                 keyframe: true,
+                access: crate::core::nal::Access::Unknown,
                 data: Bytes::from(vec![7u8; 200]),
             })
             .collect();

@@ -1214,11 +1214,16 @@ impl crate::media::EncodedSink for HlsClipSink {
                 return Err(gst::FlowError::NotNegotiated);
             }
             let (track, kind, segment) = (p.track, p.kind, p.segment.clone());
+            let nal = p
+                .pending_config
+                .as_ref()
+                .or(p.config.as_ref())
+                .and_then(|c| c.nal_format());
             let reference = (pdt_source == PdtSource::ReferenceTimestamp
                 && !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT))
             .then(|| reference_utc(&buffer))
             .flatten();
-            let sample = match crate::media::sample_from_buffer(&segment, kind, buffer) {
+            let sample = match crate::media::sample_from_buffer(&segment, kind, nal, buffer) {
                 Ok(s) => s,
                 Err(SampleError::NoTimestamp) => {
                     drop(state);

@@ -230,7 +230,7 @@ pub fn mp4(
         let Some(buffer) = s.buffer_owned() else {
             continue;
         };
-        match sample_from_buffer(&segment, TrackKind::Video, buffer) {
+        match sample_from_buffer(&segment, TrackKind::Video, config.nal_format(), buffer) {
             Ok(sample) => frames.push(sample),
             Err(e) => return Err(format!("encoder output unusable: {e:?}")),
         }

@@ -115,6 +115,19 @@ impl CodecConfig {
         })
     }
 
+    /// How the track's NAL units are framed, for video that has them.
+    pub fn nal_format(&self) -> Option<(crate::core::nal::Codec, crate::core::nal::Framing)> {
+        use crate::core::nal::{Codec as C, Framing};
+        let length = |n: u8| Framing::Length(usize::from(n.clamp(1, 4)));
+        match &self.entry {
+            Codec::Avc1(a) => Some((C::H264, length(a.avcc.length_size))),
+            Codec::Avc3(a) => Some((C::H264, length(a.avcc.length_size))),
+            Codec::Hvc1(h) => Some((C::H265, length(h.hvcc.length_size_minus_one + 1))),
+            Codec::Hev1(h) => Some((C::H265, length(h.hvcc.length_size_minus_one + 1))),
+            _ => None,
+        }
+    }
+
     /// Whether the codec configuration of `other` can share a sample entry
     /// with this one (same codec and same parameters).
     pub fn same_entry(&self, other: &CodecConfig) -> bool {

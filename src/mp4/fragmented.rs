@@ -12,10 +12,54 @@ use mp4_atom::{Encode, FourCC};
 
 use super::progressive::WriteError;
 use super::{CodecConfig, boxes};
+use crate::core::nal::Access;
 use crate::core::{Sample, TrackKind};
 
+/// Sample flags (ISO/IEC 14496-12 8.8.3.1): `is_leading` (bits 26-27),
+/// `sample_depends_on` (24-25), `sample_is_non_sync_sample` (16).
 const FLAGS_SYNC: u32 = 0x0200_0000;
 const FLAGS_NON_SYNC: u32 = 0x0101_0000;
+/// `is_leading` = 1: a leading picture that refers to pictures before its
+/// random-access point (not decodable when decoding starts there).
+const LEADING_UNDECODABLE: u32 = 1 << 26;
+/// `is_leading` = 3: a leading picture decodable from its random-access point.
+const LEADING_DECODABLE: u32 = 3 << 26;
+
+/// The sample flags of `s`; `rap`: the random-access point of the
+/// fragment that precedes it in decode order, if any.
+fn sample_flags(s: &Sample, rap: Option<&Sample>) -> u32 {
+    if s.keyframe {
+        return FLAGS_SYNC;
+    }
+    let leading = match s.access {
+        Access::SkippedLeading => LEADING_UNDECODABLE,
+        Access::DecodableLeading => LEADING_DECODABLE,
+        _ => match rap {
+            Some(k) if s.leads(k) && k.access == Access::Closed => LEADING_DECODABLE,
+            Some(k) if s.leads(k) => LEADING_UNDECODABLE,
+            _ => 0,
+        },
+    };
+    FLAGS_NON_SYNC | leading
+}
+
+/// What stored sample flags say about a sample's random access (the
+/// reverse of what [`fragment`] writes).
+pub fn access_of_flags(flags: u32) -> Access {
+    match (flags >> 26) & 3 {
+        1 => return Access::SkippedLeading,
+        3 => return Access::DecodableLeading,
+        _ => {}
+    }
+    if flags & 0x0001_0000 == 0 {
+        // Sync: whether leading pictures may refer past it is not stored.
+        Access::Open
+    } else if (flags >> 24) & 3 == 1 {
+        Access::Inter
+    } else {
+        Access::Unknown
+    }
+}
 
 fn enc_err(e: mp4_atom::Error) -> WriteError {
     WriteError::Encode(e.to_string())
@@ -162,6 +206,11 @@ pub fn fragment(sequence: u32, tracks: &[FragTrack<'_>]) -> Result<Fragment, Wri
             .collect();
         let mut entries = Vec::with_capacity(n);
         let mut bytes = 0u64;
+        let mut rap: Option<&Sample> = None;
+        // Where the first track's presentation starts: its first
+        // random-access point (pictures before it lead it or belong to the
+        // fragment before), else its earliest picture.
+        let first_rap = t.samples.iter().find(|s| s.keyframe).map(|s| s.pts);
         for (i, s) in t.samples.iter().enumerate() {
             let d = if i + 1 < n {
                 dts[i + 1] - dts[i]
@@ -177,20 +226,19 @@ pub fn fragment(sequence: u32, tracks: &[FragTrack<'_>]) -> Result<Fragment, Wri
             let d = d.clamp(0, i64::from(u32::MAX)) as u32;
             let ct = ticks(s.pts - t.offset, ts);
             if k == 0 {
-                start = start.min(s.pts - t.offset);
+                start = start.min(first_rap.unwrap_or(s.pts) - t.offset);
                 end = end.max(s.pts - t.offset + (i64::from(d) * 1_000_000_000 / i64::from(ts)));
             }
             entries.push(mp4_atom::TrunEntry {
                 duration: Some(d),
                 size: Some(s.data.len() as u32),
-                flags: Some(if s.keyframe {
-                    FLAGS_SYNC
-                } else {
-                    FLAGS_NON_SYNC
-                }),
+                flags: Some(sample_flags(s, rap)),
                 cts: (t.config.kind == TrackKind::Video).then_some(ct - dts[i]),
             });
             bytes += s.data.len() as u64;
+            if s.keyframe {
+                rap = Some(s);
+            }
         }
         data_sizes.push(bytes);
         trafs.push(mp4_atom::Traf {
@@ -264,6 +312,7 @@ mod tests {
             dts,
             duration: 0,
             keyframe: key,
+            access: crate::core::nal::Access::Unknown,
             data: Bytes::from(vec![fill; 10 + fill as usize]),
         }
     }

@@ -575,6 +575,7 @@ mod tests {
             dts,
             duration: 0,
             keyframe,
+            access: crate::core::nal::Access::Unknown,
             data: data.into(),
         }
     }

@@ -189,6 +189,7 @@ pub fn fragment_samples(data: &bytes::Bytes, timescales: &[u32]) -> Vec<Vec<crat
                             dts: ns(decode, ts),
                             duration: ns(dur, ts).max(0) as u64,
                             keyframe: flags & 0x0001_0000 == 0,
+                            access: crate::mp4::fragmented::access_of_flags(flags),
                             data: data.slice(start..start + size),
                         });
                         offset += size as i64;
@@ -226,6 +227,7 @@ mod tests {
                         dts: t,
                         duration: 21_333_333,
                         keyframe: true,
+                        access: crate::core::nal::Access::Unknown,
                         data: Bytes::from(vec![k as u8; 100]),
                     }
                 })
@@ -286,6 +288,7 @@ mod tests {
                 dts: i * 21_333_333,
                 duration: 21_333_333,
                 keyframe: true,
+                access: crate::core::nal::Access::Unknown,
                 data: Bytes::from(vec![i as u8; 10 + i as usize]),
             })
             .collect();

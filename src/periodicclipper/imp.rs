@@ -538,6 +538,7 @@ impl PeriodicClipper {
         let mut state = self.state.lock().unwrap();
         // Fresh cutter with the current tracks.
         let mut cutter = Cutter::new(u64::from(settings.interval) * NS, settings.max_pending());
+        cutter.set_self_contained(true);
         let mut pads: Vec<_> = state.pads.iter_mut().collect();
         pads.sort_by_key(|(_, p)| p.track);
         for (_, p) in pads {
@@ -929,7 +930,8 @@ impl crate::media::EncodedSink for PeriodicClipper {
                 return Err(gst::FlowError::NotNegotiated);
             }
             let track = p.track;
-            let sample = match crate::media::sample_from_buffer(&p.segment, p.kind, buffer) {
+            let nal = p.config.as_ref().and_then(|c| c.nal_format());
+            let sample = match crate::media::sample_from_buffer(&p.segment, p.kind, nal, buffer) {
                 Ok(sample) => sample,
                 Err(SampleError::NoTimestamp) => {
                     drop(state);
