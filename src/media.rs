@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use crate::core::nal::{self, Access};
+
 use crate::core::{Sample, TrackKind};
 
 /// Caps of the `video` request pad: what MP4/CMAF can carry.
@@ -107,22 +108,18 @@ pub fn sample_from_buffer(
         .into_mapped_buffer_readable()
         .map(Bytes::from_owner)
         .map_err(|_| SampleError::Unmappable)?;
-    let access = match (kind, nal) {
-        (TrackKind::Video, Some((codec, framing))) => nal::classify(&data, codec, framing),
-        _ => Access::Unknown,
-    };
-    let keyframe = match access {
-        Access::Unknown => flagged,
-        a => a.is_random_access(),
-    };
-    Ok(Sample {
+    let mut sample = Sample {
         pts,
         dts,
         duration,
-        keyframe,
-        access,
+        keyframe: flagged,
+        access: Access::Unknown,
         data,
-    })
+    };
+    if let (TrackKind::Video, Some((codec, framing))) = (kind, nal) {
+        sample.classify(codec, framing);
+    }
+    Ok(sample)
 }
 
 /// What an element with `video`/`audio` request pads does with their data.

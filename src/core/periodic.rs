@@ -345,6 +345,16 @@ impl Cutter {
             self.start_range(end);
             return;
         };
+        // An ended leader's media all goes before the cut: not before its
+        // last frame has ended.
+        let leader_end = self.tracks[leader]
+            .timeline
+            .range(range.leader_index, self.tracks[leader].timeline.end())
+            .map(Sample::pts_end)
+            .max();
+        if self.tracks[leader].eos && leader_end.is_some_and(|e| pts < e) {
+            return;
+        }
         if !self.cuts.is_empty() || pts <= range.time {
             return;
         }

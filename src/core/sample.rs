@@ -55,6 +55,16 @@ impl Sample {
         self.pts < rap.pts
     }
 
+    /// Reads the random-access class from the NAL units (video): the
+    /// sample is a keyframe exactly where a decoder can start. Data the
+    /// parser can't read keeps its flag.
+    pub fn classify(&mut self, codec: super::nal::Codec, framing: super::nal::Framing) {
+        self.access = super::nal::classify(&self.data, codec, framing);
+        if self.access != Access::Unknown {
+            self.keyframe = self.access.is_random_access();
+        }
+    }
+
     /// Number of payload bytes.
     pub fn size(&self) -> usize {
         self.data.len()

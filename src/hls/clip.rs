@@ -616,8 +616,18 @@ pub fn clip_mp4(
     order.sort_by_key(|(c, _)| c.kind != TrackKind::Video);
     for (config, samples) in order {
         let kept: Vec<_> = if config.kind == TrackKind::Video {
+            // Random access from the bitstream, whatever the stored flags
+            // say (recordings made before they were exact).
+            let mut samples = samples;
+            if let Some((codec, framing)) = config.nal_format() {
+                for s in &mut samples {
+                    s.classify(codec, framing);
+                }
+            }
             // From the keyframe at or before the start, in decode order, to
-            // the last sample presented before the end.
+            // the last sample presented before the end, without the
+            // keyframe's leading pictures (presented before it, they may
+            // refer to pictures before it).
             let key = samples
                 .iter()
                 .rposition(|s| s.keyframe && s.pts <= start_ns)
@@ -628,7 +638,13 @@ pub fn clip_mp4(
                 presentation_start = presentation_start.min(samples[key].pts);
             }
             let last = samples.iter().rposition(|s| s.pts < end_ns).unwrap_or(key);
-            samples[key..=last.max(key)].to_vec()
+            let k = samples[key].clone();
+            samples[key..=last.max(key)]
+                .iter()
+                .enumerate()
+                .filter(|&(n, s)| n == 0 || !s.leads(&k))
+                .map(|(_, s)| s.clone())
+                .collect()
         } else {
             samples
                 .into_iter()
