@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what liveclip needs on Debian/Ubuntu, when it is missing:
-# GStreamer (1.20+) with the good/bad/ugly/libav plugins, ffmpeg (the tests'
-# independent reader), and a Rust toolchain if there is none.
+# GStreamer (1.20+) with the good/bad/ugly/libav plugins and pango (the
+# demo's clock overlay), ffmpeg (the tests' independent reader), and a Rust
+# toolchain if there is none.
 set -euo pipefail
 
 PKGS=(
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
-  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
   ffmpeg python3-gst-1.0 chromium meson ninja-build
 )
 
