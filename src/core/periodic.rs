@@ -285,7 +285,7 @@ impl Cutter {
             // Followers may still fill cuts that wait for them.
             let open_from = self.cuts.front().map(|c| c.start).or(self.range);
             match open_from {
-                Some(r) if sample.pts < r.time => notices.push(Notice::Dropped {
+                Some(r) if sample.pts_mid() < r.time => notices.push(Notice::Dropped {
                     track,
                     samples: 1,
                     reason: "arrived after its clip was cut",

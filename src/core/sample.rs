@@ -49,6 +49,15 @@ impl Sample {
             .saturating_add(i64::try_from(self.duration).unwrap_or(i64::MAX))
     }
 
+    /// The middle of its presentation: `pts + duration / 2`. An audio frame
+    /// that straddles a cut instant belongs to the side that holds most of
+    /// it (timestamps from different demuxers and parsers disagree by a few
+    /// ns or ms at the start of a stream).
+    pub fn pts_mid(&self) -> i64 {
+        self.pts
+            .saturating_add(i64::try_from(self.duration / 2).unwrap_or(i64::MAX))
+    }
+
     /// Whether this is a leading picture of the random-access point `rap`
     /// that precedes it in decode order: it comes first in presentation.
     pub fn leads(&self, rap: &Sample) -> bool {

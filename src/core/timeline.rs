@@ -98,10 +98,11 @@ impl Timeline {
         self.keyframes.get(n).copied()
     }
 
-    /// Index of the first sample (in decode order) whose pts is at or after
-    /// `pts`, for streams whose pts ascend (audio); `end()` if none.
+    /// Index of the first sample (in decode order) presented mostly at or
+    /// after `pts` (its middle, [`Sample::pts_mid`], is), for streams whose
+    /// pts ascend (audio); `end()` if none.
     pub fn first_at_or_after(&self, pts: i64) -> u64 {
-        self.first + self.samples.partition_point(|s| s.pts < pts) as u64
+        self.first + self.samples.partition_point(|s| s.pts_mid() < pts) as u64
     }
 
     /// Drops every sample with an index below `index`.
@@ -196,11 +197,18 @@ mod tests {
     fn first_at_or_after_for_audio() {
         let mut t = Timeline::new();
         for i in 0..10 {
-            t.push(s(i * 21, i * 21, true));
+            t.push(Sample {
+                duration: 20,
+                ..s(i * 20, i * 20, true)
+            });
         }
+        // A frame belongs after an instant when most of it is presented
+        // after it: frame 0 spans 0..20, its middle is 10.
         assert_eq!(t.first_at_or_after(0), 0);
-        assert_eq!(t.first_at_or_after(1), 1);
-        assert_eq!(t.first_at_or_after(21), 1);
+        assert_eq!(t.first_at_or_after(10), 0);
+        assert_eq!(t.first_at_or_after(11), 1);
+        assert_eq!(t.first_at_or_after(20), 1);
+        assert_eq!(t.first_at_or_after(31), 2);
         assert_eq!(t.first_at_or_after(1000), 10);
     }
 }

@@ -20,6 +20,7 @@ use m3u8_rs::{ByteRange, MediaPlaylist, MediaPlaylistType, MediaSegment};
 use super::index::{SessionIndex, read_moov};
 use crate::core::TrackKind;
 use crate::core::timespec::{TimePoint, parse_duration, parse_time_point};
+use crate::mp4::scan::{StoredTrack, fragment_samples};
 use crate::mp4::{ClipTrack, CodecConfig, Mp4Clip};
 
 /// Where presentation of a clip begins.
@@ -551,32 +552,40 @@ pub fn clip_mp4(
         )));
     };
     // Every init segment the range uses must describe the same tracks (a
-    // resumed session writes a new but identical one).
-    let load = |map: &str| -> Result<Vec<Arc<CodecConfig>>, ClipError> {
+    // resumed session writes a new but identical one); each has its own
+    // edit list (the composition delay of its run).
+    type Init = (Vec<Arc<CodecConfig>>, Vec<StoredTrack>);
+    let load = |map: &str| -> Result<Init, ClipError> {
         let init = std::fs::read(index.dir.join(map)).map_err(storage)?;
         let moov = read_moov(&init).ok_or_else(|| storage(format!("{map} has no moov")))?;
-        moov.trak
+        let configs = moov
+            .trak
             .iter()
             .map(|t| CodecConfig::from_trak(t).map(Arc::new))
             .collect::<Result<_, _>>()
-            .map_err(storage)
+            .map_err(storage)?;
+        Ok((configs, moov.trak.iter().map(StoredTrack::of).collect()))
     };
-    let configs = load(&first_seg.segment.map)?;
-    let mut checked = vec![first_seg.segment.map.as_str()];
+    let mut inits: Vec<(&str, Init)> = Vec::new();
+    inits.push((
+        first_seg.segment.map.as_str(),
+        load(&first_seg.segment.map)?,
+    ));
     for (seg, _) in &frags {
         let map = seg.segment.map.as_str();
-        if checked.contains(&map) {
+        if inits.iter().any(|(m, _)| *m == map) {
             continue;
         }
         let other = load(map)?;
-        let same = other.len() == configs.len()
-            && other.iter().zip(&configs).all(|(a, b)| a.same_entry(b));
+        let configs = &inits[0].1.0;
+        let same = other.0.len() == configs.len()
+            && other.0.iter().zip(configs).all(|(a, b)| a.same_entry(b));
         if !same {
             return Err(ClipError::CrossesCodecChange);
         }
-        checked.push(map);
+        inits.push((map, other));
     }
-    let timescales: Vec<u32> = configs.iter().map(|c| c.timescale).collect();
+    let configs = inits[0].1.0.clone();
 
     // One read per segment: from its first needed fragment to the end of
     // its last one.
@@ -584,6 +593,7 @@ pub fn clip_mp4(
     let mut i = 0;
     while i < frags.len() {
         let uri = &frags[i].0.segment.uri;
+        let map = frags[i].0.segment.map.as_str();
         let mut j = i;
         while j + 1 < frags.len() && frags[j + 1].0.segment.uri == *uri {
             j += 1;
@@ -598,10 +608,12 @@ pub fn clip_mp4(
             }
         })?;
         let data = map_range(&file, from, to).map_err(storage)?;
-        for (k, samples) in crate::mp4::scan::fragment_samples(&data, &timescales)
-            .into_iter()
-            .enumerate()
-        {
+        let stored = inits
+            .iter()
+            .find(|(m, _)| *m == map)
+            .map(|(_, (_, t))| t.as_slice())
+            .unwrap_or_default();
+        for (k, samples) in fragment_samples(&data, stored).into_iter().enumerate() {
             per_track[k].extend(samples);
         }
         i = j + 1;

@@ -879,7 +879,7 @@ mod tests {
     fn recovers_a_torn_segment_then_closes_or_resumes() {
         let dir = tempfile::tempdir().unwrap();
         let a = audio();
-        let init = fragmented::init_segment(&[&a], None).unwrap();
+        let init = fragmented::init_segment(&[&a], &[0], None).unwrap();
         let (mut r, report) = Recorder::start(dir.path(), "cam", cfg(0), Utc::now()).unwrap();
         assert!(!report.resumed);
         let id = report.media_id.clone();

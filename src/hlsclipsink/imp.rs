@@ -113,7 +113,9 @@ struct PadState {
 }
 
 enum Command {
-    Init(Vec<Arc<CodecConfig>>),
+    /// A new init segment: the tracks, and their initial composition
+    /// delays (ns) for its edit list.
+    Init(Vec<Arc<CodecConfig>>, Vec<i64>),
     Append {
         tracks: Vec<ClipTrack>,
         offset: i64,
@@ -971,7 +973,7 @@ impl HlsClipSink {
                             .map_or(0, |s| (s.pts - s.dts).max(0))
                     })
                     .collect();
-                cmds.push(Command::Init(configs.clone()));
+                cmds.push(Command::Init(configs.clone(), state.delays.clone()));
                 // A new init segment also starts a new media segment.
                 state.segment_start = state.run_end;
             }
@@ -1094,9 +1096,9 @@ fn writer_loop(
         }
         let dir = recorder.session_dir().to_path_buf();
         match cmd {
-            Command::Init(configs) => {
+            Command::Init(configs, delays) => {
                 let refs: Vec<&CodecConfig> = configs.iter().map(|c| &**c).collect();
-                let result = fragmented::init_segment(&refs, Some(Utc::now()))
+                let result = fragmented::init_segment(&refs, &delays, Some(Utc::now()))
                     .map_err(|e| std::io::Error::other(e.to_string()))
                     .and_then(|data| recorder.write_init(&data));
                 if let Err(e) = result {

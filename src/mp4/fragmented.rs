@@ -2,10 +2,14 @@
 //! CMAF: an init segment (`ftyp` + `moov` with `mvex`) and fragments
 //! (`moof` + `mdat`), one per GOP.
 //!
-//! Decode times are shifted by the stream's initial composition delay so that
-//! the first frame's decode time equals its presentation time; B-frames then
-//! get negative composition offsets (`trun` version 1) and no edit list is
-//! needed: a player presents the fragment at its `tfdt`.
+//! Media times are recording times plus the track's initial composition
+//! delay (so the first decode time is not negative and composition offsets
+//! are never negative), and the init segment's edit list (`elst` with one
+//! edit whose `media_time` is that delay) takes the delay off again: every
+//! reader presents the first frame at recording time 0. This is what
+//! ffmpeg's and GStreamer's fragmented muxers write; negative composition
+//! offsets without an edit list are presented late by ffmpeg (by the
+//! largest negative offset).
 
 use bytes::Bytes;
 use mp4_atom::{Encode, FourCC};
@@ -75,9 +79,12 @@ fn ticks(ns: i64, timescale: u32) -> i64 {
     r as i64
 }
 
-/// The init segment for tracks `configs` (track ids 1, 2, ... in order).
+/// The init segment for tracks `configs` (track ids 1, 2, ... in order);
+/// `delays[i]`: track `i`'s initial composition delay (ns), the media time
+/// its edit list starts presentation at (no edit list where it is 0).
 pub fn init_segment(
     configs: &[&CodecConfig],
+    delays: &[i64],
     created: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Vec<u8>, WriteError> {
     if configs.is_empty() {
@@ -114,7 +121,12 @@ pub fn init_segment(
                 &boxes::TrackTiming {
                     duration: 0,
                     media_duration: 0,
-                    edits: Vec::new(),
+                    // Duration 0: the edit runs to the end of the media
+                    // (fragments included).
+                    edits: match delays.get(i).map(|&d| ticks(d, c.timescale)) {
+                        Some(t) if t > 0 => vec![(0, Some(t as u64))],
+                        _ => Vec::new(),
+                    },
                     created,
                 },
                 stbl,
@@ -168,7 +180,8 @@ pub struct FragTrack<'a> {
     pub next_dts: Option<i64>,
     /// Subtracted from sample times (ns) to get recording time.
     pub offset: i64,
-    /// Initial composition delay (ns) added to decode times.
+    /// Initial composition delay (ns) added to decode and presentation
+    /// times (the init segment's edit list takes it off).
     pub delay: i64,
 }
 
@@ -224,7 +237,7 @@ pub fn fragment(sequence: u32, tracks: &[FragTrack<'_>]) -> Result<Fragment, Wri
                 1
             };
             let d = d.clamp(0, i64::from(u32::MAX)) as u32;
-            let ct = ticks(s.pts - t.offset, ts);
+            let ct = ticks(s.pts - t.offset + t.delay, ts);
             if k == 0 {
                 start = start.min(first_rap.unwrap_or(s.pts) - t.offset);
                 end = end.max(s.pts - t.offset + (i64::from(d) * 1_000_000_000 / i64::from(ts)));
@@ -325,7 +338,8 @@ mod tests {
     #[test]
     fn init_segment_has_mvex_and_sample_entries() {
         let (v, a) = (video(), audio());
-        let init = init_segment(&[&v, &a], None).unwrap();
+        const F: i64 = 1_000_000_000 / 30;
+        let init = init_segment(&[&v, &a], &[2 * F, 0], None).unwrap();
         let mut buf = init.as_slice();
         let ftyp: mp4_atom::Ftyp = decode(&mut buf);
         assert_eq!(ftyp.major_brand, FourCC::new(b"iso6"));
@@ -341,10 +355,18 @@ mod tests {
             moov.trak[0].mdia.minf.stbl.stsd.codecs[0],
             mp4_atom::Codec::Avc1(_)
         ));
+        // The video's composition delay is taken off by its edit list (two
+        // frames of 512 ticks; duration 0: to the end of the fragments);
+        // audio has none.
+        let elst = moov.trak[0].edts.as_ref().unwrap().elst.as_ref().unwrap();
+        assert_eq!(elst.entries.len(), 1);
+        assert_eq!(elst.entries[0].segment_duration, 0);
+        assert_eq!(elst.entries[0].media_time, Some(1024));
+        assert!(moov.trak[1].edts.is_none());
     }
 
     #[test]
-    fn fragment_with_b_frames_gets_negative_offsets_and_correct_data_offsets() {
+    fn fragment_with_b_frames_gets_delayed_media_times_and_correct_data_offsets() {
         let (v, a) = (video(), audio());
         const F: i64 = 1_000_000_000 / 30;
         // I P B B in decode order; pts 0 3 1 2, dts -1 0 1 2 (frames).
@@ -388,13 +410,14 @@ mod tests {
         let moof: mp4_atom::Moof = decode(&mut buf);
         assert_eq!(moof.mfhd.sequence_number, 7);
         let vt = &moof.traf[0];
-        // The first frame decodes when it is presented: tfdt 0.
+        // Media times are recording times plus the delay (one frame): the
+        // first decode time is 0, composition offsets are never negative.
         assert_eq!(vt.tfdt.as_ref().unwrap().base_media_decode_time, 0);
         let mp4_atom::TrunSamples::Explicit(e) = &vt.trun[0].samples else {
             panic!("explicit trun")
         };
         let cts: Vec<i64> = e.iter().map(|e| e.cts.unwrap()).collect();
-        assert_eq!(cts, vec![0, 1024, -512, -512]);
+        assert_eq!(cts, vec![512, 1536, 0, 0]);
         assert!(e.iter().all(|e| e.duration == Some(512)));
         assert_eq!(e[0].flags, Some(FLAGS_SYNC));
         assert_eq!(e[1].flags, Some(FLAGS_NON_SYNC));

@@ -122,12 +122,41 @@ fn run(traf: &mp4_atom::Traf) -> ScannedRun {
     }
 }
 
+/// How a stored track's media times become presentation times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredTrack {
+    pub timescale: u32,
+    /// The media time its edit list starts presentation at (the initial
+    /// composition delay), in `timescale` ticks; 0 without an edit list.
+    pub edit: u64,
+}
+
+impl StoredTrack {
+    /// A track of an init segment: its timescale, and the first non-empty
+    /// edit of its edit list (the edits a fragmented recording writes).
+    pub fn of(trak: &mp4_atom::Trak) -> Self {
+        let edit = trak
+            .edts
+            .as_ref()
+            .and_then(|e| e.elst.as_ref())
+            .and_then(|l| l.entries.iter().find_map(|e| e.media_time))
+            .unwrap_or(0);
+        Self {
+            timescale: trak.mdia.mdhd.timescale,
+            edit,
+        }
+    }
+}
+
 /// The samples of every complete fragment in `data` (a CMAF segment in
-/// memory), per track (`timescales[i]` for track id `i + 1`), times in ns of
-/// the track's decode and presentation timeline; the payloads are slices of
-/// `data` (no copy).
-pub fn fragment_samples(data: &bytes::Bytes, timescales: &[u32]) -> Vec<Vec<crate::core::Sample>> {
-    let mut out: Vec<Vec<crate::core::Sample>> = vec![Vec::new(); timescales.len()];
+/// memory), per track (`tracks[i]` for track id `i + 1`), times in ns of the
+/// track's presentation timeline (media time less its edit); the payloads
+/// are slices of `data` (no copy).
+pub fn fragment_samples(
+    data: &bytes::Bytes,
+    tracks: &[StoredTrack],
+) -> Vec<Vec<crate::core::Sample>> {
+    let mut out: Vec<Vec<crate::core::Sample>> = vec![Vec::new(); tracks.len()];
     let ns = |ticks: i128, ts: u32| -> i64 {
         let v = ticks * 1_000_000_000;
         let t = i128::from(ts);
@@ -161,11 +190,13 @@ pub fn fragment_samples(data: &bytes::Bytes, timescales: &[u32]) -> Vec<Vec<crat
             };
             for traf in &m.traf {
                 let k = traf.tfhd.track_id as usize;
-                let Some(&ts) = k.checked_sub(1).and_then(|i| timescales.get(i)) else {
+                let Some(&track) = k.checked_sub(1).and_then(|i| tracks.get(i)) else {
                     continue;
                 };
+                let ts = track.timescale;
                 let mut decode =
-                    i128::from(traf.tfdt.as_ref().map_or(0, |t| t.base_media_decode_time));
+                    i128::from(traf.tfdt.as_ref().map_or(0, |t| t.base_media_decode_time))
+                        - i128::from(track.edit);
                 for trun in &traf.trun {
                     let mut offset = moof_pos as i64 + i64::from(trun.data_offset.unwrap_or(0));
                     let mp4_atom::TrunSamples::Explicit(entries) = &trun.samples else {
@@ -308,7 +339,11 @@ mod tests {
         for p in &f.payload {
             data.extend_from_slice(p);
         }
-        let back = fragment_samples(&Bytes::from(data), &[48_000]);
+        let audio = StoredTrack {
+            timescale: 48_000,
+            edit: 0,
+        };
+        let back = fragment_samples(&Bytes::from(data), &[audio]);
         assert_eq!(back.len(), 1);
         assert_eq!(back[0].len(), 5);
         for (x, y) in back[0].iter().zip(&samples) {
@@ -318,6 +353,55 @@ mod tests {
         }
         // A torn copy yields only what is complete.
         let torn = Bytes::from(f.header[..f.header.len() - 3].to_vec());
-        assert!(fragment_samples(&torn, &[48_000])[0].is_empty());
+        assert!(fragment_samples(&torn, &[audio])[0].is_empty());
+    }
+
+    /// A B-frame fragment written with its composition delay reads back at
+    /// the times it was written with, once the init segment's edit is
+    /// taken off.
+    #[test]
+    fn video_reads_back_at_recording_time_through_the_edit_list() {
+        let v = crate::mp4::testing::h264();
+        const F: i64 = 1_000_000_000 / 30;
+        // I P B B in decode order: pts 0 3 1 2, dts -1 0 1 2 (frames).
+        let times = [(0, -F), (3 * F, 0), (F, F), (2 * F, 2 * F)];
+        let samples: Vec<Sample> = times
+            .iter()
+            .enumerate()
+            .map(|(i, &(pts, dts))| Sample {
+                pts: pts + 10 * F,
+                dts: dts + 10 * F,
+                duration: F as u64,
+                keyframe: i == 0,
+                access: crate::core::nal::Access::Unknown,
+                data: Bytes::from(vec![i as u8; 5]),
+            })
+            .collect();
+        let f = fragment(
+            1,
+            &[FragTrack {
+                track_id: 1,
+                config: &v,
+                samples: &samples,
+                next_dts: Some(13 * F),
+                offset: 10 * F,
+                delay: F,
+            }],
+        )
+        .unwrap();
+        let mut data = f.header.clone();
+        for p in &f.payload {
+            data.extend_from_slice(p);
+        }
+        let init = crate::mp4::fragmented::init_segment(&[&v], &[F], None).unwrap();
+        let moov = crate::hls::index::read_moov(&init).unwrap();
+        let track = StoredTrack::of(&moov.trak[0]);
+        assert_eq!(track.edit, 512);
+        let back = fragment_samples(&Bytes::from(data), &[track]);
+        let got: Vec<(i64, i64)> = back[0]
+            .iter()
+            .map(|s| ((s.pts + F / 2) / F, (s.dts + F / 2).div_euclid(F)))
+            .collect();
+        assert_eq!(got, vec![(0, -1), (3, 0), (1, 1), (2, 2)]);
     }
 }
