@@ -510,10 +510,11 @@ pub struct ClipInfo {
     pub media_id: String,
     /// The requested start, ns.
     pub requested_start: u64,
-    /// Where presentation begins (the requested start in frame accuracy,
-    /// the keyframe in keyframe accuracy), ns.
+    /// Where presentation begins (in frame accuracy the first frame at or
+    /// after the requested start, in keyframe accuracy the keyframe), ns.
     pub start: u64,
-    /// Where presentation ends, ns.
+    /// Where presentation ends (where the first frame at or after the
+    /// requested end begins, or the recording's last frame ends), ns.
     pub end: u64,
     /// The keyframe the clip decodes from, ns; `start - keyframe` is the
     /// hidden pre-roll.
@@ -621,6 +622,7 @@ pub fn clip_mp4(
 
     let (start_ns, end_ns) = (range.start as i64, range.end as i64);
     let mut presentation_start = start_ns;
+    let mut presentation_end = end_ns;
     let mut keyframe = start_ns;
     let mut tracks = Vec::new();
     // Video first: in keyframe accuracy it moves the start for every track.
@@ -651,16 +653,33 @@ pub fn clip_mp4(
             }
             let last = samples.iter().rposition(|s| s.pts < end_ns).unwrap_or(key);
             let k = samples[key].clone();
-            samples[key..=last.max(key)]
+            let kept: Vec<_> = samples[key..=last.max(key)]
                 .iter()
                 .enumerate()
                 .filter(|&(n, s)| n == 0 || !s.leads(&k))
                 .map(|(_, s)| s.clone())
-                .collect()
+                .collect();
+            // Presentation starts and ends on frame boundaries: at the first
+            // frame presented at or after the start, and where the first
+            // frame at or after the end begins. Readers disagree about a
+            // frame that an edit cuts through (ffmpeg drops it, GStreamer
+            // shows it); on a boundary every reader shows the same frames.
+            let at_or_after = |t: i64| move |s: &crate::core::Sample| (s.pts >= t).then_some(s.pts);
+            if accuracy == Accuracy::Frame
+                && let Some(first) = kept.iter().filter_map(at_or_after(start_ns)).min()
+            {
+                presentation_start = first;
+            }
+            presentation_end = match samples.iter().filter_map(at_or_after(end_ns)).min() {
+                Some(next) => next,
+                // The recording ends within the last frame: at its end.
+                None => kept.iter().map(|s| s.pts_end()).max().unwrap_or(end_ns),
+            };
+            kept
         } else {
             samples
                 .into_iter()
-                .filter(|s| s.pts_end() > presentation_start && s.pts < end_ns)
+                .filter(|s| s.pts_end() > presentation_start && s.pts < presentation_end)
                 .collect()
         };
         if !kept.is_empty() {
@@ -683,7 +702,7 @@ pub fn clip_mp4(
         media_id: index.media_id.clone(),
         requested_start: range.start,
         start,
-        end: range.end,
+        end: (presentation_end.max(0) as u64).max(start),
         keyframe: keyframe.max(0) as u64,
         utc: index.utc_at(start),
     };
@@ -691,7 +710,7 @@ pub fn clip_mp4(
         Mp4Clip {
             tracks,
             start: presentation_start,
-            end: Some(end_ns),
+            end: Some(presentation_end),
             creation_time: info.utc,
         },
         info,

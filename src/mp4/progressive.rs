@@ -106,6 +106,60 @@ fn ticks(ns: i64, timescale: u32) -> i64 {
     rescale(ns, 1_000_000_000, u64::from(timescale))
 }
 
+/// Squeezes a hidden pre-roll into one tick per sample.
+///
+/// A clip that starts after its keyframe carries the samples in between only
+/// for the decoder; its edit list hides them. Left at their own pace they
+/// put the presented media a whole pre-roll (up to a GOP) into the media
+/// timeline, and GStreamer 1.22's qtdemux, which compares the media
+/// position with the movie's duration after each keyframe, then ends the
+/// track early: a short clip with a long pre-roll showed nothing at all.
+/// With the pre-roll squeezed, media time and presentation time differ by a
+/// few ticks, and every reader presents the same frames.
+///
+/// `durations` (decode order) and `ct` (composition times, ticks) are
+/// rewritten in place; the samples before `j0`, the first in decode order
+/// composed at or after `start`, get one tick each and composition times
+/// in their original order just below the presented part. Returns how far
+/// the presented part moved back (subtract it from `start`); 0 when there
+/// is no pre-roll, or no room to keep composition offsets non-negative.
+fn squeeze_preroll(durations: &mut [u32], ct: &mut [i64], dts0: i64, start: i64) -> i64 {
+    let Some(j0) = ct.iter().position(|&c| c >= start) else {
+        return 0;
+    };
+    if j0 == 0 {
+        return 0;
+    }
+    let dts_j0 = dts0 + durations[..j0].iter().map(|&d| i64::from(d)).sum::<i64>();
+    // Rank of each hidden sample's composition time among the hidden ones.
+    let mut order: Vec<usize> = (0..j0).collect();
+    order.sort_by_key(|&i| (ct[i], i));
+    let mut rank = vec![0i64; j0];
+    for (r, &i) in order.iter().enumerate() {
+        rank[i] = r as i64;
+    }
+    // Composition times dts0 + base + rank: never before the sample's own
+    // decode time (dts0 + i), all before the presented part begins.
+    let base = (0..j0)
+        .map(|i| i as i64 - rank[i])
+        .max()
+        .unwrap_or(0)
+        .max(0);
+    let shift = dts_j0 - (dts0 + j0 as i64);
+    let gap = start - dts_j0;
+    if shift <= 0 || base > gap {
+        return 0;
+    }
+    for i in 0..j0 {
+        durations[i] = 1;
+        ct[i] = dts0 + base + rank[i];
+    }
+    for c in &mut ct[j0..] {
+        *c -= shift;
+    }
+    shift
+}
+
 /// Sample tables of one track, in the track's timescale.
 struct TrackTables {
     index: usize,
@@ -342,24 +396,33 @@ impl Mp4Clip {
         if durations[n - 1] == 0 {
             durations[n - 1] = 1;
         }
+        // Edit list: an empty edit when the track starts after the clip,
+        // then the presented part of the media (its pre-roll squeezed).
+        let mut ct: Vec<i64> = samples.iter().map(|s| ticks(s.pts, ts)).collect();
+        let start = ticks(self.start, ts);
+        // Video only: an audio frame that the start cuts through is still
+        // half presented.
+        let start = if track.config.kind == TrackKind::Video {
+            start - squeeze_preroll(&mut durations, &mut ct, dts[0], start)
+        } else {
+            start
+        };
         let mut decode = dts[0];
         let mut offsets = Vec::with_capacity(n);
         let mut first_ct = i64::MAX;
         let mut end_ct = i64::MIN;
-        for (i, s) in samples.iter().enumerate() {
-            let ct = ticks(s.pts, ts);
-            offsets.push(ct - decode);
-            first_ct = first_ct.min(ct);
-            end_ct = end_ct.max(ct + i64::from(durations[i]));
+        for (i, &c) in ct.iter().enumerate() {
+            offsets.push(c - decode);
+            first_ct = first_ct.min(c);
+            end_ct = end_ct.max(c + i64::from(durations[i]));
             decode += i64::from(durations[i]);
         }
         let media_duration = (decode - dts[0]) as u64;
-
-        // Edit list: an empty edit when the track starts after the clip,
-        // then the presented part of the media.
-        let start = ticks(self.start, ts);
+        let shift = ticks(self.start, ts) - start;
         let pres_start = start.max(first_ct);
-        let pres_end = self.end.map_or(end_ct, |e| ticks(e, ts).min(end_ct));
+        let pres_end = self
+            .end
+            .map_or(end_ct, |e| (ticks(e, ts) - shift).min(end_ct));
         if pres_end <= pres_start {
             return None;
         }
@@ -834,15 +897,48 @@ mod tests {
     }
 
     #[test]
+    fn preroll_squeezes_to_a_tick_a_sample_in_presentation_order() {
+        // I P B B P B B in decode order, pts 0 3 1 2 6 4 5 (frames of 512
+        // ticks), dts from -1; presentation starts at frame 4.
+        let f = 512i64;
+        let pts = [0, 3, 1, 2, 6, 4, 5];
+        let mut ct: Vec<i64> = pts.iter().map(|p| p * f).collect();
+        let mut durations = vec![512u32; 7];
+        let shift = squeeze_preroll(&mut durations, &mut ct, -f, 4 * f);
+        // The first four (pts 0 3 1 2) are hidden: a tick each, composed in
+        // their own order (0 < 1 < 2 < 3) from the first decode time on.
+        assert_eq!(durations, vec![1, 1, 1, 1, 512, 512, 512]);
+        assert_eq!(&ct[..4], &[-f + 1, -f + 4, -f + 2, -f + 3]);
+        // The presented part keeps its pace, moved back by `shift`.
+        assert_eq!(shift, 4 * f - 4);
+        assert_eq!(&ct[4..], &[6 * f - shift, 4 * f - shift, 5 * f - shift]);
+        // Composition never before decode, hidden frames all before the
+        // start.
+        let mut decode = -f;
+        for (c, d) in ct.iter().zip(&durations) {
+            assert!(*c >= decode);
+            decode += i64::from(*d);
+        }
+        assert!(ct[..4].iter().all(|&c| c < 4 * f - shift));
+
+        // Nothing hidden: nothing moves.
+        let mut ct2: Vec<i64> = pts.iter().map(|p| p * f).collect();
+        let mut d2 = vec![512u32; 7];
+        assert_eq!(squeeze_preroll(&mut d2, &mut ct2, -f, 0), 0);
+        assert_eq!(d2, vec![512u32; 7]);
+    }
+
+    #[test]
     fn edit_list_starts_at_clip_start() {
         let f = u64::from(FRAME_TICKS);
         // Presentation starts at the third frame of a 10-frame GOP.
         let mut c = clip(vec![track(video_config(), video_frames(10, 10))]);
         c.start = frame(2);
         let moov = moov_of(&write(&c));
-        assert_eq!(elst(&moov.trak[0]), vec![(8 * f, Some(2 * f))]);
-        // All frames are still stored.
-        assert_eq!(stts(&moov.trak[0]), vec![(10, FRAME_TICKS)]);
+        // All frames are still stored; the two hidden ones take a tick each,
+        // so the edit starts two ticks into the media.
+        assert_eq!(elst(&moov.trak[0]), vec![(8 * f, Some(2))]);
+        assert_eq!(stts(&moov.trak[0]), vec![(2, 1), (8, FRAME_TICKS)]);
 
         // The same with B-frames: the third frame in decode order has pts 1.
         let frames = [(0, -1, true), (3, 0, false), (1, 1, false), (2, 2, false)];
@@ -853,8 +949,10 @@ mod tests {
         let mut c = clip(vec![track(video_config(), samples)]);
         c.start = frame(1);
         let moov = moov_of(&write(&c));
-        // Composition time of pts 1 on a media timeline starting at dts -1.
-        assert_eq!(elst(&moov.trak[0]), vec![(3 * f, Some(2 * f))]);
+        // Composition time of pts 1 on a media timeline starting at dts -1,
+        // the hidden keyframe squeezed to a tick: one frame's B-frame delay
+        // and that tick.
+        assert_eq!(elst(&moov.trak[0]), vec![(3 * f, Some(f + 1))]);
 
         // Audio that starts 10 ms after the clip start: an empty edit first.
         let audio_start = frame(2) + 10 * MS;
@@ -871,7 +969,7 @@ mod tests {
         ]);
         c.start = frame(2);
         let moov = moov_of(&write(&c));
-        assert_eq!(elst(&moov.trak[0]), vec![(28 * f, Some(2 * f))]);
+        assert_eq!(elst(&moov.trak[0]), vec![(28 * f, Some(2))]);
         let edits = elst(&moov.trak[1]);
         assert_eq!(edits.len(), 2, "{edits:?}");
         // 10 ms in the movie (video) timescale: 153.6 ticks, rounded.
@@ -904,10 +1002,7 @@ mod tests {
         let moov = moov_of(&write(&c));
         assert_eq!(
             elst(&moov.trak[0]),
-            vec![(
-                7680 - 3 * u64::from(FRAME_TICKS),
-                Some(3 * u64::from(FRAME_TICKS))
-            )]
+            vec![(7680 - 3 * u64::from(FRAME_TICKS), Some(3))]
         );
 
         // An end past the media leaves the full length.

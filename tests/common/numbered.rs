@@ -61,23 +61,58 @@ pub fn frame_numbers(file: &Path) -> Vec<u32> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    // 16 columns (averaged by the scaler) by 240 rows; each band is read
-    // from its middle half, away from the coding artefacts at its edges.
-    const COLS: usize = 16;
+    out.stdout.chunks(COLS * H).map(number_of).collect()
+}
+
+/// Columns of the scaled-down frames the readers decode to.
+const COLS: usize = 16;
+
+/// The number a `COLS` by `H` gray frame spells; each band is read from its
+/// middle half, away from the coding artefacts at its edges.
+fn number_of(frame: &[u8]) -> u32 {
     let rows = H / BANDS;
-    out.stdout
-        .chunks(COLS * H)
-        .map(|frame| {
-            (0..BANDS).rev().fold(0u32, |acc, band| {
-                let from = band * rows + rows / 4;
-                let to = band * rows + rows * 3 / 4;
-                let px = &frame[from * COLS..to * COLS];
-                let mean = px.iter().map(|&v| f64::from(v)).sum::<f64>() / px.len() as f64;
-                let digit = ((mean - 16.0) / 55.0).round().clamp(0.0, 4.0) as u32;
-                acc * 5 + digit
-            })
-        })
-        .collect()
+    (0..BANDS).rev().fold(0u32, |acc, band| {
+        let from = band * rows + rows / 4;
+        let to = band * rows + rows * 3 / 4;
+        let px = &frame[from * COLS..to * COLS];
+        let mean = px.iter().map(|&v| f64::from(v)).sum::<f64>() / px.len() as f64;
+        let digit = ((mean - 16.0) / 55.0).round().clamp(0.0, 4.0) as u32;
+        acc * 5 + digit
+    })
+}
+
+/// The same, as GStreamer presents `file`: its own demuxer (edit lists as
+/// segments) and decoder, and a frame counts when its segment does not clip
+/// it away entirely (what a sink renders).
+pub fn frame_numbers_gst(file: &Path) -> Vec<u32> {
+    let pipeline = launch(&format!(
+        "filesrc location=\"{}\" ! decodebin ! videoconvert ! videoscale ! \
+         video/x-raw,format=GRAY8,width={COLS},height={H} ! appsink name=sink sync=false",
+        file.display()
+    ));
+    let sink = pipeline
+        .by_name("sink")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut out = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        let buffer = sample.buffer().unwrap();
+        let segment = sample
+            .segment()
+            .and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned())
+            .unwrap();
+        let pts = buffer.pts().unwrap();
+        let end = pts + buffer.duration().unwrap_or(gst::ClockTime::ZERO);
+        if segment.clip(pts, end).is_none() {
+            continue;
+        }
+        let map = buffer.map_readable().unwrap();
+        out.push(number_of(&map[..COLS * H]));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    out
 }
 
 /// A pipeline that records `seconds` of numbered frames (B-frames, a
