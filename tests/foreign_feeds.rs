@@ -1,8 +1,10 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Feeds that GStreamer's x264enc did not make: ffmpeg's libx264 with open
-//! GOPs and B-pyramid, libx265 with CRA/RASL, in MPEG-TS, parsed only (no
-//! encoder upstream to answer keyframe requests). Every clip is checked
-//! frame by frame against ffmpeg's decode of the feed itself (framemd5).
+//! GOPs, B-pyramid and scene cuts (25 and 29.97 fps), libx265 with CRA/RASL,
+//! in MPEG-TS and MP4, parsed only (no encoder upstream to answer keyframe
+//! requests); GStreamer's x265enc with its defaults; an intra-refresh feed.
+//! Every clip is checked frame by frame against ffmpeg's decode of the feed
+//! itself (framemd5).
 
 mod common;
 
@@ -18,14 +20,27 @@ const SECONDS: u32 = 12;
 /// A 12 s, 25 fps feed with AAC audio, made by ffmpeg with `video` codec
 /// arguments, as MPEG-TS.
 fn feed(dir: &Path, name: &str, video: &[&str]) -> PathBuf {
-    let out = dir.join(format!("{name}.ts"));
+    feed_with(dir, name, "25", "mpegts", video)
+}
+
+/// A 12 s feed at `rate` (ffmpeg's syntax, e.g. `30000/1001`) in
+/// `container` (`mpegts` or `mp4`), with hard scene cuts every 2.3 s (a
+/// second picture cut in for 1.1 s): encoders put extra I-frames there.
+fn feed_with(dir: &Path, name: &str, rate: &str, container: &str, video: &[&str]) -> PathBuf {
+    let ext = if container == "mp4" { "mp4" } else { "ts" };
+    let out = dir.join(format!("{name}.{ext}"));
     let status = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
-        .arg("testsrc2=size=320x240:rate=25")
+        .arg(format!("testsrc2=size=320x240:rate={rate}"))
+        .args(["-f", "lavfi", "-i"])
+        .arg(format!("mandelbrot=size=320x240:rate={rate}"))
         .args(["-f", "lavfi", "-i", "sine=f=440:r=48000"])
+        .args(["-filter_complex"])
+        .arg("[0:v][1:v]overlay=enable='gt(mod(t,2.3),1.2)'[v]")
+        .args(["-map", "[v]", "-map", "2:a"])
         .args(["-t", &SECONDS.to_string()])
         .args(video)
-        .args(["-c:a", "aac", "-f", "mpegts"])
+        .args(["-c:a", "aac", "-f", container])
         .arg(&out)
         .status()
         .expect("ffmpeg runs");
@@ -102,14 +117,31 @@ fn parser(feed: &Path) -> &'static str {
     }
 }
 
+fn demuxer(feed: &Path) -> &'static str {
+    if feed.extension().is_some_and(|e| e == "mp4") {
+        "qtdemux"
+    } else {
+        "tsdemux"
+    }
+}
+
+/// Frames per second of the feed's video, from ffprobe (`25/1`,
+/// `30000/1001`).
+fn frame_rate(feed: &Path) -> (u64, u64) {
+    let r = stream(&streams(feed), "video").unwrap().frame_rate.clone();
+    let (n, d) = r.split_once('/').unwrap();
+    (n.parse().unwrap(), d.parse().unwrap())
+}
+
 /// Periodic clips of a feed: sorted paths.
 fn periodic(feed: &Path, out: &Path, extra: &str) -> Vec<PathBuf> {
     std::fs::create_dir_all(out).unwrap();
     let p = launch(&format!(
-        "filesrc location={} ! tsdemux name=d d. ! {} ! queue ! pc.video \
+        "filesrc location={} ! {} name=d d. ! {} ! queue ! pc.video \
          d. ! aacparse ! queue ! pc.audio \
          periodicclipper name=pc interval=3 location={}/c%03d.mp4 {extra}",
         feed.display(),
+        demuxer(feed),
         parser(feed),
         out.display()
     ));
@@ -121,7 +153,13 @@ fn periodic(feed: &Path, out: &Path, extra: &str) -> Vec<PathBuf> {
 /// order and bit-identical, and every clip starts with a keyframe.
 fn assert_gapless_and_exact(feed: &Path, clips: &[PathBuf], h264: bool) {
     let source = frame_md5s(feed);
-    assert_eq!(source.len(), SECONDS as usize * 25);
+    let (n, d) = frame_rate(feed);
+    let expected = (u64::from(SECONDS) * n / d) as usize;
+    assert!(
+        source.len().abs_diff(expected) <= 1,
+        "{} frames",
+        source.len()
+    );
     let mut all = Vec::new();
     for c in clips {
         let errors = if h264 {
@@ -195,22 +233,36 @@ fn a_shared_parser_with_keyframe_requests_corrupts_nothing() {
     let recorded = frame_md5s(&playlist);
     assert_eq!(recorded, source, "the recording is the feed");
 
-    // Frame-accurate clips at mid-GOP starts: exactly the requested frames.
     let media_id = session.file_name().unwrap().to_string_lossy().into_owned();
+    assert_clips_exact(
+        dir.path(),
+        &media_id,
+        &f,
+        &[(6.2, 4.0), (2.52, 1.0), (7.0, 2.0)],
+    );
+}
+
+/// Frame-accurate `clip.mp4` requests of a stored recording of `feed` (in
+/// stream `cam` under `location`): each decodes cleanly (ffmpeg) and
+/// presents exactly the feed's frames whose times fall in the range; its
+/// clip manifest decodes cleanly too. `ranges`: (start, duration) in s.
+fn assert_clips_exact(location: &Path, media_id: &str, feed: &Path, ranges: &[(f64, f64)]) {
+    let source = frame_md5s(feed);
+    let (n, d) = frame_rate(feed);
+    let fps = n as f64 / d as f64;
+    let h264 = parser(feed) == "h264parse";
     let sink = gst::ElementFactory::make("hlsclipsink")
-        .property("location", dir.path().display().to_string())
+        .property("location", location.display().to_string())
         .property("stream-id", "cam")
         .build()
         .unwrap();
     let bus = gst::Bus::new();
     sink.set_bus(Some(&bus));
-    for (i, (start, dur)) in [(6.2, 4.0), (2.52, 1.0), (7.0, 2.0)]
-        .into_iter()
-        .enumerate()
-    {
-        let out = dir.path().join(format!("clip-{i}.mp4"));
+    let session = location.join("cam").join(media_id);
+    for (i, &(start, dur)) in ranges.iter().enumerate() {
+        let out = location.join(format!("clip-{i}.mp4"));
         let query = format!("time={start}s&duration={dur}s&location={}", out.display());
-        let id = sink.emit_by_name::<u64>("clip-mp4", &[&Some(media_id.as_str()), &query]);
+        let id = sink.emit_by_name::<u64>("clip-mp4", &[&Some(media_id), &query]);
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         let mut done = None;
         while done.is_none() && std::time::Instant::now() < deadline {
@@ -224,10 +276,236 @@ fn a_shared_parser_with_keyframe_requests_corrupts_nothing() {
         }
         let done = done.expect("clip done");
         assert!(!done.has_field("error"), "{query}: {done:?}");
-        let errors = h264_open_gop_errors(&out);
+        let errors = if h264 {
+            h264_open_gop_errors(&out)
+        } else {
+            decode_errors(&out)
+        };
         assert!(errors.is_empty(), "{query}: {errors}");
-        let first = (start * 25.0_f64 - 1e-9).ceil() as usize;
-        let end = ((start + dur) * 25.0_f64 - 1e-9).ceil() as usize;
+        // Frame k is presented at k / fps: the frames in [start, end).
+        let first = (start * fps - 1e-6).ceil() as usize;
+        let end = ((start + dur) * fps - 1e-6).ceil() as usize;
         assert_eq!(frame_md5s(&out), source[first..end], "{query}");
+
+        // The clip manifest of the same range decodes cleanly from its
+        // first fragment (a random-access point) and reaches the range.
+        let m = sink.emit_by_name::<gst::Structure>(
+            "get-clip-manifest",
+            &[&Some(media_id), &format!("time={start}&duration={dur}")],
+        );
+        assert!(!m.has_field("error"), "{query}: {m:?}");
+        let text = m.get::<String>("manifest").unwrap();
+        let manifest = session.join(format!("clip-{i}.m3u8"));
+        std::fs::write(&manifest, text).unwrap();
+        let errors = if h264 {
+            h264_open_gop_errors(&manifest)
+        } else {
+            decode_errors(&manifest)
+        };
+        assert!(errors.is_empty(), "{query} manifest: {errors}");
+        let played = frame_md5s(&manifest);
+        let from = source.iter().position(|f| Some(f) == played.first());
+        assert!(
+            from.is_some_and(|k| k <= first && source[k..].starts_with(&played)),
+            "{query}: the manifest plays the feed's frames from a keyframe"
+        );
+        assert!(played.len() + from.unwrap() >= end, "{query}");
+    }
+}
+
+/// Records `feed` into hlsclipsink (`target-duration=2`) and checks the
+/// recording: every frame of the feed, bit for bit, and audio starting
+/// within one AAC frame of video as ffprobe reads the replay playlist.
+/// Returns the media id.
+fn record(feed: &Path, location: &Path) -> String {
+    let p = launch(&format!(
+        "filesrc location={} ! {} name=d d. ! {} ! queue ! s.video \
+         d. ! aacparse ! queue ! s.audio \
+         hlsclipsink name=s location={} stream-id=cam target-duration=2",
+        feed.display(),
+        demuxer(feed),
+        parser(feed),
+        location.display()
+    ));
+    ok(&run(&p, Duration::from_secs(120)));
+    let session = session_dirs(&location.join("cam"))[0].clone();
+    let playlist = session.join("replay.m3u8");
+    assert_eq!(
+        frame_md5s(&playlist),
+        frame_md5s(feed),
+        "the recording is the feed"
+    );
+    let st = streams(&playlist);
+    let (v, a) = (stream(&st, "video").unwrap(), stream(&st, "audio").unwrap());
+    assert!(
+        (a.start_time - v.start_time).abs() <= 1024.0 / 48_000.0 + 1e-3,
+        "A/V start: video {} audio {}",
+        v.start_time,
+        a.start_time
+    );
+    session.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+/// libx264 open GOPs with B-pyramid and scene cuts at 29.97 fps: periodic
+/// clips gapless and exact, the recording bit-identical, frame-accurate
+/// clips exact at mid-GOP starts and at exact frame boundaries.
+#[test]
+fn libx264_open_gops_at_29_97_fps_clip_exactly() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let f = feed_with(
+        dir.path(),
+        "x264-2997",
+        "30000/1001",
+        "mpegts",
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "3",
+            "-g",
+            "60",
+            "-x264opts",
+            "open-gop=1:b-pyramid=normal",
+        ],
+    );
+    let clips = periodic(&f, &dir.path().join("pc"), "");
+    assert_gapless_and_exact(&f, &clips, true);
+    let media_id = record(&f, dir.path());
+    // 201/29.97 s and 150/29.97 s are exact frame boundaries.
+    assert_clips_exact(
+        dir.path(),
+        &media_id,
+        &f,
+        &[
+            (5.3, 3.0),
+            (201.0 * 1.001 / 30.0, 2.5),
+            (150.0 * 1.001 / 30.0, 4.0),
+        ],
+    );
+}
+
+/// libx265 with its default open GOPs (CRA, RASL leading pictures) in MP4.
+#[test]
+fn libx265_in_mp4_clips_exactly() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let f = feed_with(
+        dir.path(),
+        "x265-mp4",
+        "25",
+        "mp4",
+        &[
+            "-c:v",
+            "libx265",
+            "-x265-params",
+            "log-level=error:keyint=50:min-keyint=25",
+        ],
+    );
+    let clips = periodic(&f, &dir.path().join("pc"), "");
+    assert_gapless_and_exact(&f, &clips, false);
+    let media_id = record(&f, dir.path());
+    assert_clips_exact(
+        dir.path(),
+        &media_id,
+        &f,
+        &[(4.5, 3.0), (6.0, 2.0), (1.3, 5.0)],
+    );
+}
+
+/// GStreamer's x265enc with its defaults, straight into both elements.
+#[test]
+fn x265enc_defaults_clip_exactly() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let pc = dir.path().join("pc");
+    std::fs::create_dir_all(&pc).unwrap();
+    let p = launch(&format!(
+        "videotestsrc num-buffers=300 pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         x265enc ! h265parse ! tee name=v \
+         audiotestsrc num-buffers=563 samplesperbuffer=1024 ! audio/x-raw,rate=48000 ! voaacenc ! \
+         aacparse ! tee name=a \
+         v. ! queue ! s.video a. ! queue ! s.audio \
+         hlsclipsink name=s location={} stream-id=cam target-duration=2 \
+         v. ! queue ! pc.video a. ! queue ! pc.audio \
+         periodicclipper name=pc interval=3 location={}/c%03d.mp4",
+        dir.path().display(),
+        pc.display()
+    ));
+    ok(&run(&p, Duration::from_secs(180)));
+    let session = session_dirs(&dir.path().join("cam"))[0].clone();
+    let recording = frame_md5s(&session.join("replay.m3u8"));
+    assert_eq!(recording.len(), 300);
+    let mut all = Vec::new();
+    for c in files(&pc, "mp4") {
+        let errors = decode_errors(&c);
+        assert!(errors.is_empty(), "{}: {errors}", c.display());
+        all.extend(frame_md5s(&c));
+    }
+    assert_eq!(all, recording, "periodic clips: every frame once");
+    let media_id = session.file_name().unwrap().to_string_lossy().into_owned();
+    // The recording stands in for the feed (it is bit-identical to what
+    // the encoder made: every frame decodes).
+    let reference = dir.path().join("recording.mp4");
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-i"])
+        .arg(session.join("replay.m3u8"))
+        .args(["-c", "copy"])
+        .arg(&reference)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(frame_md5s(&reference), recording);
+    assert_clips_exact(
+        dir.path(),
+        &media_id,
+        &reference,
+        &[(3.3, 4.0), (8.04, 2.0)],
+    );
+}
+
+/// An intra-refresh feed (one IDR, then no random-access point): the
+/// elements warn, and nothing they write starts anywhere but at the IDR.
+#[test]
+fn a_feed_without_random_access_points_is_warned_about() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let pc = dir.path().join("pc");
+    std::fs::create_dir_all(&pc).unwrap();
+    let p = launch(&format!(
+        "videotestsrc num-buffers=500 pattern=ball ! video/x-raw,width=320,height=240,framerate=25/1 ! \
+         x264enc intra-refresh=true key-int-max=25 speed-preset=ultrafast ! h264parse ! tee name=v \
+         v. ! queue ! s.video v. ! queue ! pc.video \
+         hlsclipsink name=s location={} stream-id=cam target-duration=2 \
+         periodicclipper name=pc interval=3 location={}/c%03d.mp4",
+        dir.path().display(),
+        pc.display()
+    ));
+    let result = run(&p, Duration::from_secs(120));
+    ok(&result);
+    let warnings = &result.warnings;
+    for element in ["s:", "pc:"] {
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.starts_with(element) && w.contains("no keyframe")),
+            "{element} warns: {warnings:?}"
+        );
+    }
+    // Everything recorded decodes (from the one IDR), and every clip
+    // starts with it.
+    let session = session_dirs(&dir.path().join("cam"))[0].clone();
+    let errors = decode_errors(&session.join("replay.m3u8"));
+    assert!(errors.is_empty(), "{errors}");
+    for c in files(&pc, "mp4") {
+        let errors = decode_errors(&c);
+        assert!(errors.is_empty(), "{}: {errors}", c.display());
+        assert!(
+            picture_types(&c).first().is_some_and(|t| t.1),
+            "{}",
+            c.display()
+        );
     }
 }

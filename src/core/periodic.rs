@@ -96,6 +96,39 @@ pub enum Notice {
         samples: usize,
         reason: &'static str,
     },
+    /// The leader has brought no random-access point for longer than
+    /// [`NO_RANDOM_ACCESS_WARNING`] (an intra-refresh or broken encoder):
+    /// nothing after `since` (pts, ns) can start a clip or a fragment until
+    /// one comes. Given once per such stretch.
+    NoRandomAccess { since: i64, span: i64 },
+}
+
+/// How long the leader may go without a random-access point before a
+/// [`Notice::NoRandomAccess`].
+pub const NO_RANDOM_ACCESS_WARNING: i64 = 15_000_000_000;
+
+impl Notice {
+    /// What an element says of it: `Err` for a warning the application
+    /// should see, `Ok` for a debug line.
+    pub fn describe(&self) -> Result<String, String> {
+        match *self {
+            Notice::Dropped {
+                track,
+                samples,
+                reason,
+            } => Ok(format!(
+                "dropped {samples} samples of track {track}: {reason}"
+            )),
+            Notice::NoRandomAccess { since, span } => Err(format!(
+                "no keyframe (random-access point) in the video for {:.1} s since {:.3} s \
+                 (running time): nothing after it can start a clip or a segment until one \
+                 comes; the encoder may use intra refresh, or need a keyframe interval \
+                 (e.g. x264enc key-int-max)",
+                span as f64 / 1e9,
+                since as f64 / 1e9
+            )),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -148,6 +181,10 @@ pub struct Cutter {
     /// Presentation time of the keyframe the media (re)started at, while
     /// its leading pictures may still come (they are dropped).
     fresh_start: Option<i64>,
+    /// The leader's last random-access point (or first sample), and
+    /// whether its absence since was reported.
+    last_rap: Option<i64>,
+    rap_warned: bool,
     self_contained: bool,
     done: bool,
 }
@@ -170,6 +207,8 @@ impl Cutter {
             cut_count: 0,
             leader_resync: false,
             fresh_start: None,
+            last_rap: None,
+            rap_warned: false,
             self_contained: false,
             done: false,
         }
@@ -388,6 +427,21 @@ impl Cutter {
         let leader = self.leader();
         let keyframe = sample.keyframe;
         let pts = sample.pts;
+        match self.last_rap {
+            _ if keyframe => {
+                self.last_rap = Some(pts);
+                self.rap_warned = false;
+            }
+            None => self.last_rap = Some(pts),
+            Some(since) if !self.rap_warned && pts - since > NO_RANDOM_ACCESS_WARNING => {
+                notices.push(Notice::NoRandomAccess {
+                    since,
+                    span: pts - since,
+                });
+                self.rap_warned = true;
+            }
+            Some(_) => {}
+        }
         if self.leader_resync {
             if !keyframe {
                 notices.push(Notice::Dropped {
@@ -1219,5 +1273,40 @@ mod tests {
             .collect();
         assert_eq!(v, vec![25, 28, 26, 27]);
         assert!(n.iter().any(|x| matches!(x, Notice::Dropped { samples: 1, reason, .. } if reason.starts_with("leading"))));
+    }
+
+    #[test]
+    fn a_leader_without_random_access_is_reported_once_per_stretch() {
+        let mut c = cutter(1);
+        let mut notices = Vec::new();
+        let now = Instant::now();
+        const F: i64 = 1_000_000_000 / 25;
+        let push = |c: &mut Cutter, i: i64, key: bool, notices: &mut Vec<Notice>| {
+            c.push(0, sample(i * F, i * F, key), now, notices);
+        };
+        // A keyframe, then 20 s of inter pictures (intra refresh), then a
+        // keyframe and another 20 s.
+        push(&mut c, 0, true, &mut notices);
+        for i in 1..500 {
+            push(&mut c, i, false, &mut notices);
+        }
+        let reported: Vec<_> = notices
+            .iter()
+            .filter_map(|n| match n {
+                Notice::NoRandomAccess { since, span } => Some((*since, *span)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(reported, vec![(0, 376 * F)]);
+        notices.clear();
+        push(&mut c, 500, true, &mut notices);
+        for i in 501..1000 {
+            push(&mut c, i, false, &mut notices);
+        }
+        let again = notices
+            .iter()
+            .filter(|n| matches!(n, Notice::NoRandomAccess { since, .. } if *since == 500 * F))
+            .count();
+        assert_eq!(again, 1);
     }
 }

@@ -1325,7 +1325,12 @@ impl crate::media::EncodedSink for HlsClipSink {
             (cmds, request)
         };
         for n in notices {
-            gst::debug!(CAT, imp = self, "{n:?}");
+            match n.describe() {
+                Ok(line) => gst::debug!(CAT, imp = self, "{line}"),
+                Err(warning) => {
+                    gst::element_imp_warning!(self, gst::StreamError::Format, ["{warning}"])
+                }
+            }
         }
         self.send(cmds);
         self.send_keyframe_request(request);

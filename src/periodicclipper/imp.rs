@@ -13,7 +13,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use crate::core::pattern::format_index;
-use crate::core::periodic::{Cutter, Notice, Selection, Trigger};
+use crate::core::periodic::{Cutter, Selection, Trigger};
 use crate::core::{Sample, TrackKind};
 use crate::media::SampleError;
 use crate::mp4::{ClipTrack, CodecConfig, Mp4Clip};
@@ -954,16 +954,12 @@ impl crate::media::EncodedSink for PeriodicClipper {
             (selections, after.filter(|_| after != before))
         };
         for n in notices {
-            let Notice::Dropped {
-                track,
-                samples,
-                reason,
-            } = n;
-            gst::debug!(
-                CAT,
-                imp = self,
-                "dropped {samples} samples of track {track}: {reason}"
-            );
+            match n.describe() {
+                Ok(line) => gst::debug!(CAT, imp = self, "{line}"),
+                Err(warning) => {
+                    gst::element_imp_warning!(self, gst::StreamError::Format, ["{warning}"])
+                }
+            }
         }
         if let Some(start) = new_start {
             let settings = self.settings.lock().unwrap().clone();
