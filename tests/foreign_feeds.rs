@@ -509,3 +509,26 @@ fn a_feed_without_random_access_points_is_warned_about() {
         );
     }
 }
+
+/// motionclipenc behind a decoder of an open-GOP feed: its clips come on
+/// time and decode cleanly.
+#[test]
+fn motion_clips_of_an_open_gop_feed() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let f = x264_open_gop(dir.path());
+    let p = launch(&format!(
+        "filesrc location={} ! tsdemux ! h264parse ! avdec_h264 ! videoconvert ! \
+         motionclipenc interval=4 duration=2 location={}/m-%03d.mp4 ! fakesink",
+        f.display(),
+        dir.path().display()
+    ));
+    let result = run(&p, Duration::from_secs(120));
+    ok(&result);
+    let clips = files(dir.path(), "mp4");
+    assert_eq!(clips.len(), 3, "{clips:?}");
+    for c in clips {
+        let errors = decode_errors(&c);
+        assert!(errors.is_empty(), "{}: {errors}", c.display());
+    }
+}
