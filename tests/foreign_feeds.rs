@@ -109,6 +109,15 @@ fn h264_open_gop_errors(file: &Path) -> String {
         .join("\n")
 }
 
+/// ffmpeg's decode errors of `file`, H.264's open-GOP noise left out.
+fn errors_of(file: &Path, h264: bool) -> String {
+    if h264 {
+        h264_open_gop_errors(file)
+    } else {
+        decode_errors(file)
+    }
+}
+
 fn parser(feed: &Path) -> &'static str {
     if feed.to_string_lossy().contains("x265") {
         "h265parse"
@@ -162,11 +171,7 @@ fn assert_gapless_and_exact(feed: &Path, clips: &[PathBuf], h264: bool) {
     );
     let mut all = Vec::new();
     for c in clips {
-        let errors = if h264 {
-            h264_open_gop_errors(c)
-        } else {
-            decode_errors(c)
-        };
+        let errors = errors_of(c, h264);
         assert!(errors.is_empty(), "{}: {errors}", c.display());
         let types = picture_types(c);
         assert!(
@@ -276,11 +281,7 @@ fn assert_clips_exact(location: &Path, media_id: &str, feed: &Path, ranges: &[(f
         }
         let done = done.expect("clip done");
         assert!(!done.has_field("error"), "{query}: {done:?}");
-        let errors = if h264 {
-            h264_open_gop_errors(&out)
-        } else {
-            decode_errors(&out)
-        };
+        let errors = errors_of(&out, h264);
         assert!(errors.is_empty(), "{query}: {errors}");
         // Frame k is presented at k / fps: the frames in [start, end).
         let first = (start * fps - 1e-6).ceil() as usize;
@@ -297,11 +298,7 @@ fn assert_clips_exact(location: &Path, media_id: &str, feed: &Path, ranges: &[(f
         let text = m.get::<String>("manifest").unwrap();
         let manifest = session.join(format!("clip-{i}.m3u8"));
         std::fs::write(&manifest, text).unwrap();
-        let errors = if h264 {
-            h264_open_gop_errors(&manifest)
-        } else {
-            decode_errors(&manifest)
-        };
+        let errors = errors_of(&manifest, h264);
         assert!(errors.is_empty(), "{query} manifest: {errors}");
         let played = frame_md5s(&manifest);
         let from = source.iter().position(|f| Some(f) == played.first());
