@@ -529,3 +529,82 @@ fn motion_clips_of_an_open_gop_feed() {
         assert!(errors.is_empty(), "{}: {errors}", c.display());
     }
 }
+
+/// Gray pixels of frame `k` of `file` (in presentation order), at `w` by
+/// `h`.
+fn frame_gray(file: &Path, k: usize, w: u32, h: u32) -> Vec<u8> {
+    let mut px = gray_pixels(file, &format!("select=eq(n\\,{k}),scale={w}:{h}"));
+    // The output's constant frame rate may repeat the one frame selected.
+    px.truncate((w * h) as usize);
+    px
+}
+
+fn mean_abs_diff(a: &[u8], b: &[u8]) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| f64::from(x.abs_diff(y)))
+        .sum::<f64>()
+        / a.len() as f64
+}
+
+/// thumbnailer on open-GOP feeds (encoded input, no encoder upstream): one
+/// image per tick, and each is the picture of the frame it names (closest
+/// to it of its neighbours, by pixels against ffmpeg's decode of the feed),
+/// not a picture decoded with missing references.
+#[test]
+fn thumbnails_of_open_gop_feeds_are_their_frames() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    for f in [x264_open_gop(dir.path()), x265_rasl(dir.path())] {
+        let out = dir.path().join(f.file_stem().unwrap());
+        std::fs::create_dir_all(&out).unwrap();
+        let p = launch(&format!(
+            "filesrc location={} ! tsdemux ! {} ! thumbnailer interval=2 format=png \
+             location={}/t-%03d.png ! fakesink",
+            f.display(),
+            parser(&f),
+            out.display()
+        ));
+        let result = run(&p, Duration::from_secs(120));
+        ok(&result);
+        assert!(result.warnings.is_empty(), "{:?}", result.warnings);
+        let msgs = result.named("thumbnailer-thumbnail");
+        assert_eq!(msgs.len(), SECONDS as usize / 2, "{}", f.display());
+        for m in msgs {
+            let image = PathBuf::from(m.get::<String>("location").unwrap());
+            let w = m.get::<i32>("width").unwrap() as u32;
+            let h = m.get::<i32>("height").unwrap() as u32;
+            let k = (ns(m, "recording-time") as f64 * 25.0 / 1e9).round() as usize;
+            let thumb = gray_pixels(&image, "null");
+            let from = k.saturating_sub(2);
+            let diffs: Vec<f64> = (from..=k + 2)
+                .map(|n| mean_abs_diff(&thumb, &frame_gray(&f, n, w, h)))
+                .collect();
+            let best = diffs
+                .iter()
+                .enumerate()
+                .min_by(|a, b| a.1.total_cmp(b.1))
+                .unwrap();
+            assert_eq!(
+                from + best.0,
+                k,
+                "{}: thumbnail of frame {k} against frames {from}..: {diffs:?}",
+                image.display()
+            );
+            // Clearly closer to it than to any neighbour (the images went
+            // through RGB and back to gray: not bit-exact), and close.
+            let next = diffs
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != best.0)
+                .map(|(_, d)| *d)
+                .fold(f64::MAX, f64::min);
+            assert!(
+                *best.1 < 5.0 && *best.1 < 0.8 * next,
+                "{}: {diffs:?}",
+                image.display()
+            );
+        }
+    }
+}

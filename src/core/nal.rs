@@ -340,6 +340,18 @@ impl ParameterSets {
         self.units.is_empty()
     }
 
+    /// The remembered sequence parameter sets.
+    pub fn sps(&self) -> Vec<&[u8]> {
+        self.units
+            .iter()
+            .filter(|u| {
+                u.first()
+                    .is_some_and(|&h| self.codec.is_sps(self.codec.nal_type(h)))
+            })
+            .map(|u| u.as_slice())
+            .collect()
+    }
+
     /// Looks at the head of an access unit: remembers its parameter sets
     /// (if any) and says whether it has a sequence parameter set.
     pub fn observe(&mut self, data: &[u8]) -> bool {
@@ -382,6 +394,172 @@ impl ParameterSets {
         out.extend_from_slice(data);
         out
     }
+}
+
+/// The RBSP of a NAL unit payload: emulation prevention bytes removed.
+fn unescape(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len());
+    let mut zeros = 0;
+    for &b in data {
+        if zeros >= 2 && b == 3 {
+            zeros = 0;
+            continue;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    out
+}
+
+/// A NAL unit payload from an RBSP: emulation prevention bytes put back.
+fn escape(rbsp: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(rbsp.len() + rbsp.len() / 64);
+    let mut zeros = 0;
+    for &b in rbsp {
+        if zeros >= 2 && b <= 3 {
+            out.push(3);
+            zeros = 0;
+        }
+        zeros = if b == 0 { zeros + 1 } else { 0 };
+        out.push(b);
+    }
+    // A unit never ends in a zero byte (trailing cabac_zero_words).
+    if out.last() == Some(&0) {
+        out.push(3);
+    }
+    out
+}
+
+/// Reads an RBSP bit by bit (no emulation bytes left).
+struct Rbsp<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Rbsp<'_> {
+    fn bit(&mut self) -> Option<u32> {
+        let b = *self.data.get(self.pos / 8)?;
+        let v = (b >> (7 - self.pos % 8)) & 1;
+        self.pos += 1;
+        Some(u32::from(v))
+    }
+
+    fn bits(&mut self, n: usize) -> Option<u32> {
+        (0..n).try_fold(0u32, |acc, _| Some((acc << 1) | self.bit()?))
+    }
+
+    fn ue(&mut self) -> Option<u32> {
+        let mut zeros = 0;
+        while self.bit()? == 0 {
+            zeros += 1;
+            if zeros > 31 {
+                return None;
+            }
+        }
+        Some((1u32 << zeros) - 1 + self.bits(zeros)?)
+    }
+
+    fn se(&mut self) -> Option<i32> {
+        let k = self.ue()?;
+        let v = k.div_ceil(2) as i32;
+        Some(if k % 2 == 1 { v } else { -v })
+    }
+}
+
+/// From an H.264 SPS unit (with its header byte): `log2_max_frame_num`,
+/// and whether colour planes are coded separately.
+fn h264_sps_frame_num(sps: &[u8]) -> Option<(usize, bool)> {
+    let rbsp = unescape(sps.get(1..)?);
+    let mut r = Rbsp {
+        data: &rbsp,
+        pos: 0,
+    };
+    let profile = r.bits(8)?;
+    r.bits(16)?; // constraint flags, level
+    r.ue()?; // seq_parameter_set_id
+    let mut separate = false;
+    if matches!(
+        profile,
+        100 | 110 | 122 | 244 | 44 | 83 | 86 | 118 | 128 | 138 | 139 | 134 | 135
+    ) {
+        let chroma = r.ue()?;
+        if chroma == 3 {
+            separate = r.bit()? == 1;
+        }
+        r.ue()?; // bit_depth_luma_minus8
+        r.ue()?; // bit_depth_chroma_minus8
+        r.bit()?; // qpprime_y_zero_transform_bypass_flag
+        if r.bit()? == 1 {
+            // Scaling matrices: skipped list by list.
+            for i in 0..if chroma == 3 { 12 } else { 8 } {
+                if r.bit()? == 1 {
+                    let size = if i < 6 { 16 } else { 64 };
+                    let (mut last, mut next) = (8i32, 8i32);
+                    for _ in 0..size {
+                        if next != 0 {
+                            next = (last + r.se()? + 256) % 256;
+                        }
+                        if next != 0 {
+                            last = next;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let log2 = r.ue()? as usize + 4;
+    (4..=16).contains(&log2).then_some((log2, separate))
+}
+
+/// An H.264 access unit whose slices say `frame_num` 0, for decoding one
+/// open-GOP I picture on its own.
+///
+/// A decoder that starts at a non-IDR picture sees a gap in `frame_num`
+/// and makes up the missing reference pictures; GStreamer 1.22's libav
+/// decoder can't allocate those and fails the picture ("decode_slice_header
+/// error"). With `frame_num` 0 there is no gap. The picture itself (all
+/// intra slices) decodes the same. `sps`: the stream's sequence parameter
+/// sets, used when the access unit carries none. `None` when the unit
+/// can't be read.
+pub fn h264_with_frame_num_zero(data: &[u8], framing: Framing, sps: &[&[u8]]) -> Option<Vec<u8>> {
+    let all = units(data, framing);
+    let own_sps = all.iter().copied().find(|u| u[0] & 0x1f == 7);
+    let (log2, separate) = h264_sps_frame_num(own_sps.or(sps.first().copied())?)?;
+    let mut out = Vec::with_capacity(data.len() + 16);
+    for u in all {
+        let unit = if matches!(u[0] & 0x1f, 1 | 5) {
+            let mut rbsp = unescape(&u[1..]);
+            let mut r = Rbsp {
+                data: &rbsp,
+                pos: 0,
+            };
+            r.ue()?; // first_mb_in_slice
+            r.ue()?; // slice_type
+            r.ue()?; // pic_parameter_set_id
+            if separate {
+                r.bits(2)?;
+            }
+            let at = r.pos;
+            r.bits(log2)?;
+            for bit in at..at + log2 {
+                rbsp[bit / 8] &= !(0x80 >> (bit % 8));
+            }
+            let mut unit = vec![u[0]];
+            unit.extend(escape(&rbsp));
+            unit
+        } else {
+            u.to_vec()
+        };
+        match framing {
+            Framing::ByteStream => out.extend_from_slice(&[0, 0, 0, 1]),
+            Framing::Length(n) => {
+                let len = (unit.len() as u64).to_be_bytes();
+                out.extend_from_slice(len.get(8 - n..)?);
+            }
+        }
+        out.extend(unit);
+    }
+    Some(out)
 }
 
 #[cfg(test)]
@@ -559,5 +737,49 @@ mod tests {
         assert!(ps.observe(&annexb(&[vps, sps, pps, cra])));
         assert!(!ps.observe(&annexb(&[cra])));
         assert_eq!(ps.prepend(&annexb(&[cra])), annexb(&[vps, sps, pps, cra]));
+    }
+
+    /// An open-GOP I picture of libx264 gets `frame_num` 0 and keeps every
+    /// other bit; parameter sets, SEI and framing stay as they are.
+    #[test]
+    fn h264_frame_num_zero_rewrites_only_frame_num() {
+        use real::*;
+        let (log2, separate) = h264_sps_frame_num(H264_SPS).unwrap();
+        assert!(!separate);
+        assert!((4..=16).contains(&log2));
+        for framing in [Framing::ByteStream, Framing::Length(4)] {
+            let au = match framing {
+                Framing::ByteStream => annexb(&[H264_AUD, H264_SEI_RECOVERY, H264_OPEN_I]),
+                Framing::Length(_) => lengths(&[H264_AUD, H264_SEI_RECOVERY, H264_OPEN_I]),
+            };
+            // The SPS comes from the stream (codec_data), not the unit.
+            let out = h264_with_frame_num_zero(&au, framing, &[H264_SPS]).unwrap();
+            let got = units(&out, framing);
+            assert_eq!(got.len(), 3);
+            assert_eq!(got[0], H264_AUD);
+            assert_eq!(got[1], H264_SEI_RECOVERY);
+            let (before, after) = (unescape(&H264_OPEN_I[1..]), unescape(&got[2][1..]));
+            let mut r = Rbsp {
+                data: &after,
+                pos: 0,
+            };
+            assert_eq!((r.ue(), r.ue(), r.ue()), (Some(0), Some(7), Some(0)));
+            let at = r.pos;
+            assert_eq!(r.bits(log2), Some(0), "frame_num");
+            let bit = |d: &[u8], i: usize| (d[i / 8] >> (7 - i % 8)) & 1;
+            for i in (0..before.len() * 8).filter(|i| !(at..at + log2).contains(i)) {
+                assert_eq!(bit(&before, i), bit(&after, i), "bit {i}");
+            }
+            assert_eq!(classify(&out, Codec::H264, framing), Access::Open);
+        }
+        // Without any SPS there is nothing to read the width from.
+        assert!(
+            h264_with_frame_num_zero(&annexb(&[H264_OPEN_I]), Framing::ByteStream, &[]).is_none()
+        );
+        // Escaping round-trips, and a unit never ends in a zero byte.
+        for raw in [&[0u8, 0, 0, 1, 0, 0, 2][..], &[1, 0, 0], &[0, 0, 3, 0, 0]] {
+            assert_eq!(unescape(&escape(raw)), raw);
+            assert_ne!(escape(raw).last(), Some(&0));
+        }
     }
 }

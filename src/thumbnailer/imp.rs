@@ -13,7 +13,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
-use crate::core::nal::{Codec, Framing, ParameterSets};
+use crate::core::nal::{self, Codec, Framing, ParameterSets};
 use crate::core::pattern::format_index;
 use crate::core::thumbs::{Geometry, Picker, Storyboard, Trigger};
 use crate::output::{FileSeries, SrcOutput, WorkQueue, post_eos_if_sink, write_file};
@@ -99,6 +99,8 @@ struct Input {
     /// Codec and framing when parameter sets travel in band (byte-stream,
     /// avc3, hev1): keyframes may need the last ones put in front.
     in_band: Option<(Codec, Framing)>,
+    /// H.264 framing, and the sequence parameter sets of `codec_data`.
+    h264: Option<(Framing, Vec<Vec<u8>>)>,
 }
 
 impl Input {
@@ -132,17 +134,55 @@ impl Input {
             (Some(Codec::H265), "hev1") => Some((Codec::H265, Framing::Length(length_size(21)))),
             _ => None,
         };
+        let h264 = (codec == Some(Codec::H264)).then(|| {
+            let framing = in_band.map_or(Framing::Length(length_size(4)), |(_, f)| f);
+            let sps = crate::mp4::CodecConfig::from_caps(caps)
+                .ok()
+                .and_then(|c| match c.entry {
+                    mp4_atom::Codec::Avc1(a) => Some(a.avcc.sequence_parameter_sets),
+                    mp4_atom::Codec::Avc3(a) => Some(a.avcc.sequence_parameter_sets),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            (framing, sps)
+        });
         Some(Input {
             caps: caps.clone(),
             encoded,
             size,
             par,
             in_band,
+            h264,
         })
     }
 }
 
 /// A frame chosen to become a thumbnail.
+/// An H.264 open-GOP I picture made decodable on its own (see
+/// [`nal::h264_with_frame_num_zero`]); any other picture as it is.
+fn h264_alone(buffer: gst::Buffer, framing: Framing, sps: &[Vec<u8>]) -> gst::Buffer {
+    let rewritten = buffer.map_readable().ok().and_then(|m| {
+        (nal::classify(&m, Codec::H264, framing) == nal::Access::Open)
+            .then(|| {
+                let sps: Vec<&[u8]> = sps.iter().map(|s| s.as_slice()).collect();
+                nal::h264_with_frame_num_zero(&m, framing, &sps)
+            })
+            .flatten()
+    });
+    match rewritten {
+        Some(data) => {
+            let mut out = gst::Buffer::from_mut_slice(data);
+            let _ = buffer.copy_into(
+                out.get_mut().unwrap(),
+                gst::BufferCopyFlags::FLAGS | gst::BufferCopyFlags::TIMESTAMPS,
+                ..,
+            );
+            out
+        }
+        None => buffer,
+    }
+}
+
 struct Job {
     buffer: gst::Buffer,
     input: Arc<Input>,
@@ -919,7 +959,11 @@ impl Worker {
         }
         let started = Instant::now();
         let renderer = self.renderer.as_mut().unwrap();
-        let rendered = match renderer.render(std::mem::take(&mut job.buffer), RENDER_TIMEOUT) {
+        let mut buffer = std::mem::take(&mut job.buffer);
+        if let Some((framing, sps)) = &job.input.h264 {
+            buffer = h264_alone(buffer, *framing, sps);
+        }
+        let rendered = match renderer.render(buffer, RENDER_TIMEOUT) {
             Ok(r) => r,
             Err(e) => {
                 // A fresh pipeline for the next frame; this one is skipped.
