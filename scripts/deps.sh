@@ -25,13 +25,16 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# hls.js for the browser playback checks (web/package-lock.json pins it).
+# hls.js, Shaka Player and video.js for the browser playback checks
+# (web/package-lock.json pins them).
 if ! command -v npm >/dev/null 2>&1; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq nodejs npm >/dev/null
 fi
 here="$(cd "$(dirname "$0")/.." && pwd)"
-if [ ! -f "$here/web/node_modules/hls.js/dist/hls.min.js" ]; then
+if [ ! -f "$here/web/node_modules/hls.js/dist/hls.min.js" ] \
+  || [ ! -f "$here/web/node_modules/shaka-player/dist/shaka-player.compiled.js" ] \
+  || [ ! -f "$here/web/node_modules/video.js/dist/video.min.js" ]; then
   (cd "$here/web" && npm ci --no-audit --no-fund --silent)
 fi
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MPL-2.0
 //! What browsers see: a recording made by hlsclipsink plays in headless
 //! Chromium through hls.js (Media Source Extensions), without gaps, to its
-//! end.
+//! end; clip manifests of an open-GOP feed play in hls.js, Shaka Player and
+//! video.js.
 
 mod common;
 
@@ -39,12 +40,30 @@ fn serve(session: PathBuf, hlsjs: PathBuf) -> u16 {
 }
 
 fn serve_page(session: PathBuf, hlsjs: PathBuf, page: String) -> u16 {
+    serve_scripts(session, vec![("/hls.min.js".into(), hlsjs)], page)
+}
+
+/// The web player library `file` under web/node_modules.
+fn player(file: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("web/node_modules")
+        .join(file);
+    assert!(
+        path.exists(),
+        "{file} is installed by scripts/deps.sh (npm ci in web/)"
+    );
+    path
+}
+
+/// Serves `page` at `/`, each script of `scripts` at its path, and the
+/// session directory under `/rec/`.
+fn serve_scripts(session: PathBuf, scripts: Vec<(String, PathBuf)>, page: String) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let session = session.clone();
-            let hlsjs = hlsjs.clone();
+            let scripts = scripts.clone();
             let page = page.clone();
             std::thread::spawn(move || {
                 let mut stream = stream;
@@ -61,7 +80,10 @@ fn serve_page(session: PathBuf, hlsjs: PathBuf, page: String) -> u16 {
                 let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
                 let (body, kind) = match path.as_str() {
                     "/" => (Some(page.as_bytes().to_vec()), "text/html"),
-                    "/hls.min.js" => (std::fs::read(&hlsjs).ok(), "text/javascript"),
+                    p if scripts.iter().any(|(s, _)| s == p) => {
+                        let file = &scripts.iter().find(|(s, _)| s == p).unwrap().1;
+                        (std::fs::read(file).ok(), "text/javascript")
+                    }
                     p if p.starts_with("/rec/") && !p.contains("..") => {
                         let name = &p["/rec/".len()..];
                         let kind = if name.ends_with(".m3u8") {
@@ -238,4 +260,158 @@ fn hls_js_plays_live_and_clip_manifests_from_the_element_server() {
         .unwrap_or_else(|| panic!("the clip did not play to its end: {lines:?}"));
     let frames: u64 = ended.split_whitespace().nth(5).unwrap().parse().unwrap();
     assert!(frames >= 60, "{ended}");
+}
+
+/// Three players, one after the other, on `/rec/clip.m3u8`: each logs
+/// `ended <player> at <time> frames <n>` or `error <player> …`, then `done`.
+const PLAYERS_PAGE: &str = r#"<!doctype html><html><body>
+<video id=h muted playsinline></video>
+<video id=s muted playsinline></video>
+<video-js id=j muted playsinline></video-js>
+<script src="/hls.min.js"></script>
+<script src="/shaka.js"></script>
+<script src="/video.min.js"></script>
+<script>
+const log = (m) => console.log("liveclip: " + m);
+const url = "/rec/clip.m3u8";
+const frames = (v) => v.getVideoPlaybackQuality().totalVideoFrames;
+function ended(name, v, next) {
+  v.addEventListener('ended', () => {
+    log("ended " + name + " at " + v.currentTime.toFixed(3) + " frames " + frames(v));
+    next();
+  }, { once: true });
+  v.addEventListener('error', () => { log("error " + name + " media " + (v.error && v.error.code)); next(); }, { once: true });
+}
+function hlsjs(next) {
+  const v = document.getElementById('h');
+  const h = new Hls();
+  h.on(Hls.Events.ERROR, (e, d) => { if (d.fatal) { log("error hls.js " + d.details); next(); } });
+  ended("hls.js", v, next);
+  h.loadSource(url);
+  h.attachMedia(v);
+  v.play().catch(() => {});
+}
+async function shakaPlayer(next) {
+  const v = document.getElementById('s');
+  shaka.polyfill.installAll();
+  const p = new shaka.Player();
+  await p.attach(v);
+  p.addEventListener('error', (ev) => { log("error shaka " + ev.detail.code); next(); });
+  ended("shaka", v, next);
+  try { await p.load(url); v.play().catch(() => {}); } catch (e) { log("error shaka load " + e.code); next(); }
+}
+function videojsPlayer(next) {
+  const p = videojs('j', { muted: true, autoplay: true });
+  p.on('error', () => { log("error video.js " + JSON.stringify(p.error())); next(); });
+  p.on('ended', () => {
+    const v = p.tech({ IWillNotUseThisInPlugins: true }).el();
+    log("ended video.js at " + p.currentTime().toFixed(3) + " frames " + frames(v));
+    next();
+  });
+  p.src({ src: url, type: 'application/x-mpegURL' });
+}
+const steps = [hlsjs, shakaPlayer, videojsPlayer];
+let i = 0;
+function next() { if (i < steps.length) { const s = steps[i++]; s(next); } else log("done"); }
+window.onerror = (m) => log("error page " + m);
+next();
+</script></body></html>"#;
+
+/// Clip manifests of an open-GOP recording (ffmpeg's libx264 with open
+/// GOPs and B-pyramid, through MPEG-TS and h264parse) play to their end
+/// without an error in hls.js, Shaka Player and video.js: one from the
+/// start (an IDR), one from mid-GOP (an open-GOP I picture, whose leading
+/// pictures refer to the GOP before it).
+#[test]
+fn clip_manifests_of_an_open_gop_feed_play_in_three_players() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = dir.path().join("feed.ts");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=25")
+        .args(["-f", "lavfi", "-i", "sine=f=440:r=48000", "-t", "12"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "50",
+        ])
+        .args([
+            "-x264opts",
+            "open-gop=1:b-pyramid=normal",
+            "-c:a",
+            "aac",
+            "-f",
+            "mpegts",
+        ])
+        .arg(&feed)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let pipeline = launch(&format!(
+        "filesrc location={} ! tsdemux name=d d. ! h264parse ! queue ! h.video \
+         d. ! aacparse ! queue ! h.audio \
+         hlsclipsink name=h location={} stream-id=cam target-duration=2",
+        feed.display(),
+        dir.path().display()
+    ));
+    ok(&run(&pipeline, Duration::from_secs(60)));
+    let session = session_dirs(&dir.path().join("cam")).pop().unwrap();
+    let media_id = session.file_name().unwrap().to_string_lossy().into_owned();
+    let sink = gst::ElementFactory::make("hlsclipsink")
+        .property("location", dir.path().display().to_string())
+        .property("stream-id", "cam")
+        .build()
+        .unwrap();
+    for query in ["time=0.3&duration=4", "time=4.3&duration=4"] {
+        let m = sink.emit_by_name::<gst::Structure>(
+            "get-clip-manifest",
+            &[&Some(media_id.as_str()), &query],
+        );
+        assert!(!m.has_field("error"), "{m:?}");
+        let text = m.get::<String>("manifest").unwrap();
+        std::fs::write(session.join("clip.m3u8"), &text).unwrap();
+        let playlist = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        let total: f64 = playlist
+            .segments
+            .iter()
+            .map(|s| f64::from(s.duration))
+            .sum();
+
+        let port = serve_scripts(
+            session.clone(),
+            vec![
+                ("/hls.min.js".into(), player("hls.js/dist/hls.min.js")),
+                (
+                    "/shaka.js".into(),
+                    player("shaka-player/dist/shaka-player.compiled.js"),
+                ),
+                ("/video.min.js".into(), player("video.js/dist/video.min.js")),
+            ],
+            PLAYERS_PAGE.to_string(),
+        );
+        let lines = common::browser::chromium(
+            &format!("http://127.0.0.1:{port}/"),
+            &["done"],
+            Duration::from_secs(120),
+        );
+        assert!(
+            lines.iter().all(|l| !l.starts_with("error")),
+            "{query}: player errors: {lines:?}"
+        );
+        for name in ["hls.js", "shaka", "video.js"] {
+            let ended = lines
+                .iter()
+                .find(|l| l.starts_with(&format!("ended {name} ")))
+                .unwrap_or_else(|| panic!("{query}: {name} did not play to the end: {lines:?}"));
+            // "ended NAME at T frames N": to the end of the manifest's media.
+            let words: Vec<&str> = ended.split_whitespace().collect();
+            let at: f64 = words[3].parse().unwrap();
+            let frames: u64 = words[5].parse().unwrap();
+            assert!(
+                (at - total).abs() < 0.3,
+                "{query}: {name}: {ended} (media {total} s)"
+            );
+            // At least the requested 4 s of 25 fps were decoded.
+            assert!(frames >= 100, "{query}: {name}: {ended}");
+        }
+    }
 }
