@@ -317,11 +317,14 @@ window.onerror = (m) => log("error page " + m);
 next();
 </script></body></html>"#;
 
-/// Clip manifests of an open-GOP recording (ffmpeg's libx264 with open
-/// GOPs and B-pyramid, through MPEG-TS and h264parse) play to their end
-/// without an error in hls.js, Shaka Player and video.js: one from the
-/// start (an IDR), one from mid-GOP (an open-GOP I picture, whose leading
-/// pictures refer to the GOP before it).
+/// A clip manifest of an open-GOP recording (ffmpeg's libx264 with open
+/// GOPs and B-pyramid, through MPEG-TS and h264parse) plays to its end
+/// without an error in hls.js, Shaka Player and video.js, across open-GOP
+/// I pictures and their leading pictures. It starts at the feed's IDR:
+/// Chromium's Media Source takes only IDR pictures as H.264 random-access
+/// points (a manifest starting at an open-GOP I picture fails there with
+/// "Failed to send video packet for decoding … is_key_frame=0"), which
+/// hlsclipsink tells the application in a warning.
 #[test]
 fn clip_manifests_of_an_open_gop_feed_play_in_three_players() {
     init();
@@ -353,7 +356,16 @@ fn clip_manifests_of_an_open_gop_feed_play_in_three_players() {
         feed.display(),
         dir.path().display()
     ));
-    ok(&run(&pipeline, Duration::from_secs(60)));
+    let result = run(&pipeline, Duration::from_secs(60));
+    ok(&result);
+    assert!(
+        result
+            .warnings
+            .iter()
+            .any(|w| w.contains("open-GOP I pictures, not IDR")),
+        "{:?}",
+        result.warnings
+    );
     let session = session_dirs(&dir.path().join("cam")).pop().unwrap();
     let media_id = session.file_name().unwrap().to_string_lossy().into_owned();
     let sink = gst::ElementFactory::make("hlsclipsink")
@@ -361,7 +373,8 @@ fn clip_manifests_of_an_open_gop_feed_play_in_three_players() {
         .property("stream-id", "cam")
         .build()
         .unwrap();
-    for query in ["time=0.3&duration=4", "time=4.3&duration=4"] {
+    {
+        let query = "time=0.3&duration=8";
         let m = sink.emit_by_name::<gst::Structure>(
             "get-clip-manifest",
             &[&Some(media_id.as_str()), &query],
@@ -410,8 +423,8 @@ fn clip_manifests_of_an_open_gop_feed_play_in_three_players() {
                 (at - total).abs() < 0.3,
                 "{query}: {name}: {ended} (media {total} s)"
             );
-            // At least the requested 4 s of 25 fps were decoded.
-            assert!(frames >= 100, "{query}: {name}: {ended}");
+            // At least the requested 8 s of 25 fps were decoded.
+            assert!(frames >= 200, "{query}: {name}: {ended}");
         }
     }
 }

@@ -441,18 +441,38 @@ pub fn clip_manifest(
         last_uri = Some(&s.uri);
         let d = f.end.saturating_sub(f.start);
         max_extinf = max_extinf.max((d as f64 / 1e9).round() as u64);
-        segments.push(MediaSegment {
-            uri: format!("{base}{}", s.uri),
-            duration: secs(d) as f32,
-            byte_range: Some(ByteRange {
-                length: f.size,
-                offset: Some(f.offset),
-            }),
-            discontinuity,
-            map,
-            program_date_time: pdt.map(|t| t.fixed_offset()),
-            ..Default::default()
-        });
+        // The first fragment of an open GOP: its leading pictures (they
+        // refer to media before the clip) are left out, so the players'
+        // decoders start at the random-access point itself. The part with
+        // the random-access point (and the audio) carries the fragment's
+        // time but a millisecond, which the rest of the video carries.
+        let parts: Vec<(u64, u64, u64)> = match f.lead {
+            Some((from, to)) if segments.is_empty() && d > 2_000_000 && to < f.offset + f.size => {
+                vec![
+                    (f.offset, from - f.offset, d - 1_000_000),
+                    (to, f.offset + f.size - to, 1_000_000),
+                ]
+            }
+            _ => vec![(f.offset, f.size, d)],
+        };
+        for (i, (offset, length, d)) in parts.into_iter().enumerate() {
+            segments.push(MediaSegment {
+                uri: format!("{base}{}", s.uri),
+                duration: secs(d) as f32,
+                byte_range: Some(ByteRange {
+                    length,
+                    offset: Some(offset),
+                }),
+                discontinuity: discontinuity && i == 0,
+                map: if i == 0 { map.clone() } else { None },
+                program_date_time: if i == 0 {
+                    pdt.map(|t| t.fixed_offset())
+                } else {
+                    None
+                },
+                ..Default::default()
+            });
+        }
     }
     let start = (accuracy == Accuracy::Frame).then(|| m3u8_rs::Start {
         time_offset: secs(range.start.saturating_sub(first_start)),
@@ -746,6 +766,7 @@ mod tests {
                 fragments: Some(
                     (0..3u64)
                         .map(|k| FragmentInfo {
+                            lead: None,
                             offset: 24 + k * 1000,
                             size: 1000,
                             start: i * 6 * NS + k * 2 * NS,
@@ -954,5 +975,48 @@ mod tests {
         )
         .unwrap();
         assert!(!key.contains("EXT-X-START"));
+    }
+
+    /// The first fragment of an open GOP is listed without its leading
+    /// pictures: two byte ranges around them; later ones stay whole.
+    #[test]
+    fn clip_manifest_leaves_out_the_first_fragments_leading_pictures() {
+        let mut idx = index(false);
+        for seg in &mut idx.segments {
+            for f in seg.fragments.as_mut().unwrap() {
+                // 200 bytes of key picture and audio, 100 of leading
+                // pictures, 700 of the rest.
+                f.lead = Some((f.offset + 200, f.offset + 300));
+            }
+        }
+        let range = Range {
+            start: 5 * NS,
+            end: 9 * NS,
+        };
+        let text = clip_manifest(&idx, range, Accuracy::Frame, "").unwrap();
+        let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        let ranges: Vec<(u64, Option<u64>, f32)> = pl
+            .segments
+            .iter()
+            .map(|s| {
+                let b = s.byte_range.as_ref().unwrap();
+                (b.length, b.offset, s.duration)
+            })
+            .collect();
+        // Fragments [4,6) [6,8) [8,10): the first split around its lead.
+        assert_eq!(
+            ranges,
+            vec![
+                (200, Some(2024), 1.999),
+                (700, Some(2324), 0.001),
+                (1000, Some(24), 2.0),
+                (1000, Some(1024), 2.0),
+            ]
+        );
+        // Only the first part carries the map and the date.
+        assert!(pl.segments[0].map.is_some() && pl.segments[0].program_date_time.is_some());
+        assert!(pl.segments[1].map.is_none() && pl.segments[1].program_date_time.is_none());
+        // Presentation starts 1 s into the fragment, as before.
+        assert!((pl.start.unwrap().time_offset - 1.0).abs() < 1e-9);
     }
 }

@@ -27,6 +27,10 @@ pub struct FragmentInfo {
     /// Recording time, ns.
     pub start: u64,
     pub end: u64,
+    /// Bytes `[from, to)` of the segment file that hold only the leading
+    /// pictures of the fragment's random-access point (an open GOP): a
+    /// clip that starts at this fragment leaves them out.
+    pub lead: Option<(u64, u64)>,
 }
 
 /// A segment and, when known, its fragments.
@@ -277,22 +281,36 @@ fn scan_fragments(
         .copied()
         .ok_or_else(|| std::io::Error::other(format!("{} has no tracks", seg.map)))?;
     let scanned = crate::mp4::scan::scan_segment(&dir.join(&seg.uri))?;
+    // A group starts at every fragment whose leading track starts with a
+    // sync sample; the fragments after it (an open GOP's leading pictures,
+    // then the rest of its video) belong to it.
     let mut out: Vec<FragmentInfo> = Vec::with_capacity(scanned.fragments.len());
     for f in &scanned.fragments {
-        let Some(run) = f.runs.iter().find(|r| r.track_id == leader.0) else {
-            continue;
-        };
-        let start =
-            (u128::from(run.base_decode_time) * 1_000_000_000 / u128::from(leader.1.max(1))) as u64;
-        if let Some(prev) = out.last_mut() {
-            prev.end = start.max(prev.start);
+        let run = f.runs.iter().find(|r| r.track_id == leader.0);
+        match out.last_mut() {
+            Some(g) if !run.is_some_and(|r| r.starts_with_sync) => {
+                let second = g.offset + g.size == f.offset && g.lead.is_none() && g.size > 0;
+                if second && f.runs.len() == 1 && run.is_some_and(|r| r.leading) {
+                    g.lead = Some((f.offset, f.offset + f.size));
+                }
+                g.size = f.offset + f.size - g.offset;
+            }
+            _ => {
+                let Some(run) = run else { continue };
+                let start = (u128::from(run.base_decode_time) * 1_000_000_000
+                    / u128::from(leader.1.max(1))) as u64;
+                if let Some(prev) = out.last_mut() {
+                    prev.end = start.max(prev.start);
+                }
+                out.push(FragmentInfo {
+                    offset: f.offset,
+                    size: f.size,
+                    start,
+                    end: start,
+                    lead: None,
+                });
+            }
         }
-        out.push(FragmentInfo {
-            offset: f.offset,
-            size: f.size,
-            start,
-            end: start,
-        });
     }
     let seg_end = seg.end();
     if let Some(last) = out.last_mut() {

@@ -22,8 +22,9 @@ use super::index::{FragmentInfo, LiveIndex, SegmentInfo, SessionIndex};
 use super::playlist::{self, Kind, Segment};
 use super::sessions::{SessionRecord, SessionsFile, State, new_media_id};
 use crate::core::atomic::{sync_dir, write_atomic};
+use crate::core::{Sample, TrackKind};
 use crate::mp4::ClipTrack;
-use crate::mp4::fragmented::{self, FragTrack, Fragment};
+use crate::mp4::fragmented::{self, FragTrack};
 use crate::mp4::progressive::WriteError;
 use crate::mp4::scan::scan_segment;
 
@@ -426,29 +427,43 @@ impl Recorder {
         delays: &[i64],
         pdt: Option<DateTime<Utc>>,
         end: i64,
-    ) -> io::Result<Option<Fragment>> {
+    ) -> io::Result<Option<FragmentInfo>> {
         let Some(map) = self.map.clone() else {
             return Err(io::Error::other("no init segment written before media"));
         };
         let offset = offset - self.base as i64;
-        let frag_tracks: Vec<FragTrack> = tracks
-            .iter()
-            .enumerate()
-            .map(|(i, t)| FragTrack {
-                track_id: i as u32 + 1,
-                config: &t.config,
-                samples: &t.samples,
-                next_dts: t.next_dts,
-                offset,
-                delay: delays.get(i).copied().unwrap_or(0),
-            })
-            .collect();
-        self.fragment_sequence += 1;
-        let frag = match fragmented::fragment(self.fragment_sequence, &frag_tracks) {
-            Ok(f) => f,
-            Err(WriteError::Empty) => return Ok(None),
-            Err(e) => return Err(io_err(e)),
-        };
+        // An open random-access point's leading pictures refer to the GOP
+        // before it: they get a fragment of their own, between one with the
+        // random-access point (and the other tracks) and one with the rest
+        // of the video, so that a clip manifest starting here can leave
+        // them out by byte ranges (players then decode from the point
+        // alone). The playlists see one contiguous fragment group.
+        let mut frags = Vec::with_capacity(3);
+        for part in split_leading(tracks) {
+            let frag_tracks: Vec<FragTrack> = part
+                .iter()
+                .map(|&(i, samples, next_dts, rap)| FragTrack {
+                    track_id: i as u32 + 1,
+                    config: &tracks[i].config,
+                    samples,
+                    next_dts,
+                    offset,
+                    delay: delays.get(i).copied().unwrap_or(0),
+                    rap,
+                })
+                .collect();
+            match fragmented::fragment(self.fragment_sequence + 1, &frag_tracks) {
+                Ok(f) => {
+                    self.fragment_sequence += 1;
+                    frags.push(f);
+                }
+                Err(WriteError::Empty) => {}
+                Err(e) => return Err(io_err(e)),
+            }
+        }
+        if frags.is_empty() {
+            return Ok(None);
+        }
         if self.open.is_none() {
             let sequence = self.next_sequence;
             let uri = segment_uri(sequence);
@@ -476,8 +491,9 @@ impl Recorder {
         let open = self.open.as_mut().expect("opened above");
         // One writev per batch of samples: the data goes from the buffers
         // GStreamer filled straight to the file, without another copy.
-        let mut slices: Vec<io::IoSlice> = std::iter::once(&frag.header[..])
-            .chain(frag.payload.iter().map(|p| &p[..]))
+        let mut slices: Vec<io::IoSlice> = frags
+            .iter()
+            .flat_map(|f| std::iter::once(&f.header[..]).chain(f.payload.iter().map(|p| &p[..])))
             .map(io::IoSlice::new)
             .collect();
         let mut rest = &mut slices[..];
@@ -491,15 +507,22 @@ impl Recorder {
         open.file.sync_data()?;
         let fragment_start = open.end;
         open.end = open.end.max((end.max(0) as u64) + self.base);
-        open.fragments.push(FragmentInfo {
+        let size: u64 = frags.iter().map(|f| f.size).sum();
+        let lead = (frags.len() >= 2).then(|| {
+            let from = open.bytes + frags[0].size;
+            (from, from + frags[1].size)
+        });
+        let info = FragmentInfo {
             offset: open.bytes,
-            size: frag.size,
+            size,
             start: fragment_start,
             end: open.end,
-        });
-        open.bytes += frag.size;
+            lead,
+        };
+        open.fragments.push(info);
+        open.bytes += size;
         self.publish(false);
-        Ok(Some(frag))
+        Ok(Some(info))
     }
 
     /// Duration (ns) of the segment being written, 0 if none.
@@ -818,6 +841,45 @@ fn init_timescale(path: &Path) -> Option<u32> {
         }
         f.seek(SeekFrom::Current(size as i64)).ok()?;
     }
+}
+
+/// One fragment's worth of a track: (track index, samples, decode time of
+/// the sample after them, the random-access point they follow when it is
+/// in an earlier fragment).
+type Part<'a> = (usize, &'a [Sample], Option<i64>, Option<&'a Sample>);
+
+/// The fragments to write for `tracks`: one, or three when the video
+/// starts at a random-access point followed by leading pictures (presented
+/// before it): the point with every other track, the leading pictures, the
+/// rest of the video.
+fn split_leading(tracks: &[ClipTrack]) -> Vec<Vec<Part<'_>>> {
+    let whole = || -> Vec<Part<'_>> {
+        tracks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, &t.samples[..], t.next_dts, None))
+            .collect()
+    };
+    let Some(v) = tracks
+        .iter()
+        .position(|t| t.config.kind == TrackKind::Video && !t.samples.is_empty())
+    else {
+        return vec![whole()];
+    };
+    let samples = &tracks[v].samples;
+    let k = &samples[0];
+    let leading = samples[1..].iter().take_while(|s| s.leads(k)).count();
+    if !k.keyframe || leading == 0 {
+        return vec![whole()];
+    }
+    let next = |at: usize| samples.get(at).map(|s| s.dts).or(tracks[v].next_dts);
+    let mut head = whole();
+    head[v] = (v, &samples[..1], next(1), None);
+    vec![
+        head,
+        vec![(v, &samples[1..=leading], next(leading + 1), Some(k))],
+        vec![(v, &samples[leading + 1..], tracks[v].next_dts, Some(k))],
+    ]
 }
 
 #[cfg(test)]

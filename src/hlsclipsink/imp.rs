@@ -16,6 +16,7 @@ use gst::subclass::prelude::*;
 
 use super::PdtSource;
 use crate::core::TrackKind;
+use crate::core::nal::{self, Access};
 use crate::core::periodic::{Cutter, Selection};
 use crate::hls::clip::{ClipError, ClipRequest};
 use crate::hls::index::LiveIndex;
@@ -156,6 +157,8 @@ struct State {
     utc_anchor: Option<(i64, DateTime<Utc>)>,
     /// Latest (running time, UTC) from reference timestamp meta.
     reference: Option<(i64, DateTime<Utc>)>,
+    /// Whether the H.264 open-GOP warning was given.
+    warned_open_gop: bool,
     /// Newest leader running time seen.
     latest: i64,
     /// Gaps closed on the leading track: (recording running time from
@@ -181,6 +184,7 @@ impl Default for State {
             discontinuity: None,
             utc_anchor: None,
             reference: None,
+            warned_open_gop: false,
             latest: 0,
             shifts: Vec::new(),
             requested_for: None,
@@ -1200,6 +1204,7 @@ impl crate::media::EncodedSink for HlsClipSink {
         let pdt_source = self.settings.lock().unwrap().pdt_source;
         let name = pad.name();
         let mut notices = Vec::new();
+        let open_gop: bool;
         let _order = self.dispatch_lock.lock().unwrap();
         let (cmds, request) = {
             let mut state = self.state.lock().unwrap();
@@ -1238,6 +1243,11 @@ impl crate::media::EncodedSink for HlsClipSink {
                     return Err(gst::FlowError::Error);
                 }
             };
+            // Browsers' Media Source players take only IDR pictures as
+            // H.264 random-access points: say so once for an open-GOP feed.
+            open_gop = sample.access == Access::Open
+                && nal.is_some_and(|(codec, _)| codec == nal::Codec::H264)
+                && !std::mem::replace(&mut state.warned_open_gop, true);
             let mut cmds = Vec::new();
             // A new codec configuration takes effect at its first keyframe:
             // what came before is written with the old init segment.
@@ -1331,6 +1341,21 @@ impl crate::media::EncodedSink for HlsClipSink {
                     gst::element_imp_warning!(self, gst::StreamError::Format, ["{warning}"])
                 }
             }
+        }
+        if open_gop {
+            // Browsers' Media Source players take only IDR pictures as
+            // H.264 random-access points.
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Format,
+                [
+                    "the H.264 video's keyframes are open-GOP I pictures, not IDR: ffmpeg, \
+                     GStreamer and MP4 clips start at them, but browsers' Media Source players \
+                     (hls.js, Shaka, video.js in Chromium) can start a clip manifest or preview \
+                     only at an IDR; for those, have the encoder make IDR keyframes (x264: no \
+                     open-gop)"
+                ]
+            );
         }
         self.send(cmds);
         self.send_keyframe_request(request);

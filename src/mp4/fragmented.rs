@@ -183,6 +183,9 @@ pub struct FragTrack<'a> {
     /// Initial composition delay (ns) added to decode and presentation
     /// times (the init segment's edit list takes it off).
     pub delay: i64,
+    /// The random-access point that the samples follow when it is in an
+    /// earlier fragment (its leading pictures are flagged as such).
+    pub rap: Option<&'a Sample>,
 }
 
 /// A fragment ready to be appended to a segment file.
@@ -219,7 +222,7 @@ pub fn fragment(sequence: u32, tracks: &[FragTrack<'_>]) -> Result<Fragment, Wri
             .collect();
         let mut entries = Vec::with_capacity(n);
         let mut bytes = 0u64;
-        let mut rap: Option<&Sample> = None;
+        let mut rap: Option<&Sample> = t.rap;
         // Where the first track's presentation starts: its first
         // random-access point (pictures before it lead it or belong to the
         // fragment before), else its earliest picture.
@@ -389,6 +392,7 @@ mod tests {
                     next_dts: Some(3 * F),
                     offset: 0,
                     delay: F,
+                    rap: None,
                 },
                 FragTrack {
                     track_id: 2,
@@ -397,6 +401,7 @@ mod tests {
                     next_dts: None,
                     offset: 0,
                     delay: 0,
+                    rap: None,
                 },
             ],
         )
@@ -455,6 +460,7 @@ mod tests {
                 next_dts: None,
                 offset: 4_000_000_000,
                 delay: 0,
+                rap: None,
             }],
         )
         .unwrap();

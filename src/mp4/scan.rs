@@ -18,6 +18,8 @@ pub struct ScannedRun {
     pub samples: u32,
     /// Whether the first sample is a sync sample.
     pub starts_with_sync: bool,
+    /// Whether every sample is flagged a leading picture (`is_leading`).
+    pub leading: bool,
 }
 
 /// A complete `moof` + `mdat` pair.
@@ -98,6 +100,7 @@ fn run(traf: &mp4_atom::Traf) -> ScannedRun {
     let mut duration = 0u64;
     let mut samples = 0u32;
     let mut first_flags = None;
+    let mut leading = true;
     for trun in &traf.trun {
         if let mp4_atom::TrunSamples::Explicit(entries) = &trun.samples {
             for e in entries {
@@ -107,9 +110,11 @@ fn run(traf: &mp4_atom::Traf) -> ScannedRun {
                         .unwrap_or(0),
                 );
                 samples += 1;
+                let flags = e.flags.or(traf.tfhd.default_sample_flags);
                 if first_flags.is_none() {
-                    first_flags = e.flags.or(traf.tfhd.default_sample_flags);
+                    first_flags = flags;
                 }
+                leading &= flags.is_some_and(|f| (f >> 26) & 3 != 0);
             }
         }
     }
@@ -119,6 +124,7 @@ fn run(traf: &mp4_atom::Traf) -> ScannedRun {
         duration,
         samples,
         starts_with_sync: first_flags.is_some_and(|f| f & 0x0001_0000 == 0),
+        leading: leading && samples > 0,
     }
 }
 
@@ -272,6 +278,7 @@ mod tests {
                     next_dts: Some((k * 10 + 10) * 21_333_333),
                     offset: 0,
                     delay: 0,
+                    rap: None,
                 }],
             )
             .unwrap();
@@ -332,6 +339,7 @@ mod tests {
                 next_dts: Some(5 * 21_333_333),
                 offset: 0,
                 delay: 0,
+                rap: None,
             }],
         )
         .unwrap();
@@ -386,6 +394,7 @@ mod tests {
                 next_dts: Some(13 * F),
                 offset: 10 * F,
                 delay: F,
+                rap: None,
             }],
         )
         .unwrap();
