@@ -15,37 +15,6 @@ use gst::prelude::*;
 
 use common::numbered::*;
 
-/// A stopped hlsclipsink on the same location: clip requests read the
-/// stored sessions. Its messages go to the returned bus.
-fn requester(location: &Path) -> (gst::Element, gst::Bus) {
-    init();
-    let sink = gst::ElementFactory::make("hlsclipsink")
-        .property("location", location.display().to_string())
-        .property("stream-id", "cam")
-        .build()
-        .unwrap();
-    let bus = gst::Bus::new();
-    sink.set_bus(Some(&bus));
-    (sink, bus)
-}
-
-/// Waits for the `hlsclipsink-clip-done` message of request `id`.
-fn clip_done(bus: &gst::Bus, id: u64) -> gst::Structure {
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while std::time::Instant::now() < deadline {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
-            continue;
-        };
-        if let Some(s) = msg.structure()
-            && s.name() == "hlsclipsink-clip-done"
-            && s.get::<u64>("request-id").unwrap() == id
-        {
-            return s.to_owned();
-        }
-    }
-    panic!("no hlsclipsink-clip-done for request {id}");
-}
-
 fn clip(
     sink: &gst::Element,
     bus: &gst::Bus,

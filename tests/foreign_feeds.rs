@@ -256,30 +256,13 @@ fn assert_clips_exact(location: &Path, media_id: &str, feed: &Path, ranges: &[(f
     let (n, d) = frame_rate(feed);
     let fps = n as f64 / d as f64;
     let h264 = parser(feed) == "h264parse";
-    let sink = gst::ElementFactory::make("hlsclipsink")
-        .property("location", location.display().to_string())
-        .property("stream-id", "cam")
-        .build()
-        .unwrap();
-    let bus = gst::Bus::new();
-    sink.set_bus(Some(&bus));
+    let (sink, bus) = requester(location);
     let session = location.join("cam").join(media_id);
     for (i, &(start, dur)) in ranges.iter().enumerate() {
         let out = location.join(format!("clip-{i}.mp4"));
         let query = format!("time={start}s&duration={dur}s&location={}", out.display());
         let id = sink.emit_by_name::<u64>("clip-mp4", &[&Some(media_id), &query]);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        let mut done = None;
-        while done.is_none() && std::time::Instant::now() < deadline {
-            if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200))
-                && let Some(s) = msg.structure()
-                && s.name() == "hlsclipsink-clip-done"
-                && s.get::<u64>("request-id").unwrap() == id
-            {
-                done = Some(s.to_owned());
-            }
-        }
-        let done = done.expect("clip done");
+        let done = clip_done(&bus, id);
         assert!(!done.has_field("error"), "{query}: {done:?}");
         let errors = errors_of(&out, h264);
         assert!(errors.is_empty(), "{query}: {errors}");

@@ -89,6 +89,14 @@ impl Access {
 /// The NAL units of an access unit in `Length` framing, or in byte-stream
 /// framing, all of them (empty units skipped).
 fn units(data: &[u8], framing: Framing) -> Vec<&[u8]> {
+    units_until(data, framing, |_| false)
+}
+
+/// The NAL units of an access unit up to (not including) the first one
+/// whose header byte `stop` accepts; that unit's payload is not scanned,
+/// so the cost of stopping at a picture does not depend on its size.
+/// Malformed data ends the walk; nothing here panics.
+fn units_until(data: &[u8], framing: Framing, stop: impl Fn(u8) -> bool) -> Vec<&[u8]> {
     let mut out = Vec::new();
     match framing {
         Framing::Length(n) if (1..=4).contains(&n) => {
@@ -102,8 +110,10 @@ fn units(data: &[u8], framing: Framing) -> Vec<&[u8]> {
                     break;
                 };
                 pos += len;
-                if !unit.is_empty() {
-                    out.push(unit);
+                match unit.first() {
+                    None => {}
+                    Some(&h) if stop(h) => break,
+                    Some(_) => out.push(unit),
                 }
             }
         }
@@ -112,7 +122,10 @@ fn units(data: &[u8], framing: Framing) -> Vec<&[u8]> {
             let Some((_, mut start)) = find_start_code(data, 0) else {
                 return out;
             };
-            loop {
+            while let Some(&header) = data.get(start) {
+                if stop(header) {
+                    break;
+                }
                 match find_start_code(data, start) {
                     Some((end, next)) => {
                         let u = trim_zeros(&data[start..end]);
@@ -122,9 +135,7 @@ fn units(data: &[u8], framing: Framing) -> Vec<&[u8]> {
                         start = next;
                     }
                     None => {
-                        if start < data.len() {
-                            out.push(&data[start..]);
-                        }
+                        out.push(&data[start..]);
                         break;
                     }
                 }
@@ -247,52 +258,7 @@ pub fn classify(data: &[u8], codec: Codec, framing: Framing) -> Access {
 /// cost does not depend on the size of the picture. Malformed data ends the
 /// walk; nothing here panics.
 pub fn head_units(data: &[u8], codec: Codec, framing: Framing) -> Vec<&[u8]> {
-    let mut out = Vec::new();
-    match framing {
-        Framing::Length(n) if (1..=4).contains(&n) => {
-            let mut pos = 0usize;
-            while pos + n <= data.len() {
-                let len = data[pos..pos + n]
-                    .iter()
-                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-                pos += n;
-                let Some(unit) = data.get(pos..pos.saturating_add(len)) else {
-                    break;
-                };
-                pos += len;
-                if unit.is_empty() {
-                    continue;
-                }
-                if codec.is_vcl(codec.nal_type(unit[0])) {
-                    break;
-                }
-                out.push(unit);
-            }
-        }
-        Framing::Length(_) => {}
-        Framing::ByteStream => {
-            let mut start = match find_start_code(data, 0) {
-                Some((_, s)) => s,
-                None => return out,
-            };
-            while let Some(&header) = data.get(start) {
-                if codec.is_vcl(codec.nal_type(header)) {
-                    break;
-                }
-                match find_start_code(data, start) {
-                    Some((end, next)) => {
-                        out.push(trim_zeros(&data[start..end]));
-                        start = next;
-                    }
-                    None => {
-                        out.push(&data[start..]);
-                        break;
-                    }
-                }
-            }
-        }
-    }
-    out
+    units_until(data, framing, |h| codec.is_vcl(codec.nal_type(h)))
 }
 
 /// The next start code at or after `from`: (where it begins, where its
