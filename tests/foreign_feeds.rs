@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Feeds that GStreamer's x264enc did not make: ffmpeg's libx264 with open
 //! GOPs, B-pyramid and scene cuts (25 and 29.97 fps), libx265 with CRA/RASL,
-//! in MPEG-TS and MP4, parsed only (no encoder upstream to answer keyframe
+//! in MPEG-TS, MP4 and FLV (RTMP's container), parsed only (no encoder upstream to answer keyframe
 //! requests); GStreamer's x265enc with its defaults; an intra-refresh feed.
 //! Every clip is checked frame by frame against ffmpeg's decode of the feed
 //! itself (framemd5).
@@ -27,7 +27,11 @@ fn feed(dir: &Path, name: &str, video: &[&str]) -> PathBuf {
 /// `container` (`mpegts` or `mp4`), with hard scene cuts every 2.3 s (a
 /// second picture cut in for 1.1 s): encoders put extra I-frames there.
 fn feed_with(dir: &Path, name: &str, rate: &str, container: &str, video: &[&str]) -> PathBuf {
-    let ext = if container == "mp4" { "mp4" } else { "ts" };
+    let ext = match container {
+        "mp4" => "mp4",
+        "flv" => "flv",
+        _ => "ts",
+    };
     let out = dir.join(format!("{name}.{ext}"));
     let status = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
@@ -127,10 +131,10 @@ fn parser(feed: &Path) -> &'static str {
 }
 
 fn demuxer(feed: &Path) -> &'static str {
-    if feed.extension().is_some_and(|e| e == "mp4") {
-        "qtdemux"
-    } else {
-        "tsdemux"
+    match feed.extension().and_then(|e| e.to_str()) {
+        Some("mp4") => "qtdemux",
+        Some("flv") => "flvdemux",
+        _ => "tsdemux",
     }
 }
 
@@ -393,6 +397,35 @@ fn libx265_in_mp4_clips_exactly() {
         &f,
         &[(4.5, 3.0), (6.0, 2.0), (1.3, 5.0)],
     );
+}
+
+/// libx264 open GOPs in FLV, as RTMP contribution carries them (flvdemux).
+#[test]
+fn libx264_open_gops_over_flv_clip_exactly() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let f = feed_with(
+        dir.path(),
+        "x264-flv",
+        "25",
+        "flv",
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "3",
+            "-g",
+            "50",
+            "-x264opts",
+            "open-gop=1:b-pyramid=normal",
+        ],
+    );
+    let clips = periodic(&f, &dir.path().join("pc"), "");
+    assert_gapless_and_exact(&f, &clips, true);
+    let media_id = record(&f, dir.path());
+    assert_clips_exact(dir.path(), &media_id, &f, &[(3.3, 4.0), (7.04, 2.0)]);
 }
 
 /// GStreamer's x265enc with its defaults, straight into both elements.
