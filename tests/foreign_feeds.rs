@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
 //! Feeds that GStreamer's x264enc did not make: ffmpeg's libx264 with open
 //! GOPs, B-pyramid and scene cuts (25 and 29.97 fps), libx265 with CRA/RASL,
-//! in MPEG-TS, MP4 and FLV (RTMP's container), parsed only (no encoder upstream to answer keyframe
-//! requests); GStreamer's x265enc with its defaults; an intra-refresh feed.
+//! in MPEG-TS, MP4 and FLV (RTMP's container), parsed only (no encoder
+//! upstream to answer keyframe requests); GStreamer's x265enc with its
+//! defaults; an intra-refresh feed.
 //! Every clip is checked frame by frame against ffmpeg's decode of the feed
 //! itself (framemd5).
 
