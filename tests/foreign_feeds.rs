@@ -53,25 +53,26 @@ fn feed_with(dir: &Path, name: &str, rate: &str, container: &str, video: &[&str]
     out
 }
 
+/// ffmpeg's libx264 with open GOPs of `gop` frames and B-pyramid.
+fn x264_open_gop_args(gop: &'static str) -> [&'static str; 12] {
+    [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-bf",
+        "3",
+        "-g",
+        gop,
+        "-x264opts",
+        "open-gop=1:b-pyramid=normal",
+        "-b_strategy",
+        "0",
+    ]
+}
+
 fn x264_open_gop(dir: &Path) -> PathBuf {
-    feed(
-        dir,
-        "x264-open",
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "3",
-            "-b_strategy",
-            "0",
-            "-g",
-            "50",
-            "-x264opts",
-            "open-gop=1:b-pyramid=normal",
-        ],
-    )
+    feed(dir, "x264-open", &x264_open_gop_args("50"))
 }
 
 fn x265_rasl(dir: &Path) -> PathBuf {
@@ -343,18 +344,7 @@ fn libx264_open_gops_at_29_97_fps_clip_exactly() {
         "x264-2997",
         "30000/1001",
         "mpegts",
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "3",
-            "-g",
-            "60",
-            "-x264opts",
-            "open-gop=1:b-pyramid=normal",
-        ],
+        &x264_open_gop_args("60"),
     );
     let clips = periodic(&f, &dir.path().join("pc"), "");
     assert_gapless_and_exact(&f, &clips, true);
@@ -410,18 +400,7 @@ fn libx264_open_gops_over_flv_clip_exactly() {
         "x264-flv",
         "25",
         "flv",
-        &[
-            "-c:v",
-            "libx264",
-            "-preset",
-            "veryfast",
-            "-bf",
-            "3",
-            "-g",
-            "50",
-            "-x264opts",
-            "open-gop=1:b-pyramid=normal",
-        ],
+        &x264_open_gop_args("50"),
     );
     let clips = periodic(&f, &dir.path().join("pc"), "");
     assert_gapless_and_exact(&f, &clips, true);

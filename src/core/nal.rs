@@ -145,64 +145,14 @@ fn units_until(data: &[u8], framing: Framing, stop: impl Fn(u8) -> bool) -> Vec<
     out
 }
 
-/// Reads Exp-Golomb codes from the start of a NAL unit's payload, skipping
-/// emulation prevention bytes.
-struct Bits<'a> {
-    data: &'a [u8],
-    byte: usize,
-    bit: u8,
-    zeros: usize,
-}
-
-impl<'a> Bits<'a> {
-    fn new(data: &'a [u8]) -> Self {
-        Self {
-            data,
-            byte: 0,
-            bit: 0,
-            zeros: 0,
-        }
-    }
-
-    fn bit(&mut self) -> Option<u32> {
-        if self.bit == 0 {
-            // 00 00 03: the 03 is not data.
-            if self.zeros >= 2 && self.data.get(self.byte) == Some(&3) {
-                self.byte += 1;
-                self.zeros = 0;
-            }
-            let b = *self.data.get(self.byte)?;
-            self.zeros = if b == 0 { self.zeros + 1 } else { 0 };
-        }
-        let b = self.data[self.byte];
-        let v = (b >> (7 - self.bit)) & 1;
-        self.bit += 1;
-        if self.bit == 8 {
-            self.bit = 0;
-            self.byte += 1;
-        }
-        Some(u32::from(v))
-    }
-
-    fn ue(&mut self) -> Option<u32> {
-        let mut zeros = 0;
-        while self.bit()? == 0 {
-            zeros += 1;
-            if zeros > 31 {
-                return None;
-            }
-        }
-        let mut v = 0u32;
-        for _ in 0..zeros {
-            v = (v << 1) | self.bit()?;
-        }
-        Some((1u32 << zeros) - 1 + v)
-    }
-}
-
 /// H.264 `slice_type` of a slice NAL unit (0..=4 after `% 5`: P, B, I, SP, SI).
 fn h264_slice_type(unit: &[u8]) -> Option<u32> {
-    let mut bits = Bits::new(unit.get(1..)?);
+    // Two Exp-Golomb codes fit in the first 16 bytes of the payload.
+    let head = unescape(unit.get(1..unit.len().min(17))?);
+    let mut bits = Rbsp {
+        data: &head,
+        pos: 0,
+    };
     let _first_mb = bits.ue()?;
     Some(bits.ue()? % 5)
 }
