@@ -14,7 +14,8 @@
 use bytes::Bytes;
 use mp4_atom::{Encode, FourCC};
 
-use super::progressive::WriteError;
+use super::progressive::{WriteError, enc_err};
+use super::time::ticks;
 use super::{CodecConfig, boxes};
 use crate::core::nal::Access;
 use crate::core::{Sample, TrackKind};
@@ -63,20 +64,6 @@ pub fn access_of_flags(flags: u32) -> Access {
     } else {
         Access::Unknown
     }
-}
-
-fn enc_err(e: mp4_atom::Error) -> WriteError {
-    WriteError::Encode(e.to_string())
-}
-
-fn ticks(ns: i64, timescale: u32) -> i64 {
-    let v = ns as i128 * timescale as i128;
-    let r = if v >= 0 {
-        (v + 500_000_000) / 1_000_000_000
-    } else {
-        (v - 500_000_000) / 1_000_000_000
-    };
-    r as i64
 }
 
 /// The init segment for tracks `configs` (track ids 1, 2, ... in order);

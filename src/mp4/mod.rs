@@ -8,6 +8,7 @@ pub mod progressive;
 pub mod scan;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod time;
 
 pub use codec::{CodecConfig, CodecError};
 pub use progressive::{ClipTrack, Mp4Clip, WriteStats};

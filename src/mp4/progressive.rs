@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use mp4_atom::{Encode, FourCC};
 
+use super::time::{rescale, ticks};
 use super::{CodecConfig, boxes};
 use crate::core::atomic::write_atomic_with;
 use crate::core::{Sample, TrackKind};
@@ -86,24 +87,8 @@ impl From<io::Error> for WriteError {
     }
 }
 
-fn enc_err(e: mp4_atom::Error) -> WriteError {
+pub(super) fn enc_err(e: mp4_atom::Error) -> WriteError {
     WriteError::Encode(e.to_string())
-}
-
-/// `value * to / from`, rounded to nearest.
-fn rescale(value: i64, from: u64, to: u64) -> i64 {
-    let v = value as i128 * to as i128;
-    let f = from as i128;
-    let r = if v >= 0 {
-        (v + f / 2) / f
-    } else {
-        (v - f / 2) / f
-    };
-    r.clamp(i64::MIN as i128, i64::MAX as i128) as i64
-}
-
-fn ticks(ns: i64, timescale: u32) -> i64 {
-    rescale(ns, 1_000_000_000, u64::from(timescale))
 }
 
 /// Squeezes a hidden pre-roll into one tick per sample.

@@ -7,6 +7,8 @@ use std::path::Path;
 
 use mp4_atom::{Atom, FourCC, ReadFrom};
 
+use super::time::to_ns;
+
 /// One track's run in a fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScannedRun {
@@ -163,15 +165,6 @@ pub fn fragment_samples(
     tracks: &[StoredTrack],
 ) -> Vec<Vec<crate::core::Sample>> {
     let mut out: Vec<Vec<crate::core::Sample>> = vec![Vec::new(); tracks.len()];
-    let ns = |ticks: i128, ts: u32| -> i64 {
-        let v = ticks * 1_000_000_000;
-        let t = i128::from(ts);
-        (if v >= 0 {
-            (v + t / 2) / t
-        } else {
-            (v - t / 2) / t
-        }) as i64
-    };
     let mut pos = 0usize;
     let mut moof: Option<(usize, mp4_atom::Moof)> = None;
     while pos + 8 <= data.len() {
@@ -222,9 +215,9 @@ pub fn fragment_samples(
                             break;
                         }
                         out[k - 1].push(crate::core::Sample {
-                            pts: ns(decode + cts, ts),
-                            dts: ns(decode, ts),
-                            duration: ns(dur, ts).max(0) as u64,
+                            pts: to_ns(decode + cts, ts),
+                            dts: to_ns(decode, ts),
+                            duration: to_ns(dur, ts).max(0) as u64,
                             keyframe: flags & 0x0001_0000 == 0,
                             access: crate::mp4::fragmented::access_of_flags(flags),
                             data: data.slice(start..start + size),
