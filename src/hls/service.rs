@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use super::clip::{self, ClipError, ClipInfo, ClipRequest, Placement, Preview, Range};
@@ -111,12 +111,68 @@ impl Pool {
     }
 }
 
+/// The permits to cut clips that every path shares (action signals and
+/// HTTP): at most `workers` cut at once and `queue` more wait; past that a
+/// request is refused as busy at once.
+struct Permits {
+    workers: usize,
+    queue: usize,
+    /// (cutting, waiting)
+    state: Mutex<(usize, usize)>,
+    freed: Condvar,
+}
+
+impl Permits {
+    fn new(workers: usize, queue: usize) -> Self {
+        Self {
+            workers: workers.max(1),
+            queue,
+            state: Mutex::new((0, 0)),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Runs `f` holding a permit, waiting for one (blocking: call it from a
+    /// worker or blocking-pool thread) unless the queue is full.
+    fn run<T>(&self, f: impl FnOnce() -> Result<T, ClipError>) -> Result<T, ClipError> {
+        {
+            let mut st = self.state.lock().unwrap();
+            if st.0 >= self.workers {
+                if st.1 >= self.queue {
+                    return Err(ClipError::Busy(format!(
+                        "{} clips are being made and {} are waiting; try again shortly",
+                        self.workers, self.queue
+                    )));
+                }
+                st.1 += 1;
+                while st.0 >= self.workers {
+                    st = self.freed.wait(st).unwrap();
+                }
+                st.1 -= 1;
+            }
+            st.0 += 1;
+        }
+        // Released however `f` ends (an error or a panic).
+        struct Release<'a>(&'a Permits);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                let mut st = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+                st.0 -= 1;
+                self.0.freed.notify_one();
+            }
+        }
+        let _release = Release(self);
+        f()
+    }
+}
+
 /// Clip requests of one stream (`{location}/{stream-id}`).
 pub struct ClipService {
     stream_dir: PathBuf,
     live: Arc<LiveIndex>,
     limits: Limits,
     pool: Pool,
+    permits: Permits,
     next_id: AtomicU64,
 }
 
@@ -132,6 +188,7 @@ impl ClipService {
             stream_dir,
             live,
             pool: Pool::new(limits.workers, limits.queue),
+            permits: Permits::new(limits.workers, limits.queue),
             limits,
             next_id: AtomicU64::new(1),
         })
@@ -316,6 +373,13 @@ impl ClipService {
         Ok((text, index, range))
     }
 
+    /// Runs `f`, which cuts a clip, under the stream's clip permits: signal
+    /// and HTTP clips together never cut more than `max-concurrent-clips`
+    /// at once. Blocks while waiting; `Busy` when too many wait already.
+    pub fn with_permit<T>(&self, f: impl FnOnce() -> Result<T, ClipError>) -> Result<T, ClipError> {
+        self.permits.run(f)
+    }
+
     /// Cuts an MP4 clip (waiting for the live edge if needed); the caller
     /// writes it (to a file, or streams it: its size is known up front).
     pub fn make_clip(
@@ -344,21 +408,89 @@ impl ClipService {
     ) -> Result<u64, ClipError> {
         let this = self.clone();
         self.pool.submit(Box::new(move || {
-            let result = this
-                .make_clip(media_id.as_deref(), &req)
-                .and_then(|(clip, info)| {
-                    if let Some(parent) = location.parent().filter(|p| !p.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(parent).map_err(|e| {
-                            ClipError::Storage(format!("cannot create {}: {e}", parent.display()))
+            let result = this.with_permit(|| {
+                this.make_clip(media_id.as_deref(), &req)
+                    .and_then(|(clip, info)| {
+                        if let Some(parent) =
+                            location.parent().filter(|p| !p.as_os_str().is_empty())
+                        {
+                            std::fs::create_dir_all(parent).map_err(|e| {
+                                ClipError::Storage(format!(
+                                    "cannot create {}: {e}",
+                                    parent.display()
+                                ))
+                            })?;
+                        }
+                        let stats = clip.write_file(&location, false).map_err(|e| {
+                            ClipError::Storage(format!("cannot write {}: {e}", location.display()))
                         })?;
-                    }
-                    let stats = clip.write_file(&location, false).map_err(|e| {
-                        ClipError::Storage(format!("cannot write {}: {e}", location.display()))
-                    })?;
-                    Ok((location, info, stats.bytes))
-                });
+                        Ok((location, info, stats.bytes))
+                    })
+            });
             done(ClipDone { id, result });
         }))?;
         Ok(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whatever path takes them, at most `workers` cut at once, `queue`
+    /// more wait, and the next is refused at once.
+    #[test]
+    fn permits_bound_every_path_together() {
+        use std::sync::Barrier;
+        let permits = Arc::new(Permits::new(2, 1));
+        let inside = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let release = Arc::new(Barrier::new(3));
+        let mut threads = Vec::new();
+        for _ in 0..2 {
+            let (p, inside, most, release) = (
+                permits.clone(),
+                inside.clone(),
+                most.clone(),
+                release.clone(),
+            );
+            threads.push(std::thread::spawn(move || {
+                p.run(|| {
+                    let n = inside.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(n, Ordering::SeqCst);
+                    release.wait();
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    Ok(())
+                })
+            }));
+        }
+        while inside.load(Ordering::SeqCst) < 2 {
+            std::thread::yield_now();
+        }
+        // A third waits for a permit...
+        let (p, inside3, most3) = (permits.clone(), inside.clone(), most.clone());
+        let third = std::thread::spawn(move || {
+            p.run(|| {
+                let n = inside3.fetch_add(1, Ordering::SeqCst) + 1;
+                most3.fetch_max(n, Ordering::SeqCst);
+                inside3.fetch_sub(1, Ordering::SeqCst);
+                Ok(())
+            })
+        });
+        while permits.state.lock().unwrap().1 < 1 {
+            std::thread::yield_now();
+        }
+        // ...and a fourth is refused without waiting.
+        assert!(matches!(permits.run(|| Ok(())), Err(ClipError::Busy(_))));
+        release.wait();
+        for t in threads {
+            t.join().unwrap().unwrap();
+        }
+        third.join().unwrap().unwrap();
+        assert_eq!(most.load(Ordering::SeqCst), 2);
+        // An error releases its permit too.
+        let failed: Result<(), ClipError> = permits.run(|| Err(ClipError::Storage("disk".into())));
+        assert!(failed.is_err());
+        assert_eq!(*permits.state.lock().unwrap(), (0, 0));
     }
 }

@@ -303,7 +303,7 @@ impl ObjectImpl for HlsClipSink {
                     .build(),
                 glib::ParamSpecUInt::builder("max-concurrent-clips")
                     .nick("Max concurrent clips")
-                    .blurb("MP4 clips made at the same time, each on its own worker thread; up to 16 per worker more wait, further requests are refused as busy")
+                    .blurb("MP4 clips made at the same time, from the clip-mp4 signal and the HTTP API together; up to 16 per worker more wait, further requests are refused as busy")
                     .minimum(1)
                     .maximum(64)
                     .default_value(DEFAULT_MAX_CONCURRENT_CLIPS)

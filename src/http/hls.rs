@@ -239,21 +239,19 @@ async fn clip_mp4(req: &Request, stream: &StreamHandle, media: Option<String>) -
             "location is for the clip-mp4 signal; over HTTP the clip is the response (use filename)",
         );
     }
-    let permit = match stream.permit().await {
-        Ok(p) => p,
-        Err(e) => return clip_error(&e),
-    };
     let service = stream.service.clone();
     let req_clone = request.clone();
+    // On the blocking pool, under the same permits as the clip-mp4 signal.
     let result = blocking(move || {
-        let (clip, info) = service.make_clip(media.as_deref(), &req_clone)?;
-        let (size, chunks) = clip
-            .chunks()
-            .map_err(|e| ClipError::Storage(e.to_string()))?;
-        Ok((size, chunks, info))
+        service.with_permit(|| {
+            let (clip, info) = service.make_clip(media.as_deref(), &req_clone)?;
+            let (size, chunks) = clip
+                .chunks()
+                .map_err(|e| ClipError::Storage(e.to_string()))?;
+            Ok((size, chunks, info))
+        })
     })
     .await;
-    drop(permit);
     let (size, chunks, info) = match result {
         Ok(r) => r,
         Err(e) => return clip_error(&e),

@@ -6,7 +6,8 @@
 //! registers its routes (a stream of hlsclipsink, a periodicclipper by
 //! name) and the server stops when the last registration is dropped. Each
 //! server runs axum on its own tokio runtime and threads; clip cutting runs
-//! on tokio's blocking pool behind a per-stream limit, and MP4 bodies are
+//! on tokio's blocking pool under the stream's clip permits (the same ones
+//! the action signals take), and MP4 bodies are
 //! streamed from the mapped fragments without a copy. Nothing here runs on
 //! a streaming thread.
 
@@ -17,7 +18,6 @@ pub mod webhook;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
@@ -46,14 +46,11 @@ pub enum Endpoint {
     },
 }
 
-/// A stream's routes and the limit on its clip cutting.
+/// A stream's routes (its clip cutting is limited by the service's
+/// permits, shared with the action signals).
 struct StreamRoute {
     service: Arc<ClipService>,
     token: Option<String>,
-    limit: Arc<tokio::sync::Semaphore>,
-    /// Requests waiting for a permit.
-    waiting: Arc<AtomicUsize>,
-    queue: usize,
 }
 
 struct ClipperRoute {
@@ -172,17 +169,9 @@ pub fn register(
                 }
                 routes.web_root.get_or_insert((stream_id.clone(), root));
             }
-            let limits = service.limits();
-            routes.streams.insert(
-                stream_id.clone(),
-                StreamRoute {
-                    service,
-                    token,
-                    limit: Arc::new(tokio::sync::Semaphore::new(limits.workers.max(1))),
-                    waiting: Arc::new(AtomicUsize::new(0)),
-                    queue: limits.queue,
-                },
-            );
+            routes
+                .streams
+                .insert(stream_id.clone(), StreamRoute { service, token });
             (true, stream_id)
         }
         Endpoint::Clipper { name, clipper } => {
@@ -453,28 +442,6 @@ pub(crate) enum RouteId {
 pub(crate) struct StreamHandle {
     pub service: Arc<ClipService>,
     token: Option<String>,
-    limit: Arc<tokio::sync::Semaphore>,
-    waiting: Arc<AtomicUsize>,
-    queue: usize,
-}
-
-impl StreamHandle {
-    /// A permit to cut a clip: at most `workers` at once, `queue` more
-    /// waiting, then "busy".
-    pub async fn permit(&self) -> Result<tokio::sync::OwnedSemaphorePermit, ClipError> {
-        if let Ok(p) = self.limit.clone().try_acquire_owned() {
-            return Ok(p);
-        }
-        let busy =
-            || ClipError::Busy("too many clips are being made; try again in a moment".to_string());
-        if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.queue {
-            self.waiting.fetch_sub(1, Ordering::SeqCst);
-            return Err(busy());
-        }
-        let permit = self.limit.clone().acquire_owned().await;
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
-        permit.map_err(|_| busy())
-    }
 }
 
 fn find_stream(routes: &Arc<RwLock<Routes>>, id: &str) -> Option<(StreamHandle, RouteId)> {
@@ -482,9 +449,6 @@ fn find_stream(routes: &Arc<RwLock<Routes>>, id: &str) -> Option<(StreamHandle, 
     let handle = |r: &StreamRoute| StreamHandle {
         service: r.service.clone(),
         token: r.token.clone(),
-        limit: r.limit.clone(),
-        waiting: r.waiting.clone(),
-        queue: r.queue,
     };
     if let Some(r) = routes.streams.get(id) {
         return Some((handle(r), RouteId::Stream));
