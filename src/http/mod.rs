@@ -405,7 +405,19 @@ async fn dispatch(
         Some(id) if req.segments.len() == 1 => id.to_string(),
         _ => first.clone(),
     };
-    let target = find_stream(routes, &id);
+    // A stream id is a map lookup; a media id may need the disk (the
+    // sessions' files): that runs on the blocking pool, not on the
+    // runtime's threads.
+    let target = match find_stream(routes, &id, false) {
+        Some(t) => Some(t),
+        None => {
+            let (routes, id) = (routes.clone(), id.clone());
+            tokio::task::spawn_blocking(move || find_stream(&routes, &id, true))
+                .await
+                .ok()
+                .flatten()
+        }
+    };
     let Some((stream, route_id)) = target else {
         return error(
             404,
@@ -444,7 +456,13 @@ pub(crate) struct StreamHandle {
     token: Option<String>,
 }
 
-fn find_stream(routes: &Arc<RwLock<Routes>>, id: &str) -> Option<(StreamHandle, RouteId)> {
+/// The stream that `id` names, or the stream a session `id` belongs to
+/// (only with `sessions`: that may read the disk).
+fn find_stream(
+    routes: &Arc<RwLock<Routes>>,
+    id: &str,
+    sessions: bool,
+) -> Option<(StreamHandle, RouteId)> {
     let routes = routes.read().unwrap();
     let handle = |r: &StreamRoute| StreamHandle {
         service: r.service.clone(),
@@ -452,6 +470,9 @@ fn find_stream(routes: &Arc<RwLock<Routes>>, id: &str) -> Option<(StreamHandle, 
     };
     if let Some(r) = routes.streams.get(id) {
         return Some((handle(r), RouteId::Stream));
+    }
+    if !sessions {
+        return None;
     }
     routes
         .streams
