@@ -349,7 +349,6 @@ pub fn preview(
     index: &SessionIndex,
     duration: u64,
     max_duration: u64,
-    base: &str,
 ) -> Result<Preview, ClipError> {
     if duration == 0 {
         return Err(ClipError::BadRequest("duration must be more than 0".into()));
@@ -373,16 +372,7 @@ pub fn preview(
         .iter()
         .rposition(|s| s.segment.start <= from)
         .unwrap_or(0);
-    let all: Vec<_> = index
-        .segments
-        .iter()
-        .map(|s| {
-            let mut seg = s.segment.clone();
-            seg.uri = format!("{base}{}", seg.uri);
-            seg.map = format!("{base}{}", seg.map);
-            seg
-        })
-        .collect();
+    let all: Vec<_> = index.segments.iter().map(|s| s.segment.clone()).collect();
     let window = all.len() - first;
     let manifest = super::playlist::render(
         &all,
@@ -408,7 +398,6 @@ pub fn clip_manifest(
     index: &SessionIndex,
     range: Range,
     accuracy: Accuracy,
-    base: &str,
 ) -> Result<String, ClipError> {
     let frags = index
         .fragments_for(range.start, range.end)
@@ -430,7 +419,7 @@ pub fn clip_manifest(
         let s = &seg.segment;
         let new_segment = last_uri != Some(s.uri.as_str());
         let map = (last_map != Some(s.map.as_str())).then(|| m3u8_rs::Map {
-            uri: format!("{base}{}", s.map),
+            uri: s.map.clone(),
             ..Default::default()
         });
         let discontinuity = last_map.is_some() && new_segment && (s.discontinuity || map.is_some());
@@ -457,7 +446,7 @@ pub fn clip_manifest(
         };
         for (i, (offset, length, d)) in parts.into_iter().enumerate() {
             segments.push(MediaSegment {
-                uri: format!("{base}{}", s.uri),
+                uri: s.uri.clone(),
                 duration: secs(d) as f32,
                 byte_range: Some(ByteRange {
                     length,
@@ -905,7 +894,7 @@ mod tests {
 
     #[test]
     fn preview_is_the_last_segments_with_their_start() {
-        let p = preview(&index(false), 10 * NS, 300 * NS, "").unwrap();
+        let p = preview(&index(false), 10 * NS, 300 * NS).unwrap();
         assert_eq!(
             p.start_seconds, 18.0,
             "the segment holding 20 s starts at 18 s"
@@ -915,17 +904,17 @@ mod tests {
         assert_eq!(pl.media_sequence, 3);
         assert!(pl.end_list);
         assert_eq!(pl.segments[0].map.as_ref().unwrap().uri, "init.mp4");
-        let live = preview(&index(true), 10 * NS, 300 * NS, "../").unwrap();
+        let live = preview(&index(true), 10 * NS, 300 * NS).unwrap();
         let pl = m3u8_rs::parse_media_playlist_res(live.manifest.as_bytes()).unwrap();
         assert!(!pl.end_list, "live preview slides");
-        assert_eq!(pl.segments[0].uri, "../segment-00003.m4s");
+        assert_eq!(pl.segments[0].uri, "segment-00003.m4s");
         assert_eq!(
-            preview(&index(false), 301 * NS, 300 * NS, "")
+            preview(&index(false), 301 * NS, 300 * NS)
                 .unwrap_err()
                 .status(),
             400
         );
-        let whole = preview(&index(false), 300 * NS, 300 * NS, "").unwrap();
+        let whole = preview(&index(false), 300 * NS, 300 * NS).unwrap();
         assert_eq!(whole.start_seconds, 0.0);
     }
 
@@ -938,7 +927,6 @@ mod tests {
                 end: 19 * NS,
             },
             Accuracy::Frame,
-            "",
         )
         .unwrap();
         let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
@@ -971,7 +959,6 @@ mod tests {
                 end: 19 * NS,
             },
             Accuracy::Keyframe,
-            "",
         )
         .unwrap();
         assert!(!key.contains("EXT-X-START"));
@@ -993,7 +980,7 @@ mod tests {
             start: 5 * NS,
             end: 9 * NS,
         };
-        let text = clip_manifest(&idx, range, Accuracy::Frame, "").unwrap();
+        let text = clip_manifest(&idx, range, Accuracy::Frame).unwrap();
         let pl = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
         let ranges: Vec<(u64, Option<u64>, f32)> = pl
             .segments

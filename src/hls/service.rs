@@ -345,18 +345,13 @@ impl ClipService {
 
     /// The last `duration` of a session as a playlist (URIs prefixed with
     /// `base`).
-    pub fn preview(
-        &self,
-        media_id: Option<&str>,
-        duration: u64,
-        base: &str,
-    ) -> Result<Preview, ClipError> {
+    pub fn preview(&self, media_id: Option<&str>, duration: u64) -> Result<Preview, ClipError> {
         let max = self.limits.max_preview;
         match self.find(media_id)? {
-            Found::Stored(index) => clip::preview(&index, duration, max, base),
+            Found::Stored(index) => clip::preview(&index, duration, max),
             Found::Live(id) => self.with_live(&id, |s| {
                 let from = s.segments_end().saturating_sub(duration);
-                clip::preview(&s.slice(from, u64::MAX), duration, max, base)
+                clip::preview(&s.slice(from, u64::MAX), duration, max)
             })?,
         }
     }
@@ -366,10 +361,9 @@ impl ClipService {
         &self,
         media_id: Option<&str>,
         req: &ClipRequest,
-        base: &str,
     ) -> Result<(String, SessionIndex, Range), ClipError> {
         let (index, range) = self.resolve(media_id, req)?;
-        let text = clip::clip_manifest(&index, range, req.accuracy, base)?;
+        let text = clip::clip_manifest(&index, range, req.accuracy)?;
         Ok((text, index, range))
     }
 

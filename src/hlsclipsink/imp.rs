@@ -733,7 +733,7 @@ impl HlsClipSink {
             .map_err(|e| ClipError::BadRequest(format!("duration: {e}")))
             .and_then(|d| {
                 let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-                self.service()?.preview(media_id.as_deref(), d, "")
+                self.service()?.preview(media_id.as_deref(), d)
             });
         match result {
             Ok(p) => gst::Structure::builder(NAME)
@@ -751,7 +751,7 @@ impl HlsClipSink {
     fn clip_manifest(&self, media_id: Option<String>, query: String) -> gst::Structure {
         const NAME: &str = "hlsclipsink-clip-manifest";
         let result = ClipRequest::parse_query(&query)
-            .and_then(|req| self.service()?.clip_manifest(media_id.as_deref(), &req, ""));
+            .and_then(|req| self.service()?.clip_manifest(media_id.as_deref(), &req));
         match result {
             Ok((text, index, range)) => gst::Structure::builder(NAME)
                 .field("manifest", text)

@@ -122,7 +122,7 @@ async fn video(req: &Request, stream: &StreamHandle, media: Option<String>) -> R
             Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
             Err(e) => return error(400, "bad-request", &format!("duration: {e}")),
         };
-        let result = blocking(move || service.preview(media.as_deref(), duration, "")).await;
+        let result = blocking(move || service.preview(media.as_deref(), duration)).await;
         return match result {
             Ok(p) => {
                 let mut r = playlist(rebase_with(
@@ -186,7 +186,7 @@ async fn clip_manifest(
         Err(e) => return clip_error(&e),
     };
     let service = stream.service.clone();
-    let result = blocking(move || service.clip_manifest(media.as_deref(), &request, "")).await;
+    let result = blocking(move || service.clip_manifest(media.as_deref(), &request)).await;
     match result {
         Ok((text, index, _)) => {
             let mut r = playlist(rebase_with(
