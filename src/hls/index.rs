@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::playlist::REPLAY;
 use super::playlist::Segment;
-use super::recorder::REPLAY;
 
 /// One moof+mdat pair: where it is in its segment file and which recording
 /// time it covers (its start is a keyframe's presentation time).

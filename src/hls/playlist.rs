@@ -4,6 +4,11 @@
 
 use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment};
 
+/// A session's replay playlist (EVENT while live, VOD once ended).
+pub const REPLAY: &str = "replay.m3u8";
+/// A session's live playlist (a sliding window).
+pub const LIVE: &str = "live.m3u8";
+
 /// One complete segment of a session.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Segment {

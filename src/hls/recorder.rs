@@ -28,8 +28,7 @@ use crate::mp4::fragmented::{self, FragTrack};
 use crate::mp4::progressive::WriteError;
 use crate::mp4::scan::scan_segment;
 
-pub const REPLAY: &str = "replay.m3u8";
-pub const LIVE: &str = "live.m3u8";
+use super::playlist::{LIVE, REPLAY};
 
 /// What the recorder is asked to keep.
 #[derive(Debug, Clone)]

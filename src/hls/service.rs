@@ -257,7 +257,7 @@ impl ClipService {
                 || self
                     .stream_dir
                     .join(id)
-                    .join(super::recorder::REPLAY)
+                    .join(super::playlist::REPLAY)
                     .exists()
                 || SessionsFile::load(&self.stream_dir, "").get(id).is_some())
     }

@@ -146,9 +146,9 @@ async fn video(req: &Request, stream: &StreamHandle, media: Option<String>) -> R
         let (id, dir, live) = service.session_dir(media.as_deref())?;
         // A stream's playlist is the live window while it is recorded.
         let name = if live && media.is_none() {
-            crate::hls::recorder::LIVE
+            crate::hls::playlist::LIVE
         } else {
-            crate::hls::recorder::REPLAY
+            crate::hls::playlist::REPLAY
         };
         match std::fs::read_to_string(dir.join(name)) {
             Ok(text) => Ok((id, text)),
@@ -432,7 +432,7 @@ fn read_media(stream_dir: &std::path::Path, media: &str, file: &str) -> Result<V
             }
             // A segment numbered below the replay's first was deleted.
             let deleted = file.starts_with("segment-")
-                && std::fs::read_to_string(session.join(crate::hls::recorder::REPLAY))
+                && std::fs::read_to_string(session.join(crate::hls::playlist::REPLAY))
                     .ok()
                     .and_then(|t| m3u8_rs::parse_media_playlist_res(t.as_bytes()).ok())
                     .and_then(|p| {
