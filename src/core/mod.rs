@@ -12,4 +12,7 @@ pub mod timeline;
 pub mod timespec;
 
 pub use sample::{Sample, TrackKind};
+
+/// Nanoseconds per second: the unit of every time in liveclip.
+pub const NS: u64 = 1_000_000_000;
 pub use timeline::Timeline;

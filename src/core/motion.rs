@@ -11,7 +11,7 @@
 
 use super::thumbs::tick_after;
 
-const NS: i128 = 1_000_000_000;
+const NS: i128 = super::NS as i128;
 
 /// Why a window was opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

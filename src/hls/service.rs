@@ -15,7 +15,7 @@ use super::index::{LiveIndex, SessionIndex};
 use super::sessions::{SessionsFile, State, is_safe_id};
 use crate::mp4::Mp4Clip;
 
-const NS: u64 = 1_000_000_000;
+use crate::core::NS;
 
 /// Limits of one stream's clip requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

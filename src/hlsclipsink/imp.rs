@@ -49,7 +49,7 @@ const QUEUE_FRAGMENTS: usize = 256;
 const GAP: i64 = 1_000_000_000;
 /// Audio-only streams are fragmented every this many ns.
 const AUDIO_FRAGMENT: u64 = 1_000_000_000;
-const NS: i64 = 1_000_000_000;
+const NS: i64 = crate::core::NS as i64;
 
 #[derive(Debug, Clone)]
 struct Settings {

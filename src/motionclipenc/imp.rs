@@ -36,7 +36,7 @@ const DEFAULT_WIDTH: u32 = 320;
 const DEFAULT_FRAMERATE: u32 = 10;
 const DEFAULT_BITRATE: u32 = 400;
 const MAX_SIDE: u32 = 7680;
-const NS: u64 = 1_000_000_000;
+use crate::core::NS;
 /// Frames waiting for the worker at most. With a live source more are
 /// dropped (with a warning) rather than letting the streaming thread wait;
 /// without one the streaming thread waits, so that every clip gets all its

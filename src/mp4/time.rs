@@ -3,8 +3,7 @@
 //! track ticks, each conversion rounded to the nearest (never truncated,
 //! so a value survives the round trip through a timescale that holds it).
 
-/// Nanoseconds per second.
-pub const NS: u64 = 1_000_000_000;
+pub use crate::core::NS;
 
 /// `value * to / from`, rounded to nearest, saturating.
 pub fn rescale(value: i64, from: u64, to: u64) -> i64 {

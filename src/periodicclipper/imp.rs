@@ -29,7 +29,7 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 const DEFAULT_LOCATION: &str = "clip-%05d.mp4";
 const DEFAULT_INTERVAL: u32 = 600;
 const DEFAULT_MAX_CLIP_DURATION: u32 = 600;
-const NS: u64 = 1_000_000_000;
+use crate::core::NS;
 
 #[derive(Debug, Clone)]
 struct Settings {

@@ -33,7 +33,7 @@ const DEFAULT_INTERVAL: u32 = 10;
 const DEFAULT_QUALITY: u32 = 85;
 const DEFAULT_COLUMNS: u32 = 5;
 const MAX_SIDE: u32 = 16_384;
-const NS: u64 = 1_000_000_000;
+use crate::core::NS;
 /// Frames waiting for the worker at most. With a live source more are
 /// dropped (with a warning) rather than letting the streaming thread wait;
 /// without one (files, tests) the streaming thread waits, so that every
