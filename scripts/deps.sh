@@ -9,7 +9,7 @@ PKGS=(
   pkg-config libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
   gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-tools gstreamer1.0-x
-  ffmpeg python3-gst-1.0 chromium meson ninja-build
+  ffmpeg python3-gst-1.0 chromium meson ninja-build procps
 )
 
 missing=()

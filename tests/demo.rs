@@ -94,12 +94,17 @@ fn the_demo_serves_every_url_it_prints() {
     assert!(ended, "the demo ends on Ctrl-C");
     // gst-launch itself is gone too, and left the session closed.
     let pattern = format!("gst-launch-1.0 -e.*127.0.0.1:{port}");
-    assert!(wait_for(Duration::from_secs(60), || {
-        !std::process::Command::new("pgrep")
+    // pgrep (procps, installed by scripts/deps.sh) must run: exit 1 is
+    // "no such process", anything else fails the test.
+    let running = || {
+        let status = std::process::Command::new("pgrep")
             .args(["-f", &pattern])
             .status()
-            .is_ok_and(|s| s.success())
-    }));
+            .expect("pgrep runs (procps, scripts/deps.sh)");
+        assert!(matches!(status.code(), Some(0 | 1)), "pgrep: {status}");
+        status.success()
+    };
+    assert!(wait_for(Duration::from_secs(60), || !running()));
     let sessions = dir.path().join("recordings/demo/sessions.json");
     let state = || -> serde_json::Value {
         serde_json::from_slice(&std::fs::read(&sessions).unwrap()).unwrap()
