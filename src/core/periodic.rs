@@ -42,6 +42,8 @@ pub enum Trigger {
     Eos,
     /// A track changed its codec configuration: the media before it.
     CapsChange,
+    /// A flush (a seek, a restart of the source): the media before it.
+    Flush,
 }
 
 impl Trigger {
@@ -51,6 +53,7 @@ impl Trigger {
             Trigger::OnDemand(_) => "on-demand",
             Trigger::Eos => "eos",
             Trigger::CapsChange => "caps-change",
+            Trigger::Flush => "flush",
         }
     }
 }
@@ -607,13 +610,14 @@ impl Cutter {
         out
     }
 
-    /// Gives out everything held, as before a codec change; the next clip
-    /// starts at the next leader keyframe.
-    pub fn flush(&mut self) -> Vec<Selection> {
+    /// Gives out everything held (before a codec change or a flush: the
+    /// clip's `trigger`, unless an on-demand request was waiting); the next
+    /// clip starts at the next leader keyframe.
+    pub fn flush(&mut self, trigger: Trigger) -> Vec<Selection> {
         if self.done {
             return Vec::new();
         }
-        self.remainder(Trigger::CapsChange)
+        self.remainder(trigger)
     }
 
     fn remainder(&mut self, default: Trigger) -> Vec<Selection> {
@@ -1032,7 +1036,7 @@ mod tests {
         }
         assert_eq!(c.next_seq(), 0);
         assert_eq!(c.pending_first_sample().map(|s| s.pts), Some(0));
-        let clips = c.flush();
+        let clips = c.flush(Trigger::CapsChange);
         assert_eq!(clips.len(), 1);
         assert_eq!(clips[0].trigger, Trigger::CapsChange);
         assert_eq!((clips[0].count(0), clips[0].count(1)), (30, 30));

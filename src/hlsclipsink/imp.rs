@@ -17,7 +17,7 @@ use gst::subclass::prelude::*;
 use super::PdtSource;
 use crate::core::TrackKind;
 use crate::core::nal::{self, Access};
-use crate::core::periodic::{Cutter, Selection};
+use crate::core::periodic::{Cutter, Selection, Trigger};
 use crate::hls::clip::{ClipError, ClipRequest};
 use crate::hls::index::LiveIndex;
 use crate::hls::recorder::{Recorder, RecorderConfig};
@@ -1268,7 +1268,7 @@ impl crate::media::EncodedSink for HlsClipSink {
                         obj = pad,
                         "codec configuration changed: new init segment"
                     );
-                    let old = state.cutter.flush();
+                    let old = state.cutter.flush(Trigger::CapsChange);
                     cmds.extend(self.prepare(&mut state, old));
                 }
                 if let Some(p) = state.pads.get_mut(name.as_str()) {
@@ -1423,11 +1423,28 @@ impl crate::media::EncodedSink for HlsClipSink {
                 true
             }
             EventView::FlushStop(_) => {
-                let mut state = self.state.lock().unwrap();
-                if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
+                // After a flush (a seek, a restarted source) the media no
+                // longer follows what came before: what was held is written
+                // as it is (when the leading track flushes), recording
+                // starts again at the next keyframe, and the jump in time is
+                // closed like any other gap (the last decode time is kept),
+                // with a discontinuity.
+                let cmds = {
+                    let mut state = self.state.lock().unwrap();
+                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                        return true;
+                    };
                     p.eos = false;
-                    p.last_dts = None;
-                }
+                    let leads = p.kind == TrackKind::Video
+                        || !state.pads.values().any(|p| p.kind == TrackKind::Video);
+                    if leads {
+                        let held = state.cutter.flush(Trigger::Flush);
+                        self.prepare(&mut state, held)
+                    } else {
+                        Vec::new()
+                    }
+                };
+                self.send(cmds);
                 true
             }
             _ => true,

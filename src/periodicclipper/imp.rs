@@ -722,7 +722,7 @@ impl PeriodicClipper {
                 .utc_origin
                 .map(|(rt, utc)| utc + chrono::Duration::nanoseconds(sel.start.saturating_sub(rt)));
             let end = match sel.trigger {
-                Trigger::Eos | Trigger::CapsChange => None,
+                Trigger::Eos | Trigger::CapsChange | Trigger::Flush => None,
                 _ => Some(sel.end),
             };
             out.push(Command::Write(Box::new(Job {
@@ -1006,7 +1006,7 @@ impl crate::media::EncodedSink for PeriodicClipper {
                     // The held media is written with the configuration it
                     // was coded with, before the new one takes over.
                     let out = if changed {
-                        let s = state.cutter.flush();
+                        let s = state.cutter.flush(Trigger::CapsChange);
                         self.prepare(&mut state, s)
                     } else {
                         Vec::new()
@@ -1051,10 +1051,24 @@ impl crate::media::EncodedSink for PeriodicClipper {
                 true
             }
             EventView::FlushStop(_) => {
-                let mut state = self.state.lock().unwrap();
-                if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
+                // Running time starts again after a flush: what was held
+                // becomes a clip of its own (when the leading track
+                // flushes), and the next starts at the next keyframe.
+                let selections = {
+                    let mut state = self.state.lock().unwrap();
+                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
+                        return true;
+                    };
                     p.eos = false;
-                }
+                    let leads = p.kind == TrackKind::Video
+                        || !state.pads.values().any(|p| p.kind == TrackKind::Video);
+                    if leads {
+                        state.cutter.flush(Trigger::Flush)
+                    } else {
+                        Vec::new()
+                    }
+                };
+                self.dispatch(selections);
                 true
             }
             // Sticky events we consumed; nothing goes downstream of a sink.

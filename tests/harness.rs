@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: MPL-2.0
+//! Buffer-level cases driven with `gst_check::Harness`: the exact buffers
+//! and events an element gets on each of its pads (real H.264 and AAC
+//! access units, recorded once from x264enc and voaacenc), in the order a
+//! test chooses: EOS on one pad, a flush mid-GOP, a gap on one pad.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+use gst_check::Harness;
+
+/// Encoded media: its caps and its buffers in order.
+struct Encoded {
+    caps: gst::Caps,
+    buffers: Vec<gst::Buffer>,
+}
+
+/// The buffers `desc` (a pipeline ending in `appsink name=out`) makes.
+fn encode(desc: &str) -> Encoded {
+    let p = launch(desc);
+    let sink = p
+        .by_name("out")
+        .unwrap()
+        .downcast::<gst_app::AppSink>()
+        .unwrap();
+    p.set_state(gst::State::Playing).unwrap();
+    let mut caps = None;
+    let mut buffers = Vec::new();
+    while let Ok(s) = sink.pull_sample() {
+        caps.get_or_insert_with(|| s.caps().unwrap().to_owned());
+        buffers.push(s.buffer_owned().unwrap());
+    }
+    p.set_state(gst::State::Null).unwrap();
+    // Times from 0, as the harness's segment has them (x264enc starts its
+    // output 1000 h in).
+    let base = buffers[0].dts().or(buffers[0].pts()).unwrap();
+    for b in &mut buffers {
+        let b = b.make_mut();
+        if let Some(t) = b.pts() {
+            b.set_pts(t - base);
+        }
+        if let Some(t) = b.dts() {
+            b.set_dts(t - base);
+        }
+    }
+    Encoded {
+        caps: caps.unwrap(),
+        buffers,
+    }
+}
+
+/// 8 s of 25 fps H.264 with a keyframe every 25 frames (no B-frames), and
+/// 8 s of AAC.
+fn media() -> (Encoded, Encoded) {
+    init();
+    let video = encode(
+        "videotestsrc num-buffers=200 pattern=ball ! video/x-raw,width=160,height=120,framerate=25/1 ! \
+         x264enc bframes=0 key-int-max=25 speed-preset=ultrafast ! h264parse ! \
+         video/x-h264,stream-format=avc,alignment=au ! appsink name=out sync=false",
+    );
+    let audio = encode(
+        "audiotestsrc num-buffers=375 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! \
+         voaacenc ! aacparse ! appsink name=out sync=false",
+    );
+    (video, audio)
+}
+
+/// A periodicclipper (2 s interval) writing to `dir`, with a harness on
+/// each of its pads, playing.
+fn clipper(dir: &Path, video: &Encoded, audio: &Encoded) -> (gst::Element, Harness, Harness) {
+    let el = gst::ElementFactory::make("periodicclipper")
+        .property("interval", 2u32)
+        .property("send-keyframe-requests", false)
+        .property("location", dir.join("c%03d.mp4").display().to_string())
+        .build()
+        .unwrap();
+    let mut hv = Harness::with_element(&el, Some("video"), None);
+    let mut ha = Harness::with_element(&el, Some("audio"), None);
+    hv.set_src_caps(video.caps.clone());
+    ha.set_src_caps(audio.caps.clone());
+    hv.play();
+    ha.play();
+    (el, hv, ha)
+}
+
+fn pts(b: &gst::Buffer) -> gst::ClockTime {
+    b.pts().unwrap()
+}
+
+/// Pushes video and audio in presentation order until `until` (exclusive).
+fn push_until(
+    hv: &mut Harness,
+    ha: &mut Harness,
+    video: &mut std::iter::Peekable<std::vec::IntoIter<gst::Buffer>>,
+    audio: &mut std::iter::Peekable<std::vec::IntoIter<gst::Buffer>>,
+    until: gst::ClockTime,
+) {
+    loop {
+        let v = video.peek().map(pts).filter(|&t| t < until);
+        let a = audio.peek().map(pts).filter(|&t| t < until);
+        match (v, a) {
+            (Some(tv), Some(ta)) if tv <= ta => {
+                hv.push(video.next().unwrap()).unwrap();
+            }
+            (Some(_), None) => {
+                hv.push(video.next().unwrap()).unwrap();
+            }
+            (_, Some(_)) => {
+                ha.push(audio.next().unwrap()).unwrap();
+            }
+            (None, None) => break,
+        }
+    }
+}
+
+/// Waits until `n` clips are in `dir` and no `.partial` file is left.
+fn wait_clips(dir: &Path, n: usize) -> Vec<std::path::PathBuf> {
+    assert!(
+        wait_for(Duration::from_secs(30), || {
+            let names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.iter().filter(|n| n.ends_with(".mp4")).count() >= n
+                && !names.iter().any(|n| n.ends_with(".partial"))
+        }),
+        "{n} clips in {}: {:?}",
+        dir.display(),
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect::<Vec<_>>()
+    );
+    files(dir, "mp4")
+}
+
+/// The audio pad ends after 3 s; the video goes on to 8 s. Cuts stop
+/// waiting for the ended track: every 2 s clip is written, video-only after
+/// the audio's end, and together they hold every video frame once.
+#[test]
+fn eos_on_the_audio_pad_alone_keeps_the_video_cut() {
+    let (video, audio) = media();
+    let dir = tempfile::tempdir().unwrap();
+    let (_el, mut hv, mut ha) = clipper(dir.path(), &video, &audio);
+    let mut vi = video.buffers.clone().into_iter().peekable();
+    let mut ai = audio.buffers.clone().into_iter().peekable();
+    push_until(
+        &mut hv,
+        &mut ha,
+        &mut vi,
+        &mut ai,
+        gst::ClockTime::from_seconds(3),
+    );
+    assert!(ha.push_event(gst::event::Eos::new()));
+    for b in vi {
+        hv.push(b).unwrap();
+    }
+    assert!(hv.push_event(gst::event::Eos::new()));
+    let clips = wait_clips(dir.path(), 4);
+    assert_eq!(clips.len(), 4, "{clips:?}");
+    let mut frames = 0;
+    for (i, c) in clips.iter().enumerate() {
+        let errors = decode_errors(c);
+        assert!(errors.is_empty(), "{}: {errors}", c.display());
+        let st = streams(c);
+        let v = stream(&st, "video").unwrap();
+        frames += v.frames;
+        // Audio in the clips before its end (0-2 s, 2-4 s), none after.
+        assert_eq!(
+            stream(&st, "audio").is_some(),
+            i < 2,
+            "{}: {st:?}",
+            c.display()
+        );
+        assert!(
+            picture_types(c)[0].1,
+            "{} starts with a keyframe",
+            c.display()
+        );
+    }
+    assert_eq!(frames, 200, "every video frame once");
+}
+
+/// A flush in the middle of a GOP (running time starts again): what came
+/// before becomes a clip of its own, nothing after the flush is kept before
+/// the next keyframe, and every clip starts with a keyframe.
+#[test]
+fn a_flush_mid_gop_restarts_at_the_next_keyframe() {
+    let (video, audio) = media();
+    let dir = tempfile::tempdir().unwrap();
+    let (_el, mut hv, mut ha) = clipper(dir.path(), &video, &audio);
+    let mut vi = video.buffers.clone().into_iter().peekable();
+    let mut ai = audio.buffers.clone().into_iter().peekable();
+    // 0-4.4 s, then a flush on both pads, then 5.2-8 s (a seek forward:
+    // the first video frames after it are the GOP's P frames).
+    push_until(
+        &mut hv,
+        &mut ha,
+        &mut vi,
+        &mut ai,
+        gst::ClockTime::from_mseconds(4400),
+    );
+    for h in [&mut hv, &mut ha] {
+        assert!(h.push_event(gst::event::FlushStart::new()));
+        assert!(h.push_event(gst::event::FlushStop::new(true)));
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_start(gst::ClockTime::from_mseconds(5200));
+        segment.set_time(gst::ClockTime::from_mseconds(5200));
+        assert!(h.push_event(gst::event::Segment::new(&segment)));
+    }
+    let skip = |t: &gst::Buffer| pts(t) < gst::ClockTime::from_mseconds(5200);
+    while vi.peek().is_some_and(skip) {
+        vi.next();
+    }
+    while ai.peek().is_some_and(skip) {
+        ai.next();
+    }
+    push_until(
+        &mut hv,
+        &mut ha,
+        &mut vi,
+        &mut ai,
+        gst::ClockTime::from_seconds(100),
+    );
+    assert!(hv.push_event(gst::event::Eos::new()));
+    assert!(ha.push_event(gst::event::Eos::new()));
+    // Before the flush: 0-2, 2-4 and the rest up to 4.4 s; after it: from
+    // the keyframe at 6 s to the end.
+    let clips = wait_clips(dir.path(), 4);
+    assert_eq!(clips.len(), 4, "{clips:?}");
+    let mut total = 0;
+    for c in &clips {
+        let errors = decode_errors(c);
+        assert!(errors.is_empty(), "{}: {errors}", c.display());
+        assert!(
+            picture_types(c)[0].1,
+            "{} starts with a keyframe",
+            c.display()
+        );
+        total += stream(&streams(c), "video").unwrap().frames;
+    }
+    // 0..4.4 s is 110 frames, 6..8 s is 50: the P frames between the flush
+    // and the next keyframe (5.2-6 s) can't be decoded and are not kept.
+    assert_eq!(total, 110 + 50, "{clips:?}");
+}
+
+/// The same flush into hlsclipsink: the recording goes on (recording time
+/// continues, the jump closed with a discontinuity), decodes cleanly, and
+/// holds the frames before the flush and from the next keyframe after it
+/// (before, the P frames after the flush were recorded onto the GOP before
+/// it).
+#[test]
+fn hlsclipsink_recording_survives_a_flush_mid_gop() {
+    let (video, audio) = media();
+    let dir = tempfile::tempdir().unwrap();
+    let el = gst::ElementFactory::make("hlsclipsink")
+        .property("location", dir.path().display().to_string())
+        .property("stream-id", "cam")
+        .property("target-duration", 2u32)
+        .build()
+        .unwrap();
+    let mut hv = Harness::with_element(&el, Some("video"), None);
+    let mut ha = Harness::with_element(&el, Some("audio"), None);
+    hv.set_src_caps(video.caps.clone());
+    ha.set_src_caps(audio.caps.clone());
+    hv.play();
+    ha.play();
+    let mut vi = video.buffers.clone().into_iter().peekable();
+    let mut ai = audio.buffers.clone().into_iter().peekable();
+    push_until(
+        &mut hv,
+        &mut ha,
+        &mut vi,
+        &mut ai,
+        gst::ClockTime::from_mseconds(4400),
+    );
+    for h in [&mut hv, &mut ha] {
+        assert!(h.push_event(gst::event::FlushStart::new()));
+        assert!(h.push_event(gst::event::FlushStop::new(true)));
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_start(gst::ClockTime::from_mseconds(5200));
+        segment.set_time(gst::ClockTime::from_mseconds(5200));
+        assert!(h.push_event(gst::event::Segment::new(&segment)));
+    }
+    let skip = |t: &gst::Buffer| pts(t) < gst::ClockTime::from_mseconds(5200);
+    while vi.peek().is_some_and(skip) {
+        vi.next();
+    }
+    while ai.peek().is_some_and(skip) {
+        ai.next();
+    }
+    push_until(
+        &mut hv,
+        &mut ha,
+        &mut vi,
+        &mut ai,
+        gst::ClockTime::from_seconds(100),
+    );
+    assert!(hv.push_event(gst::event::Eos::new()));
+    assert!(ha.push_event(gst::event::Eos::new()));
+    let sessions = dir.path().join("cam/sessions.json");
+    assert!(wait_for(Duration::from_secs(30), || {
+        std::fs::read_to_string(&sessions).is_ok_and(|t| t.contains("\"ended\""))
+    }));
+    drop(hv);
+    drop(ha);
+    let session = session_dirs(&dir.path().join("cam"))[0].clone();
+    let playlist = session.join("replay.m3u8");
+    let errors = decode_errors(&playlist);
+    assert!(errors.is_empty(), "{errors}");
+    let v = stream(&streams(&playlist), "video").unwrap().frames;
+    assert_eq!(v, 110 + 50);
+    // The jump is marked for players.
+    let pl = media_playlist(&playlist);
+    assert!(
+        pl.segments.iter().skip(1).any(|s| s.discontinuity),
+        "{pl:?}"
+    );
+}
