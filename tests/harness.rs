@@ -78,13 +78,19 @@ fn clipper(dir: &Path, video: &Encoded, audio: &Encoded) -> (gst::Element, Harne
         .property("location", dir.join("c%03d.mp4").display().to_string())
         .build()
         .unwrap();
-    let mut hv = Harness::with_element(&el, Some("video"), None);
-    let mut ha = Harness::with_element(&el, Some("audio"), None);
+    let (hv, ha) = harnesses(&el, video, audio);
+    (el, hv, ha)
+}
+
+/// A playing harness on each of `el`'s pads, with the media's caps.
+fn harnesses(el: &gst::Element, video: &Encoded, audio: &Encoded) -> (Harness, Harness) {
+    let mut hv = Harness::with_element(el, Some("video"), None);
+    let mut ha = Harness::with_element(el, Some("audio"), None);
     hv.set_src_caps(video.caps.clone());
     ha.set_src_caps(audio.caps.clone());
     hv.play();
     ha.play();
-    (el, hv, ha)
+    (hv, ha)
 }
 
 fn pts(b: &gst::Buffer) -> gst::ClockTime {
@@ -95,8 +101,8 @@ fn pts(b: &gst::Buffer) -> gst::ClockTime {
 fn push_until(
     hv: &mut Harness,
     ha: &mut Harness,
-    video: &mut std::iter::Peekable<std::vec::IntoIter<gst::Buffer>>,
-    audio: &mut std::iter::Peekable<std::vec::IntoIter<gst::Buffer>>,
+    video: &mut std::iter::Peekable<impl Iterator<Item = gst::Buffer>>,
+    audio: &mut std::iter::Peekable<impl Iterator<Item = gst::Buffer>>,
     until: gst::ClockTime,
 ) {
     loop {
@@ -115,6 +121,36 @@ fn push_until(
             (None, None) => break,
         }
     }
+}
+
+/// Pushes the media up to 4.4 s, flushes both pads (running time starts
+/// again) with a segment from 5.2 s, as a seek forward does, pushes the rest
+/// from there (the first video frames are the GOP's P frames) and ends both
+/// pads.
+fn push_with_a_flush_mid_gop(hv: &mut Harness, ha: &mut Harness, video: &Encoded, audio: &Encoded) {
+    let mut vi = video.buffers.clone().into_iter().peekable();
+    let mut ai = audio.buffers.clone().into_iter().peekable();
+    push_until(
+        hv,
+        ha,
+        &mut vi,
+        &mut ai,
+        gst::ClockTime::from_mseconds(4400),
+    );
+    let resume = gst::ClockTime::from_mseconds(5200);
+    for h in [&mut *hv, &mut *ha] {
+        assert!(h.push_event(gst::event::FlushStart::new()));
+        assert!(h.push_event(gst::event::FlushStop::new(true)));
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_start(resume);
+        segment.set_time(resume);
+        assert!(h.push_event(gst::event::Segment::new(&segment)));
+    }
+    let mut vi = vi.skip_while(|b| pts(b) < resume).peekable();
+    let mut ai = ai.skip_while(|b| pts(b) < resume).peekable();
+    push_until(hv, ha, &mut vi, &mut ai, gst::ClockTime::from_seconds(100));
+    assert!(hv.push_event(gst::event::Eos::new()));
+    assert!(ha.push_event(gst::event::Eos::new()));
 }
 
 /// Waits until `n` clips are in `dir` and no `.partial` file is left.
@@ -193,41 +229,7 @@ fn a_flush_mid_gop_restarts_at_the_next_keyframe() {
     let (video, audio) = media();
     let dir = tempfile::tempdir().unwrap();
     let (_el, mut hv, mut ha) = clipper(dir.path(), &video, &audio);
-    let mut vi = video.buffers.clone().into_iter().peekable();
-    let mut ai = audio.buffers.clone().into_iter().peekable();
-    // 0-4.4 s, then a flush on both pads, then 5.2-8 s (a seek forward:
-    // the first video frames after it are the GOP's P frames).
-    push_until(
-        &mut hv,
-        &mut ha,
-        &mut vi,
-        &mut ai,
-        gst::ClockTime::from_mseconds(4400),
-    );
-    for h in [&mut hv, &mut ha] {
-        assert!(h.push_event(gst::event::FlushStart::new()));
-        assert!(h.push_event(gst::event::FlushStop::new(true)));
-        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
-        segment.set_start(gst::ClockTime::from_mseconds(5200));
-        segment.set_time(gst::ClockTime::from_mseconds(5200));
-        assert!(h.push_event(gst::event::Segment::new(&segment)));
-    }
-    let skip = |t: &gst::Buffer| pts(t) < gst::ClockTime::from_mseconds(5200);
-    while vi.peek().is_some_and(skip) {
-        vi.next();
-    }
-    while ai.peek().is_some_and(skip) {
-        ai.next();
-    }
-    push_until(
-        &mut hv,
-        &mut ha,
-        &mut vi,
-        &mut ai,
-        gst::ClockTime::from_seconds(100),
-    );
-    assert!(hv.push_event(gst::event::Eos::new()));
-    assert!(ha.push_event(gst::event::Eos::new()));
+    push_with_a_flush_mid_gop(&mut hv, &mut ha, &video, &audio);
     // Before the flush: 0-2, 2-4 and the rest up to 4.4 s; after it: from
     // the keyframe at 6 s to the end.
     let clips = wait_clips(dir.path(), 4);
@@ -263,45 +265,8 @@ fn hlsclipsink_recording_survives_a_flush_mid_gop() {
         .property("target-duration", 2u32)
         .build()
         .unwrap();
-    let mut hv = Harness::with_element(&el, Some("video"), None);
-    let mut ha = Harness::with_element(&el, Some("audio"), None);
-    hv.set_src_caps(video.caps.clone());
-    ha.set_src_caps(audio.caps.clone());
-    hv.play();
-    ha.play();
-    let mut vi = video.buffers.clone().into_iter().peekable();
-    let mut ai = audio.buffers.clone().into_iter().peekable();
-    push_until(
-        &mut hv,
-        &mut ha,
-        &mut vi,
-        &mut ai,
-        gst::ClockTime::from_mseconds(4400),
-    );
-    for h in [&mut hv, &mut ha] {
-        assert!(h.push_event(gst::event::FlushStart::new()));
-        assert!(h.push_event(gst::event::FlushStop::new(true)));
-        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
-        segment.set_start(gst::ClockTime::from_mseconds(5200));
-        segment.set_time(gst::ClockTime::from_mseconds(5200));
-        assert!(h.push_event(gst::event::Segment::new(&segment)));
-    }
-    let skip = |t: &gst::Buffer| pts(t) < gst::ClockTime::from_mseconds(5200);
-    while vi.peek().is_some_and(skip) {
-        vi.next();
-    }
-    while ai.peek().is_some_and(skip) {
-        ai.next();
-    }
-    push_until(
-        &mut hv,
-        &mut ha,
-        &mut vi,
-        &mut ai,
-        gst::ClockTime::from_seconds(100),
-    );
-    assert!(hv.push_event(gst::event::Eos::new()));
-    assert!(ha.push_event(gst::event::Eos::new()));
+    let (mut hv, mut ha) = harnesses(&el, &video, &audio);
+    push_with_a_flush_mid_gop(&mut hv, &mut ha, &video, &audio);
     let sessions = dir.path().join("cam/sessions.json");
     assert!(wait_for(Duration::from_secs(30), || {
         std::fs::read_to_string(&sessions).is_ok_and(|t| t.contains("\"ended\""))

@@ -5,16 +5,20 @@
 
 pub use crate::core::NS;
 
-/// `value * to / from`, rounded to nearest, saturating.
-pub fn rescale(value: i64, from: u64, to: u64) -> i64 {
-    let v = i128::from(value) * i128::from(to);
-    let f = i128::from(from.max(1));
+/// `v / d` rounded to nearest (halves away from zero), saturated to i64.
+fn div_round(v: i128, d: i128) -> i64 {
+    let d = d.max(1);
     let r = if v >= 0 {
-        (v + f / 2) / f
+        (v + d / 2) / d
     } else {
-        (v - f / 2) / f
+        (v - d / 2) / d
     };
     r.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+}
+
+/// `value * to / from`, rounded to nearest, saturating.
+pub fn rescale(value: i64, from: u64, to: u64) -> i64 {
+    div_round(i128::from(value) * i128::from(to), i128::from(from))
 }
 
 /// Nanoseconds to ticks of `timescale`.
@@ -24,14 +28,7 @@ pub fn ticks(ns: i64, timescale: u32) -> i64 {
 
 /// Ticks of `timescale` to nanoseconds (wide input: sums of many ticks).
 pub fn to_ns(ticks: i128, timescale: u32) -> i64 {
-    let v = ticks * i128::from(NS);
-    let t = i128::from(timescale.max(1));
-    let r = if v >= 0 {
-        (v + t / 2) / t
-    } else {
-        (v - t / 2) / t
-    };
-    r.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+    div_round(ticks.saturating_mul(i128::from(NS)), i128::from(timescale))
 }
 
 #[cfg(test)]
