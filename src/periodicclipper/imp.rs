@@ -94,8 +94,14 @@ struct Job {
 
 enum Command {
     Write(Box<Job>),
-    /// All clips are written: post EOS.
-    Eos,
+    /// Every track has ended and `clips` clips were cut in all: post EOS
+    /// once that many were handled. (The last clips may reach the writer
+    /// after this: selections are made under the state lock by one
+    /// streaming thread and dispatched by it afterwards, so the thread that
+    /// finishes can dispatch first.)
+    Eos {
+        clips: u64,
+    },
 }
 
 struct State {
@@ -745,7 +751,9 @@ impl PeriodicClipper {
         }
         if state.cutter.is_done() && !state.eos_sent {
             state.eos_sent = true;
-            out.push(Command::Eos);
+            out.push(Command::Eos {
+                clips: state.cutter.next_seq(),
+            });
         }
         out
     }
@@ -777,62 +785,73 @@ fn writer_loop(
     failed: Arc<AtomicBool>,
 ) {
     let mut written: VecDeque<PathBuf> = VecDeque::new();
+    let mut handled = 0u64;
+    let mut eos_after: Option<u64> = None;
     while let Ok(cmd) = rx.recv() {
         let Some(obj) = weak.upgrade() else { break };
-        let imp = obj.imp();
         match cmd {
-            Command::Eos => {
-                gst::debug!(CAT, obj = obj, "all clips written, posting EOS");
-                let _ = obj.post_message(gst::message::Eos::builder().src(&obj).build());
-            }
+            Command::Eos { clips } => eos_after = Some(clips),
             Command::Write(job) => {
-                if failed.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let started = Instant::now();
-                let Some(location) = job.location.clone() else {
-                    continue;
-                };
-                if let Some(dir) = location.parent().filter(|d| !d.as_os_str().is_empty())
-                    && let Err(e) = std::fs::create_dir_all(dir)
-                {
-                    fail(imp, &failed, &location, &e.to_string());
-                    continue;
-                }
-                match job.clip.write_file(&location, true) {
-                    Ok(stats) => {
-                        gst::info!(
-                            CAT,
-                            obj = obj,
-                            "wrote {} ({} bytes, {:?}) in {:?}",
-                            location.display(),
-                            stats.bytes,
-                            gst::ClockTime::from_nseconds(stats.duration),
-                            started.elapsed()
-                        );
-                        written.push_back(location.clone());
-                        let max_files = imp.settings.lock().unwrap().max_files as usize;
-                        while max_files > 0 && written.len() > max_files {
-                            if let Some(old) = written.pop_front()
-                                && let Err(e) = std::fs::remove_file(&old)
-                            {
-                                gst::warning!(
-                                    CAT,
-                                    obj = obj,
-                                    "cannot delete {}: {e}",
-                                    old.display()
-                                );
-                            }
-                        }
-                        post_clip_ready(&obj, &job, &location, stats.bytes, stats.duration);
-                    }
-                    Err(crate::mp4::progressive::WriteError::Empty) => {
-                        gst::debug!(CAT, obj = obj, "clip {} is empty, skipped", job.index);
-                    }
-                    Err(e) => fail(imp, &failed, &location, &e.to_string()),
-                }
+                write_job(&obj, &job, &failed, &mut written);
+                handled += 1;
             }
         }
+        if eos_after.is_some_and(|clips| handled >= clips) {
+            eos_after = None;
+            gst::debug!(CAT, obj = obj, "all clips written, posting EOS");
+            let _ = obj.post_message(gst::message::Eos::builder().src(&obj).build());
+        }
+    }
+}
+
+/// Writes one clip (after a write error, nothing more is written), keeps
+/// `max-files`, and posts `periodicclipper-clip-ready`.
+fn write_job(
+    obj: &super::PeriodicClipper,
+    job: &Job,
+    failed: &AtomicBool,
+    written: &mut VecDeque<PathBuf>,
+) {
+    let imp = obj.imp();
+    if failed.load(Ordering::SeqCst) {
+        return;
+    }
+    let started = Instant::now();
+    let Some(location) = job.location.clone() else {
+        return;
+    };
+    if let Some(dir) = location.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Err(e) = std::fs::create_dir_all(dir)
+    {
+        fail(imp, failed, &location, &e.to_string());
+        return;
+    }
+    match job.clip.write_file(&location, true) {
+        Ok(stats) => {
+            gst::info!(
+                CAT,
+                obj = obj,
+                "wrote {} ({} bytes, {:?}) in {:?}",
+                location.display(),
+                stats.bytes,
+                gst::ClockTime::from_nseconds(stats.duration),
+                started.elapsed()
+            );
+            written.push_back(location.clone());
+            let max_files = imp.settings.lock().unwrap().max_files as usize;
+            while max_files > 0 && written.len() > max_files {
+                if let Some(old) = written.pop_front()
+                    && let Err(e) = std::fs::remove_file(&old)
+                {
+                    gst::warning!(CAT, obj = obj, "cannot delete {}: {e}", old.display());
+                }
+            }
+            post_clip_ready(obj, job, &location, stats.bytes, stats.duration);
+        }
+        Err(crate::mp4::progressive::WriteError::Empty) => {
+            gst::debug!(CAT, obj = obj, "clip {} is empty, skipped", job.index);
+        }
+        Err(e) => fail(imp, failed, &location, &e.to_string()),
     }
 }
 
