@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 
 use super::index::{FragmentInfo, LiveIndex, SegmentInfo, SessionIndex};
+use super::planner::Fragment;
 use super::playlist::{self, Kind, Segment};
 use super::sessions::{SessionRecord, SessionsFile, State, new_media_id};
 use crate::core::atomic::{sync_dir, write_atomic};
@@ -93,8 +94,6 @@ pub struct Recorder {
     init_count: u32,
     map: Option<String>,
     pending_discontinuity: bool,
-    /// Recording time where this run starts.
-    base: u64,
     open: Option<OpenSegment>,
     fragment_sequence: u32,
     ended: bool,
@@ -163,7 +162,6 @@ impl Recorder {
             init_count: 0,
             map: None,
             pending_discontinuity: false,
-            base: 0,
             open: None,
             fragment_sequence: 0,
             ended: false,
@@ -184,7 +182,6 @@ impl Recorder {
                 report.resumed = true;
                 recorder.adopt(f);
                 recorder.pending_discontinuity = true;
-                recorder.base = recorder.segments.last().map_or(0, Segment::end);
                 if let Some(r) = recorder.sessions.get_mut(&recorder.media_id) {
                     r.state = State::Live;
                     r.end_utc = None;
@@ -270,7 +267,6 @@ impl Recorder {
         self.init_count = 0;
         self.map = None;
         self.pending_discontinuity = false;
-        self.base = 0;
         self.open = None;
         self.ended = false;
         self.sessions.sessions.push(SessionRecord {
@@ -368,17 +364,13 @@ impl Recorder {
     }
 
     /// Recording time (ns) at which this run's media starts.
-    pub fn base(&self) -> u64 {
-        self.base
-    }
-
     /// Recording time (ns) of the end of what was written so far.
     pub fn end(&self) -> u64 {
         self.open
             .as_ref()
             .map(|o| o.end)
             .or_else(|| self.segments.last().map(Segment::end))
-            .unwrap_or(self.base)
+            .unwrap_or(0)
     }
 
     pub fn segments(&self) -> &[Segment] {
@@ -414,23 +406,21 @@ impl Recorder {
         Ok(())
     }
 
-    /// Appends a fragment of `tracks` (in init order); `offset` maps the
-    /// samples' running time to this run's recording time (ns), `delays`
-    /// gives each track's initial composition delay, `end` is where the
-    /// fragment's media ends in this run's recording time (the next
-    /// fragment's start). Returns the fragment.
-    pub fn append(
-        &mut self,
-        tracks: &[ClipTrack],
-        offset: i64,
-        delays: &[i64],
-        pdt: Option<DateTime<Utc>>,
-        end: i64,
-    ) -> io::Result<Option<FragmentInfo>> {
+    /// Appends a fragment (its times are the planner's: recording time is
+    /// the session's). Returns where it was written.
+    pub fn append(&mut self, fragment: &Fragment) -> io::Result<Option<FragmentInfo>> {
         let Some(map) = self.map.clone() else {
             return Err(io::Error::other("no init segment written before media"));
         };
-        let offset = offset - self.base as i64;
+        let Fragment {
+            tracks,
+            offset,
+            delays,
+            pdt,
+            end,
+            ..
+        } = fragment;
+        let (offset, pdt) = (*offset, *pdt);
         // An open random-access point's leading pictures refer to the GOP
         // before it: they get a fragment of their own, between one with the
         // random-access point (and the other tracks) and one with the rest
@@ -505,7 +495,7 @@ impl Recorder {
         }
         open.file.sync_data()?;
         let fragment_start = open.end;
-        open.end = open.end.max((end.max(0) as u64) + self.base);
+        open.end = open.end.max(end.ns());
         let size: u64 = frags.iter().map(|f| f.size).sum();
         let lead = (frags.len() >= 2).then(|| {
             let from = open.bytes + frags[0].size;
@@ -885,6 +875,7 @@ fn split_leading(tracks: &[ClipTrack]) -> Vec<Vec<Part<'_>>> {
 mod tests {
     use super::*;
     use crate::core::Sample;
+    use crate::hls::planner::{RecordingTime, RunningTime};
     use crate::mp4::CodecConfig;
     use bytes::Bytes;
     use std::sync::Arc;
@@ -927,11 +918,26 @@ mod tests {
         }
     }
 
-    fn record(r: &mut Recorder, a: &Arc<CodecConfig>, seconds: std::ops::Range<i64>) {
-        for s in seconds {
-            let t = second(a, s);
-            r.append(&[t], 0, &[0], Some(Utc::now()), (s + 1) * 1_000_000_000)
-                .unwrap();
+    /// A fragment of `track` at recording time `at` (ns) ending at `end`.
+    fn fragment(track: ClipTrack, at: i64, end: i64, pdt: Option<DateTime<Utc>>) -> Fragment {
+        let start = track.samples.first().map_or(0, |s| s.dts);
+        Fragment {
+            tracks: vec![track],
+            offset: start - at,
+            delays: vec![0],
+            pdt,
+            start: RunningTime(start),
+            end: RecordingTime(end),
+        }
+    }
+
+    /// One-second segments of running time `seconds`, recorded from
+    /// recording time `base` on.
+    fn record(r: &mut Recorder, a: &Arc<CodecConfig>, seconds: std::ops::Range<i64>, base: i64) {
+        for (k, s) in seconds.enumerate() {
+            let at = base + k as i64 * 1_000_000_000;
+            let f = fragment(second(a, s), at, at + 1_000_000_000, Some(Utc::now()));
+            r.append(&f).unwrap();
             r.close_segment().unwrap();
         }
     }
@@ -945,13 +951,17 @@ mod tests {
         assert!(!report.resumed);
         let id = report.media_id.clone();
         r.write_init(&init).unwrap();
-        record(&mut r, &a, 0..3);
+        record(&mut r, &a, 0..3, 0);
         // A fourth segment is being written: two complete fragments and
         // a torn third when the process dies.
         for s in 3..5 {
-            let t = second(&a, s);
-            r.append(&[t], 0, &[0], None, (s + 1) * 1_000_000_000)
-                .unwrap();
+            let f = fragment(
+                second(&a, s),
+                s * 1_000_000_000,
+                (s + 1) * 1_000_000_000,
+                None,
+            );
+            r.append(&f).unwrap();
         }
         let torn_path = r.session_dir().join("segment-00003.m4s");
         let complete = std::fs::metadata(&torn_path).unwrap().len();
@@ -980,9 +990,9 @@ mod tests {
             "the torn segment's complete fragments are kept"
         );
         assert_eq!(r.segments()[3].duration, 2_000_000_000);
-        assert_eq!(r.base(), 5_000_000_000);
+        assert_eq!(r.end(), 5_000_000_000);
         r.write_init(&init).unwrap();
-        record(&mut r, &a, 0..1);
+        record(&mut r, &a, 0..1, 5_000_000_000);
         r.finish_session(Utc::now()).unwrap();
         let replay = m3u8_rs::parse_media_playlist_res(
             &std::fs::read(r.session_dir().join(REPLAY)).unwrap(),

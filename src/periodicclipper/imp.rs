@@ -15,7 +15,7 @@ use gst::subclass::prelude::*;
 use crate::core::pattern::format_index;
 use crate::core::periodic::{Cutter, Selection, Trigger};
 use crate::core::{Sample, TrackKind};
-use crate::media::SampleError;
+use crate::media::{SinkPads, Worker, sink};
 use crate::mp4::{ClipTrack, CodecConfig, Mp4Clip};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -68,13 +68,8 @@ impl Settings {
     }
 }
 
-struct PadState {
-    track: usize,
-    kind: TrackKind,
-    segment: gst::FormattedSegment<gst::ClockTime>,
-    config: Option<Arc<CodecConfig>>,
-    eos: bool,
-}
+/// Clips waiting for the writer before the streaming threads wait too.
+const QUEUE_CLIPS: usize = 8;
 
 /// A clip for the worker to write.
 struct Job {
@@ -106,10 +101,11 @@ enum Command {
 
 struct State {
     cutter: Cutter,
-    pads: HashMap<String, PadState>,
+    /// Kind and codec configuration per cutter track.
+    tracks: Vec<(TrackKind, Option<Arc<CodecConfig>>)>,
     /// Locations promised to on-demand requests, by clip seq.
     promised: HashMap<u64, PathBuf>,
-    worker: Option<(mpsc::Sender<Command>, std::thread::JoinHandle<()>)>,
+    worker: Option<Worker<Command>>,
     /// Running time and wall clock of the first sample.
     utc_origin: Option<(i64, chrono::DateTime<chrono::Utc>)>,
     next_request: u64,
@@ -122,7 +118,7 @@ impl Default for State {
     fn default() -> Self {
         Self {
             cutter: Cutter::new(u64::from(DEFAULT_INTERVAL) * NS, 0),
-            pads: HashMap::new(),
+            tracks: Vec::new(),
             promised: HashMap::new(),
             worker: None,
             utc_origin: None,
@@ -136,6 +132,7 @@ impl Default for State {
 #[derive(Default)]
 pub struct PeriodicClipper {
     settings: Mutex<Settings>,
+    pads: SinkPads,
     state: Mutex<State>,
     /// Set when writing failed: the streaming threads return an error.
     failed: Arc<AtomicBool>,
@@ -424,46 +421,11 @@ impl ElementImpl for PeriodicClipper {
         _name: Option<&str>,
         _caps: Option<&gst::Caps>,
     ) -> Option<gst::Pad> {
-        let name = templ.name_template().to_string();
-        let kind = crate::media::kind_of(templ);
-        {
-            let mut state = self.state.lock().unwrap();
-            if state.pads.contains_key(&name) {
-                gst::warning!(CAT, imp = self, "only one {name} pad is supported");
-                return None;
-            }
-            let track = state.cutter.add_track(kind);
-            state.pads.insert(
-                name.clone(),
-                PadState {
-                    track,
-                    kind,
-                    segment: gst::FormattedSegment::new(),
-                    config: None,
-                    eos: false,
-                },
-            );
-        }
-        let pad = crate::media::request_pad::<Self>(templ);
-        pad.set_active(true).ok();
-        self.obj().add_pad(&pad).ok()?;
-        Some(pad)
+        sink::request_new_pad(self, templ)
     }
 
     fn release_pad(&self, pad: &gst::Pad) {
-        // The track stays in the cutter (its samples are written); the pad
-        // counts as ended.
-        let selections = {
-            let mut state = self.state.lock().unwrap();
-            let now = Instant::now();
-            match state.pads.remove(pad.name().as_str()) {
-                Some(p) if !p.eos => state.cutter.set_eos(p.track, now),
-                _ => Vec::new(),
-            }
-        };
-        self.dispatch(selections);
-        pad.set_active(false).ok();
-        self.obj().remove_pad(pad).ok();
+        sink::release_pad(self, pad);
     }
 
     fn change_state(
@@ -472,7 +434,7 @@ impl ElementImpl for PeriodicClipper {
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         if transition == gst::StateChange::ReadyToPaused {
             self.start_services()?;
-            self.start();
+            self.start()?;
         }
         let ret = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
@@ -539,33 +501,37 @@ impl PeriodicClipper {
         self.board.post(ready);
     }
 
-    fn start(&self) {
+    fn start(&self) -> Result<(), gst::StateChangeError> {
         let settings = self.settings.lock().unwrap().clone();
-        let mut state = self.state.lock().unwrap();
         // Fresh cutter with the current tracks.
+        let tracks = self.pads.restart();
         let mut cutter = Cutter::new(u64::from(settings.interval) * NS, settings.max_pending());
         cutter.set_self_contained(true);
-        let mut pads: Vec<_> = state.pads.iter_mut().collect();
-        pads.sort_by_key(|(_, p)| p.track);
-        for (_, p) in pads {
-            p.track = cutter.add_track(p.kind);
-            p.eos = false;
-            p.segment = gst::FormattedSegment::new();
+        for (kind, _) in &tracks {
+            cutter.add_track(*kind);
         }
-        state.cutter = cutter;
-        state.promised.clear();
-        state.utc_origin = None;
-        state.requested_for = None;
-        state.eos_sent = false;
         self.failed.store(false, Ordering::SeqCst);
-        let (tx, rx) = mpsc::channel();
         let weak = self.obj().downgrade();
         let failed = self.failed.clone();
-        let handle = std::thread::Builder::new()
-            .name("periodicclipper-writer".into())
-            .spawn(move || writer_loop(weak, rx, failed))
-            .expect("spawn writer thread");
-        state.worker = Some((tx, handle));
+        let worker = Worker::spawn("periodicclipper-writer", QUEUE_CLIPS, move |rx| {
+            writer_loop(weak, rx, failed)
+        })
+        .map_err(|e| {
+            self.http.lock().unwrap().take();
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Failed,
+                ("Could not start the writer thread: {e}")
+            );
+            gst::StateChangeError
+        })?;
+        *self.state.lock().unwrap() = State {
+            cutter,
+            tracks,
+            worker: Some(worker),
+            ..Default::default()
+        };
+        Ok(())
     }
 
     fn stop(&self) {
@@ -578,9 +544,8 @@ impl PeriodicClipper {
         };
         self.dispatch(selections);
         let worker = self.state.lock().unwrap().worker.take();
-        if let Some((tx, handle)) = worker {
-            drop(tx);
-            let _ = handle.join();
+        if let Some(worker) = worker {
+            worker.stop();
         }
         self.http.lock().unwrap().take();
         self.webhook.lock().unwrap().take();
@@ -618,15 +583,7 @@ impl PeriodicClipper {
     }
 
     fn send_keyframe_request(&self, running_time: Option<gst::ClockTime>) {
-        let Some(pad) = self.obj().static_pad("video") else {
-            return;
-        };
-        gst::debug!(CAT, imp = self, "requesting a keyframe at {running_time:?}");
-        let event = gst_video::UpstreamForceKeyUnitEvent::builder()
-            .running_time(running_time)
-            .all_headers(true)
-            .build();
-        pad.push_event(event);
+        crate::media::request_keyframe(self.obj().upcast_ref(), running_time);
     }
 
     fn clip_now(&self) -> Option<String> {
@@ -702,16 +659,11 @@ impl PeriodicClipper {
         let mut out = Vec::new();
         let origin = state.cutter.origin().unwrap_or(0);
         let start_index = u64::from(self.settings.lock().unwrap().start_index);
-        let configs: HashMap<usize, (TrackKind, Option<Arc<CodecConfig>>)> = state
-            .pads
-            .values()
-            .map(|p| (p.track, (p.kind, p.config.clone())))
-            .collect();
         for sel in selections {
             let mut tracks = Vec::new();
             let mut frames = Vec::new();
             for t in sel.tracks {
-                let Some((kind, Some(config))) = configs.get(&t.track).cloned() else {
+                let Some((kind, Some(config))) = state.tracks.get(t.track).cloned() else {
                     continue;
                 };
                 frames.push((kind, t.samples.len()));
@@ -770,12 +722,14 @@ impl PeriodicClipper {
                 job.location = Some(self.location_for(job.seq, first));
             }
         }
-        let state = self.state.lock().unwrap();
-        if let Some((tx, _)) = &state.worker {
-            for job in jobs {
-                let _ = tx.send(job);
-            }
-        }
+        let tx = self
+            .state
+            .lock()
+            .unwrap()
+            .worker
+            .as_ref()
+            .map(Worker::sender);
+        crate::media::send_all(tx, jobs);
     }
 }
 
@@ -923,63 +877,73 @@ fn post_clip_ready(
     });
 }
 
-impl crate::media::EncodedSink for PeriodicClipper {
-    fn chain(
+impl sink::EncodedSink for PeriodicClipper {
+    const FORMAT: &'static str = "MP4";
+
+    fn sink_pads(&self) -> &SinkPads {
+        &self.pads
+    }
+
+    fn failed(&self) -> bool {
+        self.failed.load(Ordering::SeqCst)
+    }
+
+    fn add_track(&self, kind: TrackKind) -> usize {
+        let mut state = self.state.lock().unwrap();
+        state.tracks.push((kind, None));
+        state.cutter.add_track(kind)
+    }
+
+    fn set_config(&self, pad: &gst::Pad, track: usize, config: Arc<CodecConfig>) {
+        let _order = self.dispatch_lock.lock().unwrap();
+        let jobs = {
+            let mut state = self.state.lock().unwrap();
+            let changed = state
+                .tracks
+                .get(track)
+                .and_then(|(_, old)| old.as_ref())
+                .is_some_and(|old| !old.same_entry(&config));
+            // The held media is written with the configuration it was coded
+            // with, before the new one takes over.
+            let jobs = if changed {
+                gst::info!(
+                    CAT,
+                    obj = pad,
+                    "codec configuration changed: ending the current clip"
+                );
+                let held = state.cutter.flush(Trigger::CapsChange);
+                self.prepare(&mut state, held)
+            } else {
+                Vec::new()
+            };
+            if let Some(t) = state.tracks.get_mut(track) {
+                t.1 = Some(config);
+            }
+            jobs
+        };
+        self.send_jobs(jobs);
+    }
+
+    fn push(
         &self,
-        pad: &gst::Pad,
-        buffer: gst::Buffer,
+        _pad: &gst::Pad,
+        track: usize,
+        sample: Sample,
+        _reference: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
-        if self.failed.load(Ordering::SeqCst) {
-            return Err(gst::FlowError::Error);
-        }
         let now = Instant::now();
         let mut notices = Vec::new();
         let (selections, new_start) = {
             let mut state = self.state.lock().unwrap();
-            let Some(p) = state.pads.get(pad.name().as_str()) else {
-                return Err(gst::FlowError::NotLinked);
-            };
-            if p.config.is_none() {
-                drop(state);
-                gst::element_imp_error!(
-                    self,
-                    gst::CoreError::Negotiation,
-                    ("{} buffer before caps", pad.name())
-                );
-                return Err(gst::FlowError::NotNegotiated);
-            }
-            let track = p.track;
-            let nal = p.config.as_ref().and_then(|c| c.nal_format());
-            let sample = match crate::media::sample_from_buffer(&p.segment, p.kind, nal, buffer) {
-                Ok(sample) => sample,
-                Err(SampleError::NoTimestamp) => {
-                    drop(state);
-                    gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
-                    return Ok(gst::FlowSuccess::Ok);
-                }
-                Err(SampleError::Unmappable) => {
-                    drop(state);
-                    gst::element_imp_error!(self, gst::CoreError::Failed, ("cannot map buffer"));
-                    return Err(gst::FlowError::Error);
-                }
-            };
-            let pts = sample.pts;
             if state.utc_origin.is_none() {
-                state.utc_origin = Some((pts, chrono::Utc::now()));
+                state.utc_origin = Some((sample.pts, chrono::Utc::now()));
             }
             let before = state.cutter.pending_start();
             let selections = state.cutter.push(track, sample, now, &mut notices);
             let after = state.cutter.pending_start();
             (selections, after.filter(|_| after != before))
         };
-        for n in notices {
-            match n.describe() {
-                Ok(line) => gst::debug!(CAT, imp = self, "{line}"),
-                Err(warning) => {
-                    gst::element_imp_warning!(self, gst::StreamError::Format, ["{warning}"])
-                }
-            }
-        }
+        sink::report(self, notices);
         if let Some(start) = new_start {
             let settings = self.settings.lock().unwrap().clone();
             self.request_keyframe_after(start, &settings);
@@ -988,110 +952,24 @@ impl crate::media::EncodedSink for PeriodicClipper {
         Ok(gst::FlowSuccess::Ok)
     }
 
-    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool {
-        use gst::EventView;
-        match event.view() {
-            EventView::Caps(c) => {
-                let caps = c.caps_owned();
-                let config = match CodecConfig::from_caps(&caps) {
-                    Ok(config) => Arc::new(config),
-                    Err(e) => {
-                        gst::element_imp_error!(
-                            self,
-                            gst::StreamError::Format,
-                            ("{} caps not usable for MP4: {}", pad.name(), e),
-                            ["caps: {}", caps]
-                        );
-                        return false;
-                    }
-                };
-                let _order = self.dispatch_lock.lock().unwrap();
-                let selections = {
-                    let mut state = self.state.lock().unwrap();
-                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
-                        return false;
-                    };
-                    let changed = p
-                        .config
-                        .as_ref()
-                        .is_some_and(|old| !old.same_entry(&config));
-                    if changed {
-                        gst::info!(
-                            CAT,
-                            obj = pad,
-                            "codec configuration changed: ending the current clip"
-                        );
-                    }
-                    // The held media is written with the configuration it
-                    // was coded with, before the new one takes over.
-                    let out = if changed {
-                        let s = state.cutter.flush(Trigger::CapsChange);
-                        self.prepare(&mut state, s)
-                    } else {
-                        Vec::new()
-                    };
-                    if let Some(p) = state.pads.get_mut(pad.name().as_str()) {
-                        p.config = Some(config);
-                    }
-                    out
-                };
-                self.send_jobs(selections);
-                true
-            }
-            EventView::Segment(s) => {
-                let mut state = self.state.lock().unwrap();
-                if let (Some(p), Ok(seg)) = (
-                    state.pads.get_mut(pad.name().as_str()),
-                    s.segment().clone().downcast::<gst::ClockTime>(),
-                ) {
-                    p.segment = seg;
-                    true
-                } else {
-                    drop(state);
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        ("{}: only TIME segments are supported", pad.name())
-                    );
-                    false
-                }
-            }
-            EventView::Eos(_) => {
-                let selections = {
-                    let mut state = self.state.lock().unwrap();
-                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
-                        return true;
-                    };
-                    p.eos = true;
-                    let track = p.track;
-                    state.cutter.set_eos(track, Instant::now())
-                };
-                self.dispatch(selections);
-                true
-            }
-            EventView::FlushStop(_) => {
-                // Running time starts again after a flush: what was held
-                // becomes a clip of its own (when the leading track
-                // flushes), and the next starts at the next keyframe.
-                let selections = {
-                    let mut state = self.state.lock().unwrap();
-                    let Some(p) = state.pads.get_mut(pad.name().as_str()) else {
-                        return true;
-                    };
-                    p.eos = false;
-                    let leads = p.kind == TrackKind::Video
-                        || !state.pads.values().any(|p| p.kind == TrackKind::Video);
-                    if leads {
-                        state.cutter.flush(Trigger::Flush)
-                    } else {
-                        Vec::new()
-                    }
-                };
-                self.dispatch(selections);
-                true
-            }
-            // Sticky events we consumed; nothing goes downstream of a sink.
-            _ => true,
+    fn end_track(&self, track: usize, _eos: bool) {
+        let selections = self
+            .state
+            .lock()
+            .unwrap()
+            .cutter
+            .set_eos(track, Instant::now());
+        self.dispatch(selections);
+    }
+
+    fn flush(&self, track: usize) {
+        // Running time starts again after a flush: what was held becomes a
+        // clip of its own (when the leading track flushes), and the next
+        // starts at the next keyframe.
+        if !self.pads.leads(track) {
+            return;
         }
+        let selections = self.state.lock().unwrap().cutter.flush(Trigger::Flush);
+        self.dispatch(selections);
     }
 }

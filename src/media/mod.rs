@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: MPL-2.0
 //! GStreamer-side helpers shared by the elements that take encoded media on
-//! `video` and `audio` request pads: pad templates, and buffers to samples.
+//! `video` and `audio` request pads: pad templates, buffers to samples, the
+//! pads themselves ([`sink`]) and the thread that writes ([`Worker`]).
+
+pub mod sink;
+mod worker;
+
+pub use sink::{EncodedSink, SinkPads};
+pub use worker::{Worker, send_all};
 
 use bytes::Bytes;
 
@@ -122,42 +129,40 @@ pub fn sample_from_buffer(
     Ok(sample)
 }
 
-/// What an element with `video`/`audio` request pads does with their data.
-pub trait EncodedSink: gst::subclass::prelude::ElementImpl {
-    fn chain(
-        &self,
-        pad: &gst::Pad,
-        buffer: gst::Buffer,
-    ) -> Result<gst::FlowSuccess, gst::FlowError>;
-    fn sink_event(&self, pad: &gst::Pad, event: gst::Event) -> bool;
-}
-
-/// The track kind a request pad template stands for.
-pub fn kind_of(templ: &gst::PadTemplate) -> TrackKind {
-    if templ.name_template() == "video" {
-        TrackKind::Video
-    } else {
-        TrackKind::Audio
+/// UTC from a reference timestamp meta (`timestamp/x-unix` or NTP), if any.
+pub fn reference_utc(buffer: &gst::BufferRef) -> Option<chrono::DateTime<chrono::Utc>> {
+    const NS: i64 = crate::core::NS as i64;
+    for meta in buffer.iter_meta::<gst::ReferenceTimestampMeta>() {
+        let name = meta.reference().structure(0)?.name().to_string();
+        let ts = meta.timestamp().nseconds() as i64;
+        let unix = match name.as_str() {
+            "timestamp/x-unix" => ts,
+            // NTP epoch (1900) to Unix epoch (1970).
+            "timestamp/x-ntp" => ts - 2_208_988_800 * NS,
+            _ => continue,
+        };
+        return chrono::DateTime::from_timestamp(unix.div_euclid(NS), unix.rem_euclid(NS) as u32);
     }
+    None
 }
 
-/// A request pad named after its template (`video` or `audio`) whose data
-/// and events go to `T`'s [`EncodedSink`] methods, panics turned into
-/// errors.
-pub fn request_pad<T: EncodedSink>(templ: &gst::PadTemplate) -> gst::Pad {
-    use gst::subclass::prelude::ElementImplExt;
-    gst::Pad::builder_from_template(templ)
-        .name(templ.name_template())
-        .chain_function(|pad, parent, buffer| {
-            T::catch_panic_pad_function(
-                parent,
-                || Err(gst::FlowError::Error),
-                |imp| imp.chain(pad, buffer),
-            )
-        })
-        .event_function(|pad, parent, event| {
-            T::catch_panic_pad_function(parent, || false, |imp| imp.sink_event(pad, event))
-        })
-        .flags(gst::PadFlags::ACCEPT_TEMPLATE)
-        .build()
+/// Asks upstream of `element`'s `video` pad for a keyframe at `running_time`
+/// (as soon as it can, for `None`), with the headers.
+pub fn request_keyframe(element: &gst::Element, running_time: Option<gst::ClockTime>) {
+    use gst::prelude::*;
+    let Some(pad) = element.static_pad("video") else {
+        return;
+    };
+    gst::debug!(
+        sink::CAT,
+        obj = pad,
+        "requesting a keyframe at {}",
+        running_time.display()
+    );
+    pad.push_event(
+        gst_video::UpstreamForceKeyUnitEvent::builder()
+            .running_time(running_time)
+            .all_headers(true)
+            .build(),
+    );
 }

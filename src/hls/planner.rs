@@ -1,0 +1,917 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The recording planner: samples in, [`Recorder`](super::recorder::Recorder)
+//! commands out, with no I/O and no GStreamer.
+//!
+//! It owns everything hlsclipsink decides between a sample's arrival and
+//! the disk:
+//! - the cut into fragments ([`Cutter`]: one per GOP of the leading track,
+//!   every second for audio alone);
+//! - timestamp gaps and jumps backwards, closed per track: later samples are
+//!   shifted so that recording time continues (every frame stays
+//!   decodable), and a gap on the leading track puts an
+//!   EXT-X-DISCONTINUITY before the next segment;
+//! - recording time: a session's timeline, from 0 at its first keyframe (or
+//!   from where a resumed session ended), without holes;
+//! - codec configuration changes, which take effect at the first keyframe
+//!   coded with them and start a new init segment;
+//! - segment ends (at the first fragment end past the target duration),
+//!   program date times and the keyframe requests that end segments on
+//!   time.
+//!
+//! Times are typed: [`RunningTime`] is the pipeline's (after the gaps were
+//! closed, unless said otherwise), [`RecordingTime`] the session's.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::core::nal::{self, Access};
+use crate::core::periodic::{Cutter, Notice, Selection, Trigger};
+use crate::core::{NS, Sample, TrackKind};
+use crate::mp4::{ClipTrack, CodecConfig};
+
+/// A jump in decode time larger than this (or backwards) is a gap.
+const GAP: i64 = 1_000_000_000;
+/// Audio-only streams are fragmented every this many ns.
+const AUDIO_FRAGMENT: u64 = 1_000_000_000;
+/// The cutter holds at most this much media without a keyframe.
+const MAX_PENDING: u64 = 30 * NS;
+/// A segment closes at the first fragment end past the target duration
+/// less this (keyframes a frame early still end it).
+const CLOSE_SLACK: i64 = NS as i64 / 10;
+
+/// A pipeline running time (ns; may be negative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct RunningTime(pub i64);
+
+/// A time on a session's recording timeline (ns from its start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct RecordingTime(pub i64);
+
+impl RecordingTime {
+    pub fn ns(self) -> u64 {
+        self.0.max(0) as u64
+    }
+}
+
+/// Where program date times come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PdtClock {
+    /// The wall clock when the first sample arrived (corrected by the
+    /// pipeline clock), advancing with running time.
+    #[default]
+    Pipeline,
+    /// The wall clock when each fragment is planned, less what the newest
+    /// sample is ahead of it.
+    System,
+    /// The UTC of reference timestamps on keyframes (else as `Pipeline`).
+    Reference,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PlannerConfig {
+    pub target_duration: Duration,
+    pub pdt_clock: PdtClock,
+    /// Recording time where this run starts (the end of a resumed session).
+    pub base: RecordingTime,
+}
+
+impl Default for PlannerConfig {
+    fn default() -> Self {
+        Self {
+            target_duration: Duration::from_secs(6),
+            pdt_clock: PdtClock::Pipeline,
+            base: RecordingTime(0),
+        }
+    }
+}
+
+/// The clocks when something arrives.
+#[derive(Debug, Clone, Copy)]
+pub struct Now {
+    /// For stall detection.
+    pub instant: Instant,
+    pub utc: DateTime<Utc>,
+    /// The pipeline's running time by its clock, if it has one.
+    pub running_time: Option<RunningTime>,
+}
+
+impl Now {
+    pub fn system() -> Self {
+        Self {
+            instant: Instant::now(),
+            utc: Utc::now(),
+            running_time: None,
+        }
+    }
+
+    /// The wall clock at running time `rt` (now, for a time not yet
+    /// reached or without a pipeline clock).
+    fn utc_at(&self, rt: RunningTime) -> DateTime<Utc> {
+        match self.running_time {
+            Some(cur) if cur >= rt => self.utc - chrono::Duration::nanoseconds(cur.0 - rt.0),
+            _ => self.utc,
+        }
+    }
+}
+
+/// A fragment to append.
+#[derive(Debug)]
+pub struct Fragment {
+    /// The tracks in init order.
+    pub tracks: Vec<ClipTrack>,
+    /// Running time minus recording time: the samples' times onto the
+    /// session's timeline.
+    pub offset: i64,
+    /// Initial composition delay per init track (ns), for the edit lists.
+    pub delays: Vec<i64>,
+    pub pdt: Option<DateTime<Utc>>,
+    /// Where the fragment starts.
+    pub start: RunningTime,
+    /// Where its media ends: the next fragment's start.
+    pub end: RecordingTime,
+}
+
+#[derive(Debug)]
+pub enum Command {
+    /// A new init segment (the tracks, and their initial composition
+    /// delays in ns for its edit list); the next segment starts after it.
+    Init {
+        configs: Vec<Arc<CodecConfig>>,
+        delays: Vec<i64>,
+    },
+    Append(Fragment),
+    /// End the open segment.
+    Close,
+    /// The next segment starts after an EXT-X-DISCONTINUITY.
+    Discontinuity,
+    /// End of the session: every track ended (`eos`), or the element
+    /// stopped.
+    Finish {
+        eos: bool,
+    },
+}
+
+/// What one input produced.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub commands: Vec<Command>,
+    pub notices: Vec<Notice>,
+    /// Ask upstream for a keyframe at this (real) running time: where the
+    /// open segment should end. Given once per segment.
+    pub keyframe_at: Option<RunningTime>,
+    /// The first H.264 open-GOP random-access point: browsers' Media
+    /// Source players start only at IDR pictures.
+    pub open_gop: bool,
+}
+
+struct Track {
+    kind: TrackKind,
+    config: Option<Arc<CodecConfig>>,
+    /// A configuration from caps, taking effect at the next keyframe (the
+    /// first frame coded with it); later caps before that replace it.
+    pending: Option<Arc<CodecConfig>>,
+    /// Last decode time as received (before closing gaps), and the step
+    /// before it.
+    last_dts: Option<i64>,
+    last_step: i64,
+    /// Subtracted from this track's timestamps: the gaps closed so far.
+    shift: i64,
+}
+
+/// A gap closed on the leading track: from this (shifted) running time on,
+/// `total` was taken off.
+#[derive(Debug, Clone, Copy)]
+struct Shift {
+    from: RunningTime,
+    total: i64,
+}
+
+pub struct Planner {
+    cfg: PlannerConfig,
+    cutter: Cutter,
+    tracks: Vec<Track>,
+    /// Configurations of the current init segment, in init order.
+    init: Vec<Arc<CodecConfig>>,
+    /// Track index per init track.
+    order: Vec<usize>,
+    /// Initial composition delay per init track (ns).
+    delays: Vec<i64>,
+    /// Running time minus recording time.
+    offset: Option<i64>,
+    /// End of the last fragment.
+    end: RecordingTime,
+    /// Start of the open segment.
+    segment_start: RecordingTime,
+    /// A gap was closed on the leading track at this running time: the
+    /// first fragment from there starts after a discontinuity.
+    discontinuity: Option<RunningTime>,
+    /// (Real running time, UTC) anchors of program date times: the first
+    /// sample's, and the newest reference timestamp's.
+    utc_anchor: Option<(RunningTime, DateTime<Utc>)>,
+    reference: Option<(RunningTime, DateTime<Utc>)>,
+    warned_open_gop: bool,
+    /// Newest leading-track presentation time.
+    latest: RunningTime,
+    shifts: Vec<Shift>,
+    requested_for: Option<RunningTime>,
+    finished: bool,
+}
+
+impl Planner {
+    /// A planner for a run with tracks of `kinds` (track `i` is `kinds[i]`).
+    pub fn new(cfg: PlannerConfig, kinds: &[TrackKind]) -> Self {
+        let has_video = kinds.contains(&TrackKind::Video);
+        let interval = if has_video { 1 } else { AUDIO_FRAGMENT };
+        let mut planner = Self {
+            cfg,
+            cutter: Cutter::new(interval, MAX_PENDING),
+            tracks: Vec::new(),
+            init: Vec::new(),
+            order: Vec::new(),
+            delays: Vec::new(),
+            offset: None,
+            end: cfg.base,
+            segment_start: cfg.base,
+            discontinuity: None,
+            utc_anchor: None,
+            reference: None,
+            warned_open_gop: false,
+            latest: RunningTime(0),
+            shifts: Vec::new(),
+            requested_for: None,
+            finished: false,
+        };
+        for &kind in kinds {
+            planner.add_track(kind);
+        }
+        planner
+    }
+
+    /// Adds a track; returns its index.
+    pub fn add_track(&mut self, kind: TrackKind) -> usize {
+        self.tracks.push(Track {
+            kind,
+            config: None,
+            pending: None,
+            last_dts: None,
+            last_step: 0,
+            shift: 0,
+        });
+        self.cutter.add_track(kind)
+    }
+
+    /// A codec configuration from caps: the track's first, or the next one
+    /// (from its next keyframe).
+    pub fn set_config(&mut self, track: usize, config: Arc<CodecConfig>) {
+        let t = &mut self.tracks[track];
+        if t.config.is_none() {
+            t.config = Some(config);
+        } else {
+            t.pending = Some(config);
+        }
+    }
+
+    /// Whether the track leads the cuts: video, or any track of a stream
+    /// without video.
+    fn leads(&self, track: usize) -> bool {
+        self.tracks[track].kind == TrackKind::Video
+            || !self.tracks.iter().any(|t| t.kind == TrackKind::Video)
+    }
+
+    /// Plans a sample of `track` (times in running time as received);
+    /// `reference` is the UTC of its reference timestamp, if any.
+    pub fn push(
+        &mut self,
+        track: usize,
+        mut sample: Sample,
+        reference: Option<DateTime<Utc>>,
+        now: &Now,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        let t = &mut self.tracks[track];
+        let codec = t
+            .pending
+            .as_ref()
+            .or(t.config.as_ref())
+            .and_then(|c| c.nal_format())
+            .map(|(codec, _)| codec);
+        plan.open_gop = sample.access == Access::Open
+            && codec == Some(nal::Codec::H264)
+            && !std::mem::replace(&mut self.warned_open_gop, true);
+        // A new configuration takes effect at its first keyframe: what came
+        // before is written with the old init segment.
+        let pending = t.pending.take_if(|_| sample.keyframe);
+        if let Some(new) = pending {
+            let changed = t.config.as_ref().is_some_and(|old| !old.same_entry(&new));
+            if changed {
+                let held = self.cutter.flush(Trigger::CapsChange);
+                self.prepare(held, now, &mut plan.commands);
+            }
+            self.tracks[track].config = Some(new);
+        }
+        let pts = RunningTime(sample.pts);
+        if let Some(utc) = reference {
+            self.reference = Some((pts, utc));
+        }
+        if self.utc_anchor.is_none() {
+            self.utc_anchor = Some((pts, now.utc_at(pts)));
+        }
+        let leads = self.leads(track);
+        if let Some(closed) = self.close_gap(track, &mut sample)
+            && leads
+        {
+            self.shifts.push(closed);
+            self.discontinuity = Some(closed.from);
+        }
+        if leads {
+            self.latest = self.latest.max(RunningTime(sample.pts));
+        }
+        let selections = self
+            .cutter
+            .push(track, sample, now.instant, &mut plan.notices);
+        // The first keyframe starts recording time: the keyframe that ends
+        // the first segment can be asked for right away.
+        if self.offset.is_none() {
+            self.offset = self.cutter.pending_start().map(|s| s - self.cfg.base.0);
+        }
+        self.prepare(selections, now, &mut plan.commands);
+        plan.keyframe_at = self.keyframe_request();
+        plan
+    }
+
+    /// Closes a jump in `track`'s decode time: the sample (and those after
+    /// it) are shifted to follow the previous one. Returns the shift, if
+    /// this sample made one.
+    fn close_gap(&mut self, track: usize, sample: &mut Sample) -> Option<Shift> {
+        let t = &mut self.tracks[track];
+        let raw = sample.dts;
+        let mut closed = None;
+        if let Some(last) = t.last_dts {
+            let step = raw - last;
+            let gap = (sample.duration as i64 * 3).max(GAP);
+            if step < 0 || step > gap {
+                let expected = if sample.duration > 0 {
+                    sample.duration as i64
+                } else {
+                    t.last_step
+                };
+                t.shift += step - expected;
+                closed = Some(Shift {
+                    from: RunningTime(sample.pts - t.shift),
+                    total: t.shift,
+                });
+            } else {
+                t.last_step = step;
+            }
+        }
+        t.last_dts = Some(raw);
+        sample.pts -= t.shift;
+        sample.dts -= t.shift;
+        closed
+    }
+
+    /// A track ended (`eos`), or its pad went away: what it completes is
+    /// planned, and the session ends with the last track.
+    pub fn end_track(&mut self, track: usize, eos: bool, now: &Now) -> Plan {
+        let selections = self.cutter.set_eos(track, now.instant);
+        self.plan(selections, eos, now)
+    }
+
+    /// A flush: the held media is written as it is (when the leading track
+    /// flushes); recording starts again at the next keyframe, and the jump
+    /// in time that follows is closed like any other gap (the last decode
+    /// times are kept).
+    pub fn flush(&mut self, track: usize, now: &Now) -> Plan {
+        if !self.leads(track) {
+            return Plan::default();
+        }
+        let selections = self.cutter.flush(Trigger::Flush);
+        self.plan(selections, false, now)
+    }
+
+    /// The element stops: what was received is written and the session
+    /// ends.
+    pub fn finish(&mut self, now: &Now) -> Plan {
+        let selections = if self.finished {
+            Vec::new()
+        } else {
+            self.cutter.finish()
+        };
+        self.plan(selections, false, now)
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn plan(&mut self, selections: Vec<Selection>, eos: bool, now: &Now) -> Plan {
+        let mut plan = Plan::default();
+        self.prepare(selections, now, &mut plan.commands);
+        if self.cutter.is_done() && !self.finished {
+            self.finished = true;
+            plan.commands.push(Command::Finish { eos });
+        }
+        plan.keyframe_at = self.keyframe_request();
+        plan
+    }
+
+    /// The gap shift in effect at (shifted) running time `rt`.
+    fn shift_at(&self, rt: RunningTime) -> i64 {
+        self.shifts
+            .iter()
+            .rev()
+            .find(|s| s.from <= rt)
+            .map_or(0, |s| s.total)
+    }
+
+    /// The real running time of a (shifted) running time.
+    fn real(&self, rt: RunningTime) -> RunningTime {
+        RunningTime(rt.0 + self.shift_at(rt))
+    }
+
+    fn pdt_at(&self, rt: RunningTime, now: &Now) -> Option<DateTime<Utc>> {
+        let rt = self.real(rt);
+        let since = |(at, utc): (RunningTime, DateTime<Utc>)| {
+            utc + chrono::Duration::nanoseconds(rt.0 - at.0)
+        };
+        match self.cfg.pdt_clock {
+            PdtClock::Reference if self.reference.is_some() => self.reference.map(since),
+            PdtClock::System => {
+                let ahead = (self.real(self.latest).0 - rt.0).max(0);
+                Some(now.utc - chrono::Duration::nanoseconds(ahead))
+            }
+            _ => self.utc_anchor.map(since),
+        }
+    }
+
+    /// Where the open segment should end, if not asked yet.
+    fn keyframe_request(&mut self) -> Option<RunningTime> {
+        if self.finished {
+            return None;
+        }
+        let target = self.cfg.target_duration.as_nanos() as i64;
+        let at = self.real(RunningTime(self.offset? + self.segment_start.0 + target));
+        if self.requested_for == Some(at) || at.0 < 0 {
+            return None;
+        }
+        self.requested_for = Some(at);
+        Some(at)
+    }
+
+    /// Selections to commands: init segments, fragments, segment ends.
+    fn prepare(&mut self, selections: Vec<Selection>, now: &Now, cmds: &mut Vec<Command>) {
+        let target = self.cfg.target_duration.as_nanos() as i64;
+        for sel in selections {
+            // Tracks in init order: video first, then audio.
+            let mut tracks: Vec<(usize, Arc<CodecConfig>)> = self
+                .tracks
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.config.clone().map(|c| (i, c)))
+                .collect();
+            tracks.sort_by_key(|(i, c)| (c.kind != TrackKind::Video, *i));
+            let init_changed = self.init.len() != tracks.len()
+                || self
+                    .init
+                    .iter()
+                    .zip(&tracks)
+                    .any(|(a, (_, b))| !a.same_entry(b));
+            if init_changed {
+                self.order = tracks.iter().map(|(i, _)| *i).collect();
+                self.init = tracks.into_iter().map(|(_, c)| c).collect();
+                self.delays = self
+                    .order
+                    .iter()
+                    .map(|&i| {
+                        sel.tracks
+                            .iter()
+                            .find(|t| t.track == i)
+                            .and_then(|t| t.samples.first())
+                            .map_or(0, |s| (s.pts - s.dts).max(0))
+                    })
+                    .collect();
+                cmds.push(Command::Init {
+                    configs: self.init.clone(),
+                    delays: self.delays.clone(),
+                });
+                // A new init segment also starts a new media segment.
+                self.segment_start = self.end;
+            }
+            let start = RunningTime(sel.start);
+            if self.offset.is_none() {
+                self.offset = Some(sel.start - self.cfg.base.0);
+            }
+            if self.discontinuity.is_some_and(|at| start >= at) {
+                // Recording time goes on where it was.
+                self.discontinuity = None;
+                self.offset = Some(sel.start - self.end.0);
+                self.segment_start = self.end;
+                if !init_changed {
+                    cmds.push(Command::Discontinuity);
+                }
+            }
+            let offset = self.offset.unwrap_or(sel.start);
+            let mut selected = sel.tracks;
+            let tracks = self
+                .order
+                .iter()
+                .zip(&self.init)
+                .map(|(&i, config)| {
+                    let (samples, next_dts) = match selected.iter().position(|t| t.track == i) {
+                        Some(p) => {
+                            let t = selected.swap_remove(p);
+                            (t.samples, t.next_dts)
+                        }
+                        None => (Vec::new(), None),
+                    };
+                    ClipTrack {
+                        config: config.clone(),
+                        samples,
+                        next_dts,
+                    }
+                })
+                .collect();
+            self.end = RecordingTime(sel.end - offset);
+            cmds.push(Command::Append(Fragment {
+                tracks,
+                offset,
+                delays: self.delays.clone(),
+                pdt: self.pdt_at(start, now),
+                start,
+                end: self.end,
+            }));
+            if self.end.0 - self.segment_start.0 + CLOSE_SLACK >= target {
+                cmds.push(Command::Close);
+                self.segment_start = self.end;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mp4::testing;
+    use bytes::Bytes;
+
+    const MS: i64 = 1_000_000;
+    const S: i64 = 1_000 * MS;
+    const FRAME: i64 = 40 * MS;
+
+    fn now() -> Now {
+        Now {
+            instant: Instant::now(),
+            utc: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            running_time: None,
+        }
+    }
+
+    fn sample(pts: i64, dts: i64, duration: i64, keyframe: bool) -> Sample {
+        Sample {
+            pts,
+            dts,
+            duration: duration as u64,
+            keyframe,
+            access: Access::Unknown,
+            data: Bytes::from_static(&[0; 16]),
+        }
+    }
+
+    fn cfg(target: u64) -> PlannerConfig {
+        PlannerConfig {
+            target_duration: Duration::from_secs(target),
+            ..Default::default()
+        }
+    }
+
+    /// A planner with a video track (0) and an audio track (1).
+    fn av(target: u64) -> Planner {
+        let mut p = Planner::new(cfg(target), &[TrackKind::Video, TrackKind::Audio]);
+        p.set_config(0, Arc::new(testing::h264()));
+        p.set_config(1, Arc::new(testing::aac()));
+        p
+    }
+
+    /// A planner with a video track alone.
+    fn video(cfg: PlannerConfig) -> Planner {
+        let mut p = Planner::new(cfg, &[TrackKind::Video]);
+        p.set_config(0, Arc::new(testing::h264()));
+        p
+    }
+
+    /// Video frames `from..to` (25 fps, a keyframe every second, no
+    /// reordering) with running time `shift` added, and the audio (20 ms
+    /// frames) of the same span, interleaved.
+    fn feed(p: &mut Planner, from: i64, to: i64, shift: i64, out: &mut Vec<Command>) {
+        for f in from..to {
+            let t = f * FRAME + shift;
+            out.extend(
+                p.push(0, sample(t, t, FRAME, f % 25 == 0), None, &now())
+                    .commands,
+            );
+            for a in 0..2 {
+                let t = t + a * 20 * MS;
+                out.extend(
+                    p.push(1, sample(t, t, 20 * MS, true), None, &now())
+                        .commands,
+                );
+            }
+        }
+    }
+
+    fn ends(cmds: &[Command]) -> Vec<i64> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::Append(f) => Some(f.end.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Command kinds, in order: I(nit), A(ppend), C(lose), D(iscontinuity),
+    /// F(inish).
+    fn shape(cmds: &[Command]) -> String {
+        cmds.iter()
+            .map(|c| match c {
+                Command::Init { .. } => 'I',
+                Command::Append(_) => 'A',
+                Command::Close => 'C',
+                Command::Discontinuity => 'D',
+                Command::Finish { .. } => 'F',
+            })
+            .collect()
+    }
+
+    /// Decode times of a track across the appended fragments, in recording
+    /// time.
+    fn recorded_dts(cmds: &[Command], kind: TrackKind) -> Vec<i64> {
+        cmds.iter()
+            .filter_map(|c| match c {
+                Command::Append(f) => Some(f),
+                _ => None,
+            })
+            .flat_map(|f| {
+                f.tracks
+                    .iter()
+                    .filter(|t| t.config.kind == kind)
+                    .flat_map(move |t| t.samples.iter().map(move |s| s.dts - f.offset))
+            })
+            .collect()
+    }
+
+    fn assert_continuous(dts: &[i64], step: i64) {
+        for w in dts.windows(2) {
+            assert_eq!(w[1] - w[0], step, "decode times {dts:?}");
+        }
+    }
+
+    #[test]
+    fn fragments_per_gop_and_segments_at_the_target() {
+        let mut p = av(2);
+        let mut cmds = Vec::new();
+        feed(&mut p, 0, 125, 10 * S, &mut cmds);
+        cmds.extend(p.end_track(0, true, &now()).commands);
+        cmds.extend(p.end_track(1, true, &now()).commands);
+        assert_eq!(shape(&cmds), "IAACAACAF");
+        assert_eq!(ends(&cmds), vec![S, 2 * S, 3 * S, 4 * S, 5 * S]);
+        assert!(matches!(cmds.last(), Some(Command::Finish { eos: true })));
+        // Nothing after the end, not even at stop.
+        assert!(p.finish(&now()).commands.is_empty());
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Video), FRAME);
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Audio), 20 * MS);
+    }
+
+    #[test]
+    fn a_resumed_session_goes_on_from_its_end() {
+        let mut p = video(PlannerConfig {
+            base: RecordingTime(7 * S),
+            ..cfg(2)
+        });
+        let mut cmds = Vec::new();
+        for f in 0..51 {
+            let t = 100 * S + f * FRAME;
+            cmds.extend(
+                p.push(0, sample(t, t, FRAME, f % 25 == 0), None, &now())
+                    .commands,
+            );
+        }
+        assert_eq!(ends(&cmds), vec![8 * S, 9 * S]);
+        assert_eq!(recorded_dts(&cmds, TrackKind::Video)[0], 7 * S);
+    }
+
+    #[test]
+    fn keyframe_requests_ask_for_each_segment_end_once() {
+        let mut p = video(cfg(2));
+        let mut asked = Vec::new();
+        for f in 0..150 {
+            let t = 5 * S + f * FRAME;
+            asked.extend(
+                p.push(0, sample(t, t, FRAME, f % 25 == 0), None, &now())
+                    .keyframe_at,
+            );
+        }
+        assert_eq!(
+            asked,
+            vec![RunningTime(7 * S), RunningTime(9 * S), RunningTime(11 * S)]
+        );
+    }
+
+    #[test]
+    fn a_gap_on_the_leading_track_is_closed_with_a_discontinuity() {
+        let mut p = av(6);
+        let mut cmds = Vec::new();
+        feed(&mut p, 0, 50, 0, &mut cmds);
+        // Ten seconds of nothing, then the stream goes on.
+        feed(&mut p, 50, 100, 10 * S, &mut cmds);
+        cmds.extend(p.finish(&now()).commands);
+        assert_eq!(shape(&cmds), "IAADAAF");
+        // Recording time has no hole: 4 s of media end at 4 s.
+        assert_eq!(ends(&cmds), vec![S, 2 * S, 3 * S, 4 * S]);
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Video), FRAME);
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Audio), 20 * MS);
+        // Keyframe requests and program date times are in real time.
+        let appended: Vec<&Fragment> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Command::Append(f) => Some(f),
+                _ => None,
+            })
+            .collect();
+        let pdt0 = appended[0].pdt.unwrap();
+        let pdt2 = appended[2].pdt.unwrap();
+        assert_eq!((pdt2 - pdt0).num_milliseconds(), 12_000);
+    }
+
+    #[test]
+    fn time_going_backwards_is_closed_like_a_gap() {
+        let mut p = av(6);
+        let mut cmds = Vec::new();
+        feed(&mut p, 0, 50, 60 * S, &mut cmds);
+        feed(&mut p, 0, 50, 0, &mut cmds);
+        cmds.extend(p.finish(&now()).commands);
+        assert_eq!(shape(&cmds), "IAADAAF");
+        assert_eq!(ends(&cmds), vec![S, 2 * S, 3 * S, 4 * S]);
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Video), FRAME);
+    }
+
+    #[test]
+    fn a_gap_on_the_audio_track_alone_shifts_audio_without_a_discontinuity() {
+        let mut p = av(6);
+        let mut cmds = Vec::new();
+        for f in 0..100 {
+            let t = f * FRAME;
+            cmds.extend(
+                p.push(0, sample(t, t, FRAME, f % 25 == 0), None, &now())
+                    .commands,
+            );
+            // Audio stops for two seconds at frame 25, its timestamps jump.
+            if !(25..75).contains(&f) {
+                for a in 0..2 {
+                    let at = t + a * 20 * MS;
+                    let s = sample(at, at, 20 * MS, true);
+                    cmds.extend(p.push(1, s, None, &now()).commands);
+                }
+            }
+        }
+        cmds.extend(p.finish(&now()).commands);
+        assert!(!shape(&cmds).contains('D'), "{}", shape(&cmds));
+        assert_eq!(ends(&cmds), vec![S, 2 * S, 3 * S, 4 * S]);
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Video), FRAME);
+        // The audio continues where it stopped.
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Audio), 20 * MS);
+    }
+
+    #[test]
+    fn caps_mid_gop_take_effect_at_the_next_keyframe() {
+        let mut p = av(6);
+        let mut cmds = Vec::new();
+        feed(&mut p, 0, 35, 0, &mut cmds);
+        // New caps in the middle of the second GOP: its last frames are
+        // still coded with the old configuration.
+        let mut caps = testing::h264_caps("avc", true);
+        caps.make_mut().set("width", 1280i32);
+        p.set_config(0, Arc::new(CodecConfig::from_caps(&caps).unwrap()));
+        feed(&mut p, 35, 75, 0, &mut cmds);
+        cmds.extend(p.finish(&now()).commands);
+        assert_eq!(shape(&cmds), "IAAIAF");
+        let widths: Vec<(char, u32)> = cmds
+            .iter()
+            .filter_map(|c| match c {
+                Command::Init { configs, .. } => Some(('I', configs[0].width)),
+                Command::Append(f) => Some(('A', f.tracks[0].config.width)),
+                _ => None,
+            })
+            .collect();
+        let old = testing::h264().width;
+        assert_eq!(
+            widths,
+            vec![('I', old), ('A', old), ('A', old), ('I', 1280), ('A', 1280)]
+        );
+        assert_eq!(ends(&cmds), vec![S, 2 * S, 3 * S]);
+    }
+
+    #[test]
+    fn same_caps_again_change_nothing() {
+        let mut p = av(6);
+        let mut cmds = Vec::new();
+        feed(&mut p, 0, 30, 0, &mut cmds);
+        p.set_config(0, Arc::new(testing::h264()));
+        feed(&mut p, 30, 60, 0, &mut cmds);
+        cmds.extend(p.finish(&now()).commands);
+        assert_eq!(shape(&cmds), "IAAAF");
+    }
+
+    #[test]
+    fn a_flush_writes_what_was_held_and_restarts_at_a_keyframe() {
+        let mut p = av(6);
+        let mut cmds = Vec::new();
+        feed(&mut p, 0, 40, 0, &mut cmds);
+        // The audio flushes alone: nothing happens.
+        assert!(p.flush(1, &now()).commands.is_empty());
+        cmds.extend(p.flush(0, &now()).commands);
+        assert_eq!(shape(&cmds), "IAA");
+        assert_eq!(ends(&cmds), vec![S, 40 * FRAME]);
+        // Running time starts again; P frames before the next keyframe
+        // are dropped, then recording goes on without a hole.
+        for f in 0..10 {
+            let t = f * FRAME;
+            p.push(0, sample(t, t, FRAME, false), None, &now());
+        }
+        feed(&mut p, 10, 60, 0, &mut cmds);
+        cmds.extend(p.finish(&now()).commands);
+        assert_eq!(shape(&cmds), "IAADAAF");
+        let e = ends(&cmds);
+        assert_eq!(e[2], 40 * FRAME + 25 * FRAME);
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Video), FRAME);
+    }
+
+    #[test]
+    fn audio_alone_is_fragmented_every_second() {
+        let mut p = Planner::new(cfg(2), &[TrackKind::Audio]);
+        p.set_config(0, Arc::new(testing::aac()));
+        let mut cmds = Vec::new();
+        // 1024-sample AAC frames at 48 kHz.
+        let d = 1024 * S / 48_000;
+        for i in 0..300 {
+            cmds.extend(
+                p.push(0, sample(i * d, i * d, d, true), None, &now())
+                    .commands,
+            );
+        }
+        cmds.extend(p.end_track(0, true, &now()).commands);
+        let e = ends(&cmds);
+        assert!(e.len() >= 6, "{e:?}");
+        for w in e.windows(2).take(e.len() - 2) {
+            assert!((w[1] - w[0] - S).abs() <= d, "{e:?}");
+        }
+        assert_eq!(*e.last().unwrap(), 300 * d);
+        assert!(shape(&cmds).starts_with("IAAC"));
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Audio), d);
+    }
+
+    #[test]
+    fn program_date_times_follow_the_pipeline_clock() {
+        let mut p = video(cfg(6));
+        let clock = Now {
+            running_time: Some(RunningTime(11 * S)),
+            ..now()
+        };
+        let mut cmds = Vec::new();
+        for f in 0..30 {
+            let t = 10 * S + f * FRAME;
+            cmds.extend(
+                p.push(0, sample(t, t, FRAME, f % 25 == 0), None, &clock)
+                    .commands,
+            );
+        }
+        let Some(Command::Append(f)) = cmds.iter().find(|c| matches!(c, Command::Append(_))) else {
+            panic!("no fragment: {}", shape(&cmds));
+        };
+        // The first sample arrived a second after its running time.
+        assert_eq!(f.pdt, Some(now().utc - chrono::Duration::seconds(1)));
+    }
+
+    #[test]
+    fn reference_timestamps_anchor_program_date_times() {
+        let mut p = video(PlannerConfig {
+            pdt_clock: PdtClock::Reference,
+            ..cfg(6)
+        });
+        let utc = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut cmds = Vec::new();
+        for f in 0..30 {
+            let t = f * FRAME;
+            let reference = (f % 25 == 0).then(|| utc + chrono::Duration::nanoseconds(t));
+            cmds.extend(
+                p.push(0, sample(t, t, FRAME, f % 25 == 0), reference, &now())
+                    .commands,
+            );
+        }
+        let Some(Command::Append(f)) = cmds.iter().find(|c| matches!(c, Command::Append(_))) else {
+            panic!("no fragment: {}", shape(&cmds));
+        };
+        assert_eq!(f.pdt, Some(utc));
+    }
+}

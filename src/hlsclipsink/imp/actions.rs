@@ -1,0 +1,153 @@
+// SPDX-License-Identifier: MPL-2.0
+//! hlsclipsink's action signals: preview and clip manifests, MP4 clips,
+//! with their results as structures and element messages.
+
+use std::path::PathBuf;
+
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::{CAT, HlsClipSink};
+use crate::hls::clip::{ClipError, ClipRequest};
+use crate::hls::service::ClipDone;
+
+impl HlsClipSink {
+    fn error_structure(name: &str, e: &ClipError) -> gst::Structure {
+        gst::Structure::builder(name)
+            .field("error", e.to_string())
+            .field("status", u32::from(e.status()))
+            .field("kind", e.kind())
+            .build()
+    }
+
+    pub(super) fn preview(&self, media_id: Option<String>, duration: String) -> gst::Structure {
+        const NAME: &str = "hlsclipsink-preview";
+        let result = crate::core::timespec::parse_duration(&duration)
+            .map_err(|e| ClipError::BadRequest(format!("duration: {e}")))
+            .and_then(|d| {
+                let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+                self.service()?.preview(media_id.as_deref(), d)
+            });
+        match result {
+            Ok(p) => gst::Structure::builder(NAME)
+                .field("manifest", p.manifest)
+                .field("preview-start-seconds", p.start_seconds)
+                .field("stream-media-id", p.media_id)
+                .build(),
+            Err(e) => {
+                gst::info!(CAT, imp = self, "preview manifest refused: {e}");
+                Self::error_structure(NAME, &e)
+            }
+        }
+    }
+
+    pub(super) fn clip_manifest(&self, media_id: Option<String>, query: String) -> gst::Structure {
+        const NAME: &str = "hlsclipsink-clip-manifest";
+        let result = ClipRequest::parse_query(&query)
+            .and_then(|req| self.service()?.clip_manifest(media_id.as_deref(), &req));
+        match result {
+            Ok((text, index, range)) => gst::Structure::builder(NAME)
+                .field("manifest", text)
+                .field("media-id", index.media_id)
+                .field("start", gst::ClockTime::from_nseconds(range.start))
+                .field(
+                    "duration",
+                    gst::ClockTime::from_nseconds(range.end - range.start),
+                )
+                .build(),
+            Err(e) => {
+                gst::info!(CAT, imp = self, "clip manifest refused: {e}");
+                Self::error_structure(NAME, &e)
+            }
+        }
+    }
+
+    pub(super) fn clip_mp4(&self, media_id: Option<String>, query: String) -> u64 {
+        let weak = self.obj().downgrade();
+        let post = move |done: ClipDone, media_id: Option<&str>, location: &std::path::Path| {
+            let Some(obj) = weak.upgrade() else { return };
+            let b = gst::Structure::builder("hlsclipsink-clip-done")
+                .field("request-id", done.id)
+                .field("location", location.display().to_string());
+            let s = match done.result {
+                Ok((_, info, bytes)) => b
+                    .field("media-id", info.media_id.as_str())
+                    .field(
+                        "requested-start",
+                        gst::ClockTime::from_nseconds(info.requested_start),
+                    )
+                    .field("start", gst::ClockTime::from_nseconds(info.start))
+                    .field("duration", gst::ClockTime::from_nseconds(info.duration()))
+                    .field("keyframe", gst::ClockTime::from_nseconds(info.keyframe))
+                    .field("preroll", gst::ClockTime::from_nseconds(info.preroll()))
+                    .field(
+                        "utc",
+                        info.utc
+                            .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                            .unwrap_or_default(),
+                    )
+                    .field("bytes", bytes)
+                    .build(),
+                Err(e) => {
+                    gst::info!(CAT, obj = obj, "clip {} failed: {e}", done.id);
+                    b.field("media-id", media_id.unwrap_or_default())
+                        .field("error", e.to_string())
+                        .field("status", u32::from(e.status()))
+                        .field("kind", e.kind())
+                        .build()
+                }
+            };
+            let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+        };
+        let service = match self.service() {
+            Ok(s) => s,
+            Err(e) => {
+                post(
+                    ClipDone {
+                        id: 0,
+                        result: Err(e),
+                    },
+                    media_id.as_deref(),
+                    std::path::Path::new(""),
+                );
+                return 0;
+            }
+        };
+        let id = service.next_id();
+        let location = ClipRequest::parse_query(&query).and_then(|req| {
+            let location = match &req.location {
+                Some(l) => PathBuf::from(l),
+                None => {
+                    let settings = self.settings.lock().unwrap();
+                    let pattern = settings.clip_location.clone().unwrap_or_else(|| {
+                        let stream = service
+                            .stream_dir()
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default();
+                        format!("{}/clips/{stream}-%05d.mp4", settings.location)
+                    });
+                    crate::core::pattern::format_index(&pattern, id)
+                        .map(PathBuf::from)
+                        .map_err(|e| ClipError::BadRequest(format!("clip-location: {e}")))?
+                }
+            };
+            Ok((req, location))
+        });
+        let submitted = location.and_then(|(req, location)| {
+            let (m, l) = (media_id.clone(), location.clone());
+            let post = post.clone();
+            service.clip_to_file(id, media_id.clone(), req, location, move |done| {
+                post(done, m.as_deref(), &l)
+            })
+        });
+        if let Err(e) = submitted {
+            post(
+                ClipDone { id, result: Err(e) },
+                media_id.as_deref(),
+                std::path::Path::new(""),
+            );
+        }
+        id
+    }
+}

@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: MPL-2.0
+//! hlsclipsink's writer thread: the planner's commands on the recorder, and
+//! the element messages that announce segments and the session's end.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+use chrono::Utc;
+use gst::glib;
+use gst::prelude::*;
+
+use crate::hls::planner::Command;
+use crate::hls::recorder::Recorder;
+use crate::mp4::{CodecConfig, fragmented};
+
+/// Carries out the planner's commands on the recorder until the queue
+/// closes; a write error is an element error, and what follows is dropped.
+pub(super) fn run(
+    weak: glib::WeakRef<crate::hlsclipsink::HlsClipSink>,
+    mut recorder: Recorder,
+    rx: mpsc::Receiver<Command>,
+    failed: Arc<AtomicBool>,
+) {
+    let mut segment_rt: Option<i64> = None;
+    let mut finished = false;
+    let fail = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
+        failed.store(true, Ordering::SeqCst);
+        if let Some(obj) = weak.upgrade() {
+            gst::element_error!(
+                obj,
+                gst::ResourceError::Write,
+                ("Could not write {what} in {}: {e}", path.display())
+            );
+        }
+    };
+    while let Ok(cmd) = rx.recv() {
+        if failed.load(Ordering::SeqCst) {
+            continue;
+        }
+        let dir = recorder.session_dir().to_path_buf();
+        match cmd {
+            Command::Init { configs, delays } => {
+                let refs: Vec<&CodecConfig> = configs.iter().map(|c| &**c).collect();
+                let result = fragmented::init_segment(&refs, &delays, Some(Utc::now()))
+                    .map_err(|e| std::io::Error::other(e.to_string()))
+                    .and_then(|data| recorder.write_init(&data));
+                if let Err(e) = result {
+                    fail("the init segment", &dir, &e);
+                }
+            }
+            Command::Append(fragment) => {
+                segment_rt.get_or_insert(fragment.start.0);
+                if let Err(e) = recorder.append(&fragment) {
+                    fail("a segment", &dir, &e);
+                }
+            }
+            Command::Discontinuity => {
+                if let Err(e) = recorder.discontinuity() {
+                    fail("a segment", &dir, &e);
+                }
+            }
+            Command::Close => close(&weak, &mut recorder, &mut segment_rt, &fail),
+            Command::Finish { eos } => {
+                finished = true;
+                close(&weak, &mut recorder, &mut segment_rt, &fail);
+                if let Err(e) = recorder.finish_session(Utc::now()) {
+                    fail("the final playlist", &dir, &e);
+                }
+                if let Some(obj) = weak.upgrade() {
+                    let s = gst::Structure::builder("hlsclipsink-session-ended")
+                        .field("media-id", recorder.media_id())
+                        .field("location", dir.display().to_string())
+                        .field("duration", gst::ClockTime::from_nseconds(recorder.end()))
+                        .field("segments", recorder.segments().len() as u64)
+                        .build();
+                    let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+                    if eos {
+                        let _ = obj.post_message(gst::message::Eos::builder().src(&obj).build());
+                    }
+                }
+            }
+        }
+    }
+    if !finished && !failed.load(Ordering::SeqCst) {
+        let _ = recorder.finish_session(Utc::now());
+    }
+}
+
+/// Ends the open segment and announces it.
+fn close(
+    weak: &glib::WeakRef<crate::hlsclipsink::HlsClipSink>,
+    recorder: &mut Recorder,
+    segment_rt: &mut Option<i64>,
+    fail: &dyn Fn(&str, &std::path::Path, &dyn std::fmt::Display),
+) {
+    let dir = recorder.session_dir().to_path_buf();
+    match recorder.close_segment() {
+        Ok(Some(seg)) => {
+            if let Some(obj) = weak.upgrade() {
+                let s = gst::Structure::builder("hlsclipsink-segment-added")
+                    .field("location", dir.join(&seg.uri).display().to_string())
+                    .field("media-id", recorder.media_id())
+                    .field("sequence", seg.sequence)
+                    .field(
+                        "running-time",
+                        gst::ClockTime::from_nseconds(segment_rt.unwrap_or(0).max(0) as u64),
+                    )
+                    .field("recording-time", gst::ClockTime::from_nseconds(seg.start))
+                    .field("duration", gst::ClockTime::from_nseconds(seg.duration))
+                    .field(
+                        "utc",
+                        seg.pdt
+                            .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                            .unwrap_or_default(),
+                    )
+                    .field("bytes", seg.bytes)
+                    .build();
+                let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+            }
+            *segment_rt = None;
+        }
+        Ok(None) => {}
+        Err(e) => fail("a playlist", &dir, &e),
+    }
+}

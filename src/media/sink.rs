@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: MPL-2.0
+//! The `video`/`audio` request pads of hlsclipsink and periodicclipper: one
+//! implementation of the pad map, pad request and release, and the
+//! buffer and event handling that is the same for both (caps to a codec
+//! configuration, segments, timestamps to samples, EOS, flushes). The
+//! elements see tracks and samples only, through [`EncodedSink`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use chrono::{DateTime, Utc};
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+
+use super::SampleError;
+use crate::core::periodic::Notice;
+use crate::core::{Sample, TrackKind};
+use crate::mp4::CodecConfig;
+
+pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "liveclip-sink",
+        gst::DebugColorFlags::empty(),
+        Some("liveclip encoded media request pads"),
+    )
+});
+
+/// A request pad: the track it feeds and what its events said.
+struct SinkPad {
+    track: usize,
+    kind: TrackKind,
+    segment: gst::FormattedSegment<gst::ClockTime>,
+    /// The configuration of the latest caps.
+    config: Option<Arc<CodecConfig>>,
+    eos: bool,
+}
+
+/// An element's request pads, by name (`video`, `audio`).
+#[derive(Default)]
+pub struct SinkPads(Mutex<HashMap<String, SinkPad>>);
+
+impl SinkPads {
+    /// A new run: the tracks are numbered again from 0 in their current
+    /// order, every pad fresh (no segment, not ended). Returns each track's
+    /// kind and latest codec configuration, in track order.
+    pub fn restart(&self) -> Vec<(TrackKind, Option<Arc<CodecConfig>>)> {
+        let mut pads = self.0.lock().unwrap();
+        let mut all: Vec<&mut SinkPad> = pads.values_mut().collect();
+        all.sort_by_key(|p| p.track);
+        all.into_iter()
+            .enumerate()
+            .map(|(i, p)| {
+                p.track = i;
+                p.eos = false;
+                p.segment = gst::FormattedSegment::new();
+                (p.kind, p.config.clone())
+            })
+            .collect()
+    }
+
+    /// Whether `track` leads the cuts: video, or any track without video.
+    pub fn leads(&self, track: usize) -> bool {
+        let pads = self.0.lock().unwrap();
+        let has_video = pads.values().any(|p| p.kind == TrackKind::Video);
+        pads.values()
+            .any(|p| p.track == track && (p.kind == TrackKind::Video || !has_video))
+    }
+
+    pub fn has_video(&self) -> bool {
+        let pads = self.0.lock().unwrap();
+        pads.values().any(|p| p.kind == TrackKind::Video)
+    }
+}
+
+/// What an element with `video`/`audio` request pads does with their
+/// media. The pad functions call these without holding the pad map's lock.
+pub trait EncodedSink: ElementImpl {
+    /// The container named in caps errors ("CMAF", "MP4").
+    const FORMAT: &'static str;
+
+    fn sink_pads(&self) -> &SinkPads;
+
+    /// Whether writing failed: buffers are then refused with an error.
+    fn failed(&self) -> bool;
+
+    /// A track for a new pad of `kind`; returns its index.
+    fn add_track(&self, kind: TrackKind) -> usize;
+
+    /// The codec configuration of new caps on `track`.
+    fn set_config(&self, pad: &gst::Pad, track: usize, config: Arc<CodecConfig>);
+
+    /// A sample of `track` (times in running time); `reference` is the UTC
+    /// of a keyframe's reference timestamp meta.
+    fn push(
+        &self,
+        pad: &gst::Pad,
+        track: usize,
+        sample: Sample,
+        reference: Option<DateTime<Utc>>,
+    ) -> Result<gst::FlowSuccess, gst::FlowError>;
+
+    /// `track` ended: EOS (`eos`), or its pad was released before that.
+    fn end_track(&self, track: usize, eos: bool);
+
+    /// `track` was flushed (running time starts again).
+    fn flush(&self, track: usize);
+}
+
+/// `request_new_pad` of an [`EncodedSink`]: one pad per template.
+pub fn request_new_pad<T: EncodedSink>(imp: &T, templ: &gst::PadTemplate) -> Option<gst::Pad> {
+    let name = templ.name_template().to_string();
+    let kind = if templ.name_template() == "video" {
+        TrackKind::Video
+    } else {
+        TrackKind::Audio
+    };
+    {
+        let mut pads = imp.sink_pads().0.lock().unwrap();
+        if pads.contains_key(&name) {
+            gst::warning!(CAT, imp = imp, "only one {name} pad is supported");
+            return None;
+        }
+        let track = imp.add_track(kind);
+        pads.insert(
+            name,
+            SinkPad {
+                track,
+                kind,
+                segment: gst::FormattedSegment::new(),
+                config: None,
+                eos: false,
+            },
+        );
+    }
+    let pad = gst::Pad::builder_from_template(templ)
+        .name(templ.name_template())
+        .chain_function(|pad, parent, buffer| {
+            T::catch_panic_pad_function(
+                parent,
+                || Err(gst::FlowError::Error),
+                |imp| chain(imp, pad, buffer),
+            )
+        })
+        .event_function(|pad, parent, event| {
+            T::catch_panic_pad_function(parent, || false, |imp| sink_event(imp, pad, event))
+        })
+        .flags(gst::PadFlags::ACCEPT_TEMPLATE)
+        .build();
+    pad.set_active(true).ok();
+    imp.obj().add_pad(&pad).ok()?;
+    Some(pad)
+}
+
+/// `release_pad` of an [`EncodedSink`]: the track keeps what it had (it is
+/// written) and counts as ended.
+pub fn release_pad<T: EncodedSink>(imp: &T, pad: &gst::Pad) {
+    let removed = imp
+        .sink_pads()
+        .0
+        .lock()
+        .unwrap()
+        .remove(pad.name().as_str());
+    if let Some(p) = removed
+        && !p.eos
+    {
+        imp.end_track(p.track, false);
+    }
+    pad.set_active(false).ok();
+    imp.obj().remove_pad(pad).ok();
+}
+
+fn chain<T: EncodedSink>(
+    imp: &T,
+    pad: &gst::Pad,
+    buffer: gst::Buffer,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    if imp.failed() {
+        return Err(gst::FlowError::Error);
+    }
+    let (track, kind, segment, nal) = {
+        let pads = imp.sink_pads().0.lock().unwrap();
+        let Some(p) = pads.get(pad.name().as_str()) else {
+            return Err(gst::FlowError::NotLinked);
+        };
+        let Some(config) = &p.config else {
+            drop(pads);
+            gst::element_imp_error!(
+                imp,
+                gst::CoreError::Negotiation,
+                ("{} buffer before caps", pad.name())
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        (p.track, p.kind, p.segment.clone(), config.nal_format())
+    };
+    let reference = if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+        None
+    } else {
+        super::reference_utc(&buffer)
+    };
+    match super::sample_from_buffer(&segment, kind, nal, buffer) {
+        Ok(sample) => imp.push(pad, track, sample, reference),
+        Err(SampleError::NoTimestamp) => {
+            gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
+            Ok(gst::FlowSuccess::Ok)
+        }
+        Err(SampleError::Unmappable) => {
+            gst::element_imp_error!(imp, gst::CoreError::Failed, ("cannot map buffer"));
+            Err(gst::FlowError::Error)
+        }
+    }
+}
+
+fn sink_event<T: EncodedSink>(imp: &T, pad: &gst::Pad, event: gst::Event) -> bool {
+    use gst::EventView;
+    let name = pad.name();
+    let mut pads = imp.sink_pads().0.lock().unwrap();
+    let Some(p) = pads.get_mut(name.as_str()) else {
+        return !matches!(event.view(), EventView::Caps(_));
+    };
+    let track = p.track;
+    match event.view() {
+        EventView::Caps(c) => {
+            let caps = c.caps_owned();
+            match CodecConfig::from_caps(&caps) {
+                Ok(config) => {
+                    let config = Arc::new(config);
+                    gst::debug!(CAT, obj = pad, "caps {caps}");
+                    p.config = Some(config.clone());
+                    drop(pads);
+                    imp.set_config(pad, track, config);
+                    true
+                }
+                Err(e) => {
+                    drop(pads);
+                    gst::element_imp_error!(
+                        imp,
+                        gst::StreamError::Format,
+                        ("{} caps not usable for {}: {}", name, T::FORMAT, e),
+                        ["caps: {}", caps]
+                    );
+                    false
+                }
+            }
+        }
+        EventView::Segment(s) => match s.segment().clone().downcast::<gst::ClockTime>() {
+            Ok(segment) => {
+                p.segment = segment;
+                true
+            }
+            Err(_) => {
+                drop(pads);
+                gst::element_imp_error!(
+                    imp,
+                    gst::StreamError::Format,
+                    ("{}: only TIME segments are supported", name)
+                );
+                false
+            }
+        },
+        EventView::Eos(_) => {
+            let first = !std::mem::replace(&mut p.eos, true);
+            drop(pads);
+            if first {
+                imp.end_track(track, true);
+            }
+            true
+        }
+        EventView::FlushStop(_) => {
+            p.eos = false;
+            drop(pads);
+            imp.flush(track);
+            true
+        }
+        // Sticky events are kept by the pad; nothing goes downstream of a
+        // sink.
+        _ => true,
+    }
+}
+
+/// Says what the cutter noticed: details at debug level, problems as
+/// element warnings.
+pub fn report<T: ElementImpl>(imp: &T, notices: Vec<Notice>) {
+    for n in notices {
+        match n.describe() {
+            Ok(line) => gst::debug!(CAT, imp = imp, "{line}"),
+            Err(warning) => {
+                gst::element_imp_warning!(imp, gst::StreamError::Format, ["{warning}"])
+            }
+        }
+    }
+}
