@@ -53,15 +53,21 @@ fn encode(desc: &str) -> Encoded {
     }
 }
 
-/// 8 s of 25 fps H.264 with a keyframe every 25 frames (no B-frames), and
-/// 8 s of AAC.
+/// 8 s of 25 fps H.264 at `width`x`height` with a keyframe every 25 frames
+/// (no B-frames).
+fn video_of(width: u32, height: u32) -> Encoded {
+    encode(&format!(
+        "videotestsrc num-buffers=200 pattern=ball ! \
+         video/x-raw,width={width},height={height},framerate=25/1 ! \
+         x264enc bframes=0 key-int-max=25 speed-preset=ultrafast ! h264parse ! \
+         video/x-h264,stream-format=avc,alignment=au ! appsink name=out sync=false"
+    ))
+}
+
+/// 8 s of 160x120 video (as `video_of`), and 8 s of AAC.
 fn media() -> (Encoded, Encoded) {
     init();
-    let video = encode(
-        "videotestsrc num-buffers=200 pattern=ball ! video/x-raw,width=160,height=120,framerate=25/1 ! \
-         x264enc bframes=0 key-int-max=25 speed-preset=ultrafast ! h264parse ! \
-         video/x-h264,stream-format=avc,alignment=au ! appsink name=out sync=false",
-    );
+    let video = video_of(160, 120);
     let audio = encode(
         "audiotestsrc num-buffers=375 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! \
          voaacenc ! aacparse ! appsink name=out sync=false",
@@ -284,5 +290,166 @@ fn hlsclipsink_recording_survives_a_flush_mid_gop() {
     assert!(
         pl.segments.iter().skip(1).any(|s| s.discontinuity),
         "{pl:?}"
+    );
+}
+
+/// The recordings and clips that `run` makes of the media, pushed by
+/// `push` into an hlsclipsink (2 s segments) and a periodicclipper (2 s
+/// clips): the hlsclipsink's replay playlist and the clips.
+fn record_both(
+    video: &Encoded,
+    audio: &Encoded,
+    push: impl Fn(&mut Harness, &mut Harness),
+) -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<std::path::PathBuf>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let el = gst::ElementFactory::make("hlsclipsink")
+        .property("location", dir.path().join("hls").display().to_string())
+        .property("stream-id", "cam")
+        .property("target-duration", 2u32)
+        .build()
+        .unwrap();
+    let (mut hv, mut ha) = harnesses(&el, video, audio);
+    push(&mut hv, &mut ha);
+    let sessions = dir.path().join("hls/cam/sessions.json");
+    assert!(wait_for(Duration::from_secs(30), || {
+        std::fs::read_to_string(&sessions).is_ok_and(|t| t.contains("\"ended\""))
+    }));
+    drop((hv, ha));
+    let session = session_dirs(&dir.path().join("hls/cam"))[0].clone();
+
+    let clips_dir = dir.path().join("clips");
+    std::fs::create_dir_all(&clips_dir).unwrap();
+    let (_el, mut hv, mut ha) = clipper(&clips_dir, video, audio);
+    push(&mut hv, &mut ha);
+    let sent = |name: &str| {
+        std::fs::read_dir(&clips_dir)
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains(name))
+    };
+    // The last clip is written once both pads ended.
+    assert!(wait_for(Duration::from_secs(30), || sent(".mp4")
+        && !sent(".partial")));
+    std::thread::sleep(Duration::from_millis(500));
+    let clips = files(&clips_dir, "mp4");
+    (dir, session.join("replay.m3u8"), clips)
+}
+
+/// Every clip decodes and starts with a keyframe; returns the video and
+/// audio frames they hold in all.
+fn check_clips(clips: &[std::path::PathBuf]) -> (u64, u64) {
+    let (mut v, mut a) = (0, 0);
+    for c in clips {
+        let errors = decode_errors(c);
+        assert!(errors.is_empty(), "{}: {errors}", c.display());
+        assert!(
+            picture_types(c)[0].1,
+            "{} starts with a keyframe",
+            c.display()
+        );
+        let st = streams(c);
+        v += stream(&st, "video").map_or(0, |s| s.frames);
+        a += stream(&st, "audio").map_or(0, |s| s.frames);
+    }
+    (v, a)
+}
+
+/// The audio pad's timestamps jump 2 s forward at 3 s (a hole on that pad
+/// alone; the video goes on). The recording closes the hole on the audio
+/// track only: no discontinuity, every frame of both kept, and it decodes;
+/// the clips hold every frame once.
+#[test]
+fn a_gap_on_the_audio_pad_alone() {
+    let (video, audio) = media();
+    let hole = gst::ClockTime::from_seconds(3)..gst::ClockTime::from_seconds(5);
+    let kept: Vec<gst::Buffer> = audio
+        .buffers
+        .iter()
+        .filter(|b| !hole.contains(&pts(b)))
+        .cloned()
+        .collect();
+    let push = |hv: &mut Harness, ha: &mut Harness| {
+        let mut vi = video.buffers.clone().into_iter().peekable();
+        let mut ai = kept.clone().into_iter().peekable();
+        push_until(hv, ha, &mut vi, &mut ai, gst::ClockTime::from_seconds(100));
+        assert!(hv.push_event(gst::event::Eos::new()));
+        assert!(ha.push_event(gst::event::Eos::new()));
+    };
+    let (_dir, playlist, clips) = record_both(&video, &audio, push);
+
+    let errors = decode_errors(&playlist);
+    assert!(errors.is_empty(), "{errors}");
+    let st = streams(&playlist);
+    assert_eq!(stream(&st, "video").unwrap().frames, 200);
+    assert_eq!(stream(&st, "audio").unwrap().frames, kept.len() as u64);
+    let pl = media_playlist(&playlist);
+    assert!(!pl.segments.iter().any(|s| s.discontinuity), "{pl:?}");
+
+    let (v, a) = check_clips(&clips);
+    assert_eq!(v, 200, "{clips:?}");
+    assert_eq!(a, kept.len() as u64, "{clips:?}");
+}
+
+/// New caps (another resolution) arrive in the middle of a GOP, 0.6 s
+/// before the keyframe that is the first frame coded with them: the frames
+/// between are still the old stream's. Both elements switch at that
+/// keyframe: the recording gets a second init segment there (and plays
+/// across it), the clip before it ends there, and every frame is kept and
+/// decodes at its own size.
+#[test]
+fn caps_change_mid_gop_takes_effect_at_the_next_keyframe() {
+    let (small, audio) = media();
+    let large = video_of(320, 240);
+    let switch = gst::ClockTime::from_seconds(5);
+    let caps_at = gst::ClockTime::from_mseconds(4400);
+    let push = |hv: &mut Harness, ha: &mut Harness| {
+        let mut vi = small.buffers.clone().into_iter().peekable();
+        let mut ai = audio.buffers.clone().into_iter().peekable();
+        push_until(hv, ha, &mut vi, &mut ai, caps_at);
+        assert!(hv.push_event(gst::event::Caps::new(&large.caps)));
+        push_until(hv, ha, &mut vi, &mut ai, switch);
+        let mut vi = large
+            .buffers
+            .clone()
+            .into_iter()
+            .skip_while(|b| pts(b) < switch)
+            .peekable();
+        push_until(hv, ha, &mut vi, &mut ai, gst::ClockTime::from_seconds(100));
+        assert!(hv.push_event(gst::event::Eos::new()));
+        assert!(ha.push_event(gst::event::Eos::new()));
+    };
+    let (_dir, playlist, clips) = record_both(&small, &audio, push);
+
+    let errors = decode_errors(&playlist);
+    assert!(errors.is_empty(), "{errors}");
+    assert_eq!(stream(&streams(&playlist), "video").unwrap().frames, 200);
+    let pl = media_playlist(&playlist);
+    let maps: Vec<String> = pl
+        .segments
+        .iter()
+        .filter_map(|s| s.map.as_ref().map(|m| m.uri.clone()))
+        .collect();
+    let mut distinct = maps.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 2, "{maps:?}");
+
+    let (v, _) = check_clips(&clips);
+    assert_eq!(v, 200, "{clips:?}");
+    let sizes: Vec<(u32, u64)> = clips
+        .iter()
+        .map(|c| {
+            let st = streams(c);
+            let s = stream(&st, "video").unwrap();
+            (s.width, s.frames)
+        })
+        .collect();
+    // 0-2, 2-4, 4-5 (ended by the change), 5-7, 7-8.
+    assert_eq!(
+        sizes,
+        vec![(160, 50), (160, 50), (160, 25), (320, 50), (320, 25)],
+        "{clips:?}"
     );
 }

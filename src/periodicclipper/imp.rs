@@ -99,10 +99,20 @@ enum Command {
     },
 }
 
+/// A cutter track's kind and codec configuration.
+struct Track {
+    kind: TrackKind,
+    config: Option<Arc<CodecConfig>>,
+    /// The configuration of new caps, taking effect at the track's next
+    /// keyframe (the first frame coded with it); later caps before that
+    /// replace it.
+    pending: Option<Arc<CodecConfig>>,
+}
+
 struct State {
     cutter: Cutter,
-    /// Kind and codec configuration per cutter track.
-    tracks: Vec<(TrackKind, Option<Arc<CodecConfig>>)>,
+    /// Per cutter track.
+    tracks: Vec<Track>,
     /// Locations promised to on-demand requests, by clip seq.
     promised: HashMap<u64, PathBuf>,
     worker: Option<Worker<Command>>,
@@ -507,9 +517,17 @@ impl PeriodicClipper {
         let tracks = self.pads.restart();
         let mut cutter = Cutter::new(u64::from(settings.interval) * NS, settings.max_pending());
         cutter.set_self_contained(true);
-        for (kind, _) in &tracks {
-            cutter.add_track(*kind);
-        }
+        let tracks = tracks
+            .into_iter()
+            .map(|(kind, config)| {
+                cutter.add_track(kind);
+                Track {
+                    kind,
+                    config,
+                    pending: None,
+                }
+            })
+            .collect();
         self.failed.store(false, Ordering::SeqCst);
         let weak = self.obj().downgrade();
         let failed = self.failed.clone();
@@ -663,7 +681,11 @@ impl PeriodicClipper {
             let mut tracks = Vec::new();
             let mut frames = Vec::new();
             for t in sel.tracks {
-                let Some((kind, Some(config))) = state.tracks.get(t.track).cloned() else {
+                let Some((kind, Some(config))) = state
+                    .tracks
+                    .get(t.track)
+                    .map(|t| (t.kind, t.config.clone()))
+                else {
                     continue;
                 };
                 frames.push((kind, t.samples.len()));
@@ -890,65 +912,76 @@ impl sink::EncodedSink for PeriodicClipper {
 
     fn add_track(&self, kind: TrackKind) -> usize {
         let mut state = self.state.lock().unwrap();
-        state.tracks.push((kind, None));
+        state.tracks.push(Track {
+            kind,
+            config: None,
+            pending: None,
+        });
         state.cutter.add_track(kind)
     }
 
-    fn set_config(&self, pad: &gst::Pad, track: usize, config: Arc<CodecConfig>) {
-        let _order = self.dispatch_lock.lock().unwrap();
-        let jobs = {
-            let mut state = self.state.lock().unwrap();
-            let changed = state
-                .tracks
-                .get(track)
-                .and_then(|(_, old)| old.as_ref())
-                .is_some_and(|old| !old.same_entry(&config));
-            // The held media is written with the configuration it was coded
-            // with, before the new one takes over.
-            let jobs = if changed {
-                gst::info!(
-                    CAT,
-                    obj = pad,
-                    "codec configuration changed: ending the current clip"
-                );
-                let held = state.cutter.flush(Trigger::CapsChange);
-                self.prepare(&mut state, held)
+    fn set_config(&self, _pad: &gst::Pad, track: usize, config: Arc<CodecConfig>) {
+        let mut state = self.state.lock().unwrap();
+        if let Some(t) = state.tracks.get_mut(track) {
+            if t.config.is_none() {
+                t.config = Some(config);
             } else {
-                Vec::new()
-            };
-            if let Some(t) = state.tracks.get_mut(track) {
-                t.1 = Some(config);
+                t.pending = Some(config);
             }
-            jobs
-        };
-        self.send_jobs(jobs);
+        }
     }
 
     fn push(
         &self,
-        _pad: &gst::Pad,
+        pad: &gst::Pad,
         track: usize,
         sample: Sample,
         _reference: Option<chrono::DateTime<chrono::Utc>>,
     ) -> Result<gst::FlowSuccess, gst::FlowError> {
         let now = Instant::now();
         let mut notices = Vec::new();
-        let (selections, new_start) = {
+        let order = self.dispatch_lock.lock().unwrap();
+        let (jobs, new_start) = {
             let mut state = self.state.lock().unwrap();
+            let mut jobs = Vec::new();
+            // A new configuration takes effect at its first keyframe: the
+            // media held before it becomes a clip with the old one.
+            let pending = state
+                .tracks
+                .get_mut(track)
+                .and_then(|t| t.pending.take_if(|_| sample.keyframe));
+            if let Some(new) = pending {
+                let changed = state.tracks[track]
+                    .config
+                    .as_ref()
+                    .is_some_and(|old| !old.same_entry(&new));
+                if changed {
+                    gst::info!(
+                        CAT,
+                        obj = pad,
+                        "codec configuration changed: ending the current clip"
+                    );
+                    let held = state.cutter.flush(Trigger::CapsChange);
+                    jobs = self.prepare(&mut state, held);
+                }
+                state.tracks[track].config = Some(new);
+            }
             if state.utc_origin.is_none() {
                 state.utc_origin = Some((sample.pts, chrono::Utc::now()));
             }
             let before = state.cutter.pending_start();
             let selections = state.cutter.push(track, sample, now, &mut notices);
             let after = state.cutter.pending_start();
-            (selections, after.filter(|_| after != before))
+            jobs.extend(self.prepare(&mut state, selections));
+            (jobs, after.filter(|_| after != before))
         };
+        self.send_jobs(jobs);
+        drop(order);
         sink::report(self, notices);
         if let Some(start) = new_start {
             let settings = self.settings.lock().unwrap().clone();
             self.request_keyframe_after(start, &settings);
         }
-        self.dispatch(selections);
         Ok(gst::FlowSuccess::Ok)
     }
 
