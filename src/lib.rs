@@ -1,12 +1,34 @@
 // SPDX-License-Identifier: MPL-2.0
 //! liveclip: instant clipping for live GStreamer pipelines.
 //!
-//! The crate is split in three layers:
-//! - [`core`]: pure Rust, no GStreamer: samples, timelines, time parsing.
-//! - [`mp4`]: ISO-BMFF writing on the `mp4-atom` crate (codec configuration
-//!   from caps, progressive faststart MP4).
-//! - the elements (`periodicclipper`, ...), thin adapters from pads,
-//!   events and properties to the two layers above.
+//! Four elements: `hlsclipsink` (CMAF HLS recording with live and replay
+//! playlists, clip manifests and MP4 clips of any recorded range),
+//! `periodicclipper` (an MP4 of the last N seconds every N seconds, and on
+//! demand), `motionclipenc` (short muted motion clips) and `thumbnailer`
+//! (still images and storyboards).
+//!
+//! The crate is layered; each layer uses only those below it:
+//! - [`core`]: pure Rust, no GStreamer: samples and random access from the
+//!   bitstream ([`core::nal`]), timelines, clip selection
+//!   ([`core::periodic::Cutter`]), time and duration parsing, file patterns,
+//!   atomic writes.
+//! - [`mp4`]: ISO-BMFF on the `mp4-atom` crate: codec configuration from
+//!   caps, progressive (faststart) MP4 clips, CMAF init segments and
+//!   fragments, reading fragments back ([`mp4::scan`]), time arithmetic
+//!   ([`mp4::time`]).
+//! - [`hls`]: recordings: the pure recording planner ([`hls::planner`]),
+//!   the [`hls::recorder::Recorder`] (segments, playlists, sessions,
+//!   recovery, retention), the byte-range index of a session
+//!   ([`hls::index`]) and clips cut from it ([`hls::clip`],
+//!   [`hls::service`]).
+//! - [`http`]: the HTTP API on axum (one listener per address, shared by the
+//!   elements of a process) and webhooks.
+//! - [`media`] and [`output`]: GStreamer plumbing shared by the elements
+//!   (request pads and buffers to samples, the writer thread; the src-pad
+//!   side, work queue and numbered files of the frame elements).
+//! - the elements (`hlsclipsink`, `periodicclipper`, `motionclipenc`,
+//!   `thumbnailer`): GStreamer glue from pads, events, properties and
+//!   signals to the layers above.
 #![allow(clippy::non_send_fields_in_send_ty, unused_doc_comments)]
 
 use gst::glib;
