@@ -6,15 +6,17 @@
 //! DELETE /{name}/periodic-recording             stop periodic clips
 //! POST   /{name}/mp4?returnFile=true|false      a clip since the last one: the MP4, or JSON
 //! ```
+//!
+//! Any other method or path under the name is a 404 that lists these.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{Method, header};
+use axum::extract::RawQuery;
+use axum::http::header;
 use axum::response::Response;
 
-use super::{Request, error, json};
+use super::{ClipperTarget, Params, error, json, param};
 
 /// A clip periodicclipper has written.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,100 +64,110 @@ pub trait Clipper: Send + Sync {
 /// How long `POST /{name}/mp4` waits for the next keyframe and the write.
 const CLIP_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) async fn route(req: &Request, clipper: Arc<dyn Clipper>) -> Response {
-    let s: Vec<&str> = req.segments.iter().map(String::as_str).collect();
+/// 404 for anything else under a clipper's name: what it answers.
+pub(crate) fn not_found(name: &str) -> Response {
+    error(
+        404,
+        "not-found",
+        &format!(
+            "{name} answers POST /{name}/periodic-recording/{{seconds}}, DELETE /{name}/periodic-recording and POST /{name}/mp4"
+        ),
+    )
+}
+
+/// `POST /{name}/periodic-recording/{seconds}`.
+pub(crate) async fn start_periodic(
+    ClipperTarget(clipper): ClipperTarget,
+    Params((_, seconds)): Params<(String, String)>,
+) -> Response {
     let name = clipper.name();
-    match (&req.method, s.as_slice()) {
-        (&Method::POST, [_, "periodic-recording", seconds]) => {
-            let Ok(seconds) = seconds.parse::<u32>() else {
-                return error(
-                    400,
-                    "bad-request",
-                    &format!("{seconds:?} is not a whole number of seconds"),
-                );
-            };
-            if seconds == 0 || seconds > 7 * 24 * 3600 {
-                return error(
-                    400,
-                    "bad-request",
-                    "the period must be between 1 and 604800 seconds",
-                );
-            }
-            if !clipper.start_periodic(seconds) {
-                return error(503, "not-running", &format!("{name} is not running"));
-            }
-            json(&serde_json::json!({ "success": true, "element": name, "interval": seconds }))
+    let Ok(seconds) = seconds.parse::<u32>() else {
+        return error(
+            400,
+            "bad-request",
+            &format!("{seconds:?} is not a whole number of seconds"),
+        );
+    };
+    if seconds == 0 || seconds > 7 * 24 * 3600 {
+        return error(
+            400,
+            "bad-request",
+            "the period must be between 1 and 604800 seconds",
+        );
+    }
+    if !clipper.start_periodic(seconds) {
+        return error(503, "not-running", &format!("{name} is not running"));
+    }
+    json(&serde_json::json!({ "success": true, "element": name, "interval": seconds }))
+}
+
+/// `DELETE /{name}/periodic-recording`.
+pub(crate) async fn stop_periodic(ClipperTarget(clipper): ClipperTarget) -> Response {
+    clipper.stop_periodic();
+    json(&serde_json::json!({ "success": true, "element": clipper.name() }))
+}
+
+/// `POST /{name}/mp4?returnFile=true|false`: a clip since the last one.
+pub(crate) async fn mp4(
+    ClipperTarget(clipper): ClipperTarget,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let name = clipper.name();
+    let return_file = match param(&query.unwrap_or_default(), "returnFile").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return error(
+                400,
+                "bad-request",
+                &format!("returnFile is {other:?}; use true or false"),
+            );
         }
-        (&Method::DELETE, [_, "periodic-recording"]) => {
-            clipper.stop_periodic();
-            json(&serde_json::json!({ "success": true, "element": name }))
-        }
-        (&Method::POST, [_, "mp4"]) => {
-            let return_file = match req.param("returnFile").as_deref() {
-                None | Some("false") => false,
-                Some("true") => true,
-                Some(other) => {
-                    return error(
-                        400,
-                        "bad-request",
-                        &format!("returnFile is {other:?}; use true or false"),
-                    );
-                }
-            };
-            let c = clipper.clone();
-            let ready = tokio::task::spawn_blocking(move || {
-                let location = c.clip_now()?;
-                c.wait_ready(&location, CLIP_TIMEOUT)
-            })
-            .await
-            .ok()
-            .flatten();
-            let Some(ready) = ready else {
-                return error(
-                    503,
-                    "not-running",
-                    &format!(
-                        "{name} made no clip within {} s: is the pipeline playing and receiving keyframes?",
-                        CLIP_TIMEOUT.as_secs()
-                    ),
-                );
-            };
-            if !return_file {
-                let mut v = ready.to_json(&name);
-                v["success"] = true.into();
-                return json(&v);
-            }
-            let location = ready.location.clone();
-            let read = tokio::task::spawn_blocking(move || std::fs::read(location)).await;
-            match read.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
-                Ok(data) => {
-                    let file = std::path::Path::new(&ready.location)
-                        .file_name()
-                        .map(|f| super::hls::sanitize_filename(&f.to_string_lossy()))
-                        .unwrap_or_else(|| "clip.mp4".into());
-                    Response::builder()
-                        .header(header::CONTENT_TYPE, "video/mp4")
-                        .header(header::CONTENT_LENGTH, data.len())
-                        .header(
-                            header::CONTENT_DISPOSITION,
-                            format!("attachment; filename=\"{file}\""),
-                        )
-                        .body(Body::from(data))
-                        .expect("valid response")
-                }
-                Err(e) => error(
-                    410,
-                    "gone",
-                    &format!("{} is no longer there: {e}", ready.location),
-                ),
-            }
-        }
-        _ => error(
-            404,
-            "not-found",
+    };
+    let ready = tokio::task::spawn_blocking(move || {
+        let location = clipper.clip_now()?;
+        clipper.wait_ready(&location, CLIP_TIMEOUT)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(ready) = ready else {
+        return error(
+            503,
+            "not-running",
             &format!(
-                "{name} answers POST /{name}/periodic-recording/{{seconds}}, DELETE /{name}/periodic-recording and POST /{name}/mp4"
+                "{name} made no clip within {} s: is the pipeline playing and receiving keyframes?",
+                CLIP_TIMEOUT.as_secs()
             ),
+        );
+    };
+    if !return_file {
+        let mut v = ready.to_json(&name);
+        v["success"] = true.into();
+        return json(&v);
+    }
+    let location = ready.location.clone();
+    let read = tokio::task::spawn_blocking(move || std::fs::read(location)).await;
+    match read.unwrap_or_else(|e| Err(std::io::Error::other(e))) {
+        Ok(data) => {
+            let file = std::path::Path::new(&ready.location)
+                .file_name()
+                .map(|f| super::hls::sanitize_filename(&f.to_string_lossy()))
+                .unwrap_or_else(|| "clip.mp4".into());
+            Response::builder()
+                .header(header::CONTENT_TYPE, "video/mp4")
+                .header(header::CONTENT_LENGTH, data.len())
+                .header(
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"{file}\""),
+                )
+                .body(Body::from(data))
+                .expect("valid response")
+        }
+        Err(e) => error(
+            410,
+            "gone",
+            &format!("{} is no longer there: {e}", ready.location),
         ),
     }
 }

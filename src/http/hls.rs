@@ -10,47 +10,21 @@
 //! GET /{stream-id}/sessions                   sessions.json
 //! GET /{media-id}/{init-N.mp4|segment-N.m4s}  media, with Range
 //! ```
+//!
+//! Each handler takes a [`StreamTarget`], the stream or session `{id}`
+//! names; other methods get 405 (`router` in the parent module).
 
 use std::convert::Infallible;
 
 use axum::body::Body;
-use axum::http::{Method, StatusCode, header};
+use axum::extract::RawQuery;
+use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::Response;
 
-use super::{Request, RouteId, StreamHandle, clip_error, error, json};
+use super::{Params, StreamTarget, clip_error, error, json, no_route, param};
 use crate::hls::clip::{ClipError, ClipRequest};
 
 const M3U8: &str = "application/vnd.apple.mpegurl";
-
-pub(crate) async fn route(req: &Request, stream: &StreamHandle, id: RouteId) -> Response {
-    if req.method != Method::GET && req.method != Method::HEAD {
-        return error(
-            405,
-            "method-not-allowed",
-            "stream and session routes answer GET and HEAD",
-        );
-    }
-    let media = match &id {
-        RouteId::Stream => None,
-        RouteId::Media(m) => Some(m.clone()),
-    };
-    let s: Vec<&str> = req.segments.iter().map(String::as_str).collect();
-    match s.as_slice() {
-        [one] if one.ends_with(".m3u8") => clip_manifest(req, stream, media, "").await,
-        [_, "sessions"] if media.is_none() => sessions(stream).await,
-        [_, "clip.mp4"] => clip_mp4(req, stream, media).await,
-        [_, "manifest", "video.m3u8"] => video(req, stream, media).await,
-        [_, "manifest", "clip.m3u8"] => clip_manifest(req, stream, media, "../../").await,
-        [_, file] if media.is_some() => {
-            media_file(req, stream, media.as_deref().unwrap(), file).await
-        }
-        _ => error(
-            404,
-            "not-found",
-            &format!("no route {}; see docs/http-api.md", req.segments.join("/")),
-        ),
-    }
-}
 
 /// Runs blocking work (file reads, waiting for the live edge) off the
 /// runtime's threads.
@@ -64,8 +38,8 @@ async fn blocking<T: Send + 'static>(
 
 /// `?token=…` for the URIs of a playlist fetched with a `token=` parameter,
 /// so that a player that can't set headers keeps using it.
-fn token_suffix(req: &Request) -> String {
-    match req.param("token") {
+fn token_suffix(query: &str) -> String {
+    match param(query, "token") {
         Some(t) => format!(
             "?token={}",
             form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
@@ -115,9 +89,14 @@ fn playlist(text: String) -> Response {
         .expect("valid response")
 }
 
-async fn video(req: &Request, stream: &StreamHandle, media: Option<String>) -> Response {
-    let service = stream.service.clone();
-    if let Some(d) = req.param("duration") {
+/// `GET /{id}/manifest/video.m3u8`: the live or replay playlist, or with
+/// `duration` a preview manifest.
+pub(crate) async fn video(
+    StreamTarget { service, media }: StreamTarget,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let query = query.unwrap_or_default();
+    if let Some(d) = param(&query, "duration") {
         let duration = match crate::core::timespec::parse_duration(&d) {
             Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
             Err(e) => return error(400, "bad-request", &format!("duration: {e}")),
@@ -128,7 +107,7 @@ async fn video(req: &Request, stream: &StreamHandle, media: Option<String>) -> R
                 let mut r = playlist(rebase_with(
                     &p.manifest,
                     &format!("../../{}/", p.media_id),
-                    &token_suffix(req),
+                    &token_suffix(&query),
                 ));
                 let h = r.headers_mut();
                 if let Ok(v) = format!("{:.3}", p.start_seconds).parse() {
@@ -164,7 +143,7 @@ async fn video(req: &Request, stream: &StreamHandle, media: Option<String>) -> R
             let mut r = playlist(rebase_with(
                 &text,
                 &format!("../../{id}/"),
-                &token_suffix(req),
+                &token_suffix(&query),
             ));
             if let Ok(v) = id.parse() {
                 r.headers_mut().insert("stream-media-id", v);
@@ -175,24 +154,28 @@ async fn video(req: &Request, stream: &StreamHandle, media: Option<String>) -> R
     }
 }
 
-async fn clip_manifest(
-    req: &Request,
-    stream: &StreamHandle,
-    media: Option<String>,
-    up: &'static str,
+/// `GET /{id}/manifest/clip.m3u8`: a clip manifest.
+pub(crate) async fn clip_manifest(target: StreamTarget, RawQuery(query): RawQuery) -> Response {
+    manifest(target, &query.unwrap_or_default(), "../../").await
+}
+
+/// A clip manifest whose URIs go `up` to the listener's root.
+pub(crate) async fn manifest(
+    StreamTarget { service, media }: StreamTarget,
+    query: &str,
+    up: &str,
 ) -> Response {
-    let request = match ClipRequest::parse_query(&req.query) {
+    let request = match ClipRequest::parse_query(query) {
         Ok(r) => r,
         Err(e) => return clip_error(&e),
     };
-    let service = stream.service.clone();
     let result = blocking(move || service.clip_manifest(media.as_deref(), &request)).await;
     match result {
         Ok((text, index, _)) => {
             let mut r = playlist(rebase_with(
                 &text,
                 &format!("{up}{}/", index.media_id),
-                &token_suffix(req),
+                &token_suffix(query),
             ));
             if let Ok(v) = index.media_id.parse() {
                 r.headers_mut().insert("stream-media-id", v);
@@ -227,8 +210,12 @@ pub(crate) fn sanitize_filename(name: &str) -> String {
     out
 }
 
-async fn clip_mp4(req: &Request, stream: &StreamHandle, media: Option<String>) -> Response {
-    let request = match ClipRequest::parse_query(&req.query) {
+/// `GET /{id}/clip.mp4`: an MP4 clip, streamed with a Content-Length.
+pub(crate) async fn clip_mp4(
+    StreamTarget { service, media }: StreamTarget,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let request = match ClipRequest::parse_query(&query.unwrap_or_default()) {
         Ok(r) => r,
         Err(e) => return clip_error(&e),
     };
@@ -239,7 +226,6 @@ async fn clip_mp4(req: &Request, stream: &StreamHandle, media: Option<String>) -
             "location is for the clip-mp4 signal; over HTTP the clip is the response (use filename)",
         );
     }
-    let service = stream.service.clone();
     let req_clone = request.clone();
     // On the blocking pool, under the same permits as the clip-mp4 signal.
     let result = blocking(move || {
@@ -289,8 +275,12 @@ async fn clip_mp4(req: &Request, stream: &StreamHandle, media: Option<String>) -
         .expect("valid response")
 }
 
-async fn sessions(stream: &StreamHandle) -> Response {
-    let dir = stream.service.stream_dir().to_path_buf();
+/// `GET /{stream-id}/sessions`: sessions.json.
+pub(crate) async fn sessions(StreamTarget { service, media }: StreamTarget, uri: Uri) -> Response {
+    if media.is_some() {
+        return no_route(&uri);
+    }
+    let dir = service.stream_dir().to_path_buf();
     let Ok(sessions) =
         tokio::task::spawn_blocking(move || crate::hls::sessions::SessionsFile::load(&dir, ""))
             .await
@@ -358,39 +348,42 @@ pub(crate) fn parse_range(value: Option<&str>, len: u64) -> Result<Option<(u64, 
     Ok(Some((start, end)))
 }
 
-async fn media_file(req: &Request, stream: &StreamHandle, media: &str, file: &str) -> Response {
-    let Some(content_type) = servable(file) else {
+/// `GET /{media-id}/{file}`: a session's init segment, media segment or
+/// playlist, with Range.
+pub(crate) async fn media_file(
+    StreamTarget { service, media }: StreamTarget,
+    Params((_, file)): Params<(String, String)>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let Some(media) = media else {
+        return no_route(&uri);
+    };
+    let Some(content_type) = servable(&file) else {
         return error(
             404,
             "not-found",
             &format!("{file:?} is not an init segment, media segment or playlist"),
         );
     };
-    let dir = stream.service.stream_dir().to_path_buf();
-    let (m, f) = (media.to_string(), file.to_string());
+    let dir = service.stream_dir().to_path_buf();
+    let (m, f) = (media, file.clone());
     let data = match tokio::task::spawn_blocking(move || read_media(&dir, &m, &f)).await {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => return clip_error(&e),
         Err(e) => return error(500, "storage", &format!("request failed: {e}")),
     };
-    let range = req
-        .headers
+    let range = headers
         .get(header::RANGE)
         .map(|v| v.to_str().unwrap_or("invalid"));
-    ranged(data, content_type, range, file, Response::builder())
+    ranged(data, content_type, range, &file)
 }
 
 /// `data` as the answer to a request with an optional `Range` header: the
 /// whole file, one range (206), or 416 with the size.
-pub(crate) fn ranged(
-    data: Vec<u8>,
-    content_type: &str,
-    range: Option<&str>,
-    name: &str,
-    builder: axum::http::response::Builder,
-) -> Response {
+fn ranged(data: Vec<u8>, content_type: &str, range: Option<&str>, name: &str) -> Response {
     let len = data.len() as u64;
-    let builder = builder
+    let builder = Response::builder()
         .header(header::CONTENT_TYPE, content_type)
         .header(header::ACCEPT_RANGES, "bytes");
     match parse_range(range, len) {

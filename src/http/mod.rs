@@ -5,25 +5,47 @@
 //! a process-wide registry keeps one server per address, each element
 //! registers its routes (a stream of hlsclipsink, a periodicclipper by
 //! name) and the server stops when the last registration is dropped. Each
-//! server runs axum on its own tokio runtime and threads; clip cutting runs
-//! on tokio's blocking pool under the stream's clip permits (the same ones
-//! the action signals take), and MP4 bodies are
-//! streamed from the mapped fragments without a copy. Nothing here runs on
-//! a streaming thread.
+//! server runs axum on its own tokio runtime and threads; nothing here runs
+//! on a streaming thread.
+//!
+//! Routing is axum's. Streams and clippers come and go while the server
+//! runs, so the `router` has one route per path *shape*
+//! (`/{id}/clip.mp4`, `/{id}/manifest/video.m3u8`,
+//! `/{id}/periodic-recording/{seconds}`, …) and the `Target` extractor
+//! looks `{id}` up in the registry: a periodicclipper by name first, then a
+//! stream by its stream-id, then a session of one of the streams (that may
+//! read the disk, so it runs on the blocking pool). It also checks the
+//! element's token. Every error, an unknown path or a wrong method
+//! included, is JSON (`error`). tower-http does CORS (`CorsLayer`) and
+//! serves the web page's files at `/ui/` (`ServeDir`).
+//!
+//! Clip cutting runs on tokio's blocking pool under the stream's clip
+//! permits (the same ones the action signals take), and MP4 bodies are
+//! streamed from the mapped fragments without a copy.
 
 mod clipper;
 mod hls;
 mod listener;
+#[cfg(test)]
+mod tests;
 pub mod webhook;
 
 use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock, Mutex, RwLock};
 use std::time::Duration;
 
+use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::extract::{FromRequestParts, Path, RawQuery, Request, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::middleware::{self, Next};
 use axum::response::Response;
+use axum::routing::{any, delete, get, post};
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::services::ServeDir;
 
 use crate::hls::clip::ClipError;
 use crate::hls::service::ClipService;
@@ -62,12 +84,15 @@ struct ClipperRoute {
 struct Routes {
     streams: HashMap<String, StreamRoute>,
     clippers: HashMap<String, ClipperRoute>,
-    /// Static files at `/ui/`, and the stream that provided them.
-    web_root: Option<(String, std::path::PathBuf)>,
+    /// The files served at `/ui/`, and the stream that provided them.
+    web_root: Option<(String, ServeDir)>,
 }
 
+/// A listener's registry, the state of its handlers.
+type Shared = Arc<RwLock<Routes>>;
+
 struct Server {
-    routes: Arc<RwLock<Routes>>,
+    routes: Shared,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     /// The address actually bound (port 0 picks one).
@@ -167,7 +192,13 @@ pub fn register(
                         root.display()
                     ));
                 }
-                routes.web_root.get_or_insert((stream_id.clone(), root));
+                if routes.web_root.is_none() {
+                    // A directory's index.html is served at its path as it
+                    // is, without a redirect to an absolute path, so that
+                    // the page works behind a proxy that moves it.
+                    let files = ServeDir::new(root).redirect_to_trailing_slash(false);
+                    routes.web_root = Some((stream_id.clone(), files));
+                }
             }
             routes
                 .streams
@@ -199,8 +230,8 @@ fn start(addr: SocketAddr) -> Result<Server, String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
-    let routes = Arc::new(RwLock::new(Routes::default()));
-    let state = routes.clone();
+    let routes = Shared::default();
+    let app = router(routes.clone());
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("liveclip-http".into())
@@ -209,7 +240,6 @@ fn start(addr: SocketAddr) -> Result<Server, String> {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
                 };
-                let app = axum::Router::new().fallback(handle).with_state(state);
                 let _ = axum::serve(listener::Bounded::new(listener), app)
                     .with_graceful_shutdown(async move {
                         let _ = rx.await;
@@ -228,21 +258,106 @@ fn start(addr: SocketAddr) -> Result<Server, String> {
     })
 }
 
+/// A listener's routes. `{id}` is whatever [`Target`] finds: the routes of
+/// streams and clippers share their shapes, and each handler answers for
+/// the kind it serves (a clipper's name on a stream route gets the
+/// clipper's 404, a stream on a clipper route a 405).
+fn router(routes: Shared) -> Router {
+    Router::new()
+        .route(
+            "/",
+            get(index)
+                .fallback(|| async { error(405, "method-not-allowed", "/ answers GET and HEAD") }),
+        )
+        // `/{id}.m3u8`: a clip manifest.
+        .route("/{id}", any(by_name))
+        .route("/{id}/sessions", get(hls::sessions))
+        .route("/{id}/clip.mp4", get(hls::clip_mp4))
+        .route("/{id}/manifest/video.m3u8", get(hls::video))
+        .route("/{id}/manifest/clip.m3u8", get(hls::clip_manifest))
+        // Any other path below an id: a session's media file, or a 404.
+        .route("/{id}/{*file}", get(hls::media_file))
+        .route("/{id}/mp4", post(clipper::mp4))
+        .route("/{id}/periodic-recording", delete(clipper::stop_periodic))
+        .route(
+            "/{id}/periodic-recording/{seconds}",
+            post(clipper::start_periodic),
+        )
+        .method_not_allowed_fallback(unrouted)
+        .nest_service(
+            "/ui",
+            get(ui)
+                .fallback(|| async {
+                    error(
+                        405,
+                        "method-not-allowed",
+                        "static files answer GET and HEAD",
+                    )
+                })
+                .with_state(routes.clone()),
+        )
+        .fallback(|uri: Uri| async move { no_route(&uri) })
+        .layer(middleware::from_fn(limits))
+        .layer(cors())
+        .layer(middleware::from_fn(preflight_no_content))
+        .with_state(routes)
+}
+
 /// CORS for every answer: a player on another origin may read the preview
 /// headers and byte ranges.
-fn cors(mut r: Response) -> Response {
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_EXPOSE_HEADERS,
-        HeaderValue::from_static(
-            "preview-start-seconds, stream-media-id, clip-start-seconds, clip-duration-seconds, clip-preroll-seconds, content-length, content-range, content-disposition",
-        ),
-    );
+fn cors() -> CorsLayer {
+    let expose = [
+        "preview-start-seconds",
+        "stream-media-id",
+        "clip-start-seconds",
+        "clip-duration-seconds",
+        "clip-preroll-seconds",
+        "content-length",
+        "content-range",
+        "content-disposition",
+    ]
+    .map(HeaderName::from_static);
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::DELETE,
+            Method::OPTIONS,
+        ])
+        .allow_headers([header::AUTHORIZATION, header::RANGE, header::CONTENT_TYPE])
+        .expose_headers(expose)
+        .max_age(Duration::from_secs(600))
+}
+
+/// Preflights (answered by [`CorsLayer`], with 200) answer 204: they have
+/// no content.
+async fn preflight_no_content(req: Request, next: Next) -> Response {
+    let preflight = req.method() == Method::OPTIONS;
+    let mut r = next.run(req).await;
+    if preflight && r.status() == StatusCode::OK {
+        *r.status_mut() = StatusCode::NO_CONTENT;
+    }
     r
+}
+
+/// Longest request target accepted.
+const MAX_URI: usize = 4096;
+
+/// What every request target must be before a handler sees it: at most
+/// [`MAX_URI`] long (414), and a path that percent-decodes to UTF-8 (400).
+async fn limits(req: Request, next: Next) -> Response {
+    if req.uri().to_string().len() > MAX_URI {
+        return error(414, "bad-request", "the request target is too long");
+    }
+    if percent_encoding::percent_decode_str(req.uri().path())
+        .decode_utf8()
+        .is_err()
+    {
+        return error(400, "bad-request", "the path is not UTF-8");
+    }
+    next.run(req).await
 }
 
 /// A JSON error: `{"error": reason, "status": code, "kind": name}`.
@@ -268,33 +383,80 @@ pub(crate) fn json(value: &serde_json::Value) -> Response {
         .expect("valid response")
 }
 
-/// Longest request target accepted.
-const MAX_URI: usize = 4096;
-
-/// A request as the route handlers see it.
-pub(crate) struct Request {
-    pub method: Method,
-    /// Decoded path segments.
-    pub segments: Vec<String>,
-    pub query: String,
-    pub headers: HeaderMap,
+/// 404 for a path that no route of its target answers.
+pub(crate) fn no_route(uri: &Uri) -> Response {
+    let path = uri.path().trim_start_matches('/');
+    error(
+        404,
+        "not-found",
+        &format!("no route {path}; see docs/http-api.md"),
+    )
 }
 
-impl Request {
-    /// The value of a query parameter.
-    pub fn param(&self, name: &str) -> Option<String> {
-        form_urlencoded::parse(self.query.as_bytes())
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.into_owned())
-    }
+/// 405 for a stream or session route asked with another method.
+pub(crate) fn stream_method() -> Response {
+    error(
+        405,
+        "method-not-allowed",
+        "stream and session routes answer GET and HEAD",
+    )
+}
 
-    fn token(&self) -> Option<String> {
-        self.headers
+/// The value of a query parameter.
+pub(crate) fn param(query: &str, name: &str) -> Option<String> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// [`Path`] parameters (percent-decoded), rejected as a JSON error.
+pub(crate) struct Params<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for Params<T>
+where
+    T: serde::de::DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(t)) => Ok(Params(t)),
+            Err(e) if e.status() == StatusCode::BAD_REQUEST => {
+                Err(error(400, "bad-request", &e.body_text()))
+            }
+            Err(e) => Err(error(e.status().as_u16(), "internal", &e.body_text())),
+        }
+    }
+}
+
+/// The token a request carries: an `Authorization: Bearer` header, else a
+/// `token` parameter.
+pub(crate) struct Token(Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Token {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        let bearer = parts
+            .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .map(|t| t.trim().to_string())
-            .or_else(|| self.param("token"))
+            .map(|t| t.trim().to_string());
+        Ok(Token(bearer.or_else(|| {
+            param(parts.uri.query().unwrap_or(""), "token")
+        })))
+    }
+}
+
+impl Token {
+    /// Whether this is the `wanted` token (always, when none is wanted).
+    fn grants(&self, wanted: &Option<String>) -> bool {
+        match wanted {
+            None => true,
+            Some(t) => self.0.as_deref().is_some_and(|given| same_token(given, t)),
+        }
     }
 }
 
@@ -305,130 +467,6 @@ fn same_token(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
-}
-
-fn authorized(req: &Request, token: &Option<String>) -> bool {
-    match token {
-        None => true,
-        Some(t) => req.token().is_some_and(|given| same_token(&given, t)),
-    }
-}
-
-async fn handle(
-    axum::extract::State(routes): axum::extract::State<Arc<RwLock<Routes>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    cors(dispatch(&routes, method, uri, headers).await)
-}
-
-async fn dispatch(
-    routes: &Arc<RwLock<Routes>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if method == Method::OPTIONS {
-        return Response::builder()
-            .status(StatusCode::NO_CONTENT)
-            .header(
-                header::ACCESS_CONTROL_ALLOW_METHODS,
-                "GET, HEAD, POST, DELETE, OPTIONS",
-            )
-            .header(
-                header::ACCESS_CONTROL_ALLOW_HEADERS,
-                "authorization, range, content-type",
-            )
-            .header(header::ACCESS_CONTROL_MAX_AGE, "600")
-            .body(Body::empty())
-            .expect("valid response");
-    }
-    if uri.to_string().len() > MAX_URI {
-        return error(414, "bad-request", "the request target is too long");
-    }
-    let mut segments = Vec::new();
-    for s in uri.path().split('/').filter(|s| !s.is_empty()) {
-        match percent_encoding::percent_decode_str(s).decode_utf8() {
-            Ok(d) => segments.push(d.into_owned()),
-            Err(_) => return error(400, "bad-request", "the path is not UTF-8"),
-        }
-    }
-    let req = Request {
-        method,
-        segments,
-        query: uri.query().unwrap_or("").to_string(),
-        headers,
-    };
-    let web_root = routes
-        .read()
-        .unwrap()
-        .web_root
-        .as_ref()
-        .map(|(_, r)| r.clone());
-    let Some(first) = req.segments.first().cloned() else {
-        // A browser opening the server gets the web page, if there is one.
-        let html = req
-            .headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("text/html"));
-        if html && web_root.is_some() {
-            return Response::builder()
-                .status(StatusCode::FOUND)
-                .header(header::LOCATION, "ui/")
-                .body(Body::empty())
-                .expect("valid response");
-        }
-        return index(routes);
-    };
-    if first == "ui"
-        && let Some(root) = web_root
-    {
-        return static_file(&req, &root).await;
-    }
-    // periodicclipper routes.
-    let clipper = routes
-        .read()
-        .unwrap()
-        .clippers
-        .get(&first)
-        .map(|c| (c.clipper.clone(), c.token.clone()));
-    if let Some((clipper, token)) = clipper {
-        if !authorized(&req, &token) {
-            return unauthorized();
-        }
-        return clipper::route(&req, clipper).await;
-    }
-    // hlsclipsink routes: `/{id}.m3u8`, `/{stream-id}/…`, `/{media-id}/…`.
-    let id = match first.strip_suffix(".m3u8") {
-        Some(id) if req.segments.len() == 1 => id.to_string(),
-        _ => first.clone(),
-    };
-    // A stream id is a map lookup; a media id may need the disk (the
-    // sessions' files): that runs on the blocking pool, not on the
-    // runtime's threads.
-    let target = match find_stream(routes, &id, false) {
-        Some(t) => Some(t),
-        None => {
-            let (routes, id) = (routes.clone(), id.clone());
-            tokio::task::spawn_blocking(move || find_stream(&routes, &id, true))
-                .await
-                .ok()
-                .flatten()
-        }
-    };
-    let Some((stream, route_id)) = target else {
-        return error(
-            404,
-            "not-found",
-            &format!("no stream, session or clipper named {id:?} here"),
-        );
-    };
-    if !authorized(&req, &stream.token) {
-        return unauthorized();
-    }
-    hls::route(&req, &stream, route_id).await
 }
 
 fn unauthorized() -> Response {
@@ -442,34 +480,85 @@ fn unauthorized() -> Response {
     r
 }
 
-/// What a request addresses on a stream.
-pub(crate) enum RouteId {
-    /// The stream itself (its live or newest session).
-    Stream,
-    /// One of its sessions.
-    Media(String),
+/// What the path's `{id}` names, its token checked: 404 when nothing on
+/// the listener has that name, 401 without the element's token.
+pub(crate) enum Target {
+    Clipper(Arc<dyn Clipper>),
+    Stream {
+        service: Arc<ClipService>,
+        /// The session named, or `None` for the stream itself (its live or
+        /// newest session).
+        media: Option<String>,
+    },
 }
 
-/// A stream's route, copied out of the registry for one request.
-pub(crate) struct StreamHandle {
-    pub service: Arc<ClipService>,
-    token: Option<String>,
+#[derive(serde::Deserialize)]
+struct IdParam {
+    id: String,
+}
+
+impl FromRequestParts<Shared> for Target {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, routes: &Shared) -> Result<Self, Response> {
+        let Params(IdParam { id }) = Params::from_request_parts(parts, routes).await?;
+        let Ok(token) = Token::from_request_parts(parts, routes).await;
+        Target::find(routes, &id, &id, &token).await
+    }
+}
+
+impl Target {
+    /// The clipper `name`, else the stream or session `id`.
+    async fn find(routes: &Shared, name: &str, id: &str, token: &Token) -> Result<Self, Response> {
+        let clipper = routes
+            .read()
+            .unwrap()
+            .clippers
+            .get(name)
+            .map(|c| (c.clipper.clone(), c.token.clone()));
+        if let Some((clipper, wanted)) = clipper {
+            if !token.grants(&wanted) {
+                return Err(unauthorized());
+            }
+            return Ok(Target::Clipper(clipper));
+        }
+        // A stream id is a map lookup; a media id may need the disk (the
+        // sessions' files): that runs on the blocking pool, not on the
+        // runtime's threads.
+        let found = match find_stream(routes, id, false) {
+            Some(f) => Some(f),
+            None => {
+                let (routes, id) = (routes.clone(), id.to_string());
+                tokio::task::spawn_blocking(move || find_stream(&routes, &id, true))
+                    .await
+                    .ok()
+                    .flatten()
+            }
+        };
+        let Some((target, wanted)) = found else {
+            return Err(error(
+                404,
+                "not-found",
+                &format!("no stream, session or clipper named {id:?} here"),
+            ));
+        };
+        if !token.grants(&wanted) {
+            return Err(unauthorized());
+        }
+        Ok(target)
+    }
 }
 
 /// The stream that `id` names, or the stream a session `id` belongs to
-/// (only with `sessions`: that may read the disk).
-fn find_stream(
-    routes: &Arc<RwLock<Routes>>,
-    id: &str,
-    sessions: bool,
-) -> Option<(StreamHandle, RouteId)> {
+/// (only with `sessions`: that may read the disk); with the stream's token.
+fn find_stream(routes: &Shared, id: &str, sessions: bool) -> Option<(Target, Option<String>)> {
     let routes = routes.read().unwrap();
-    let handle = |r: &StreamRoute| StreamHandle {
-        service: r.service.clone(),
-        token: r.token.clone(),
+    let target = |r: &StreamRoute, media: Option<String>| {
+        let service = r.service.clone();
+        (Target::Stream { service, media }, r.token.clone())
     };
     if let Some(r) = routes.streams.get(id) {
-        return Some((handle(r), RouteId::Stream));
+        return Some(target(r, None));
     }
     if !sessions {
         return None;
@@ -478,75 +567,155 @@ fn find_stream(
         .streams
         .values()
         .find(|r| r.service.knows(id))
-        .map(|r| (handle(r), RouteId::Media(id.to_string())))
+        .map(|r| target(r, Some(id.to_string())))
 }
 
-/// Content type of a static file, by extension.
-fn content_type(name: &str) -> &'static str {
-    let ext = name.rsplit('.').next().unwrap_or("").to_ascii_lowercase();
-    match ext.as_str() {
-        "html" | "htm" => "text/html; charset=utf-8",
-        "js" | "mjs" => "text/javascript; charset=utf-8",
-        "css" => "text/css; charset=utf-8",
-        "json" => "application/json",
-        "svg" => "image/svg+xml",
-        "png" => "image/png",
-        "jpg" | "jpeg" => "image/jpeg",
-        "webp" => "image/webp",
-        "gif" => "image/gif",
-        "mp4" => "video/mp4",
-        "vtt" => "text/vtt; charset=utf-8",
-        "m3u8" => "application/vnd.apple.mpegurl",
-        _ => "application/octet-stream",
-    }
+/// A [`Target`] that is a stream or session (hlsclipsink's routes); a
+/// clipper's name gets the clipper's 404.
+pub(crate) struct StreamTarget {
+    pub service: Arc<ClipService>,
+    pub media: Option<String>,
 }
 
-/// `GET /ui/…`: a file under the web root (`index.html` for a directory).
-/// Hidden names and `..` are refused, so nothing outside the root is read.
-async fn static_file(req: &Request, root: &std::path::Path) -> Response {
-    if req.method != Method::GET && req.method != Method::HEAD {
-        return error(
-            405,
-            "method-not-allowed",
-            "static files answer GET and HEAD",
-        );
-    }
-    let rest = &req.segments[1..];
-    if rest
-        .iter()
-        .any(|s| s.starts_with('.') || s.contains('/') || s.contains('\\') || s.contains('\0'))
-    {
-        return error(404, "not-found", "no such file");
-    }
-    let mut path = root.to_path_buf();
-    path.extend(rest);
-    if rest.is_empty() || path.is_dir() {
-        path.push("index.html");
-    }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let read = tokio::task::spawn_blocking(move || std::fs::read(path)).await;
-    match read {
-        Ok(Ok(data)) => {
-            let range = req
-                .headers
-                .get(header::RANGE)
-                .map(|v| v.to_str().unwrap_or("invalid"));
-            let builder = Response::builder().header(header::CACHE_CONTROL, "no-cache");
-            hls::ranged(data, content_type(&name), range, &name, builder)
+impl FromRequestParts<Shared> for StreamTarget {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, routes: &Shared) -> Result<Self, Response> {
+        match Target::from_request_parts(parts, routes).await? {
+            Target::Stream { service, media } => Ok(StreamTarget { service, media }),
+            Target::Clipper(c) => Err(clipper::not_found(&c.name())),
         }
-        _ => error(404, "not-found", &format!("no file ui/{}", rest.join("/"))),
     }
 }
 
-/// `GET /`: what this listener serves.
-fn index(routes: &Arc<RwLock<Routes>>) -> Response {
+/// A [`Target`] that is a periodicclipper; a stream or session gets 405
+/// (these routes' methods are not GET or HEAD).
+pub(crate) struct ClipperTarget(pub Arc<dyn Clipper>);
+
+impl FromRequestParts<Shared> for ClipperTarget {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, routes: &Shared) -> Result<Self, Response> {
+        match Target::from_request_parts(parts, routes).await? {
+            Target::Clipper(c) => Ok(ClipperTarget(c)),
+            Target::Stream { .. } => Err(stream_method()),
+        }
+    }
+}
+
+fn is_get(method: &Method) -> bool {
+    *method == Method::GET || *method == Method::HEAD
+}
+
+/// A path or method that the target has no route for: the clipper's 404,
+/// 405 on a stream or session for a method other than GET and HEAD, else
+/// 404.
+async fn unrouted(target: Target, method: Method, uri: Uri) -> Response {
+    match target {
+        Target::Clipper(c) => clipper::not_found(&c.name()),
+        Target::Stream { .. } if !is_get(&method) => stream_method(),
+        Target::Stream { .. } => no_route(&uri),
+    }
+}
+
+/// `/{id}`: `/{id}.m3u8` is the clip manifest of a stream or session
+/// (FastPix style); other names answer as [`unrouted`].
+async fn by_name(
+    State(routes): State<Shared>,
+    Params(name): Params<String>,
+    token: Token,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let id = name.strip_suffix(".m3u8");
+    let target = match Target::find(&routes, &name, id.unwrap_or(&name), &token).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    match target {
+        Target::Stream { service, media } if id.is_some() && is_get(&method) => {
+            let target = StreamTarget { service, media };
+            hls::manifest(target, &query.unwrap_or_default(), "").await
+        }
+        target => unrouted(target, method, uri).await,
+    }
+}
+
+/// `GET /`: what this listener serves; a browser (a request accepting
+/// `text/html`) is sent to the web page when there is one.
+async fn index(State(routes): State<Shared>, headers: HeaderMap) -> Response {
     let routes = routes.read().unwrap();
+    let html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if html && routes.web_root.is_some() {
+        return Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, "ui/")
+            .body(Body::empty())
+            .expect("valid response");
+    }
     let mut streams: Vec<_> = routes.streams.keys().cloned().collect();
     streams.sort();
     let mut clippers: Vec<_> = routes.clippers.keys().cloned().collect();
     clippers.sort();
     json(&serde_json::json!({ "streams": streams, "clippers": clippers }))
+}
+
+/// `GET /ui/…`: a file of the web root (`index.html` for a directory), by
+/// tower-http's `ServeDir`: ranges, ETag and Last-Modified, and no path
+/// out of the root. Hidden names are refused too.
+async fn ui(State(routes): State<Shared>, req: Request) -> Response {
+    let files = routes
+        .read()
+        .unwrap()
+        .web_root
+        .as_ref()
+        .map(|(_, files)| files.clone());
+    let Some(mut files) = files else {
+        return error(
+            404,
+            "not-found",
+            "no web page here (an hlsclipsink's http-web-root)",
+        );
+    };
+    let path = percent_encoding::percent_decode_str(req.uri().path())
+        .decode_utf8_lossy()
+        .into_owned();
+    let missing = || error(404, "not-found", &format!("no file ui{path}"));
+    if path.split('/').any(|s| s.starts_with('.')) {
+        return missing();
+    }
+    match files.try_call(req).await {
+        Ok(r) if r.status() == StatusCode::NOT_FOUND => missing(),
+        Ok(r) if r.status() == StatusCode::RANGE_NOT_SATISFIABLE => {
+            let mut e = error(
+                416,
+                "out-of-range",
+                &format!("the range is outside the bytes of ui{path}"),
+            );
+            if let Some(v) = r.headers().get(header::CONTENT_RANGE) {
+                e.headers_mut().insert(header::CONTENT_RANGE, v.clone());
+            }
+            e
+        }
+        Ok(mut r) => {
+            r.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            r.map(Body::new)
+        }
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound
+                    | std::io::ErrorKind::PermissionDenied
+                    | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            missing()
+        }
+        Err(e) => error(500, "storage", &format!("ui{path}: {e}")),
+    }
 }
