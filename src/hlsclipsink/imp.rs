@@ -171,24 +171,7 @@ impl ElementImpl for HlsClipSink {
         Some(&*META)
     }
 
-    fn pad_templates() -> &'static [gst::PadTemplate] {
-        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> =
-            LazyLock::new(crate::media::request_pad_templates);
-        TEMPLATES.as_ref()
-    }
-
-    fn request_new_pad(
-        &self,
-        templ: &gst::PadTemplate,
-        _name: Option<&str>,
-        _caps: Option<&gst::Caps>,
-    ) -> Option<gst::Pad> {
-        sink::request_new_pad(self, templ)
-    }
-
-    fn release_pad(&self, pad: &gst::Pad) {
-        sink::release_pad(self, pad);
-    }
+    sink::request_pad_methods!();
 
     fn change_state(
         &self,

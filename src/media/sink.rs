@@ -290,3 +290,30 @@ pub fn report<T: ElementImpl>(imp: &T, notices: Vec<Notice>) {
         }
     }
 }
+
+/// The `ElementImpl` methods of an [`EncodedSink`]'s request pads:
+/// `pad_templates` (`video` and `audio`), `request_new_pad` and
+/// `release_pad`.
+macro_rules! request_pad_methods {
+    () => {
+        fn pad_templates() -> &'static [gst::PadTemplate] {
+            static TEMPLATES: std::sync::LazyLock<Vec<gst::PadTemplate>> =
+                std::sync::LazyLock::new($crate::media::request_pad_templates);
+            TEMPLATES.as_ref()
+        }
+
+        fn request_new_pad(
+            &self,
+            templ: &gst::PadTemplate,
+            _name: Option<&str>,
+            _caps: Option<&gst::Caps>,
+        ) -> Option<gst::Pad> {
+            $crate::media::sink::request_new_pad(self, templ)
+        }
+
+        fn release_pad(&self, pad: &gst::Pad) {
+            $crate::media::sink::release_pad(self, pad);
+        }
+    };
+}
+pub(crate) use request_pad_methods;
