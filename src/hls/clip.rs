@@ -17,9 +17,10 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use m3u8_rs::{ByteRange, MediaPlaylist, MediaPlaylistType, MediaSegment};
 
-use super::index::{SessionIndex, read_moov};
+use super::index::SessionIndex;
 use crate::core::TrackKind;
 use crate::core::timespec::{TimePoint, parse_duration, parse_time_point};
+use crate::mp4::scan::read_moov;
 use crate::mp4::scan::{StoredTrack, fragment_samples};
 use crate::mp4::{ClipTrack, CodecConfig, Mp4Clip};
 

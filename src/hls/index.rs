@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 
 use super::playlist::REPLAY;
 use super::playlist::Segment;
+use crate::mp4::scan::read_moov;
 
 /// One moof+mdat pair: where it is in its segment file and which recording
 /// time it covers (its start is a keyframe's presentation time).
@@ -348,24 +349,6 @@ pub fn init_tracks(path: &Path) -> std::io::Result<Vec<InitTrack>> {
             )
         })
         .collect())
-}
-
-/// The `moov` of an init segment.
-pub fn read_moov(init: &[u8]) -> Option<mp4_atom::Moov> {
-    use mp4_atom::{Atom, Decode};
-    let mut buf = init;
-    while buf.len() >= 8 {
-        let header = mp4_atom::Header::decode(&mut buf).ok()?;
-        let size = header.size?;
-        if size > buf.len() {
-            return None;
-        }
-        if header.kind == mp4_atom::Moov::KIND {
-            return mp4_atom::Moov::decode_body(&mut &buf[..size]).ok();
-        }
-        buf = &buf[size..];
-    }
-    None
 }
 
 /// The session being recorded, shared between the recorder (which updates

@@ -180,10 +180,13 @@ impl ElementImpl for HlsClipSink {
         if transition == gst::StateChange::ReadyToPaused {
             self.start().map_err(|_| gst::StateChangeError)?;
         }
+        // Going down, the pads stop first (no streaming thread is left in
+        // the element), then the session ends with what was received.
+        let ret = self.parent_change_state(transition)?;
         if transition == gst::StateChange::PausedToReady {
             self.stop();
         }
-        self.parent_change_state(transition)
+        Ok(ret)
     }
 }
 

@@ -43,6 +43,24 @@ pub struct ScannedSegment {
     pub file_len: u64,
 }
 
+/// The `moov` of an init segment.
+pub fn read_moov(init: &[u8]) -> Option<mp4_atom::Moov> {
+    use mp4_atom::{Atom, Decode};
+    let mut buf = init;
+    while buf.len() >= 8 {
+        let header = mp4_atom::Header::decode(&mut buf).ok()?;
+        let size = header.size?;
+        if size > buf.len() {
+            return None;
+        }
+        if header.kind == mp4_atom::Moov::KIND {
+            return mp4_atom::Moov::decode_body(&mut &buf[..size]).ok();
+        }
+        buf = &buf[size..];
+    }
+    None
+}
+
 /// Scans a segment file. Never fails on damaged content: it stops at the
 /// first box that is incomplete or not what a segment holds.
 pub fn scan_segment(path: &Path) -> std::io::Result<ScannedSegment> {
@@ -396,7 +414,7 @@ mod tests {
             data.extend_from_slice(p);
         }
         let init = crate::mp4::fragmented::init_segment(&[&v], &[F], None).unwrap();
-        let moov = crate::hls::index::read_moov(&init).unwrap();
+        let moov = read_moov(&init).unwrap();
         let track = StoredTrack::of(&moov.trak[0]);
         assert_eq!(track.edit, 512);
         let back = fragment_samples(&Bytes::from(data), &[track]);
