@@ -34,13 +34,13 @@
 use gst::glib;
 
 pub mod core;
+pub mod frames;
 pub mod hls;
 pub mod hlsclipsink;
 pub mod http;
 pub mod media;
 pub mod motionclipenc;
 pub mod mp4;
-pub mod output;
 pub mod periodicclipper;
 pub mod thumbnailer;
 

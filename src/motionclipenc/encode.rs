@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The private pipeline of one clip, and the clip file made from what it
-//! gives.
+//! The private pipeline of one clip (on [`crate::frames::pipeline`]), and
+//! the clip file made from what it gives.
 //!
 //! ```text
 //! MP4: appsrc ! videoconvert ! videoscale ! video/x-raw,WxH,PAR 1/1 !
@@ -21,10 +21,10 @@ use gst::prelude::*;
 
 use crate::core::TrackKind;
 use crate::core::motion::gif_delays;
+use crate::frames::pipeline::{PrivatePipeline, Rgbx, appsink, appsrc, capsfilter, make};
 use crate::media::sample_from_buffer;
 use crate::mp4::codec::CodecConfig;
 use crate::mp4::progressive::{ClipTrack, Mp4Clip};
-use crate::thumbnailer::render::{appsink, bus_error, make, rgbx_of, wait_eos};
 
 use super::ClipFormat;
 
@@ -81,9 +81,7 @@ fn h264_encoder(spec: &Spec) -> Result<gst::Element, String> {
 }
 
 pub struct ClipPipeline {
-    pipeline: gst::Pipeline,
-    src: gst_app::AppSrc,
-    sink: gst_app::AppSink,
+    pipeline: PrivatePipeline,
     spec: Spec,
 }
 
@@ -102,14 +100,9 @@ impl ClipPipeline {
         let frame_bytes = gst_video::VideoInfo::from_caps(&caps)
             .map(|i| i.size() as u64)
             .unwrap_or(8 << 20);
-        let pipeline = gst::Pipeline::with_name("motionclipenc-clip");
-        let src = gst_app::AppSrc::builder()
-            .caps(&caps)
-            .format(gst::Format::Time)
-            // A few frames ahead of the encoder at most; the worker waits.
-            .max_bytes(frame_bytes * 4)
-            .block(true)
-            .build();
+        // A few frames ahead of the encoder at most; the worker waits.
+        let src = appsrc(&caps, frame_bytes * 4);
+        src.set_block(true);
         let sink = appsink();
         sink.set_max_buffers(0);
         let (w, h) = spec.size;
@@ -120,41 +113,23 @@ impl ClipPipeline {
         if spec.format == ClipFormat::Gif {
             scaled = scaled.field("format", "RGBA");
         }
-        let filter = make("capsfilter")?;
-        filter.set_property("caps", scaled.build());
         let scale = make("videoscale")?;
         scale.set_property("add-borders", false);
-        let mut chain: Vec<gst::Element> =
-            vec![src.clone().upcast(), make("videoconvert")?, scale, filter];
+        let mut chain = vec![make("videoconvert")?, scale, capsfilter(scaled.build())?];
         if spec.format == ClipFormat::Mp4 {
             chain.push(make("videoconvert")?);
             chain.push(h264_encoder(&spec)?);
             chain.push(make("h264parse")?);
-            let avc = make("capsfilter")?;
-            avc.set_property(
-                "caps",
+            chain.push(capsfilter(
                 gst::Caps::builder("video/x-h264")
                     .field("stream-format", "avc")
                     .field("alignment", "au")
                     .build(),
-            );
-            chain.push(avc);
+            )?);
         }
-        chain.push(sink.clone().upcast());
-        pipeline.add_many(&chain).map_err(|e| e.to_string())?;
-        gst::Element::link_many(&chain).map_err(|e| format!("cannot build the encoder: {e}"))?;
-        if pipeline.set_state(gst::State::Playing).is_err() {
-            let bus = pipeline.bus();
-            let e = bus.as_ref().and_then(bus_error);
-            let _ = pipeline.set_state(gst::State::Null);
-            return Err(e.unwrap_or_else(|| "cannot start the encoder".into()));
-        }
-        Ok(Self {
-            pipeline,
-            src,
-            sink,
-            spec,
-        })
+        let pipeline = PrivatePipeline::new("motionclipenc-clip", src, chain, sink, "encoder")?;
+        pipeline.play("the encoder")?;
+        Ok(Self { pipeline, spec })
     }
 
     pub fn spec(&self) -> &Spec {
@@ -162,43 +137,23 @@ impl ClipPipeline {
     }
 
     /// Feeds one output frame, `offset` ns from the clip start.
-    pub fn push(&self, mut buffer: gst::Buffer, offset: u64) -> Result<(), String> {
-        {
-            let b = buffer.make_mut();
-            b.set_pts(gst::ClockTime::from_nseconds(offset));
-            b.set_dts(gst::ClockTime::NONE);
-            b.set_duration(gst::ClockTime::NONE);
-            b.unset_flags(gst::BufferFlags::DISCONT);
-        }
-        self.src
-            .push_buffer(buffer)
-            .map(|_| ())
+    pub fn push(&self, buffer: gst::Buffer, offset: u64) -> Result<(), String> {
+        self.pipeline
+            .push(buffer, gst::ClockTime::from_nseconds(offset), None)
             .map_err(|e| format!("the encoder refused a frame: {e:?}"))
     }
 
     /// Drains the pipeline; returns what came out, in order.
     pub fn finish(self, timeout: Duration) -> Result<Vec<gst::Sample>, String> {
-        let bus = self.pipeline.bus().ok_or("pipeline without a bus")?;
-        let _ = self.src.end_of_stream();
-        wait_eos(&bus, timeout).map_err(|e| {
+        self.pipeline.drain(timeout).map_err(|e| {
             e.unwrap_or_else(|| format!("the encoder did not finish within {timeout:?}"))
         })?;
-        let mut out = Vec::new();
-        while let Some(s) = self.sink.try_pull_sample(gst::ClockTime::ZERO) {
-            out.push(s);
-        }
-        Ok(out)
+        Ok(std::iter::from_fn(|| self.pipeline.pull()).collect())
     }
 
     /// Whether the pipeline posted an error (checked between frames).
     pub fn error(&self) -> Option<String> {
-        self.pipeline.bus().as_ref().and_then(bus_error)
-    }
-}
-
-impl Drop for ClipPipeline {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+        self.pipeline.error()
     }
 }
 
@@ -263,7 +218,7 @@ pub fn gif(samples: &[gst::Sample], end: u64) -> Result<Clip, String> {
     let mut offsets = Vec::with_capacity(samples.len());
     for s in samples {
         let pts = s.buffer().and_then(|b| b.pts()).map_or(0, |t| t.nseconds());
-        if let Some(p) = rgbx_of(s) {
+        if let Some(p) = Rgbx::of(s) {
             offsets.push(pts);
             pictures.push(p);
         }

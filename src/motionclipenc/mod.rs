@@ -40,6 +40,16 @@ impl ClipFormat {
         }
     }
 
+    /// Every format's caps: the src pad template.
+    pub fn template_caps() -> gst::Caps {
+        [ClipFormat::Mp4, ClipFormat::Gif]
+            .into_iter()
+            .fold(gst::Caps::builder_full(), |caps, f| {
+                caps.structure(f.caps().structure(0).unwrap().to_owned())
+            })
+            .build()
+    }
+
     pub fn nick(self) -> &'static str {
         match self {
             ClipFormat::Mp4 => "mp4",

@@ -13,7 +13,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
-pub(crate) mod render;
+mod render;
 
 glib::wrapper! {
     pub struct Thumbnailer(ObjectSubclass<imp::Thumbnailer>) @extends gst::Element, gst::Object;
@@ -74,6 +74,16 @@ pub enum ImageFormat {
 }
 
 impl ImageFormat {
+    /// Every format's media type: the src pad template.
+    pub fn template_caps() -> gst::Caps {
+        [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Webp]
+            .into_iter()
+            .fold(gst::Caps::builder_full(), |caps, f| {
+                caps.structure(gst::Structure::new_empty(f.media_type()))
+            })
+            .build()
+    }
+
     /// The media type of the src pad.
     pub fn media_type(self) -> &'static str {
         match self {

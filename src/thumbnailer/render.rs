@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: MPL-2.0
-//! The private pipelines of the worker thread: one frame in, one image out.
+//! The thumbnailer's private pipelines (on [`crate::frames::pipeline`]):
+//! one frame in, one image out; and the storyboard sprite's JPEG.
 //!
 //! ```text
-//! appsrc (input caps) ! [decoder] ! videoconvert ! deinterlace ! [videocrop] !
+//! appsrc (input caps) ! [decoder] ! videoconvert ! I420 ! deinterlace ! [videocrop] !
 //!   videoscale ! video/x-raw,width=W,height=H,pixel-aspect-ratio=1/1 ! [videobox] !
 //!   videoconvert ! [tee ! videoconvert ! RGBx ! appsink (storyboard tile)]
 //!   encoder ! appsink (image)
@@ -16,9 +17,9 @@
 use std::time::Duration;
 
 use gst::prelude::*;
-use gst_video::prelude::*;
 
 use crate::core::thumbs::Geometry;
+use crate::frames::pipeline::{PrivatePipeline, Rgbx, appsink, appsrc, capsfilter, make};
 
 use super::ImageFormat;
 
@@ -34,14 +35,6 @@ pub struct Spec {
     pub tiles: bool,
 }
 
-/// A scaled frame in RGBx, rows packed (stride = 4 × width).
-#[derive(Debug, Clone)]
-pub struct Rgbx {
-    pub width: u32,
-    pub height: u32,
-    pub data: Vec<u8>,
-}
-
 pub struct Rendered {
     pub image: gst::Buffer,
     pub tile: Option<Rgbx>,
@@ -49,26 +42,9 @@ pub struct Rendered {
 
 pub struct Renderer {
     spec: Spec,
-    pipeline: gst::Pipeline,
-    src: gst_app::AppSrc,
-    image: gst_app::AppSink,
+    pipeline: PrivatePipeline,
+    /// The storyboard tile's appsink.
     tile: Option<gst_app::AppSink>,
-}
-
-pub(crate) fn make(factory: &str) -> Result<gst::Element, String> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|_| format!("element {factory} is missing (install its GStreamer plugin)"))
-}
-
-pub(crate) fn appsink() -> gst_app::AppSink {
-    gst_app::AppSink::builder()
-        .sync(false)
-        .async_(false)
-        .enable_last_sample(false)
-        // EOS must reach the sink (and the bus) with the image still queued.
-        .wait_on_eos(false)
-        .build()
 }
 
 /// The highest-ranked decoder that takes `caps` and can be created.
@@ -100,13 +76,7 @@ fn decoder_for(caps: &gst::Caps) -> Result<gst::Element, String> {
 
 impl Renderer {
     pub fn new(spec: Spec) -> Result<Self, String> {
-        let pipeline = gst::Pipeline::with_name("thumbnailer-render");
-        let src = gst_app::AppSrc::builder()
-            .caps(&spec.caps)
-            .format(gst::Format::Time)
-            .max_bytes(0)
-            .build();
-        let mut chain: Vec<gst::Element> = vec![src.clone().upcast()];
+        let mut chain: Vec<gst::Element> = Vec::new();
         if spec.encoded {
             match decoder_for(&spec.caps) {
                 Ok(decoder) => chain.push(decoder),
@@ -133,14 +103,11 @@ impl Renderer {
         // One planar format every element below handles (decoders mostly
         // give it already); left open, the converter may pick a format
         // videocrop does not take.
-        let i420 = make("capsfilter")?;
-        i420.set_property(
-            "caps",
+        chain.push(capsfilter(
             gst::Caps::builder("video/x-raw")
                 .field("format", "I420")
                 .build(),
-        );
-        chain.push(i420);
+        )?);
         let deint = make("deinterlace")?;
         // One output frame per input frame, from one field's lines when the
         // input is interlaced; progressive input passes through.
@@ -160,16 +127,13 @@ impl Renderer {
         scale.set_property("add-borders", false);
         scale.set_property_from_str("method", "bilinear2");
         chain.push(scale);
-        let filter = make("capsfilter")?;
-        filter.set_property(
-            "caps",
+        chain.push(capsfilter(
             gst::Caps::builder("video/x-raw")
                 .field("width", g.scaled.0 as i32)
                 .field("height", g.scaled.1 as i32)
                 .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
                 .build(),
-        );
-        chain.push(filter);
+        )?);
         if !g.pad.is_zero() {
             let bx = make("videobox")?;
             bx.set_property("left", -(g.pad.left as i32));
@@ -180,7 +144,15 @@ impl Renderer {
             chain.push(bx);
         }
         chain.push(make("videoconvert")?);
-        let encoder = match spec.format {
+        // The storyboard tile branches off before the encoder.
+        let tee = if spec.tiles {
+            let tee = make("tee")?;
+            chain.push(tee.clone());
+            Some(tee)
+        } else {
+            None
+        };
+        chain.push(match spec.format {
             ImageFormat::Jpeg => {
                 let e = make("jpegenc")?;
                 e.set_property("quality", spec.quality.min(100) as i32);
@@ -192,42 +164,35 @@ impl Renderer {
                 e.set_property("quality", spec.quality.min(100) as f32);
                 e
             }
-        };
-        let image = appsink();
-        pipeline
-            .add_many(&chain)
-            .and_then(|_| pipeline.add_many([&encoder, image.upcast_ref()]))
-            .map_err(|e| e.to_string())?;
-        gst::Element::link_many(&chain).map_err(|e| format!("cannot build the scaler: {e}"))?;
-        let last = chain.last().unwrap().clone();
-        let tile = if spec.tiles {
-            let tee = make("tee")?;
-            let conv = make("videoconvert")?;
-            let rgbx = make("capsfilter")?;
-            rgbx.set_property(
-                "caps",
-                gst::Caps::builder("video/x-raw")
+        });
+        let pipeline = PrivatePipeline::new(
+            "thumbnailer-render",
+            appsrc(&spec.caps, 0),
+            chain,
+            appsink(),
+            "scaler",
+        )?;
+        let tile = match tee {
+            Some(tee) => {
+                let sink = appsink();
+                let rgbx = gst::Caps::builder("video/x-raw")
                     .field("format", "RGBx")
-                    .build(),
-            );
-            let sink = appsink();
-            pipeline
-                .add_many([&tee, &conv, &rgbx, sink.upcast_ref()])
-                .map_err(|e| e.to_string())?;
-            gst::Element::link_many([&last, &tee, &encoder, image.upcast_ref()])
-                .and_then(|_| gst::Element::link_many([&tee, &conv, &rgbx, sink.upcast_ref()]))
-                .map_err(|e| format!("cannot build the tile branch: {e}"))?;
-            Some(sink)
-        } else {
-            gst::Element::link_many([&last, &encoder, image.upcast_ref()])
-                .map_err(|e| format!("cannot link the encoder: {e}"))?;
-            None
+                    .build();
+                pipeline.add_branch(
+                    &tee,
+                    &[
+                        make("videoconvert")?,
+                        capsfilter(rgbx)?,
+                        sink.clone().upcast(),
+                    ],
+                )?;
+                Some(sink)
+            }
+            None => None,
         };
         Ok(Self {
             spec,
             pipeline,
-            src,
-            image,
             tile,
         })
     }
@@ -238,102 +203,34 @@ impl Renderer {
 
     /// Turns one frame (a raw frame, or a keyframe with what decoding it
     /// needs) into an image.
-    pub fn render(
-        &mut self,
-        mut buffer: gst::Buffer,
-        timeout: Duration,
-    ) -> Result<Rendered, String> {
-        let result = self.run(&mut buffer, timeout);
-        let _ = self.pipeline.set_state(gst::State::Ready);
+    pub fn render(&mut self, buffer: gst::Buffer, timeout: Duration) -> Result<Rendered, String> {
+        let result = self.run(buffer, timeout);
+        self.pipeline.rest();
         result
     }
 
-    fn run(&mut self, buffer: &mut gst::Buffer, timeout: Duration) -> Result<Rendered, String> {
-        let bus = self.pipeline.bus().ok_or("pipeline without a bus")?;
+    fn run(&mut self, buffer: gst::Buffer, timeout: Duration) -> Result<Rendered, String> {
         // Messages of an earlier run are stale.
-        while bus.pop().is_some() {}
-        {
-            let b = buffer.make_mut();
-            b.set_pts(gst::ClockTime::ZERO);
-            b.set_dts(gst::ClockTime::ZERO);
-            b.set_duration(gst::ClockTime::NONE);
-            b.unset_flags(gst::BufferFlags::DISCONT);
-        }
-        if self.pipeline.set_state(gst::State::Playing).is_err() {
-            return Err(bus_error(&bus).unwrap_or_else(|| "cannot start".into()));
-        }
-        self.src
-            .push_buffer(buffer.clone())
+        self.pipeline.clear_bus();
+        self.pipeline.play("the renderer")?;
+        self.pipeline
+            .push(buffer, gst::ClockTime::ZERO, Some(gst::ClockTime::ZERO))
             .map_err(|e| format!("push: {e:?}"))?;
-        self.src
-            .end_of_stream()
-            .map_err(|e| format!("eos: {e:?}"))?;
-        wait_eos(&bus, timeout)
+        self.pipeline
+            .drain(timeout)
             .map_err(|e| e.unwrap_or_else(|| format!("no image within {timeout:?}")))?;
         let sample = self
-            .image
-            .try_pull_sample(gst::ClockTime::ZERO)
+            .pipeline
+            .pull()
             .ok_or("the frame did not decode (no picture)")?;
         let image = sample.buffer_owned().ok_or("empty sample")?;
-        let tile = match &self.tile {
-            Some(sink) => sink
-                .try_pull_sample(gst::ClockTime::ZERO)
-                .and_then(|s| rgbx_of(&s)),
-            None => None,
-        };
+        let tile = self
+            .tile
+            .as_ref()
+            .and_then(|sink| sink.try_pull_sample(gst::ClockTime::ZERO))
+            .and_then(|s| Rgbx::of(&s));
         Ok(Rendered { image, tile })
     }
-}
-
-impl Drop for Renderer {
-    fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
-    }
-}
-
-/// Waits for EOS on `bus`: an error message is `Err(Some(text))`, the
-/// timeout `Err(None)`.
-pub(crate) fn wait_eos(bus: &gst::Bus, timeout: Duration) -> Result<(), Option<String>> {
-    let msg = bus.timed_pop_filtered(
-        gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    );
-    match msg.as_ref().map(|m| m.view()) {
-        Some(gst::MessageView::Eos(_)) => Ok(()),
-        Some(gst::MessageView::Error(e)) => Err(Some(format!(
-            "{} ({})",
-            e.error(),
-            e.debug().map(|d| d.to_string()).unwrap_or_default()
-        ))),
-        _ => Err(None),
-    }
-}
-
-pub(crate) fn bus_error(bus: &gst::Bus) -> Option<String> {
-    let msg = bus.pop_filtered(&[gst::MessageType::Error])?;
-    match msg.view() {
-        gst::MessageView::Error(e) => Some(e.error().to_string()),
-        _ => None,
-    }
-}
-
-pub(crate) fn rgbx_of(sample: &gst::Sample) -> Option<Rgbx> {
-    let info = gst_video::VideoInfo::from_caps(sample.caps()?).ok()?;
-    let buffer = sample.buffer()?;
-    let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &info).ok()?;
-    let (w, h) = (info.width(), info.height());
-    let stride = frame.plane_stride()[0] as usize;
-    let src = frame.plane_data(0).ok()?;
-    let row = w as usize * 4;
-    let mut data = Vec::with_capacity(row * h as usize);
-    for y in 0..h as usize {
-        data.extend_from_slice(src.get(y * stride..y * stride + row)?);
-    }
-    Some(Rgbx {
-        width: w,
-        height: h,
-        data,
-    })
 }
 
 /// Encodes an RGBx picture (the storyboard sprite) as JPEG with jpegenc.
@@ -345,44 +242,25 @@ pub fn encode_jpeg(picture: &Rgbx, quality: u32, timeout: Duration) -> Result<Ve
             .map_err(|e| e.to_string())?
             .to_caps()
             .map_err(|e| e.to_string())?;
-    let pipeline = gst::Pipeline::with_name("thumbnailer-sprite");
-    let src = gst_app::AppSrc::builder()
-        .caps(&caps)
-        .format(gst::Format::Time)
-        .max_bytes(0)
-        .build();
-    let conv = make("videoconvert")?;
     let enc = make("jpegenc")?;
     enc.set_property("quality", quality.min(100) as i32);
-    let sink = appsink();
+    let pipeline = PrivatePipeline::new(
+        "thumbnailer-sprite",
+        appsrc(&caps, 0),
+        vec![make("videoconvert")?, enc],
+        appsink(),
+        "sprite encoder",
+    )?;
+    pipeline.play("jpegenc")?;
+    let buffer = gst::Buffer::from_slice(picture.data.clone());
     pipeline
-        .add_many([src.upcast_ref(), &conv, &enc, sink.upcast_ref()])
-        .map_err(|e| e.to_string())?;
-    gst::Element::link_many([src.upcast_ref(), &conv, &enc, sink.upcast_ref()])
-        .map_err(|e| e.to_string())?;
-    let result = (|| {
-        let bus = pipeline.bus().ok_or("pipeline without a bus")?;
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|_| bus_error(&bus).unwrap_or_else(|| "cannot start jpegenc".into()))?;
-        let mut buffer = gst::Buffer::from_slice(picture.data.clone());
-        buffer.get_mut().unwrap().set_pts(gst::ClockTime::ZERO);
-        src.push_buffer(buffer).map_err(|e| format!("{e:?}"))?;
-        src.end_of_stream().map_err(|e| format!("{e:?}"))?;
-        let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
-        if let Some(gst::MessageView::Error(e)) = msg.as_ref().map(|m| m.view()) {
-            return Err(e.error().to_string());
-        }
-        let sample = sink
-            .try_pull_sample(gst::ClockTime::ZERO)
-            .ok_or("jpegenc gave no image")?;
-        let buffer = sample.buffer().ok_or("empty sample")?;
-        let map = buffer.map_readable().map_err(|e| e.to_string())?;
-        Ok(map.to_vec())
-    })();
-    let _ = pipeline.set_state(gst::State::Null);
-    result
+        .push(buffer, gst::ClockTime::ZERO, None)
+        .map_err(|e| format!("{e:?}"))?;
+    pipeline
+        .drain(timeout)
+        .map_err(|e| e.unwrap_or_else(|| format!("jpegenc gave no image within {timeout:?}")))?;
+    let sample = pipeline.pull().ok_or("jpegenc gave no image")?;
+    let buffer = sample.buffer().ok_or("empty sample")?;
+    let map = buffer.map_readable().map_err(|e| e.to_string())?;
+    Ok(map.to_vec())
 }
