@@ -23,9 +23,10 @@
 //!   [`hls::service`]).
 //! - [`http`]: the HTTP API on axum (one listener per address, shared by the
 //!   elements of a process) and webhooks.
-//! - [`media`] and [`output`]: GStreamer plumbing shared by the elements
-//!   (request pads and buffers to samples, the writer thread; the src-pad
-//!   side, work queue and numbered files of the frame elements).
+//! - [`media`] and [`frames`]: GStreamer plumbing shared by the elements:
+//!   request pads, buffers to samples and the writer thread of the two
+//!   sinks; the frame worker of thumbnailer and motionclipenc (pads, work
+//!   queue, worker thread, numbered files, private pipelines).
 //! - the elements (`hlsclipsink`, `periodicclipper`, `motionclipenc`,
 //!   `thumbnailer`): GStreamer glue from pads, events, properties and
 //!   signals to the layers above.

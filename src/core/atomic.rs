@@ -16,15 +16,20 @@ pub fn temp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.partial"))
 }
 
-/// Writes `data` to `path` through a temporary file: write, fsync, rename,
-/// fsync the directory. On error the temporary file is removed and `path`
-/// keeps its old content.
-pub fn write_atomic(path: &Path, data: &[u8]) -> io::Result<()> {
-    write_atomic_with(path, true, |w| w.write_all(data))
+/// Writes `data` to `path` through a temporary file: write, fsync (with
+/// `sync`), rename, fsync the directory; missing parent directories are
+/// made. On error the temporary file is removed and `path` keeps its old
+/// content.
+pub fn write_atomic(path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    write_atomic_with(path, sync, |w| w.write_all(data))
 }
 
-/// Like [`write_atomic`], with the content produced by `fill`; `sync`
-/// chooses whether data and directory are flushed to disk.
+/// Like [`write_atomic`], with the content produced by `fill` (and the
+/// directory must exist); `sync` chooses whether data and directory are
+/// flushed to disk.
 pub fn write_atomic_with(
     path: &Path,
     sync: bool,
@@ -51,16 +56,6 @@ pub fn write_atomic_with(
     result
 }
 
-/// Like [`write_atomic`] for small files, creating missing parent
-/// directories; `sync` chooses whether the data and the rename reach the
-/// disk before returning.
-pub fn atomic_write(path: &Path, bytes: &[u8], sync: bool) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    write_atomic_with(path, sync, |w| w.write_all(bytes))
-}
-
 /// Flushes a directory entry change (a rename, a new file) to disk; best
 /// effort, as not every file system supports it.
 pub fn sync_dir(path: &Path) {
@@ -79,25 +74,27 @@ mod tests {
     fn replaces_and_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.m3u8");
-        write_atomic(&p, b"one").unwrap();
-        write_atomic(&p, b"two").unwrap();
+        write_atomic(&p, b"one", true).unwrap();
+        write_atomic(&p, b"two", true).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         let e = write_atomic_with(&p, false, |_| Err(io::Error::other("disk full")));
         assert!(e.is_err());
         assert_eq!(std::fs::read(&p).unwrap(), b"two", "old content kept");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
-        assert!(write_atomic(&dir.path().join("missing/a"), b"x").is_err());
+        // A parent that is a file: no directory can be made there.
+        assert!(write_atomic(&p.join("a"), b"x", true).is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
     }
 
     #[test]
-    fn atomic_write_creates_directories() {
+    fn write_atomic_creates_directories() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/latest.jpg");
         assert_eq!(temp_path(&path), dir.path().join("sub/.latest.jpg.partial"));
-        atomic_write(&path, b"one", true).unwrap();
+        write_atomic(&path, b"one", true).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"one");
-        atomic_write(&path, b"two!", false).unwrap();
+        write_atomic(&path, b"two!", false).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two!");
         assert!(!temp_path(&path).exists());
     }
@@ -109,7 +106,7 @@ mod tests {
         let path = dir.path().join("target");
         std::fs::create_dir(&path).unwrap();
         std::fs::write(path.join("x"), b"x").unwrap();
-        assert!(atomic_write(&path, b"new", true).is_err());
+        assert!(write_atomic(&path, b"new", true).is_err());
         assert!(path.is_dir());
         assert!(!temp_path(&path).exists());
     }

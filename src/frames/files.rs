@@ -11,7 +11,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::FrameElement;
-use crate::core::atomic::atomic_write;
+use crate::core::atomic::write_atomic;
 use crate::core::pattern::format_index;
 
 /// The `location`, `start-index`, `max-files` and `latest-location`
@@ -134,7 +134,7 @@ impl FileSeries {
 
 /// Writes a file atomically; the error names the path.
 pub fn write_file(path: &Path, bytes: &[u8], sync: bool) -> Result<(), String> {
-    atomic_write(path, bytes, sync)
+    write_atomic(path, bytes, sync)
         .map_err(|e| format!("Could not write {}: {}", path.display(), e))
 }
 

@@ -388,7 +388,7 @@ impl Recorder {
         } else {
             format!("init-{}.mp4", self.init_count)
         };
-        write_atomic(&self.dir.join(&name), data)?;
+        write_atomic(&self.dir.join(&name), data, true)?;
         if self.init_count > 0 {
             self.pending_discontinuity = true;
         }
@@ -590,8 +590,8 @@ impl Recorder {
             self.trimmed,
             self.cfg.enable_pdt,
         );
-        write_atomic(&self.dir.join(REPLAY), replay.as_bytes())?;
-        write_atomic(&self.dir.join(LIVE), live.as_bytes())
+        write_atomic(&self.dir.join(REPLAY), replay.as_bytes(), true)?;
+        write_atomic(&self.dir.join(LIVE), live.as_bytes(), true)
     }
 
     /// Ends the session: the open segment is closed, the playlists get

@@ -58,7 +58,7 @@ impl SessionsFile {
 
     pub fn save(&self, stream_dir: &Path) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        write_atomic(&stream_dir.join(Self::NAME), &json)
+        write_atomic(&stream_dir.join(Self::NAME), &json, true)
     }
 
     pub fn get_mut(&mut self, media_id: &str) -> Option<&mut SessionRecord> {
