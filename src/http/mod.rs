@@ -240,11 +240,7 @@ fn start(addr: SocketAddr) -> Result<Server, String> {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
                 };
-                let _ = axum::serve(listener::Bounded::new(listener), app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.await;
-                    })
-                    .await;
+                listener::serve(listener, app, rx).await;
             });
             // Slow clients still being served are cut off here.
             runtime.shutdown_timeout(Duration::from_secs(1));

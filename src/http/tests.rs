@@ -277,3 +277,154 @@ fn routes_answer_json_errors_cors_and_static_files() {
     drop(stream);
     assert!(TcpStream::connect(addr).is_err(), "the listener closed");
 }
+
+/// A listener with one empty stream `cam`.
+fn bare_server() -> (Registration, SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let service = ClipService::new(
+        dir.path().to_path_buf(),
+        Arc::new(LiveIndex::default()),
+        Limits::default(),
+    );
+    let endpoint = Endpoint::Stream {
+        stream_id: "cam".into(),
+        service,
+        web_root: None,
+    };
+    let r = register("127.0.0.1:0", None, endpoint).unwrap();
+    let addr = r.bound;
+    (r, addr, dir)
+}
+
+/// Sends `bytes` as they are and reads the answer up to the close.
+fn raw(addr: SocketAddr, bytes: &[u8]) -> Answer {
+    let mut c = TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    c.write_all(bytes).unwrap();
+    let mut data = Vec::new();
+    let _ = c.read_to_end(&mut data);
+    let end = data
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no answer: {:?}", String::from_utf8_lossy(&data)));
+    let head = String::from_utf8(data[..end].to_vec()).unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    Answer {
+        status,
+        head,
+        body: data[end + 4..].to_vec(),
+    }
+}
+
+#[test]
+fn requests_http_cannot_parse_get_json_errors() {
+    let (_server, addr, _dir) = bare_server();
+    // A 100 KB request target.
+    let long = format!(
+        "GET /cam/{} HTTP/1.1\r\nhost: t\r\n\r\n",
+        "a".repeat(100_000)
+    );
+    let r = raw(addr, long.as_bytes());
+    assert_eq!(r.status, 414, "{}", r.head);
+    r.error();
+    // Not HTTP at all.
+    let r = raw(addr, b"GARBAGE GARBAGE\r\n\r\n");
+    assert_eq!(r.status, 400, "{}", r.head);
+    r.error();
+    // More header fields than a request may have.
+    let mut many = String::from("GET /cam/sessions HTTP/1.1\r\nhost: t\r\n");
+    for i in 0..200 {
+        many.push_str(&format!("x-h{i}: v\r\n"));
+    }
+    many.push_str("\r\n");
+    let r = raw(addr, many.as_bytes());
+    assert_eq!(r.status, 431, "{}", r.head);
+    r.error();
+    // A target just within the limit the routes check gets their 414.
+    let r = get(addr, &format!("/cam/{}", "a".repeat(5_000)));
+    assert_eq!(r.status, 414, "{}", r.head);
+    r.error();
+}
+
+/// Clients that trickle a header line now and then are cut off after the
+/// header timeout, and one address cannot take every connection: past its
+/// share it is answered 503 at once, while another client is served.
+#[test]
+fn slow_clients_are_cut_off_and_cannot_take_every_slot() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_server, addr, _dir) = bare_server();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        let connect = |ip: &str| {
+            let ip: std::net::IpAddr = ip.parse().unwrap();
+            async move {
+                let s = tokio::net::TcpSocket::new_v4().unwrap();
+                s.bind(SocketAddr::new(ip, 0)).unwrap();
+                s.connect(addr).await.unwrap()
+            }
+        };
+        let started = tokio::time::Instant::now();
+        let mut slow = Vec::new();
+        for _ in 0..listener::PER_CLIENT {
+            let mut c = connect("127.0.0.2").await;
+            c.write_all(b"GET /cam/sessions HTTP/1.1\r\n")
+                .await
+                .unwrap();
+            slow.push(c);
+        }
+        // Past its share, the same address is refused at once.
+        for _ in 0..8 {
+            let mut c = connect("127.0.0.2").await;
+            let mut answer = Vec::new();
+            tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut answer))
+                .await
+                .expect("refused at once")
+                .unwrap();
+            let text = String::from_utf8_lossy(&answer);
+            assert!(text.starts_with("HTTP/1.1 503 "), "{text}");
+            let body = &text[text.find("\r\n\r\n").unwrap() + 4..];
+            let v: serde_json::Value = serde_json::from_str(body).unwrap();
+            assert_eq!(v["kind"], "busy");
+        }
+        // Another client is served meanwhile.
+        let mut c = connect("127.0.0.1").await;
+        c.write_all(b"GET /cam/sessions HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), c.read_to_end(&mut answer))
+            .await
+            .expect("served")
+            .unwrap();
+        assert!(answer.starts_with(b"HTTP/1.1 200 "));
+        // The slow ones trickle a header line every 2 s: the header
+        // timeout ends them all the same.
+        let mut closed = vec![false; slow.len()];
+        while closed.iter().any(|c| !c) {
+            assert!(
+                started.elapsed() < listener::HEADER_TIMEOUT + Duration::from_secs(5),
+                "{} of {} slow clients still connected",
+                closed.iter().filter(|c| !**c).count(),
+                closed.len()
+            );
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            for (c, done) in slow.iter_mut().zip(closed.iter_mut()) {
+                if *done {
+                    continue;
+                }
+                let mut buf = [0u8; 256];
+                let gone =
+                    match tokio::time::timeout(Duration::from_millis(1), c.read(&mut buf)).await {
+                        Ok(Ok(0)) | Ok(Err(_)) => true,
+                        Ok(Ok(_)) => true,
+                        Err(_) => c.write_all(b"x-slow: 1\r\n").await.is_err(),
+                    };
+                *done = gone;
+            }
+        }
+        assert!(started.elapsed() >= listener::HEADER_TIMEOUT - Duration::from_secs(1));
+    });
+}
