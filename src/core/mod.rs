@@ -6,6 +6,7 @@ pub mod motion;
 pub mod nal;
 pub mod pattern;
 pub mod periodic;
+pub mod query;
 pub mod sample;
 pub mod thumbs;
 pub mod timeline;

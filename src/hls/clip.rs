@@ -10,7 +10,6 @@
 //! files; waiting for the live edge and concurrency are the caller's
 //! (`hls::service`).
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -130,59 +129,43 @@ pub struct ClipRequest {
     pub filename: Option<String>,
 }
 
-/// Longest parameter value accepted, in bytes.
-const MAX_VALUE: usize = 256;
-
 impl ClipRequest {
-    /// Parses URL query parameters (`time=600s&duration=30s`), the same for
-    /// the action signals and the HTTP API. Names: `time` (or `start`),
-    /// `duration`, `end`, `accuracy` (`frame` or `keyframe`), `location`,
-    /// `filename`; `token` is ignored (the HTTP layer checks it).
-    pub fn parse_query(query: &str) -> Result<ClipRequest, ClipError> {
-        Self::from_pairs(form_urlencoded::parse(
-            query.trim_start_matches('?').as_bytes(),
-        ))
-    }
+    /// The parameters a clip request may have.
+    pub const PARAMS: &[&str] = &[
+        "time", "start", "duration", "end", "accuracy", "location", "filename", "token",
+    ];
 
-    /// Parses decoded name/value pairs.
-    pub fn from_pairs<'a>(
-        pairs: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
-    ) -> Result<ClipRequest, ClipError> {
+    /// Parses URL query parameters (`time=600s&duration=30s`), the same for
+    /// the action signals and the HTTP API, under [`crate::core::query`]'s
+    /// rules. Names: `time` (or `start`), `duration`, `end`, `accuracy`
+    /// (`frame` or `keyframe`), `location`, `filename`; `token` is ignored
+    /// (the HTTP layer checks it).
+    pub fn parse_query(query: &str) -> Result<ClipRequest, ClipError> {
+        let pairs =
+            crate::core::query::known_pairs(query, Self::PARAMS).map_err(ClipError::BadRequest)?;
         let mut req = ClipRequest::default();
         let bad = |name: &str, e: &dyn std::fmt::Display| {
             ClipError::BadRequest(format!("parameter {name}: {e}"))
         };
         for (name, value) in pairs {
-            if value.len() > MAX_VALUE {
-                return Err(ClipError::BadRequest(format!(
-                    "parameter {name} is longer than {MAX_VALUE} bytes"
-                )));
-            }
-            let once = |set: bool| {
-                if set {
-                    Err(ClipError::BadRequest(format!(
-                        "parameter {name} given twice"
-                    )))
-                } else {
-                    Ok(())
-                }
-            };
-            match name.as_ref() {
+            match name.as_str() {
                 "time" | "start" => {
-                    once(req.start.is_some())?;
+                    if req.start.is_some() {
+                        return Err(ClipError::BadRequest(
+                            "parameters time and start name the same thing: give one".into(),
+                        ));
+                    }
                     req.start = Some(parse_time_point(&value).map_err(|e| bad(&name, &e))?);
                 }
                 "duration" => {
-                    once(req.duration.is_some())?;
                     let d = parse_duration(&value).map_err(|e| bad(&name, &e))?;
                     req.duration = Some(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
                 }
                 "end" => {
-                    once(req.end.is_some())?;
                     req.end = Some(parse_time_point(&value).map_err(|e| bad(&name, &e))?);
                 }
                 "accuracy" => {
-                    req.accuracy = match value.as_ref() {
+                    req.accuracy = match value.as_str() {
                         "frame" => Accuracy::Frame,
                         "keyframe" => Accuracy::Keyframe,
                         other => {
@@ -192,14 +175,10 @@ impl ClipRequest {
                         }
                     }
                 }
-                "location" => req.location = Some(value.into_owned()),
-                "filename" => req.filename = Some(value.into_owned()),
-                "token" => {}
-                other => {
-                    return Err(ClipError::BadRequest(format!(
-                        "unknown parameter {other:?} (known: time, start, duration, end, accuracy, location, filename)"
-                    )));
-                }
+                "location" => req.location = Some(value),
+                "filename" => req.filename = Some(value),
+                // `token`; other names were refused above.
+                _ => {}
             }
         }
         if req.duration.is_some() && req.end.is_some() {

@@ -4,7 +4,8 @@
 //! from the others:
 //! - at most [`MAX_CONNECTIONS`] at once (past that, new ones wait in the
 //!   kernel's backlog), and at most [`PER_CLIENT`] from one address (more
-//!   are answered 503 at once), so that one source never takes every slot;
+//!   are answered 503 at once): one source (a reverse proxy in front may
+//!   be the only one) can use most slots but never the last [`RESERVE`];
 //! - a request's headers must arrive within [`HEADER_TIMEOUT`] (a client
 //!   trickling a header line now and then is closed), and a connection
 //!   that neither reads nor writes for [`IDLE`] is closed;
@@ -30,8 +31,10 @@ use tokio::time::{Instant, Sleep};
 
 /// Connections served at once.
 pub const MAX_CONNECTIONS: usize = 512;
+/// Connections kept for other addresses than the busiest one.
+pub const RESERVE: usize = 64;
 /// Connections one client address may hold at once.
-pub const PER_CLIENT: usize = MAX_CONNECTIONS / 4;
+pub const PER_CLIENT: usize = MAX_CONNECTIONS - RESERVE;
 /// A request's headers must have arrived within this.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection without any progress for this long is closed.

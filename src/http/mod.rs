@@ -280,6 +280,7 @@ fn router(routes: Shared) -> Router {
             post(clipper::start_periodic),
         )
         .method_not_allowed_fallback(unrouted)
+        .route_layer(middleware::from_fn(known_parameters))
         .nest_service(
             "/ui",
             get(ui)
@@ -342,7 +343,8 @@ async fn preflight_no_content(req: Request, next: Next) -> Response {
 const MAX_URI: usize = 4096;
 
 /// What every request target must be before a handler sees it: at most
-/// [`MAX_URI`] long (414), and a path that percent-decodes to UTF-8 (400).
+/// [`MAX_URI`] long (414), a path that percent-decodes to UTF-8 and a query
+/// under [`crate::core::query`]'s rules (400).
 async fn limits(req: Request, next: Next) -> Response {
     if req.uri().to_string().len() > MAX_URI {
         return error(414, "bad-request", "the request target is too long");
@@ -352,6 +354,31 @@ async fn limits(req: Request, next: Next) -> Response {
         .is_err()
     {
         return error(400, "bad-request", "the path is not UTF-8");
+    }
+    if let Err(e) = crate::core::query::pairs(req.uri().query().unwrap_or("")) {
+        return error(400, "bad-request", &e);
+    }
+    next.run(req).await
+}
+
+/// The query parameters each route takes; any other is refused (400),
+/// before the route does anything.
+async fn known_parameters(req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let clip_manifest = route == "/{id}" && req.uri().path().ends_with(".m3u8");
+    let known: &[&str] = match route.as_str() {
+        "/{id}/clip.mp4" | "/{id}/manifest/clip.m3u8" => crate::hls::clip::ClipRequest::PARAMS,
+        _ if clip_manifest => crate::hls::clip::ClipRequest::PARAMS,
+        "/{id}/manifest/video.m3u8" => &["duration", "token"],
+        "/{id}/mp4" => &["returnFile", "token"],
+        _ => &["token"],
+    };
+    if let Err(e) = crate::core::query::known_pairs(req.uri().query().unwrap_or(""), known) {
+        return error(400, "bad-request", &e);
     }
     next.run(req).await
 }

@@ -291,7 +291,13 @@ fn bare_server() -> (Registration, SocketAddr, tempfile::TempDir) {
         service,
         web_root: None,
     };
-    let r = register("127.0.0.1:0", None, endpoint).unwrap();
+    // A port of its own (the registry shares a listener per address).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let r = register(&format!("127.0.0.1:{port}"), None, endpoint).unwrap();
     let addr = r.bound;
     (r, addr, dir)
 }
@@ -427,4 +433,57 @@ fn slow_clients_are_cut_off_and_cannot_take_every_slot() {
         }
         assert!(started.elapsed() >= listener::HEADER_TIMEOUT - Duration::from_secs(1));
     });
+}
+
+/// The query rules and the method check, on every route.
+#[test]
+fn every_route_applies_the_query_rules_and_its_methods() {
+    let (_server, addr, _dir) = bare_server();
+    let _clipper = register(
+        &addr.to_string(),
+        None,
+        Endpoint::Clipper {
+            name: "clipper".into(),
+            clipper: Arc::new(FakeClipper::default()),
+        },
+    )
+    .unwrap();
+    let routes = [
+        ("GET", "/cam/clip.mp4", "time=1s&duration=1s"),
+        ("GET", "/cam/manifest/clip.m3u8", "time=1s&duration=1s"),
+        ("GET", "/cam.m3u8", "time=1s&duration=1s"),
+        ("GET", "/cam/manifest/video.m3u8", "duration=1s"),
+        ("GET", "/cam/sessions", "token=x"),
+        ("GET", "/cam/init.mp4", "token=x"),
+        ("POST", "/clipper/mp4", "returnFile=false"),
+        ("POST", "/clipper/periodic-recording/5", "token=x"),
+        ("DELETE", "/clipper/periodic-recording", "token=x"),
+    ];
+    for (method, path, good) in routes {
+        let name = good.split('=').next().unwrap();
+        let value = good.split(['=', '&']).nth(1).unwrap();
+        for (query, why) in [
+            (format!("{good}&{name}={value}"), "twice"),
+            (format!("{name}=%20{value}"), "whitespace"),
+            (format!("{name}=+{value}"), "whitespace"),
+            (format!("{name}={}", "1".repeat(300)), "longer than"),
+            (format!("{good}&bogus=1"), "unknown parameter"),
+        ] {
+            let r = send(addr, method, &format!("{path}?{query}"), &[]);
+            assert_eq!(r.status, 400, "{method} {path}?{query}: {}", r.head);
+            let e = r.error();
+            assert!(
+                e["error"].as_str().unwrap().contains(why),
+                "{method} {path}?{query}: {e}"
+            );
+        }
+    }
+    for method in ["DELETE", "TRACE", "PUT", "PATCH"] {
+        let r = send(addr, method, "/", &[]);
+        assert_eq!(r.status, 405, "{method} /: {}", r.head);
+        r.error();
+        let r = send(addr, method, "/cam/clip.mp4?time=1s&duration=1s", &[]);
+        assert_eq!(r.status, 405, "{method} /cam/clip.mp4: {}", r.head);
+        r.error();
+    }
 }
