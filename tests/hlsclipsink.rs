@@ -539,3 +539,76 @@ fn either_stream_keeps_recording_when_the_other_stops() {
         assert!(errors.is_empty(), "{errors}");
     }
 }
+
+/// A small file system of its own (tmpfs), unmounted when dropped.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn new(dir: &Path, size: &str) -> SmallDisk {
+        let path = dir.join("disk");
+        std::fs::create_dir_all(&path).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&path)
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "mounting a {size} tmpfs at {} needs root (as CI and the dev machines run)",
+            path.display()
+        );
+        SmallDisk(path)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The disk fills up while recording: an error naming the session's
+/// directory, and the session is closed as far as the disk allows once the
+/// element stops: the segment being written keeps its complete fragments
+/// only, the replay playlist ends (ENDLIST) and decodes, sessions.json says
+/// `ended`, and no empty segment is listed.
+#[test]
+fn a_full_disk_is_an_error_and_the_session_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let disk = SmallDisk::new(dir.path(), "6m");
+    let pipeline = launch(&format!(
+        "hlsclipsink name=h location={} stream-id=cam target-duration=1 \
+         videotestsrc pattern=snow num-buffers=900 ! video/x-raw,width=640,height=480,framerate=30/1 ! \
+           x264enc speed-preset=ultrafast key-int-max=15 bitrate=8000 ! h264parse ! queue ! h.video",
+        disk.0.display()
+    ));
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_seconds(60),
+            &[gst::MessageType::Error, gst::MessageType::Eos],
+        )
+        .expect("an error");
+    let gst::MessageView::Error(e) = msg.view() else {
+        panic!("the disk did not fill up: {msg:?}");
+    };
+    let text = e.error().to_string();
+    pipeline.set_state(gst::State::Null).unwrap();
+    let session = the_session(&disk.0);
+    assert!(text.contains(&session.display().to_string()), "{text}");
+    assert!(text.contains("No space left"), "{text}");
+
+    let playlist = media_playlist(&session.join("replay.m3u8"));
+    assert!(playlist.end_list, "{playlist:?}");
+    assert!(playlist.segments.len() >= 2, "{playlist:?}");
+    for s in &playlist.segments {
+        let len = std::fs::metadata(session.join(&s.uri)).unwrap().len();
+        assert!(len > 0, "{} is empty", s.uri);
+    }
+    let errors = decode_errors(&session.join("replay.m3u8"));
+    assert!(errors.is_empty(), "{errors}");
+    let sessions = std::fs::read_to_string(disk.0.join("cam/sessions.json")).unwrap();
+    assert!(sessions.contains("\"ended\""), "{sessions}");
+    assert!(!sessions.contains("\"live\""), "{sessions}");
+}

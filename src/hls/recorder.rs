@@ -485,15 +485,23 @@ impl Recorder {
             .flat_map(|f| std::iter::once(&f.header[..]).chain(f.payload.iter().map(|p| &p[..])))
             .map(io::IoSlice::new)
             .collect();
-        let mut rest = &mut slices[..];
-        while !rest.is_empty() {
-            let n = (&open.file).write_vectored(&rest[..rest.len().min(1024)])?;
-            if n == 0 {
-                return Err(io::ErrorKind::WriteZero.into());
+        let written = (|| {
+            let mut rest = &mut slices[..];
+            while !rest.is_empty() {
+                let n = (&open.file).write_vectored(&rest[..rest.len().min(1024)])?;
+                if n == 0 {
+                    return Err(io::ErrorKind::WriteZero.into());
+                }
+                io::IoSlice::advance_slices(&mut rest, n);
             }
-            io::IoSlice::advance_slices(&mut rest, n);
+            open.file.sync_data()
+        })();
+        if let Err(e) = written {
+            // A full disk: the segment keeps its complete fragments only,
+            // so that closing it later (or recovery) finds no torn tail.
+            let _ = open.file.set_len(open.bytes);
+            return Err(e);
         }
-        open.file.sync_data()?;
         let fragment_start = open.end;
         open.end = open.end.max(end.ns());
         let size: u64 = frags.iter().map(|f| f.size).sum();
@@ -524,6 +532,13 @@ impl Recorder {
         let Some(open) = self.open.take() else {
             return Ok(None);
         };
+        if open.bytes == 0 {
+            // Its first fragment never made it to disk: no segment.
+            self.pending_discontinuity |= open.discontinuity;
+            drop(open.file);
+            let _ = std::fs::remove_file(self.dir.join(&open.uri));
+            return Ok(None);
+        }
         open.file.sync_all()?;
         drop(open.file);
         let seg = Segment {

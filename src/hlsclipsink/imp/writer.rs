@@ -82,7 +82,10 @@ pub(super) fn run(
             }
         }
     }
-    if !finished && !failed.load(Ordering::SeqCst) {
+    // Stopped without EOS, or after a write error: the session is closed
+    // (ENDLIST, `ended`) as far as the disk allows; what is not written
+    // now, recovery closes at the next start.
+    if !finished {
         let _ = recorder.finish_session(Utc::now());
     }
 }
