@@ -449,3 +449,74 @@ fn caps_change_mid_gop_takes_effect_at_the_next_keyframe() {
         "{clips:?}"
     );
 }
+
+/// Random bytes under valid H.264 caps (and codec_data): the first is
+/// dropped with a warning naming the problem, a run of them is an error,
+/// and the start that failed leaves no session behind (no directory, no
+/// sessions.json entry).
+#[test]
+fn random_bytes_under_h264_caps_are_an_error_and_leave_no_session() {
+    let (video, _) = media();
+    let dir = tempfile::tempdir().unwrap();
+    let el = gst::ElementFactory::make("hlsclipsink")
+        .property("location", dir.path().display().to_string())
+        .property("stream-id", "cam")
+        .build()
+        .unwrap();
+    let bus = gst::Bus::new();
+    el.set_bus(Some(&bus));
+    let mut h = Harness::with_element(&el, Some("video"), None);
+    h.set_src_caps(video.caps.clone());
+    h.play();
+    let mut x = 0x9e37_79b9_7f4a_7c15u64;
+    let mut result = Ok(gst::FlowSuccess::Ok);
+    let mut pushed = 0;
+    while result.is_ok() && pushed < 100 {
+        let data: Vec<u8> = (0..2000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        let mut b = gst::Buffer::from_mut_slice(data);
+        {
+            let b = b.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_mseconds(40 * pushed));
+            b.set_dts(gst::ClockTime::from_mseconds(40 * pushed));
+            b.set_duration(gst::ClockTime::from_mseconds(40));
+        }
+        result = h.push(b);
+        pushed += 1;
+    }
+    assert_eq!(result, Err(gst::FlowError::Error));
+    assert_eq!(pushed, 25, "an error after 25 in a row");
+    let mut warning = None;
+    let mut error = None;
+    while let Some(m) = bus.pop() {
+        match m.view() {
+            gst::MessageView::Warning(w) if warning.is_none() => {
+                warning = Some(w.error().to_string())
+            }
+            gst::MessageView::Error(e) => error = Some(e.error().to_string()),
+            _ => {}
+        }
+    }
+    let warning = warning.expect("a warning");
+    assert!(
+        warning.contains("not H.264") && warning.contains("does not fit"),
+        "{warning}"
+    );
+    let error = error.expect("an error");
+    assert!(
+        error.contains("25 access units in a row") && error.contains("h264parse"),
+        "{error}"
+    );
+    drop(h);
+    el.set_state(gst::State::Null).unwrap();
+    assert!(session_dirs(&dir.path().join("cam")).is_empty());
+    let sessions =
+        std::fs::read_to_string(dir.path().join("cam/sessions.json")).unwrap_or_default();
+    assert!(!sessions.contains("media_id"), "{sessions}");
+}

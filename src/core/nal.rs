@@ -26,6 +26,13 @@ pub enum Framing {
 }
 
 impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::H264 => "H.264",
+            Codec::H265 => "H.265",
+        }
+    }
+
     fn nal_type(self, header: u8) -> u8 {
         match self {
             Codec::H264 => header & 0x1f,
@@ -143,6 +150,76 @@ fn units_until(data: &[u8], framing: Framing, stop: impl Fn(u8) -> bool) -> Vec<
         }
     }
     out
+}
+
+/// Checks that `data` is an access unit of `codec` in `framing`, cheaply
+/// (unit lengths and headers, not payloads): every length prefix fits the
+/// buffer exactly, every unit has a valid header (forbidden bit clear, no
+/// reserved unit type) and at least one unit is a picture slice.
+/// Random bytes under valid caps fail here at once. Says what is wrong.
+pub fn check(data: &[u8], codec: Codec, framing: Framing) -> Result<(), String> {
+    let mut units = Vec::new();
+    match framing {
+        Framing::Length(n) if (1..=4).contains(&n) => {
+            let mut pos = 0usize;
+            while pos < data.len() {
+                let Some(prefix) = data.get(pos..pos + n) else {
+                    return Err(format!(
+                        "{} trailing bytes after the last NAL unit",
+                        data.len() - pos
+                    ));
+                };
+                let len = prefix
+                    .iter()
+                    .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+                pos += n;
+                let Some(unit) = data
+                    .get(pos..pos.saturating_add(len))
+                    .filter(|u| !u.is_empty())
+                else {
+                    return Err(format!(
+                        "a NAL unit length of {len} at byte {} does not fit the {}-byte buffer",
+                        pos - n,
+                        data.len()
+                    ));
+                };
+                units.push(unit);
+                pos += len;
+            }
+        }
+        Framing::Length(n) => return Err(format!("NAL length size {n} is not 1 to 4")),
+        Framing::ByteStream => {
+            if find_start_code(data, 0).is_none_or(|(at, _)| data[..at].iter().any(|&b| b != 0)) {
+                return Err("the buffer does not start with a start code".into());
+            }
+            units = self::units(data, framing);
+        }
+    }
+    let mut pictures = 0;
+    for u in &units {
+        let header = u[0];
+        if header & 0x80 != 0 {
+            return Err("a NAL unit header has its forbidden bit set".into());
+        }
+        let t = codec.nal_type(header);
+        // Reserved types are refused; unspecified ones are left to
+        // applications (Dolby Vision's RPU is H.265 type 62).
+        let reserved = match codec {
+            Codec::H264 => matches!(t, 16..=18 | 22 | 23),
+            Codec::H265 => (41..=47).contains(&t) || u.get(1).is_none_or(|b| b & 0x07 == 0),
+        };
+        if reserved {
+            return Err(format!(
+                "NAL unit type {t} is reserved in {} (or its header is cut short)",
+                codec.name()
+            ));
+        }
+        pictures += usize::from(codec.is_vcl(t));
+    }
+    if pictures == 0 {
+        return Err("the access unit holds no picture slice".into());
+    }
+    Ok(())
 }
 
 /// H.264 `slice_type` of a slice NAL unit (0..=4 after `% 5`: P, B, I, SP, SI).
@@ -523,6 +600,85 @@ mod tests {
         au.extend_from_slice(&[0, 0, 0, 1]);
         au.extend_from_slice(IDR);
         assert_eq!(head_units(&au, Codec::H264, Framing::ByteStream), vec![SPS]);
+    }
+
+    #[test]
+    fn check_takes_access_units_and_refuses_random_bytes() {
+        let l4 = Framing::Length(4);
+        assert_eq!(check(&lengths(&[SPS, PPS, IDR]), Codec::H264, l4), Ok(()));
+        assert_eq!(check(&lengths(&[SLICE]), Codec::H264, l4), Ok(()));
+        assert_eq!(
+            check(&annexb(&[SPS, PPS, IDR]), Codec::H264, Framing::ByteStream),
+            Ok(())
+        );
+        // A length past the end, trailing bytes, an empty unit.
+        let mut au = lengths(&[IDR]);
+        au[3] += 1;
+        assert!(
+            check(&au, Codec::H264, l4)
+                .unwrap_err()
+                .contains("does not fit")
+        );
+        let mut au = lengths(&[IDR]);
+        au.push(0);
+        assert!(
+            check(&au, Codec::H264, l4)
+                .unwrap_err()
+                .contains("trailing")
+        );
+        assert!(check(&lengths(&[&[]]), Codec::H264, l4).is_err());
+        // Headers: the forbidden bit, undefined types, no picture.
+        assert!(
+            check(&lengths(&[&[0xe5, 1]]), Codec::H264, l4)
+                .unwrap_err()
+                .contains("forbidden")
+        );
+        assert!(
+            check(&lengths(&[&[0x11, 1], IDR]), Codec::H264, l4)
+                .unwrap_err()
+                .contains("type 17")
+        );
+        // Unspecified types are the application's.
+        assert_eq!(check(&lengths(&[&[0x18, 1], IDR]), Codec::H264, l4), Ok(()));
+        assert_eq!(
+            check(
+                &lengths(&[&[0x7c, 0x01, 7], &[0x2a, 0x01, 7]]),
+                Codec::H265,
+                l4
+            ),
+            Ok(())
+        );
+        assert!(
+            check(&lengths(&[SPS, PPS]), Codec::H264, l4)
+                .unwrap_err()
+                .contains("no picture")
+        );
+        // H.265: a CRA slice (type 21) and a VPS (32); a zero temporal id.
+        assert_eq!(
+            check(
+                &lengths(&[&[0x40, 0x01, 7], &[0x2a, 0x01, 7]]),
+                Codec::H265,
+                l4
+            ),
+            Ok(())
+        );
+        assert!(check(&lengths(&[&[0x2a, 0x00, 7]]), Codec::H265, l4).is_err());
+        assert!(check(&annexb(&[IDR])[4..], Codec::H264, Framing::ByteStream).is_err());
+        // Random bytes (a fixed generator) are refused, all of them.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut refused = 0;
+        for _ in 0..1000 {
+            let data: Vec<u8> = (0..200)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    x as u8
+                })
+                .collect();
+            refused += usize::from(check(&data, Codec::H264, l4).is_err());
+        }
+        assert_eq!(refused, 1000);
     }
 
     #[test]

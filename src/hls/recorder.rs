@@ -97,6 +97,14 @@ pub struct Recorder {
     open: Option<OpenSegment>,
     fragment_sequence: u32,
     ended: bool,
+    /// Whether the session's directory and sessions.json entry exist: a
+    /// new session appears only with its first durable fragment, so a
+    /// start that fails (bad caps, garbage, a full disk) leaves nothing.
+    on_disk: bool,
+    /// When the session started, for its sessions.json entry.
+    started: DateTime<Utc>,
+    /// An init segment waiting for the session to appear on disk.
+    pending_init: Option<(String, Vec<u8>)>,
     /// Where clip requests see the session being recorded.
     live: Option<Arc<LiveIndex>>,
 }
@@ -165,6 +173,9 @@ impl Recorder {
             open: None,
             fragment_sequence: 0,
             ended: false,
+            on_disk: false,
+            started: now,
+            pending_init: None,
             live: None,
         };
         // Older sessions a crash left open are closed.
@@ -232,6 +243,8 @@ impl Recorder {
         self.pending_discontinuity = false;
         self.open = None;
         self.ended = false;
+        self.on_disk = true;
+        self.pending_init = None;
         let bytes = self.segments.iter().map(|s| s.bytes).sum();
         let duration = self.segments.last().map_or(0, Segment::end) as f64 / 1e9;
         let start_utc = self.segments.first().and_then(|s| s.pdt);
@@ -257,8 +270,6 @@ impl Recorder {
     fn new_session(&mut self, now: DateTime<Utc>) -> io::Result<()> {
         let media_id = new_media_id(now);
         self.dir = self.stream_dir.join(&media_id);
-        std::fs::create_dir_all(&self.dir)?;
-        sync_dir(&self.dir);
         self.media_id = media_id;
         self.segments.clear();
         self.removed_discontinuities = 0;
@@ -269,16 +280,43 @@ impl Recorder {
         self.pending_discontinuity = false;
         self.open = None;
         self.ended = false;
+        self.on_disk = false;
+        self.started = now;
+        self.pending_init = None;
+        Ok(())
+    }
+
+    /// Makes the session's directory with its init segment, before its
+    /// first fragment is written.
+    fn materialize(&mut self) -> io::Result<()> {
+        if self.on_disk {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        sync_dir(&self.dir);
+        if let Some((name, data)) = self.pending_init.take() {
+            write_atomic(&self.dir.join(&name), &data, true)?;
+        }
+        self.on_disk = true;
+        Ok(())
+    }
+
+    /// Adds the session to sessions.json once its first fragment is on
+    /// disk.
+    fn announce(&mut self) -> io::Result<()> {
+        if self.sessions.get(&self.media_id).is_some() {
+            return Ok(());
+        }
         self.sessions.sessions.push(SessionRecord {
             media_id: self.media_id.clone(),
-            start_utc: Some(now),
+            start_utc: Some(self.started),
             end_utc: None,
             duration: 0.0,
             state: State::Live,
             segments: 0,
             bytes: 0,
         });
-        Ok(())
+        self.sessions.save(&self.stream_dir)
     }
 
     /// Publishes the session into `live` from now on (clip requests read
@@ -383,12 +421,21 @@ impl Recorder {
         if self.open.is_some() {
             self.close_segment()?;
         }
+        if !self.on_disk && self.pending_init.is_some() {
+            // The first init was never used: this one replaces it.
+            self.pending_init = Some(("init.mp4".into(), data.to_vec()));
+            return Ok("init.mp4".into());
+        }
         let name = if self.init_count == 0 {
             "init.mp4".to_string()
         } else {
             format!("init-{}.mp4", self.init_count)
         };
-        write_atomic(&self.dir.join(&name), data, true)?;
+        if self.on_disk {
+            write_atomic(&self.dir.join(&name), data, true)?;
+        } else {
+            self.pending_init = Some((name.clone(), data.to_vec()));
+        }
         if self.init_count > 0 {
             self.pending_discontinuity = true;
         }
@@ -454,6 +501,7 @@ impl Recorder {
             return Ok(None);
         }
         if self.open.is_none() {
+            self.materialize()?;
             let sequence = self.next_sequence;
             let uri = segment_uri(sequence);
             let path = self.dir.join(&uri);
@@ -518,6 +566,7 @@ impl Recorder {
         };
         open.fragments.push(info);
         open.bytes += size;
+        self.announce()?;
         self.publish(false);
         Ok(Some(info))
     }
@@ -617,6 +666,12 @@ impl Recorder {
         }
         if self.open.is_some() {
             self.close_segment()?;
+        }
+        if !self.on_disk {
+            // Nothing was ever written: the session never appeared.
+            self.ended = true;
+            self.publish(true);
+            return Ok(());
         }
         self.ended = true;
         if !self.segments.is_empty() || self.dir.join(REPLAY).exists() {
@@ -1021,13 +1076,39 @@ mod tests {
         assert!((total - 6.0).abs() < 0.01, "{total}");
 
         // A later start outside the window: a new session; the old one is
-        // listed as ended.
-        let (_r, report) = Recorder::start(dir.path(), "cam", cfg(0), Utc::now()).unwrap();
+        // listed as ended. The new one appears (directory, sessions.json)
+        // only with its first durable fragment.
+        let (mut r, report) = Recorder::start(dir.path(), "cam", cfg(0), Utc::now()).unwrap();
         assert!(!report.resumed);
         assert_ne!(report.media_id, id);
         let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
-        assert_eq!(sessions.sessions.len(), 2);
+        assert_eq!(sessions.sessions.len(), 1);
         assert_eq!(sessions.get(&id).unwrap().state, State::Ended);
         assert_eq!(sessions.get(&id).unwrap().segments, 5);
+        r.write_init(&init).unwrap();
+        assert!(!r.session_dir().exists());
+        let f = fragment(second(&a, 0), 0, 1_000_000_000, None);
+        r.append(&f).unwrap();
+        assert!(r.session_dir().join("init.mp4").exists());
+        let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
+        assert_eq!(sessions.sessions.len(), 2);
+        assert_eq!(sessions.get(&report.media_id).unwrap().state, State::Live);
+    }
+
+    #[test]
+    fn a_start_that_writes_nothing_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = audio();
+        let init = fragmented::init_segment(&[&a], &[0], None).unwrap();
+        let (mut r, report) = Recorder::start(dir.path(), "cam", cfg(0), Utc::now()).unwrap();
+        r.write_init(&init).unwrap();
+        r.finish_session(Utc::now()).unwrap();
+        assert!(!dir.path().join("cam").join(&report.media_id).exists());
+        let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
+        assert!(sessions.sessions.is_empty(), "{:?}", sessions.sessions);
+        // And the next start is not troubled by it.
+        let (_r, report2) = Recorder::start(dir.path(), "cam", cfg(60), Utc::now()).unwrap();
+        assert!(!report2.resumed);
+        assert!(report2.closed.is_empty());
     }
 }

@@ -33,7 +33,13 @@ struct SinkPad {
     /// The configuration of the latest caps.
     config: Option<Arc<CodecConfig>>,
     eos: bool,
+    /// Access units in a row that were not what the caps say.
+    malformed: u32,
 }
+
+/// Video access units in a row that are not what the caps say before the
+/// input counts as something else (an error).
+const MALFORMED_IN_A_ROW: u32 = 25;
 
 /// An element's request pads, by name (`video`, `audio`).
 #[derive(Default)]
@@ -129,6 +135,7 @@ pub fn request_new_pad<T: EncodedSink>(imp: &T, templ: &gst::PadTemplate) -> Opt
                 segment: gst::FormattedSegment::new(),
                 config: None,
                 eos: false,
+                malformed: 0,
             },
         );
     }
@@ -199,7 +206,26 @@ fn chain<T: EncodedSink>(
         super::reference_utc(&buffer)
     };
     match super::sample_from_buffer(&segment, kind, nal, buffer) {
-        Ok(sample) => imp.push(pad, track, sample, reference),
+        Ok(sample) => {
+            if let (TrackKind::Video, Some((codec, framing))) = (kind, nal) {
+                let verdict = crate::core::nal::check(&sample.data, codec, framing);
+                let run = {
+                    let mut pads = imp.sink_pads().0.lock().unwrap();
+                    match (pads.get_mut(pad.name().as_str()), &verdict) {
+                        (Some(p), Ok(())) => std::mem::take(&mut p.malformed),
+                        (Some(p), Err(_)) => {
+                            p.malformed += 1;
+                            p.malformed
+                        }
+                        (None, _) => 0,
+                    }
+                };
+                if let Err(why) = verdict {
+                    return malformed(imp, pad, codec, &why, run);
+                }
+            }
+            imp.push(pad, track, sample, reference)
+        }
         Err(SampleError::NoTimestamp) => {
             gst::warning!(CAT, obj = pad, "dropping a buffer without timestamps");
             Ok(gst::FlowSuccess::Ok)
@@ -209,6 +235,44 @@ fn chain<T: EncodedSink>(
             Err(gst::FlowError::Error)
         }
     }
+}
+
+/// An access unit that is not what the caps say is dropped with a warning
+/// (the first of a run); a run of them is an error: the input is not
+/// what its caps claim (random bytes under valid caps would otherwise be
+/// recorded as media no decoder can read).
+fn malformed<T: EncodedSink>(
+    imp: &T,
+    pad: &gst::Pad,
+    codec: crate::core::nal::Codec,
+    why: &str,
+    run: u32,
+) -> Result<gst::FlowSuccess, gst::FlowError> {
+    let codec = codec.name();
+    if run >= MALFORMED_IN_A_ROW {
+        gst::element_imp_error!(
+            imp,
+            gst::StreamError::Decode,
+            (
+                "{}: {run} access units in a row are not {codec} as the caps say ({why}); \
+                 check what feeds this pad (a parser such as h264parse or h265parse belongs \
+                 right before it)",
+                pad.name()
+            )
+        );
+        return Err(gst::FlowError::Error);
+    }
+    if run == 1 {
+        gst::element_imp_warning!(
+            imp,
+            gst::StreamError::Decode,
+            (
+                "{}: dropping an access unit that is not {codec}: {why}",
+                pad.name()
+            )
+        );
+    }
+    Ok(gst::FlowSuccess::Ok)
 }
 
 fn sink_event<T: EncodedSink>(imp: &T, pad: &gst::Pad, event: gst::Event) -> bool {
