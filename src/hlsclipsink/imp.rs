@@ -98,53 +98,46 @@ impl ObjectImpl for HlsClipSink {
     }
 
     fn signals() -> &'static [glib::subclass::Signal] {
+        /// An action signal taking (media-id or NULL, text) and returning
+        /// what `f` makes of them.
+        fn action<R: StaticType>(
+            name: &str,
+            f: fn(&HlsClipSink, Option<String>, String) -> glib::Value,
+        ) -> glib::subclass::Signal {
+            glib::subclass::Signal::builder(name)
+                .param_types([String::static_type(), String::static_type()])
+                .return_type::<R>()
+                .action()
+                .class_handler(move |args| {
+                    let obj = args[0].get::<super::HlsClipSink>().ok()?;
+                    let text = |v: &glib::Value| v.get::<Option<String>>().ok().flatten();
+                    Some(f(
+                        obj.imp(),
+                        text(&args[1]),
+                        text(&args[2]).unwrap_or_default(),
+                    ))
+                })
+                .build()
+        }
         static SIGNALS: LazyLock<Vec<glib::subclass::Signal>> = LazyLock::new(|| {
-            let obj = |args: &[glib::Value]| args[0].get::<super::HlsClipSink>().unwrap();
-            let text = |v: &glib::Value| v.get::<Option<String>>().ok().flatten();
             vec![
                 // (media-id or NULL for the current session, duration such as
                 // "5m") -> GstStructure hlsclipsink-preview: manifest,
                 // preview-start-seconds, stream-media-id; or error, status.
-                glib::subclass::Signal::builder("get-preview-manifest")
-                    .param_types([String::static_type(), String::static_type()])
-                    .return_type::<gst::Structure>()
-                    .action()
-                    .class_handler(move |args| {
-                        let s = obj(args)
-                            .imp()
-                            .preview(text(&args[1]), text(&args[2]).unwrap_or_default());
-                        Some(s.to_value())
-                    })
-                    .build(),
+                action::<gst::Structure>("get-preview-manifest", |imp, id, d| {
+                    imp.preview(id, d).to_value()
+                }),
                 // (media-id or NULL, query such as "time=600s&duration=30s")
                 // -> GstStructure hlsclipsink-clip-manifest: manifest,
                 // media-id, start, duration; or error, status.
-                glib::subclass::Signal::builder("get-clip-manifest")
-                    .param_types([String::static_type(), String::static_type()])
-                    .return_type::<gst::Structure>()
-                    .action()
-                    .class_handler(move |args| {
-                        let s = obj(args)
-                            .imp()
-                            .clip_manifest(text(&args[1]), text(&args[2]).unwrap_or_default());
-                        Some(s.to_value())
-                    })
-                    .build(),
+                action::<gst::Structure>("get-clip-manifest", |imp, id, q| {
+                    imp.clip_manifest(id, q).to_value()
+                }),
                 // (media-id or NULL, query such as
                 // "time=600s&duration=30s&accuracy=frame&location=x.mp4")
                 // -> request id; the result comes as an hlsclipsink-clip-done
                 // element message.
-                glib::subclass::Signal::builder("clip-mp4")
-                    .param_types([String::static_type(), String::static_type()])
-                    .return_type::<u64>()
-                    .action()
-                    .class_handler(move |args| {
-                        let id = obj(args)
-                            .imp()
-                            .clip_mp4(text(&args[1]), text(&args[2]).unwrap_or_default());
-                        Some(id.to_value())
-                    })
-                    .build(),
+                action::<u64>("clip-mp4", |imp, id, q| imp.clip_mp4(id, q).to_value()),
             ]
         });
         SIGNALS.as_ref()

@@ -66,23 +66,12 @@ impl Answer {
 
 /// One request over its own connection (`connection: close`).
 fn send(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)]) -> Answer {
-    let mut c = TcpStream::connect(addr).unwrap();
     let mut req = format!("{method} {target} HTTP/1.1\r\nhost: test\r\nconnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    c.write_all(req.as_bytes()).unwrap();
-    let mut data = Vec::new();
-    c.read_to_end(&mut data).unwrap();
-    let end = data.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
-    let head = String::from_utf8(data[..end].to_vec()).unwrap();
-    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
-    Answer {
-        status,
-        head,
-        body: data[end + 4..].to_vec(),
-    }
+    raw(addr, req.as_bytes())
 }
 
 fn get(addr: SocketAddr, target: &str) -> Answer {
