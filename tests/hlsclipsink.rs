@@ -612,3 +612,44 @@ fn a_full_disk_is_an_error_and_the_session_is_closed() {
     assert!(sessions.contains("\"ended\""), "{sessions}");
     assert!(!sessions.contains("\"live\""), "{sessions}");
 }
+
+/// ADTS AAC: framed (an encoder's ADTS output) is recorded with its
+/// headers stripped and plays; unframed (a file read as it is) links and
+/// gets an error that says to put aacparse before the element.
+#[test]
+fn adts_aac_is_taken_framed_and_explained_unframed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = launch(&format!(
+        "hlsclipsink name=h location={} stream-id=cam target-duration=1 \
+         videotestsrc num-buffers=60 ! video/x-raw,width=160,height=120,framerate=30/1 ! \
+           x264enc speed-preset=ultrafast key-int-max=15 ! h264parse ! queue ! h.video \
+         audiotestsrc num-buffers=94 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! \
+           voaacenc ! audio/mpeg,stream-format=adts ! queue ! h.audio",
+        dir.path().display()
+    ));
+    let result = run(&p, Duration::from_secs(60));
+    assert!(result.error.is_none(), "{:?}", result.error);
+    let playlist = the_session(dir.path()).join("replay.m3u8");
+    let errors = decode_errors(&playlist);
+    assert!(errors.is_empty(), "{errors}");
+    let st = streams(&playlist);
+    assert_eq!(stream(&st, "audio").unwrap().frames, 94);
+    assert_eq!(stream(&st, "video").unwrap().frames, 60);
+
+    // The same audio as a file of ADTS frames, read without a parser.
+    let aac = dir.path().join("tone.aac");
+    let w = launch(&format!(
+        "audiotestsrc num-buffers=50 ! voaacenc ! audio/mpeg,stream-format=adts ! filesink location={}",
+        aac.display()
+    ));
+    assert!(run(&w, Duration::from_secs(30)).error.is_none());
+    let p = launch(&format!(
+        "hlsclipsink name=h location={} stream-id=file \
+         filesrc location={} ! typefind ! queue ! h.audio",
+        dir.path().display(),
+        aac.display()
+    ));
+    let error = run(&p, Duration::from_secs(30)).error.expect("an error");
+    assert!(error.contains("aacparse"), "{error}");
+    assert!(session_dirs(&dir.path().join("file")).is_empty());
+}

@@ -42,6 +42,15 @@ pub fn audio_caps() -> gst::Caps {
                 .field("stream-format", "raw")
                 .build(),
         )
+        // Framed ADTS (a parser's or an encoder's) is taken too, its headers
+        // stripped; unframed ADTS links, and its caps get an error that
+        // says to put aacparse before the element.
+        .structure(
+            gst::Structure::builder("audio/mpeg")
+                .field("mpegversion", gst::List::new([4i32, 2]))
+                .field("stream-format", "adts")
+                .build(),
+        )
         .structure(gst::Structure::builder("audio/x-opus").build())
         .build()
 }

@@ -184,7 +184,7 @@ fn chain<T: EncodedSink>(
     if imp.failed() {
         return Err(gst::FlowError::Error);
     }
-    let (track, kind, segment, nal) = {
+    let (track, kind, segment, nal, adts) = {
         let pads = imp.sink_pads().0.lock().unwrap();
         let Some(p) = pads.get(pad.name().as_str()) else {
             return Err(gst::FlowError::NotLinked);
@@ -198,7 +198,13 @@ fn chain<T: EncodedSink>(
             );
             return Err(gst::FlowError::NotNegotiated);
         };
-        (p.track, p.kind, p.segment.clone(), config.nal_format())
+        (
+            p.track,
+            p.kind,
+            p.segment.clone(),
+            config.nal_format(),
+            config.adts,
+        )
     };
     let reference = if buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
         None
@@ -206,6 +212,20 @@ fn chain<T: EncodedSink>(
         super::reference_utc(&buffer)
     };
     match super::sample_from_buffer(&segment, kind, nal, buffer) {
+        Ok(mut sample) if adts => match crate::mp4::codec::strip_adts(&sample.data) {
+            Ok(raw) => {
+                sample.data = raw;
+                imp.push(pad, track, sample, reference)
+            }
+            Err(why) => {
+                gst::element_imp_error!(
+                    imp,
+                    gst::StreamError::Format,
+                    ("{}: {why}; put aacparse before this element", pad.name())
+                );
+                Err(gst::FlowError::NotNegotiated)
+            }
+        },
         Ok(sample) => {
             if let (TrackKind::Video, Some((codec, framing))) = (kind, nal) {
                 let verdict = crate::core::nal::check(&sample.data, codec, framing);

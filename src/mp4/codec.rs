@@ -47,6 +47,9 @@ pub struct CodecConfig {
     pub channels: u32,
     /// RFC 6381 codec string, e.g. `avc1.64001f` or `mp4a.40.2`.
     pub codec_string: String,
+    /// AAC frames arrive with ADTS headers, which [`strip_adts`] takes off
+    /// (the AudioSpecificConfig comes from the caps).
+    pub adts: bool,
 }
 
 impl CodecConfig {
@@ -112,6 +115,7 @@ impl CodecConfig {
             rate,
             channels,
             codec_string: String::new(),
+            adts: false,
         })
     }
 
@@ -272,6 +276,7 @@ fn video(s: &gst::StructureRef, hevc: bool) -> Result<CodecConfig, CodecError> {
         rate: 0,
         channels: 0,
         codec_string,
+        adts: false,
     })
 }
 
@@ -323,13 +328,23 @@ fn aac(s: &gst::StructureRef) -> Result<CodecConfig, CodecError> {
         ));
     }
     let format = s.get::<&str>("stream-format").unwrap_or("(none)");
-    if format != "raw" {
+    let adts = format == "adts";
+    if adts && !s.get::<bool>("framed").unwrap_or(false) {
+        return err(
+            "AAC stream-format=adts is not framed (one frame per buffer): put aacparse before this element",
+        );
+    }
+    if format != "raw" && !adts {
         return err(format!(
-            "AAC stream-format={format} is not supported: MP4 needs stream-format=raw; put aacparse before this element"
+            "AAC stream-format={format} is not supported: MP4 needs stream-format=raw (or framed adts); put aacparse before this element"
         ));
     }
     let (rate, channels) = rate_channels(s, "AAC")?;
-    let asc = codec_data(s, "AAC", "put aacparse before this element")?;
+    let asc = if adts {
+        adts_config(s, rate, channels)?
+    } else {
+        codec_data(s, "AAC", "put aacparse before this element")?
+    };
     if asc.len() < 2 {
         return err("AAC codec_data is shorter than an AudioSpecificConfig");
     }
@@ -375,7 +390,63 @@ fn aac(s: &gst::StructureRef) -> Result<CodecConfig, CodecError> {
         rate,
         channels,
         codec_string: format!("mp4a.40.{object_type}"),
+        adts,
     })
+}
+
+/// The AudioSpecificConfig of framed ADTS caps: object type from
+/// `profile` (LC when absent), sampling frequency index from the rate,
+/// channel configuration from the channels.
+fn adts_config(s: &gst::StructureRef, rate: u32, channels: u32) -> Result<Vec<u8>, CodecError> {
+    const RATES: [u32; 13] = [
+        96_000, 88_200, 64_000, 48_000, 44_100, 32_000, 24_000, 22_050, 16_000, 12_000, 11_025,
+        8_000, 7_350,
+    ];
+    let object_type: u8 = match s.get::<&str>("profile").unwrap_or("lc") {
+        "main" => 1,
+        "lc" => 2,
+        "ssr" => 3,
+        "ltp" => 4,
+        other => return err(format!("AAC profile {other} in ADTS is not supported")),
+    };
+    let Some(index) = RATES.iter().position(|&r| r == rate) else {
+        return err(format!("ADTS AAC at {rate} Hz: not a rate ADTS can carry"));
+    };
+    let channels: u8 = match channels {
+        1..=6 => channels as u8,
+        8 => 7,
+        _ => {
+            return err(format!(
+                "ADTS AAC with {channels} channels is not supported"
+            ));
+        }
+    };
+    let index = index as u8;
+    Ok(vec![
+        (object_type << 3) | (index >> 1),
+        ((index & 1) << 7) | (channels << 3),
+    ])
+}
+
+/// The raw AAC frame inside a buffer holding exactly one ADTS frame.
+pub fn strip_adts(data: &bytes::Bytes) -> Result<bytes::Bytes, String> {
+    if data.len() < 7 || data[0] != 0xff || data[1] & 0xf0 != 0xf0 {
+        return Err("the buffer does not start with an ADTS header".into());
+    }
+    let header = if data[1] & 0x01 == 0 { 9 } else { 7 };
+    let length = (usize::from(data[3] & 0x03) << 11)
+        | (usize::from(data[4]) << 3)
+        | usize::from(data[5] >> 5);
+    if length != data.len() || length <= header {
+        return Err(format!(
+            "an ADTS frame of {length} bytes in a buffer of {}: one frame per buffer is needed",
+            data.len()
+        ));
+    }
+    if data[6] & 0x03 != 0 {
+        return Err("ADTS frames with several raw data blocks are not supported".into());
+    }
+    Ok(data.slice(header..))
 }
 
 fn opus(s: &gst::StructureRef) -> Result<CodecConfig, CodecError> {
@@ -446,6 +517,7 @@ fn opus(s: &gst::StructureRef) -> Result<CodecConfig, CodecError> {
         rate: 48_000,
         channels,
         codec_string: "opus".into(),
+        adts: false,
     })
 }
 
@@ -520,8 +592,44 @@ mod tests {
             .field("rate", 48_000i32)
             .field("channels", 2i32)
             .build();
+        // Unframed ADTS: a parser is needed.
         let e = CodecConfig::from_caps(&adts).unwrap_err();
         assert!(e.0.contains("adts") && e.0.contains("aacparse"), "{e}");
+        // Framed ADTS: the same sample entry as raw AAC with its
+        // AudioSpecificConfig, and frames lose their headers.
+        let mut framed = adts.clone();
+        framed.make_mut().set("framed", true);
+        framed.make_mut().set("profile", "lc");
+        let f = CodecConfig::from_caps(&framed).unwrap();
+        assert!(f.adts);
+        assert!(f.same_entry(&c), "{:?} vs {:?}", f.entry, c.entry);
+        assert_eq!(f.codec_string, "mp4a.40.2");
+        let payload = [0x21u8, 0x10, 0x05, 0x00];
+        let len = 7 + payload.len();
+        let mut frame = vec![
+            0xff,
+            0xf1,
+            0x4c,
+            0x80 | (len >> 11) as u8,
+            (len >> 3) as u8,
+            ((len & 7) << 5) as u8 | 0x1f,
+            0xfc,
+        ];
+        frame.extend_from_slice(&payload);
+        let frame = bytes::Bytes::from(frame);
+        assert_eq!(&strip_adts(&frame).unwrap()[..], &payload);
+        // Two frames in one buffer, or no header: refused.
+        let mut two = frame.to_vec();
+        two.extend_from_slice(&frame);
+        assert!(
+            strip_adts(&bytes::Bytes::from(two))
+                .unwrap_err()
+                .contains("one frame")
+        );
+        assert!(strip_adts(&bytes::Bytes::from_static(&[0x21, 0x10, 0, 0, 0, 0, 0, 0])).is_err());
+        let mut odd = framed.clone();
+        odd.make_mut().set("rate", 47_000i32);
+        assert!(CodecConfig::from_caps(&odd).is_err());
     }
 
     #[test]
