@@ -227,6 +227,7 @@ fn start(addr: SocketAddr) -> Result<Server, String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .thread_name("liveclip-http")
+        .on_thread_start(block_sigpipe)
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the HTTP runtime: {e}"))?;
@@ -236,6 +237,7 @@ fn start(addr: SocketAddr) -> Result<Server, String> {
     let thread = std::thread::Builder::new()
         .name("liveclip-http".into())
         .spawn(move || {
+            block_sigpipe();
             runtime.block_on(async move {
                 let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
                     return;
@@ -252,6 +254,24 @@ fn start(addr: SocketAddr) -> Result<Server, String> {
         thread: Some(thread),
         bound,
     })
+}
+
+/// Blocks SIGPIPE in the calling thread. A write to a socket whose peer
+/// is gone raises SIGPIPE, which ends the process unless it is ignored:
+/// GStreamer applications (gst-launch-1.0 among them) don't ignore it, and
+/// `writev`, which hyper uses for responses, cannot pass `MSG_NOSIGNAL`.
+/// Blocked, the signal stays pending on the thread (harmless) and the
+/// write fails with `EPIPE`, which ends that connection only. Every
+/// thread of the HTTP server and the webhook client calls this.
+pub(crate) fn block_sigpipe() {
+    // SAFETY: a zeroed sigset_t is a valid argument for sigemptyset, and
+    // pthread_sigmask only changes the calling thread's mask.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGPIPE);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
 }
 
 /// A listener's routes. `{id}` is whatever [`Target`] finds: the routes of

@@ -476,3 +476,23 @@ fn every_route_applies_the_query_rules_and_its_methods() {
         r.error();
     }
 }
+
+#[test]
+fn http_threads_block_sigpipe() {
+    let blocked = || {
+        // SAFETY: reading the calling thread's signal mask.
+        unsafe {
+            let mut old: libc::sigset_t = std::mem::zeroed();
+            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut old);
+            libc::sigismember(&old, libc::SIGPIPE) == 1
+        }
+    };
+    let before = std::thread::spawn(blocked).join().unwrap();
+    let after = std::thread::spawn(move || {
+        block_sigpipe();
+        blocked()
+    })
+    .join()
+    .unwrap();
+    assert!(!before && after);
+}

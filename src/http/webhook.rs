@@ -46,12 +46,14 @@ impl Webhook {
         let uri = parse_url(url)?;
         let (tx, rx) = mpsc::sync_channel::<serde_json::Value>(QUEUE);
         let runtime = tokio::runtime::Builder::new_current_thread()
+            .on_thread_start(super::block_sigpipe)
             .enable_all()
             .build()
             .map_err(|e| format!("cannot start the webhook runtime: {e}"))?;
         std::thread::Builder::new()
             .name("liveclip-webhook".into())
             .spawn(move || {
+                super::block_sigpipe();
                 let client: Client<_, Full<bytes::Bytes>> =
                     Client::builder(TokioExecutor::new()).build_http();
                 while let Ok(notice) = rx.recv() {
