@@ -145,6 +145,22 @@ impl ObjectImpl for HlsClipSink {
                         Some(id.to_value())
                     })
                     .build(),
+                // (media-id or NULL, query such as
+                // "time=600s&width=320&fit_mode=crop&format=png") ->
+                // GstStructure hlsclipsink-thumbnail: image (GstBuffer),
+                // content-type, media-id, time, frame-time, width, height;
+                // or error, status, kind. Blocks while it decodes.
+                glib::subclass::Signal::builder("get-thumbnail")
+                    .param_types([String::static_type(), String::static_type()])
+                    .return_type::<gst::Structure>()
+                    .action()
+                    .class_handler(move |args| {
+                        let s = obj(args)
+                            .imp()
+                            .thumbnail(text(&args[1]), text(&args[2]).unwrap_or_default());
+                        Some(s.to_value())
+                    })
+                    .build(),
             ]
         });
         SIGNALS.as_ref()

@@ -25,6 +25,7 @@
 
 mod clipper;
 mod hls;
+mod images;
 mod listener;
 #[cfg(test)]
 mod tests;
@@ -275,6 +276,7 @@ fn router(routes: Shared) -> Router {
         .route("/{id}/clip.mp4", get(hls::clip_mp4))
         .route("/{id}/manifest/video.m3u8", get(hls::video))
         .route("/{id}/manifest/clip.m3u8", get(hls::clip_manifest))
+        .route("/{id}/thumbnails/{file}", get(images::thumbnail))
         // Any other path below an id: a session's media file, or a 404.
         .route("/{id}/{*file}", get(hls::media_file))
         .route("/{id}/mp4", post(clipper::mp4))
