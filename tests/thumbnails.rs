@@ -419,3 +419,55 @@ fn signal_errors_have_status_and_kind() {
     let file = save_image(&s, &dir.path().join("w.webp"));
     assert_eq!(image_info(&file), ("webp".into(), 64, 48));
 }
+
+/// Decoding takes one of the stream's clip permits: with every permit held
+/// (by an MP4 clip, say) and no room to wait, a still that must be decoded
+/// is refused as busy (429) at once, while one already cached is answered.
+#[test]
+fn busy_when_every_clip_permit_is_taken() {
+    use gstliveclip::hls::index::LiveIndex;
+    use gstliveclip::hls::service::{ClipService, Limits};
+    use gstliveclip::hls::still::StillRequest;
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = numbered_av(dir.path(), "target-duration=2", 3, 30, false);
+    ok(&run(&pipeline, Duration::from_secs(60)));
+    let (mid, _) = media_id(dir.path());
+    let service = ClipService::new(
+        dir.path().join("cam"),
+        Arc::new(LiveIndex::default()),
+        Limits {
+            workers: 1,
+            queue: 0,
+            ..Limits::default()
+        },
+    );
+    let req = |q: &str| StillRequest::parse_query(q, None).unwrap();
+    let still = |q: &str| gstliveclip::frames::still::thumbnail(&service, Some(&mid), &req(q));
+    let first = still("time=1s").unwrap();
+    assert!(!first.cached);
+    let (hold, release) = std::sync::mpsc::channel::<()>();
+    let (held, is_held) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let service = &service;
+        scope.spawn(move || {
+            service
+                .with_permit(|| {
+                    held.send(()).unwrap();
+                    release.recv().unwrap();
+                    Ok(())
+                })
+                .unwrap();
+        });
+        is_held.recv().unwrap();
+        let e = still("time=2s").unwrap_err();
+        assert_eq!((e.status(), e.kind()), (429, "busy"), "{e}");
+        // Any time on the cached frame needs no permit.
+        let again = still("time=1.01s").unwrap();
+        assert!(again.cached);
+        assert_eq!(again.image, first.image);
+        hold.send(()).unwrap();
+    });
+    assert!(!still("time=2s").unwrap().cached);
+}
