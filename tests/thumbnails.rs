@@ -128,6 +128,14 @@ fn h264_stills_show_the_frame_at_the_time() {
         );
         assert_eq!(number(&ours), number(&reference), "ffmpeg at {t} s");
     }
+    // Every frame of two whole GOPs and around their keyframes (45, 90),
+    // from the middle of each frame's interval.
+    for n in 40..100u32 {
+        let t = (f64::from(n) + 0.5) / FPS as f64;
+        let s = thumb(&sink, Some(&mid), &format!("time={t:.6}&format=png"));
+        let ours = save_image(&s, &dir.path().join("every.png"));
+        assert_eq!(number(&ours), n, "still at {t} s");
+    }
     // The default format is JPEG; the stream id means its newest session.
     let s = thumb(&sink, None, "time=3.3s");
     let jpg = save_image(&s, &dir.path().join("d.jpg"));
@@ -217,6 +225,12 @@ fn open_gop_leading_pictures() {
     let (sink, _bus) = requester(dir.path());
     // Keyframes at frames 0, 50, 100, 150, 200 (open-GOP I pictures after
     // the first): their leading B-frames are the three frames before each.
+    for n in 40..110u32 {
+        let t = (f64::from(n) + 0.5) / FPS as f64;
+        let s = thumb(&sink, Some(&mid), &format!("time={t:.6}&format=png"));
+        let ours = save_image(&s, &dir.path().join("every.png"));
+        assert_eq!(number(&ours), n, "still at {t} s");
+    }
     let frames = [
         45u32, 47, 48, 49, 50, 51, 97, 98, 99, 100, 148, 149, 199, 201,
     ];

@@ -90,6 +90,14 @@ pub fn render(frames: &StillFrames, req: &StillRequest, caps: &gst::Caps) -> Res
         // One still at a time per permit: threads shorten the decode.
         decoder.set_property_from_str("max-threads", "0");
     }
+    if decoder.has_property("output-corrupt") {
+        // Every reference of the pictures pushed is there. But libav's
+        // H.264 decoder, started at an open-GOP I picture, counts the
+        // pictures after it as recovered only once that picture has left
+        // its reorder queue before the end of the stream, so a frame a few
+        // pictures after it would otherwise not come out at the drain.
+        decoder.set_property("output-corrupt", true);
+    }
     let mut chain = decode;
     chain.extend(scale_chain(&g)?);
     chain.push(encoder(image_format(req.format), QUALITY)?);

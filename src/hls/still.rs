@@ -213,6 +213,69 @@ pub fn pick(samples: &[Sample], at: i64) -> Option<(Vec<Sample>, usize)> {
     ))
 }
 
+/// Leaves out of `samples` (from [`pick`], the frame at `target`) the
+/// pictures nothing pushed after them refers to: non-reference pictures of
+/// the highest temporal sub-layer pushed (`refs` says whether a sample may
+/// be referred to, and its sub-layer). The keyframe and the frame itself
+/// stay. Decoding them would cost time and change nothing.
+pub fn prune(
+    samples: Vec<Sample>,
+    target: usize,
+    refs: impl Fn(&Sample) -> (bool, u8),
+) -> (Vec<Sample>, usize) {
+    let info: Vec<(bool, u8)> = samples.iter().map(&refs).collect();
+    let top = info.iter().map(|(_, tid)| *tid).max().unwrap_or(0);
+    let keep = |i: usize| i == 0 || i == target || info[i].0 || info[i].1 < top;
+    let new_target = (0..target).filter(|&i| keep(i)).count();
+    let kept = samples
+        .into_iter()
+        .enumerate()
+        .filter(|&(i, _)| keep(i))
+        .map(|(_, s)| s)
+        .collect();
+    (kept, new_target)
+}
+
+/// H.264 decoded from an open-GOP I picture (not an IDR): its
+/// `frame_num` is not 0, and GStreamer 1.22's libav decoder, seeing a gap
+/// from nothing to it, makes up reference pictures it can't allocate and
+/// gives no picture. Every sample is given a copy whose slices count
+/// `frame_num` from that picture (`nal::h264_with_frame_num_from`); the
+/// pictures decode the same. Anything else is returned as it is.
+fn renumbered(samples: Vec<Sample>, config: &CodecConfig) -> Vec<Sample> {
+    use crate::core::nal::{self, Access, Codec};
+    let avcc = match &config.entry {
+        mp4_atom::Codec::Avc1(a) => &a.avcc,
+        mp4_atom::Codec::Avc3(a) => &a.avcc,
+        _ => return samples,
+    };
+    let sps: Vec<&[u8]> = avcc
+        .sequence_parameter_sets
+        .iter()
+        .map(Vec::as_slice)
+        .collect();
+    let Some((Codec::H264, framing)) = config.nal_format() else {
+        return samples;
+    };
+    let Some(first) = samples.first().filter(|s| s.access == Access::Open) else {
+        return samples;
+    };
+    let Some(base) = nal::h264_frame_num(&first.data, framing, &sps).filter(|&n| n != 0) else {
+        return samples;
+    };
+    let rewritten: Option<Vec<Sample>> = samples
+        .iter()
+        .map(|s| {
+            let data = nal::h264_with_frame_num_from(&s.data, framing, &sps, base)?;
+            Some(Sample {
+                data: Bytes::from(data),
+                ..s.clone()
+            })
+        })
+        .collect();
+    rewritten.unwrap_or(samples)
+}
+
 /// The fragments from the one holding `from` to the one holding `at`, and
 /// the next one of the same configuration (its keyframe's leading pictures
 /// may be presented at `at`).
@@ -283,6 +346,13 @@ pub fn select(index: &SessionIndex, at: u64) -> Result<StillFrames, ClipError> {
                 index.media_id
             ))
         })?;
+        let (samples, target) = match config.nal_format() {
+            Some((codec, framing)) => prune(samples, target, |s| {
+                crate::core::nal::reference(&s.data, codec, framing)
+            }),
+            None => (samples, target),
+        };
+        let samples = renumbered(samples, &config);
         let frame = samples[target].pts.max(0) as u64;
         return Ok(StillFrames {
             media_id: index.media_id.clone(),
@@ -498,6 +568,36 @@ mod tests {
         let (v, t) = pick(&samples, 0).unwrap();
         assert_eq!((pts(&v), t), (vec![2], 0));
         assert!(pick(&[s(0, 0, false)], 0).is_none());
+    }
+
+    /// Non-reference pictures are not decoded unless they are the frame;
+    /// a sub-layer non-reference picture below the highest sub-layer may be
+    /// referred to and stays.
+    #[test]
+    fn pruning_leaves_out_what_nothing_refers_to() {
+        // I0 P3 b1 b2 P6 b4 (b = non-reference) in decode order.
+        let v = vec![
+            s(0, -2, true),
+            s(3, -1, false),
+            s(1, 0, false),
+            s(2, 1, false),
+            s(6, 2, false),
+            s(4, 3, false),
+        ];
+        let refs = |s: &Sample| (!matches!(s.pts / MS, 1 | 2 | 4), 0u8);
+        let (kept, t) = prune(v.clone(), 5, refs);
+        assert_eq!((pts(&kept), t), (vec![0, 3, 6, 4], 3));
+        let (kept, t) = prune(v[..4].to_vec(), 3, refs);
+        assert_eq!((pts(&kept), t), (vec![0, 3, 2], 2));
+        // Sub-layers: b1 (non-reference, sub-layer 0) may be referred to
+        // by b2 (sub-layer 1).
+        let layered = |s: &Sample| match s.pts / MS {
+            1 => (false, 0u8),
+            2 => (false, 1),
+            _ => (true, 0),
+        };
+        let (kept, t) = prune(v[..4].to_vec(), 3, layered);
+        assert_eq!((pts(&kept), t), (vec![0, 3, 1, 2], 3));
     }
 
     #[test]
