@@ -106,9 +106,35 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let (stream, media) = recording(&dir);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
     println!(
-        "stills of a 60 s 1080p H.264 recording (GOP 2 s, 2 B-frames), {COLD} random times, {cpus} CPUs"
+        "stills of a 60 s 1080p H.264 recording (GOP 2 s, 2 B-frames), {COLD} random times, {cpus} CPUs, load average {}",
+        load().split_whitespace().next().unwrap_or("?")
     );
+    // Finding the samples alone (no decoding): what every request costs
+    // before the cache is asked.
+    {
+        let service = service(&stream);
+        let mut rng = Lcg(0x57111);
+        let mut pictures = 0;
+        let select: Vec<Duration> = (0..COLD)
+            .map(|_| {
+                let req =
+                    StillRequest::parse_query(&format!("time={:.3}", rng.time()), None).unwrap();
+                let t = Instant::now();
+                let f = service.still_frames(Some(&media), &req.clip).unwrap();
+                let took = t.elapsed();
+                pictures += f.samples.len();
+                took
+            })
+            .collect();
+        println!(
+            "finding the samples: p50 {} ms, p99 {} ms; {:.1} pictures decoded per still on average",
+            ms(percentile(&select, 0.5)),
+            ms(percentile(&select, 0.99)),
+            pictures as f64 / COLD as f64
+        );
+    }
     println!(
         "{:>18} {:>10} {:>10} {:>12} {:>12}",
         "still", "cold p50", "cold p99", "cached p50", "cached p99"
@@ -174,4 +200,8 @@ fn main() {
             ms(percentile(&latencies, 0.99)),
         );
     }
+    println!(
+        "load average at the end: {}",
+        load().split_whitespace().next().unwrap_or("?")
+    );
 }

@@ -237,11 +237,12 @@ pub fn prune(
 }
 
 /// H.264 decoded from an open-GOP I picture (not an IDR): its
-/// `frame_num` is not 0, and GStreamer 1.22's libav decoder, seeing a gap
-/// from nothing to it, makes up reference pictures it can't allocate and
-/// gives no picture. Every sample is given a copy whose slices count
-/// `frame_num` from that picture (`nal::h264_with_frame_num_from`); the
-/// pictures decode the same. Anything else is returned as it is.
+/// `frame_num` is not 0, and GStreamer 1.22's libav decoder fills the gap
+/// from nothing to it with made-up reference pictures (which, for a lone
+/// keyframe, the thumbnailer found it cannot allocate). Every sample is
+/// given a copy whose slices count `frame_num` from that picture
+/// (`nal::h264_with_frame_num_from`), so there is no gap; the pictures
+/// decode the same. Anything else is returned as it is.
 fn renumbered(samples: Vec<Sample>, config: &CodecConfig) -> Vec<Sample> {
     use crate::core::nal::{self, Access, Codec};
     let avcc = match &config.entry {
