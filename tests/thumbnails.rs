@@ -485,3 +485,51 @@ fn busy_when_every_clip_permit_is_taken() {
     });
     assert!(!still("time=2s").unwrap().cached);
 }
+
+/// While the session is recorded: the stream's newest frame, a time a
+/// little past the live edge (the request waits for it), a time too far
+/// ahead (425), and no long-lived caching of a live session's answers.
+#[test]
+fn live_session_stills() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let pipeline = numbered_av(
+        dir.path(),
+        &format!("target-duration=1 http-address=127.0.0.1:{port}"),
+        30,
+        30,
+        true,
+    );
+    play_until_segments(&pipeline, 3);
+    let (mid, _) = media_id(dir.path());
+
+    // No time: the last frame recorded, which the header names.
+    let r = get(&format!("{base}/cam/thumbnails/thumbnail.png"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-cache"));
+    assert_eq!(r.header("stream-media-id").as_deref(), Some(mid.as_str()));
+    let shown: f64 = r.header("thumbnail-time-seconds").unwrap().parse().unwrap();
+    let file = dir.path().join("edge.png");
+    std::fs::write(&file, &r.body).unwrap();
+    assert_eq!(number(&file), frame_at(shown), "{shown} s");
+
+    // 1.5 s past the edge: answered once recorded (a media id of a live
+    // session is not immutable yet).
+    let ahead = shown + 1.5;
+    let t = std::time::Instant::now();
+    let r = get(&format!(
+        "{base}/{mid}/thumbnails/thumbnail.png?time={ahead:.3}"
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(t.elapsed() > Duration::from_millis(300), "it waited");
+    assert_eq!(r.header("cache-control").as_deref(), Some("no-cache"));
+    std::fs::write(&file, &r.body).unwrap();
+    assert_eq!(number(&file), frame_at(ahead), "{ahead} s");
+
+    // Far ahead: not yet.
+    let r = get(&format!("{base}/cam/thumbnails/thumbnail.png?time=600s"));
+    assert_eq!(r.status, 425, "{}", r.text());
+    assert_eq!(r.json()["kind"], "not-yet");
+    pipeline.set_state(gst::State::Null).unwrap();
+}
