@@ -280,6 +280,42 @@ pub fn classify(data: &[u8], codec: Codec, framing: Framing) -> Access {
     }
 }
 
+/// Whether a later picture may refer to the picture in `data`, and its
+/// temporal sub-layer (HEVC's TemporalId; 0 for H.264). H.264: a picture
+/// whose slices all have `nal_ref_idc` 0 is never referred to. HEVC: a
+/// sub-layer non-reference picture (`TRAIL_N`, `TSA_N`, `STSA_N`, `RADL_N`,
+/// `RASL_N`) is referred to only by pictures of higher sub-layers. Data
+/// that does not read counts as referred to.
+pub fn reference(data: &[u8], codec: Codec, framing: Framing) -> (bool, u8) {
+    match codec {
+        Codec::H264 => {
+            let mut vcl = false;
+            for u in units(data, framing) {
+                if codec.is_vcl(codec.nal_type(u[0])) {
+                    vcl = true;
+                    if u[0] & 0x60 != 0 {
+                        return (true, 0);
+                    }
+                }
+            }
+            (!vcl, 0)
+        }
+        Codec::H265 => {
+            for u in units(data, framing) {
+                let t = codec.nal_type(u[0]);
+                if codec.is_vcl(t) {
+                    let Some(&second) = u.get(1) else {
+                        return (true, 0);
+                    };
+                    let tid = (second & 7).saturating_sub(1);
+                    return (!(t <= 14 && t.is_multiple_of(2)), tid);
+                }
+            }
+            (true, 0)
+        }
+    }
+}
+
 /// The NAL units of `data` up to (not including) the first VCL unit: the
 /// head of an access unit, where parameter sets live. Stops early, so the
 /// cost does not depend on the size of the picture. Malformed data ends the
@@ -515,6 +551,56 @@ fn h264_sps_frame_num(sps: &[u8]) -> Option<(usize, bool)> {
 /// sets, used when the access unit carries none. `None` when the unit
 /// can't be read.
 pub fn h264_with_frame_num_zero(data: &[u8], framing: Framing, sps: &[&[u8]]) -> Option<Vec<u8>> {
+    h264_rewrite_frame_num(data, framing, sps, |_, _| 0)
+}
+
+/// The `frame_num` of an H.264 access unit's first slice. `None` when the
+/// unit can't be read.
+pub fn h264_frame_num(data: &[u8], framing: Framing, sps: &[&[u8]]) -> Option<u32> {
+    let all = units(data, framing);
+    let own_sps = all.iter().copied().find(|u| u[0] & 0x1f == 7);
+    let (log2, separate) = h264_sps_frame_num(own_sps.or(sps.first().copied())?)?;
+    let slice = all.iter().find(|u| matches!(u[0] & 0x1f, 1 | 5))?;
+    let rbsp = unescape(&slice[1..]);
+    let mut r = Rbsp {
+        data: &rbsp,
+        pos: 0,
+    };
+    r.ue()?; // first_mb_in_slice
+    r.ue()?; // slice_type
+    r.ue()?; // pic_parameter_set_id
+    if separate {
+        r.bits(2)?;
+    }
+    r.bits(log2)
+}
+
+/// A copy of an H.264 access unit whose slices say `frame_num` minus
+/// `base` (modulo MaxFrameNum): a run of pictures decoded from an open-GOP
+/// I picture (not an IDR) keeps its `frame_num` sequence without the gap
+/// before the first one (see [`h264_with_frame_num_zero`]); reference
+/// marking is relative and picture order counts are not touched, so the
+/// pictures decode the same. `None` when the unit can't be read.
+pub fn h264_with_frame_num_from(
+    data: &[u8],
+    framing: Framing,
+    sps: &[&[u8]],
+    base: u32,
+) -> Option<Vec<u8>> {
+    h264_rewrite_frame_num(data, framing, sps, |n, log2| {
+        let max = 1u64 << log2;
+        ((u64::from(n) + max - u64::from(base) % max) % max) as u32
+    })
+}
+
+/// A copy of an H.264 access unit whose slices' `frame_num` is `f(frame_num,
+/// log2_max_frame_num)`.
+fn h264_rewrite_frame_num(
+    data: &[u8],
+    framing: Framing,
+    sps: &[&[u8]],
+    f: impl Fn(u32, usize) -> u32,
+) -> Option<Vec<u8>> {
     let all = units(data, framing);
     let own_sps = all.iter().copied().find(|u| u[0] & 0x1f == 7);
     let (log2, separate) = h264_sps_frame_num(own_sps.or(sps.first().copied())?)?;
@@ -533,9 +619,14 @@ pub fn h264_with_frame_num_zero(data: &[u8], framing: Framing, sps: &[&[u8]]) ->
                 r.bits(2)?;
             }
             let at = r.pos;
-            r.bits(log2)?;
-            for bit in at..at + log2 {
-                rbsp[bit / 8] &= !(0x80 >> (bit % 8));
+            let value = f(r.bits(log2)?, log2);
+            for (k, bit) in (at..at + log2).enumerate() {
+                let mask = 0x80 >> (bit % 8);
+                if value >> (log2 - 1 - k) & 1 == 1 {
+                    rbsp[bit / 8] |= mask;
+                } else {
+                    rbsp[bit / 8] &= !mask;
+                }
             }
             let mut unit = vec![u[0]];
             unit.extend(escape(&rbsp));
@@ -848,10 +939,65 @@ mod tests {
         assert!(
             h264_with_frame_num_zero(&annexb(&[H264_OPEN_I]), Framing::ByteStream, &[]).is_none()
         );
+        // A run decoded from this picture counts from it: its frame_num
+        // less the base, modulo MaxFrameNum; reading it back gives that.
+        let au = lengths(&[H264_OPEN_I]);
+        let f = Framing::Length(4);
+        let n = h264_frame_num(&au, f, &[H264_SPS]).unwrap();
+        let shifted = h264_with_frame_num_from(&au, f, &[H264_SPS], n).unwrap();
+        assert_eq!(h264_frame_num(&shifted, f, &[H264_SPS]), Some(0));
+        let max = 1u32 << log2;
+        let wrapped = h264_with_frame_num_from(&au, f, &[H264_SPS], n + 3).unwrap();
+        assert_eq!(h264_frame_num(&wrapped, f, &[H264_SPS]), Some(max - 3));
+        let back = h264_with_frame_num_from(&wrapped, f, &[H264_SPS], max - n - 3).unwrap();
+        assert_eq!(back, au, "every other bit kept");
         // Escaping round-trips, and a unit never ends in a zero byte.
         for raw in [&[0u8, 0, 0, 1, 0, 0, 2][..], &[1, 0, 0], &[0, 0, 3, 0, 0]] {
             assert_eq!(unescape(&escape(raw)), raw);
             assert_ne!(escape(raw).last(), Some(&0));
         }
+    }
+
+    #[test]
+    fn reference_pictures() {
+        let len = |units: &[&[u8]]| -> Vec<u8> {
+            units
+                .iter()
+                .flat_map(|u| {
+                    (u.len() as u32)
+                        .to_be_bytes()
+                        .into_iter()
+                        .chain(u.iter().copied())
+                })
+                .collect()
+        };
+        let f = Framing::Length(4);
+        // H.264: IDR (ref_idc 3), P (ref_idc 2), B (ref_idc 0), SEI only.
+        assert_eq!(reference(&len(&[&[0x65, 0x88]]), Codec::H264, f), (true, 0));
+        assert_eq!(
+            reference(&len(&[&[0x06, 1], &[0x41, 0x9a]]), Codec::H264, f),
+            (true, 0)
+        );
+        assert_eq!(
+            reference(&len(&[&[0x06, 1], &[0x01, 0x9e]]), Codec::H264, f),
+            (false, 0)
+        );
+        assert_eq!(reference(&len(&[&[0x06, 1]]), Codec::H264, f), (true, 0));
+        // HEVC: TRAIL_R (1), TRAIL_N (0) at TemporalId 0 and 2, RASL_N (8),
+        // CRA (21).
+        assert_eq!(reference(&len(&[&[0x02, 0x01]]), Codec::H265, f), (true, 0));
+        assert_eq!(
+            reference(&len(&[&[0x00, 0x01]]), Codec::H265, f),
+            (false, 0)
+        );
+        assert_eq!(
+            reference(&len(&[&[0x00, 0x03]]), Codec::H265, f),
+            (false, 2)
+        );
+        assert_eq!(
+            reference(&len(&[&[0x10, 0x01]]), Codec::H265, f),
+            (false, 0)
+        );
+        assert_eq!(reference(&len(&[&[0x2a, 0x01]]), Codec::H265, f), (true, 0));
     }
 }

@@ -33,6 +33,7 @@ use gst::subclass::prelude::*;
 mod files;
 pub mod pipeline;
 mod queue;
+pub mod still;
 mod worker;
 
 pub use files::{FileSettings, path_value};

@@ -523,22 +523,25 @@ impl ClipInfo {
     }
 }
 
-/// Cuts `range` out of the stored fragments: only the bytes of the
-/// fragments it needs are read (one read per segment).
-pub fn clip_mp4(
+/// The track configurations of stored fragments and their samples, per
+/// track.
+pub type StoredSamples = (Vec<Arc<CodecConfig>>, Vec<Vec<crate::core::Sample>>);
+
+/// The samples of `frags` (fragments of one session, in order), per track,
+/// with the track configurations: one memory mapping per segment, from its
+/// first needed fragment to the end of its last one; payloads are slices of
+/// the mappings, times are presentation times with each init segment's edit
+/// list taken off. Every init segment the fragments use must describe the
+/// same tracks (a resumed session writes a new but identical one), else
+/// [`ClipError::CrossesCodecChange`]. Shared by MP4 clips and stills.
+pub fn read_samples(
     index: &SessionIndex,
-    range: Range,
-    accuracy: Accuracy,
-) -> Result<(Mp4Clip, ClipInfo), ClipError> {
-    let frags = index
-        .fragments_for(range.start, range.end)
-        .map_err(storage)?;
+    frags: &[(&super::index::SegmentInfo, super::index::FragmentInfo)],
+) -> Result<StoredSamples, ClipError> {
     let Some((first_seg, _)) = frags.first() else {
         return Err(ClipError::OutOfRange(format!(
-            "nothing of session {} is recorded between {:.3} s and {:.3} s",
-            index.media_id,
-            secs(range.start),
-            secs(range.end)
+            "nothing of session {} is recorded there",
+            index.media_id
         )));
     };
     // Every init segment the range uses must describe the same tracks (a
@@ -561,7 +564,7 @@ pub fn clip_mp4(
         first_seg.segment.map.as_str(),
         load(&first_seg.segment.map)?,
     ));
-    for (seg, _) in &frags {
+    for (seg, _) in frags {
         let map = seg.segment.map.as_str();
         if inits.iter().any(|(m, _)| *m == map) {
             continue;
@@ -608,6 +611,28 @@ pub fn clip_mp4(
         }
         i = j + 1;
     }
+    Ok((configs, per_track))
+}
+
+/// Cuts `range` out of the stored fragments: only the bytes of the
+/// fragments it needs are read (one read per segment).
+pub fn clip_mp4(
+    index: &SessionIndex,
+    range: Range,
+    accuracy: Accuracy,
+) -> Result<(Mp4Clip, ClipInfo), ClipError> {
+    let frags = index
+        .fragments_for(range.start, range.end)
+        .map_err(storage)?;
+    if frags.is_empty() {
+        return Err(ClipError::OutOfRange(format!(
+            "nothing of session {} is recorded between {:.3} s and {:.3} s",
+            index.media_id,
+            secs(range.start),
+            secs(range.end)
+        )));
+    }
+    let (configs, per_track) = read_samples(index, &frags)?;
 
     let (start_ns, end_ns) = (range.start as i64, range.end as i64);
     let mut presentation_start = start_ns;

@@ -8,3 +8,4 @@ pub mod playlist;
 pub mod recorder;
 pub mod service;
 pub mod sessions;
+pub mod still;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::clip::{self, ClipError, ClipInfo, ClipRequest, Placement, Preview, Range};
 use super::index::{LiveIndex, SessionIndex};
 use super::sessions::{SessionsFile, State, is_safe_id};
+use super::still::{StillCache, StillFrames};
 use crate::mp4::Mp4Clip;
 
 use crate::core::NS;
@@ -174,6 +175,7 @@ pub struct ClipService {
     pool: Pool,
     permits: Permits,
     next_id: AtomicU64,
+    stills: StillCache,
 }
 
 /// Where a request's session is.
@@ -191,6 +193,7 @@ impl ClipService {
             permits: Permits::new(limits.workers, limits.queue),
             limits,
             next_id: AtomicU64::new(1),
+            stills: StillCache::default(),
         })
     }
 
@@ -294,6 +297,17 @@ impl ClipService {
         media_id: Option<&str>,
         req: &ClipRequest,
     ) -> Result<(SessionIndex, Range), ClipError> {
+        self.resolve_with(media_id, req, 0)
+    }
+
+    /// [`Self::resolve`], with `more` ns of the live session past the range
+    /// in the part returned.
+    fn resolve_with(
+        &self,
+        media_id: Option<&str>,
+        req: &ClipRequest,
+        more: u64,
+    ) -> Result<(SessionIndex, Range), ClipError> {
         let max = self.limits.max_clip;
         match self.find(media_id)? {
             // A stored session is not live: `place` never asks it to wait.
@@ -321,7 +335,9 @@ impl ClipService {
                         }
                     }
                 };
-                let index = self.with_live(&id, |s| s.slice(range.start, range.end))?;
+                let index = self.with_live(&id, |s| {
+                    s.slice(range.start, range.end.saturating_add(more))
+                })?;
                 Ok((index, range))
             }
         }
@@ -383,6 +399,27 @@ impl ClipService {
     ) -> Result<(Mp4Clip, ClipInfo), ClipError> {
         let (index, range) = self.resolve(media_id, req)?;
         clip::clip_mp4(&index, range, req.accuracy)
+    }
+
+    /// What decodes the still `req` asks for (a 1 ns clip request at its
+    /// time): placed like a clip (waiting for the live edge if needed, and
+    /// refused as a clip would be), then the samples from the keyframe at
+    /// or before the time to the frame presented at it. Reads the stored
+    /// fragments; the decoding is the caller's, under [`Self::with_permit`].
+    pub fn still_frames(
+        &self,
+        media_id: Option<&str>,
+        req: &ClipRequest,
+    ) -> Result<StillFrames, ClipError> {
+        // The next fragment may hold leading pictures presented at the time:
+        // a live session's part reaches a minute past it.
+        let (index, range) = self.resolve_with(media_id, req, 60 * NS)?;
+        super::still::select(&index, range.start)
+    }
+
+    /// The stream's cache of encoded stills.
+    pub fn stills(&self) -> &StillCache {
+        &self.stills
     }
 
     /// A new request id (ids start at 1).

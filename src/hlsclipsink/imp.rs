@@ -138,6 +138,14 @@ impl ObjectImpl for HlsClipSink {
                 // -> request id; the result comes as an hlsclipsink-clip-done
                 // element message.
                 action::<u64>("clip-mp4", |imp, id, q| imp.clip_mp4(id, q).to_value()),
+                // (media-id or NULL, query such as
+                // "time=600s&width=320&fit_mode=crop&format=png") ->
+                // GstStructure hlsclipsink-thumbnail: image (GstBuffer),
+                // content-type, media-id, time, frame-time, width, height;
+                // or error, status, kind. Blocks while it decodes.
+                action::<gst::Structure>("get-thumbnail", |imp, id, q| {
+                    imp.thumbnail(id, q).to_value()
+                }),
             ]
         });
         SIGNALS.as_ref()

@@ -25,6 +25,7 @@
 
 mod clipper;
 mod hls;
+mod images;
 mod listener;
 #[cfg(test)]
 mod tests;
@@ -291,6 +292,7 @@ fn router(routes: Shared) -> Router {
         .route("/{id}/clip.mp4", get(hls::clip_mp4))
         .route("/{id}/manifest/video.m3u8", get(hls::video))
         .route("/{id}/manifest/clip.m3u8", get(hls::clip_manifest))
+        .route("/{id}/thumbnails/{file}", get(images::thumbnail))
         // Any other path below an id: a session's media file, or a 404.
         .route("/{id}/{*file}", get(hls::media_file))
         .route("/{id}/mp4", post(clipper::mp4))
@@ -329,6 +331,7 @@ fn cors() -> CorsLayer {
         "clip-start-seconds",
         "clip-duration-seconds",
         "clip-preroll-seconds",
+        "thumbnail-time-seconds",
         "content-length",
         "content-range",
         "content-disposition",
@@ -395,6 +398,7 @@ async fn known_parameters(req: Request, next: Next) -> Response {
         _ if clip_manifest => crate::hls::clip::ClipRequest::PARAMS,
         "/{id}/manifest/video.m3u8" => &["duration", "token"],
         "/{id}/mp4" => &["returnFile", "token"],
+        "/{id}/thumbnails/{file}" => crate::hls::still::StillRequest::params(true),
         _ => &["token"],
     };
     if let Err(e) = crate::core::query::known_pairs(req.uri().query().unwrap_or(""), known) {

@@ -442,6 +442,7 @@ fn every_route_applies_the_query_rules_and_its_methods() {
         ("GET", "/cam/manifest/clip.m3u8", "time=1s&duration=1s"),
         ("GET", "/cam.m3u8", "time=1s&duration=1s"),
         ("GET", "/cam/manifest/video.m3u8", "duration=1s"),
+        ("GET", "/cam/thumbnails/thumbnail.jpg", "time=1s&width=64"),
         ("GET", "/cam/sessions", "token=x"),
         ("GET", "/cam/init.mp4", "token=x"),
         ("POST", "/clipper/mp4", "returnFile=false"),

@@ -132,6 +132,46 @@ impl CodecConfig {
         }
     }
 
+    /// Caps a decoder takes for this stored video track (`avc`/`avc3`,
+    /// `hvc1`/`hev1` with `codec_data` from the sample entry), with its
+    /// coded size and pixel aspect ratio (from `pasp`, else 1:1). `None`
+    /// for audio.
+    pub fn video_caps(&self) -> Option<gst::Caps> {
+        let mut body = Vec::new();
+        let (name, format, visual, pasp) = match &self.entry {
+            Codec::Avc1(a) => {
+                a.avcc.encode_body(&mut body).ok()?;
+                ("video/x-h264", "avc", &a.visual, a.pasp.as_ref())
+            }
+            Codec::Avc3(a) => {
+                a.avcc.encode_body(&mut body).ok()?;
+                ("video/x-h264", "avc3", &a.visual, a.pasp.as_ref())
+            }
+            Codec::Hvc1(h) => {
+                h.hvcc.encode_body(&mut body).ok()?;
+                ("video/x-h265", "hvc1", &h.visual, h.pasp.as_ref())
+            }
+            Codec::Hev1(h) => {
+                h.hvcc.encode_body(&mut body).ok()?;
+                ("video/x-h265", "hev1", &h.visual, h.pasp.as_ref())
+            }
+            _ => return None,
+        };
+        let par = pasp
+            .filter(|p| p.h_spacing > 0 && p.v_spacing > 0)
+            .map_or((1, 1), |p| (p.h_spacing as i32, p.v_spacing as i32));
+        Some(
+            gst::Caps::builder(name)
+                .field("stream-format", format)
+                .field("alignment", "au")
+                .field("width", i32::from(visual.width))
+                .field("height", i32::from(visual.height))
+                .field("pixel-aspect-ratio", gst::Fraction::new(par.0, par.1))
+                .field("codec_data", gst::Buffer::from_mut_slice(body))
+                .build(),
+        )
+    }
+
     /// Whether the codec configuration of `other` can share a sample entry
     /// with this one (same codec and same parameters).
     pub fn same_entry(&self, other: &CodecConfig) -> bool {

@@ -13,7 +13,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
-mod render;
+pub(crate) mod render;
 
 glib::wrapper! {
     pub struct Thumbnailer(ObjectSubclass<imp::Thumbnailer>) @extends gst::Element, gst::Object;

@@ -48,7 +48,7 @@ pub struct Renderer {
 }
 
 /// The highest-ranked decoder that takes `caps` and can be created.
-fn decoder_for(caps: &gst::Caps) -> Result<gst::Element, String> {
+pub(crate) fn decoder_for(caps: &gst::Caps) -> Result<gst::Element, String> {
     let mut factories: Vec<gst::ElementFactory> = gst::ElementFactory::factories_with_type(
         gst::ElementFactoryType::DECODER | gst::ElementFactoryType::MEDIA_VIDEO,
         gst::Rank::MARGINAL,
@@ -74,76 +74,102 @@ fn decoder_for(caps: &gst::Caps) -> Result<gst::Element, String> {
     Err(format!("no decoder for {caps}"))
 }
 
+/// A decoder for `caps`, behind a parser that converts the stream format
+/// when no decoder takes it as it is (`avdec_h264` has no `avc3`).
+pub(crate) fn decode_chain(caps: &gst::Caps) -> Result<Vec<gst::Element>, String> {
+    match decoder_for(caps) {
+        Ok(decoder) => Ok(vec![decoder]),
+        Err(e) => {
+            let name = caps.structure(0).map(|s| s.name().to_string());
+            let parser = match name.as_deref() {
+                Some("video/x-h264") => "h264parse",
+                Some("video/x-h265") => "h265parse",
+                _ => return Err(e),
+            };
+            let converted = gst::Caps::builder(name.as_deref().unwrap_or_default())
+                .field("stream-format", "byte-stream")
+                .field("alignment", "au")
+                .build();
+            let decoder = decoder_for(&converted).map_err(|_| e)?;
+            Ok(vec![make(parser)?, decoder])
+        }
+    }
+}
+
+/// Raw video to a picture of `g`: I420, one field of interlaced input,
+/// crop, scale to square pixels, pad, and back to what an encoder takes.
+pub(crate) fn scale_chain(g: &Geometry) -> Result<Vec<gst::Element>, String> {
+    let mut chain = vec![make("videoconvert")?];
+    // One planar format every element below handles (decoders mostly
+    // give it already); left open, the converter may pick a format
+    // videocrop does not take.
+    chain.push(capsfilter(
+        gst::Caps::builder("video/x-raw")
+            .field("format", "I420")
+            .build(),
+    )?);
+    let deint = make("deinterlace")?;
+    // One output frame per input frame, from one field's lines when the
+    // input is interlaced; progressive input passes through.
+    deint.set_property_from_str("fields", "top");
+    deint.set_property_from_str("method", "linear");
+    chain.push(deint);
+    if !g.crop.is_zero() {
+        let crop = make("videocrop")?;
+        crop.set_property("left", g.crop.left as i32);
+        crop.set_property("right", g.crop.right as i32);
+        crop.set_property("top", g.crop.top as i32);
+        crop.set_property("bottom", g.crop.bottom as i32);
+        chain.push(crop);
+    }
+    let scale = make("videoscale")?;
+    scale.set_property("add-borders", false);
+    scale.set_property_from_str("method", "bilinear2");
+    chain.push(scale);
+    chain.push(capsfilter(
+        gst::Caps::builder("video/x-raw")
+            .field("width", g.scaled.0 as i32)
+            .field("height", g.scaled.1 as i32)
+            .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+            .build(),
+    )?);
+    if !g.pad.is_zero() {
+        let bx = make("videobox")?;
+        bx.set_property("left", -(g.pad.left as i32));
+        bx.set_property("right", -(g.pad.right as i32));
+        bx.set_property("top", -(g.pad.top as i32));
+        bx.set_property("bottom", -(g.pad.bottom as i32));
+        bx.set_property_from_str("fill", "black");
+        chain.push(bx);
+    }
+    chain.push(make("videoconvert")?);
+    Ok(chain)
+}
+
+/// The image encoder of `format` at `quality` (JPEG, WebP; 0-100).
+pub(crate) fn encoder(format: ImageFormat, quality: u32) -> Result<gst::Element, String> {
+    Ok(match format {
+        ImageFormat::Jpeg => {
+            let e = make("jpegenc")?;
+            e.set_property("quality", quality.min(100) as i32);
+            e
+        }
+        ImageFormat::Png => make("pngenc")?,
+        ImageFormat::Webp => {
+            let e = make("webpenc")?;
+            e.set_property("quality", quality.min(100) as f32);
+            e
+        }
+    })
+}
+
 impl Renderer {
     pub fn new(spec: Spec) -> Result<Self, String> {
         let mut chain: Vec<gst::Element> = Vec::new();
         if spec.encoded {
-            match decoder_for(&spec.caps) {
-                Ok(decoder) => chain.push(decoder),
-                Err(e) => {
-                    // No decoder takes this stream format as it is (avdec_h264
-                    // has no avc3): a parser converts it to byte-stream.
-                    let name = spec.caps.structure(0).map(|s| s.name().to_string());
-                    let parser = match name.as_deref() {
-                        Some("video/x-h264") => "h264parse",
-                        Some("video/x-h265") => "h265parse",
-                        _ => return Err(e),
-                    };
-                    let converted = gst::Caps::builder(name.as_deref().unwrap_or_default())
-                        .field("stream-format", "byte-stream")
-                        .field("alignment", "au")
-                        .build();
-                    let decoder = decoder_for(&converted).map_err(|_| e)?;
-                    chain.push(make(parser)?);
-                    chain.push(decoder);
-                }
-            }
+            chain.extend(decode_chain(&spec.caps)?);
         }
-        chain.push(make("videoconvert")?);
-        // One planar format every element below handles (decoders mostly
-        // give it already); left open, the converter may pick a format
-        // videocrop does not take.
-        chain.push(capsfilter(
-            gst::Caps::builder("video/x-raw")
-                .field("format", "I420")
-                .build(),
-        )?);
-        let deint = make("deinterlace")?;
-        // One output frame per input frame, from one field's lines when the
-        // input is interlaced; progressive input passes through.
-        deint.set_property_from_str("fields", "top");
-        deint.set_property_from_str("method", "linear");
-        chain.push(deint);
-        let g = spec.geometry;
-        if !g.crop.is_zero() {
-            let crop = make("videocrop")?;
-            crop.set_property("left", g.crop.left as i32);
-            crop.set_property("right", g.crop.right as i32);
-            crop.set_property("top", g.crop.top as i32);
-            crop.set_property("bottom", g.crop.bottom as i32);
-            chain.push(crop);
-        }
-        let scale = make("videoscale")?;
-        scale.set_property("add-borders", false);
-        scale.set_property_from_str("method", "bilinear2");
-        chain.push(scale);
-        chain.push(capsfilter(
-            gst::Caps::builder("video/x-raw")
-                .field("width", g.scaled.0 as i32)
-                .field("height", g.scaled.1 as i32)
-                .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-                .build(),
-        )?);
-        if !g.pad.is_zero() {
-            let bx = make("videobox")?;
-            bx.set_property("left", -(g.pad.left as i32));
-            bx.set_property("right", -(g.pad.right as i32));
-            bx.set_property("top", -(g.pad.top as i32));
-            bx.set_property("bottom", -(g.pad.bottom as i32));
-            bx.set_property_from_str("fill", "black");
-            chain.push(bx);
-        }
-        chain.push(make("videoconvert")?);
+        chain.extend(scale_chain(&spec.geometry)?);
         // The storyboard tile branches off before the encoder.
         let tee = if spec.tiles {
             let tee = make("tee")?;
@@ -152,19 +178,7 @@ impl Renderer {
         } else {
             None
         };
-        chain.push(match spec.format {
-            ImageFormat::Jpeg => {
-                let e = make("jpegenc")?;
-                e.set_property("quality", spec.quality.min(100) as i32);
-                e
-            }
-            ImageFormat::Png => make("pngenc")?,
-            ImageFormat::Webp => {
-                let e = make("webpenc")?;
-                e.set_property("quality", spec.quality.min(100) as f32);
-                e
-            }
-        });
+        chain.push(encoder(spec.format, spec.quality)?);
         let pipeline = PrivatePipeline::new(
             "thumbnailer-render",
             appsrc(&spec.caps, 0),

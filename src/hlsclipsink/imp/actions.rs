@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MPL-2.0
 //! hlsclipsink's action signals: preview and clip manifests, MP4 clips,
-//! with their results as structures and element messages.
+//! stills, with their results as structures and element messages.
 
 use std::path::PathBuf;
 
@@ -10,6 +10,7 @@ use gst::subclass::prelude::*;
 use super::{CAT, HlsClipSink};
 use crate::hls::clip::{ClipError, ClipRequest};
 use crate::hls::service::ClipDone;
+use crate::hls::still::StillRequest;
 
 impl HlsClipSink {
     fn error_structure(name: &str, e: &ClipError) -> gst::Structure {
@@ -57,6 +58,35 @@ impl HlsClipSink {
                 .build(),
             Err(e) => {
                 gst::info!(CAT, imp = self, "clip manifest refused: {e}");
+                Self::error_structure(NAME, &e)
+            }
+        }
+    }
+
+    pub(super) fn thumbnail(&self, media_id: Option<String>, query: String) -> gst::Structure {
+        const NAME: &str = "hlsclipsink-thumbnail";
+        let result = StillRequest::parse_query(&query, None).and_then(|req| {
+            crate::frames::still::thumbnail(&*self.service()?, media_id.as_deref(), &req)
+        });
+        match result {
+            Ok(still) => gst::Structure::builder(NAME)
+                .field("image", gst::Buffer::from_slice(still.image))
+                .field("content-type", still.format.media_type())
+                .field("media-id", still.media_id)
+                .field("time", gst::ClockTime::from_nseconds(still.requested))
+                .field("frame-time", gst::ClockTime::from_nseconds(still.frame))
+                .field("width", still.width)
+                .field("height", still.height)
+                .field(
+                    "utc",
+                    still
+                        .utc
+                        .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                        .unwrap_or_default(),
+                )
+                .build(),
+            Err(e) => {
+                gst::info!(CAT, imp = self, "thumbnail refused: {e}");
                 Self::error_structure(NAME, &e)
             }
         }
