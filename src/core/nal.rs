@@ -561,7 +561,17 @@ pub fn h264_frame_num(data: &[u8], framing: Framing, sps: &[&[u8]]) -> Option<u3
     let own_sps = all.iter().copied().find(|u| u[0] & 0x1f == 7);
     let (log2, separate) = h264_sps_frame_num(own_sps.or(sps.first().copied())?)?;
     let slice = all.iter().find(|u| matches!(u[0] & 0x1f, 1 | 5))?;
-    let rbsp = unescape(&slice[1..]);
+    let (rbsp, at) = frame_num_at(slice, separate)?;
+    Rbsp {
+        data: &rbsp,
+        pos: at,
+    }
+    .bits(log2)
+}
+
+/// A slice's unescaped payload and the bit where its `frame_num` starts.
+fn frame_num_at(slice: &[u8], separate_colour_planes: bool) -> Option<(Vec<u8>, usize)> {
+    let rbsp = unescape(slice.get(1..)?);
     let mut r = Rbsp {
         data: &rbsp,
         pos: 0,
@@ -569,10 +579,11 @@ pub fn h264_frame_num(data: &[u8], framing: Framing, sps: &[&[u8]]) -> Option<u3
     r.ue()?; // first_mb_in_slice
     r.ue()?; // slice_type
     r.ue()?; // pic_parameter_set_id
-    if separate {
+    if separate_colour_planes {
         r.bits(2)?;
     }
-    r.bits(log2)
+    let at = r.pos;
+    Some((rbsp, at))
 }
 
 /// A copy of an H.264 access unit whose slices say `frame_num` minus
@@ -607,19 +618,13 @@ fn h264_rewrite_frame_num(
     let mut out = Vec::with_capacity(data.len() + 16);
     for u in all {
         let unit = if matches!(u[0] & 0x1f, 1 | 5) {
-            let mut rbsp = unescape(&u[1..]);
-            let mut r = Rbsp {
+            let (mut rbsp, at) = frame_num_at(u, separate)?;
+            let old = Rbsp {
                 data: &rbsp,
-                pos: 0,
-            };
-            r.ue()?; // first_mb_in_slice
-            r.ue()?; // slice_type
-            r.ue()?; // pic_parameter_set_id
-            if separate {
-                r.bits(2)?;
+                pos: at,
             }
-            let at = r.pos;
-            let value = f(r.bits(log2)?, log2);
+            .bits(log2)?;
+            let value = f(old, log2);
             for (k, bit) in (at..at + log2).enumerate() {
                 let mask = 0x80 >> (bit % 8);
                 if value >> (log2 - 1 - k) & 1 == 1 {
