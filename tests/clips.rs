@@ -42,24 +42,6 @@ fn listing(dir: &Path) -> Vec<(PathBuf, u64)> {
     out
 }
 
-/// A small deterministic generator (no dependency), so failures reproduce.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    /// Milliseconds in `[lo, hi)`.
-    fn ms(&mut self, lo: u64, hi: u64) -> u64 {
-        lo + self.next() % (hi - lo)
-    }
-}
-
 #[test]
 fn numbered_frames_read_back() {
     // The reader itself: frames straight from the encoder, no hlsclipsink.

@@ -68,19 +68,6 @@ fn ffmpeg_still(playlist: &Path, t: f64, width: u32, out: &Path) -> PathBuf {
     out.to_path_buf()
 }
 
-/// Deterministic times (no dependency), so failures reproduce.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-}
-
 fn media_id(location: &Path) -> (String, PathBuf) {
     let session = session_dirs(&location.join("cam"))[0].clone();
     (

@@ -480,3 +480,21 @@ pub fn clip_done(bus: &gst::Bus, id: u64) -> gst::Structure {
     }
     panic!("no hlsclipsink-clip-done for request {id}");
 }
+
+/// A small deterministic generator (no dependency), so failures reproduce.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+
+    /// Milliseconds in `[lo, hi)`.
+    pub fn ms(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next() % (hi - lo)
+    }
+}
