@@ -34,6 +34,7 @@ mod files;
 pub mod pipeline;
 mod queue;
 pub mod still;
+pub mod storyboard;
 mod worker;
 
 pub use files::{FileSettings, path_value};

@@ -211,3 +211,25 @@ impl Rgbx {
         })
     }
 }
+
+/// Copies `tile` into the cell at (x, y): a tile of another size (after a
+/// resolution change) is clipped to the cell, the rest of the cell black.
+pub(crate) fn blit(canvas: &mut Rgbx, tile: &Rgbx, x: u32, y: u32, cell: (u32, u32)) {
+    let row = canvas.width as usize * 4;
+    let w = cell.0.min(tile.width) as usize;
+    for cy in 0..cell.1 as usize {
+        let dst_y = y as usize + cy;
+        if dst_y >= canvas.height as usize {
+            break;
+        }
+        let start = dst_y * row + x as usize * 4;
+        let end = (start + cell.0 as usize * 4).min((dst_y + 1) * row);
+        let dst = &mut canvas.data[start..end];
+        dst.fill(0);
+        if cy < tile.height as usize {
+            let src = &tile.data[cy * tile.width as usize * 4..][..w * 4];
+            let n = src.len().min(dst.len());
+            dst[..n].copy_from_slice(&src[..n]);
+        }
+    }
+}

@@ -5,6 +5,7 @@
 //! clips on a pool of worker threads with a bounded queue. Nothing here
 //! runs on a streaming thread.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, mpsc};
@@ -17,6 +18,10 @@ use super::still::{StillCache, StillFrames};
 use crate::mp4::Mp4Clip;
 
 use crate::core::NS;
+use bytes::Bytes;
+
+/// Storyboard sprites kept (one per session).
+const STORYBOARDS: usize = 4;
 
 /// Limits of one stream's clip requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +181,8 @@ pub struct ClipService {
     permits: Permits,
     next_id: AtomicU64,
     stills: StillCache,
+    /// Storyboard sprites by session and recorded end (ns), newest first.
+    storyboards: Mutex<VecDeque<(String, u64, Bytes)>>,
 }
 
 /// Where a request's session is.
@@ -194,6 +201,7 @@ impl ClipService {
             limits,
             next_id: AtomicU64::new(1),
             stills: StillCache::default(),
+            storyboards: Mutex::new(VecDeque::new()),
         })
     }
 
@@ -415,6 +423,32 @@ impl ClipService {
         // a live session's part reaches a minute past it.
         let (index, range) = self.resolve_with(media_id, req, 60 * NS)?;
         super::still::select(&index, range.start)
+    }
+
+    /// The whole recorded index of session `media_id` (`None`: the live or
+    /// newest one); a live session's as recorded so far.
+    pub fn session_index(&self, media_id: Option<&str>) -> Result<SessionIndex, ClipError> {
+        match self.find(media_id)? {
+            Found::Stored(index) => Ok(index),
+            Found::Live(id) => self.with_live(&id, |s| s.slice(0, u64::MAX)),
+        }
+    }
+
+    /// The cached storyboard sprite of session `media_id` recorded up to
+    /// `end` (ns).
+    pub fn storyboard(&self, media_id: &str, end: u64) -> Option<Bytes> {
+        let q = self.storyboards.lock().unwrap_or_else(|e| e.into_inner());
+        q.iter()
+            .find(|(m, e, _)| m == media_id && *e == end)
+            .map(|(_, _, b)| b.clone())
+    }
+
+    /// Keeps a storyboard sprite (the last few, one per session).
+    pub fn put_storyboard(&self, media_id: &str, end: u64, sprite: Bytes) {
+        let mut q = self.storyboards.lock().unwrap_or_else(|e| e.into_inner());
+        q.retain(|(m, _, _)| m != media_id);
+        q.push_front((media_id.to_string(), end, sprite));
+        q.truncate(STORYBOARDS);
     }
 
     /// The stream's cache of encoded stills.

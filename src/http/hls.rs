@@ -38,7 +38,7 @@ async fn blocking<T: Send + 'static>(
 
 /// `?token=…` for the URIs of a playlist fetched with a `token=` parameter,
 /// so that a player that can't set headers keeps using it.
-fn token_suffix(query: &str) -> String {
+pub(crate) fn token_suffix(query: &str) -> String {
     match param(query, "token") {
         Some(t) => format!(
             "?token={}",

@@ -3,6 +3,7 @@
 //!
 //! ```text
 //! GET /{id}/thumbnails/thumbnail.{jpg|png|webp}?time=&width=&height=&fit_mode=
+//! GET /{id}/storyboard.{vtt|json|jpg}
 //! ```
 //!
 //! The request model and the errors are the `get-thumbnail` signal's
@@ -75,5 +76,79 @@ pub(crate) async fn thumbnail(
             format!("{:.6}", still.frame as f64 / 1e9),
         )
         .body(Body::from(still.image))
+        .expect("valid response")
+}
+
+/// The three files of a storyboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StoryboardFile {
+    Vtt,
+    Json,
+    Sprite,
+}
+
+/// `GET /{id}/storyboard.vtt`: WebVTT cues pointing at the sprite's tiles.
+pub(crate) async fn storyboard_vtt(target: StreamTarget, RawQuery(query): RawQuery) -> Response {
+    storyboard(target, query, StoryboardFile::Vtt).await
+}
+
+/// `GET /{id}/storyboard.json`: the tiles in Mux's shape.
+pub(crate) async fn storyboard_json(target: StreamTarget, RawQuery(query): RawQuery) -> Response {
+    storyboard(target, query, StoryboardFile::Json).await
+}
+
+/// `GET /{id}/storyboard.jpg`: the sprite.
+pub(crate) async fn storyboard_jpg(target: StreamTarget, RawQuery(query): RawQuery) -> Response {
+    storyboard(target, query, StoryboardFile::Sprite).await
+}
+
+/// A storyboard of the session (`frames::storyboard`): the VTT and the
+/// JSON name the sprite relative to themselves (`storyboard.jpg`, with the
+/// request's `token=`); an ended session's, named by its id, never changes.
+async fn storyboard(
+    StreamTarget { service, media }: StreamTarget,
+    query: Option<String>,
+    file: StoryboardFile,
+) -> Response {
+    let named = media.is_some();
+    let result = tokio::task::spawn_blocking(move || {
+        use crate::frames::storyboard::{layout, sprite};
+        match file {
+            StoryboardFile::Sprite => sprite(&service, media.as_deref()).map(|(p, j)| (p, Some(j))),
+            _ => layout(&service, media.as_deref()).map(|p| (p, None)),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(ClipError::Storage(format!("request failed: {e}"))));
+    let (plan, jpeg) = match result {
+        Ok(r) => r,
+        Err(e) => return clip_error(&e),
+    };
+    let url = format!(
+        "storyboard.jpg{}",
+        super::hls::token_suffix(&query.unwrap_or_default())
+    );
+    let (media_type, body) = match (file, jpeg) {
+        (StoryboardFile::Sprite, Some(jpeg)) => ("image/jpeg", jpeg),
+        (StoryboardFile::Json, _) => (
+            "application/json",
+            bytes::Bytes::from(plan.json(&url).to_string()),
+        ),
+        _ => (
+            "text/vtt; charset=utf-8",
+            bytes::Bytes::from(plan.vtt(&url)),
+        ),
+    };
+    let cache = if named && !plan.live {
+        IMMUTABLE
+    } else {
+        "no-cache"
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, media_type)
+        .header(header::CONTENT_LENGTH, body.len())
+        .header(header::CACHE_CONTROL, cache)
+        .header("stream-media-id", plan.media_id.as_str())
+        .body(Body::from(body))
         .expect("valid response")
 }

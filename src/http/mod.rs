@@ -293,6 +293,9 @@ fn router(routes: Shared) -> Router {
         .route("/{id}/manifest/video.m3u8", get(hls::video))
         .route("/{id}/manifest/clip.m3u8", get(hls::clip_manifest))
         .route("/{id}/thumbnails/{file}", get(images::thumbnail))
+        .route("/{id}/storyboard.vtt", get(images::storyboard_vtt))
+        .route("/{id}/storyboard.json", get(images::storyboard_json))
+        .route("/{id}/storyboard.jpg", get(images::storyboard_jpg))
         // Any other path below an id: a session's media file, or a 404.
         .route("/{id}/{*file}", get(hls::media_file))
         .route("/{id}/mp4", post(clipper::mp4))
