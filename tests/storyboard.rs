@@ -173,3 +173,70 @@ fn storyboard_of_an_ended_session() {
     }
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// While the session is recorded: the storyboard covers what is recorded so
+/// far, is not cached for long, and grows as more is recorded; the sprite
+/// always matches the layout asked at the same time.
+#[test]
+fn storyboard_of_a_live_session_grows() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let pipeline = numbered_av(
+        dir.path(),
+        &format!("target-duration=1 http-address=127.0.0.1:{port}"),
+        30,
+        30,
+        true,
+    );
+    play_until_segments(&pipeline, 3);
+    let session = session_dirs(&dir.path().join("cam"))[0].clone();
+    let mid = session.file_name().unwrap().to_string_lossy().into_owned();
+
+    let board = |file: &str| {
+        let r = get(&format!("{base}/{mid}/{file}"));
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(r.header("cache-control").as_deref(), Some("no-cache"));
+        assert_eq!(r.header("stream-media-id").as_deref(), Some(mid.as_str()));
+        r
+    };
+    let first = board("storyboard.json").json();
+    let d1 = first["duration"].as_f64().unwrap();
+    let n1 = first["tiles"].as_array().unwrap().len();
+    assert!(d1 > 0.0 && d1 < 30.0, "{d1}");
+    assert_eq!(n1 as f64, (d1 / 2.0).ceil(), "a tile every 2 s of {d1} s");
+    assert_eq!(first["tiles"][0]["start"], 0.0);
+    let sprite = dir.path().join("live.jpg");
+    std::fs::write(&sprite, &board("storyboard.jpg").body).unwrap();
+    let (_, w, h) = image_info(&sprite);
+    assert_eq!(w % 256, 0);
+    assert_eq!(h % 192, 0);
+    assert!(w >= 256 && h >= 192);
+    // A keyframe every second here: the first tile is frame 0.
+    let n = frame_numbers(&{
+        let out = dir.path().join("first.png");
+        let status = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-i"])
+            .arg(&sprite)
+            .args(["-vf", "crop=256:192:0:0"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        out
+    });
+    assert_eq!(n, vec![0]);
+
+    // Some seconds later: more recorded, more tiles.
+    assert!(wait_for(Duration::from_secs(20), || {
+        let j = board("storyboard.json").json();
+        j["duration"].as_f64().unwrap() > d1 + 4.0 && j["tiles"].as_array().unwrap().len() > n1
+    }));
+    let vtt = board("storyboard.vtt").text();
+    assert!(
+        vtt.starts_with(
+            "WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nstoryboard.jpg#xywh=0,0,256,192\n"
+        )
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+}

@@ -230,4 +230,14 @@ mod tests {
             assert!(d.div_ceil(interval_for(d)) <= MAX_TILES);
         }
     }
+
+    #[test]
+    fn nothing_recorded_is_not_yet() {
+        let index = SessionIndex {
+            media_id: "m".into(),
+            live: true,
+            ..Default::default()
+        };
+        assert!(matches!(plan(&index), Err(ClipError::NotYet(_))));
+    }
 }
