@@ -177,7 +177,18 @@ fn draw(index: &SessionIndex, plan: &Plan) -> Result<Vec<u8>, String> {
     // The keyframe last decoded (its presentation time) and its picture.
     let mut last: Option<(i64, Rgbx)> = None;
     for tile in &plan.board.tiles {
-        let frames = select(index, tile.start as u64).map_err(|e| e.to_string())?;
+        let frames = match select(index, tile.start as u64) {
+            Ok(f) => f,
+            // A gap in the recording (nothing stored at the tile's time):
+            // the picture before it stays.
+            Err(ClipError::OutOfRange(_)) => {
+                if let Some((_, picture)) = &last {
+                    blit(&mut canvas, picture, tile.x, tile.y, plan.board.cell);
+                }
+                continue;
+            }
+            Err(e) => return Err(e.to_string()),
+        };
         let key = &frames.samples[0];
         if last.as_ref().is_none_or(|(pts, _)| *pts != key.pts) {
             let rendered = renderer.render(gst::Buffer::from_slice(key.data.clone()), TIMEOUT)?;
