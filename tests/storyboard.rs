@@ -180,16 +180,7 @@ fn storyboard_of_an_ended_session() {
 #[test]
 fn storyboard_of_a_live_session_grows() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let pipeline = numbered_av(
-        dir.path(),
-        &format!("target-duration=1 http-address=127.0.0.1:{port}"),
-        30,
-        30,
-        true,
-    );
-    play_until_segments(&pipeline, 3);
+    let (pipeline, base) = live_numbered_with_http(dir.path());
     let session = session_dirs(&dir.path().join("cam"))[0].clone();
     let mid = session.file_name().unwrap().to_string_lossy().into_owned();
 

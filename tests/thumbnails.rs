@@ -479,16 +479,7 @@ fn busy_when_every_clip_permit_is_taken() {
 #[test]
 fn live_session_stills() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let pipeline = numbered_av(
-        dir.path(),
-        &format!("target-duration=1 http-address=127.0.0.1:{port}"),
-        30,
-        30,
-        true,
-    );
-    play_until_segments(&pipeline, 3);
+    let (pipeline, base) = live_numbered_with_http(dir.path());
     let (mid, _) = media_id(dir.path());
 
     // No time: the last frame recorded, which the header names.

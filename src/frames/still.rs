@@ -23,7 +23,7 @@ use bytes::Bytes;
 use gst::prelude::*;
 
 use super::pipeline::{PrivatePipeline, appsink, appsrc};
-use crate::core::thumbs::Geometry;
+use crate::core::thumbs::{Fit, Geometry};
 use crate::hls::clip::ClipError;
 use crate::hls::service::ClipService;
 use crate::hls::still::{StillFormat, StillFrames, StillKey, StillRequest};
@@ -65,6 +65,17 @@ fn image_format(f: StillFormat) -> ImageFormat {
 
 /// The geometry of `req` for a track of `caps`.
 fn geometry(caps: &gst::Caps, req: &StillRequest) -> Result<Geometry, String> {
+    geometry_for(caps, req.width, req.height, req.fit)
+}
+
+/// The output geometry for a track of `caps` asked at `width`x`height`
+/// (0: from the display aspect ratio) with `fit`.
+pub(crate) fn geometry_for(
+    caps: &gst::Caps,
+    width: u32,
+    height: u32,
+    fit: Fit,
+) -> Result<Geometry, String> {
     let s = caps.structure(0).ok_or("empty caps")?;
     let w = s.get::<i32>("width").map_err(|e| e.to_string())?;
     let h = s.get::<i32>("height").map_err(|e| e.to_string())?;
@@ -74,9 +85,9 @@ fn geometry(caps: &gst::Caps, req: &StillRequest) -> Result<Geometry, String> {
     Ok(Geometry::compute(
         (w.max(1) as u32, h.max(1) as u32),
         (par.numer().max(0) as u32, par.denom().max(0) as u32),
-        req.width,
-        req.height,
-        req.fit,
+        width,
+        height,
+        fit,
     ))
 }
 

@@ -99,19 +99,7 @@ fn storage(e: String) -> ClipError {
 
 /// The tile geometry for a track of `caps`.
 fn geometry(caps: &gst::Caps) -> Result<Geometry, String> {
-    let s = caps.structure(0).ok_or("empty caps")?;
-    let w = s.get::<i32>("width").map_err(|e| e.to_string())?;
-    let h = s.get::<i32>("height").map_err(|e| e.to_string())?;
-    let par = s
-        .get::<gst::Fraction>("pixel-aspect-ratio")
-        .unwrap_or(gst::Fraction::new(1, 1));
-    Ok(Geometry::compute(
-        (w.max(1) as u32, h.max(1) as u32),
-        (par.numer().max(0) as u32, par.denom().max(0) as u32),
-        TILE_WIDTH,
-        0,
-        Fit::Preserve,
-    ))
+    crate::frames::still::geometry_for(caps, TILE_WIDTH, 0, Fit::Preserve)
 }
 
 /// The layout of `index`'s storyboard: a tile every interval from the

@@ -234,3 +234,19 @@ pub fn numbered_video(location: &Path, props: &str, seconds: u64, encoder: &str)
 pub fn numbered_raw(frames: u32) -> Vec<u8> {
     (0..frames).flat_map(numbered_frame).collect()
 }
+
+/// A live recording of numbered frames (with audio, 1 s segments) serving
+/// the HTTP API on a free port, played until it has three segments: the
+/// pipeline and the API's base URL.
+pub fn live_numbered_with_http(location: &Path) -> (gst::Pipeline, String) {
+    let port = super::http::free_port();
+    let pipeline = numbered_av(
+        location,
+        &format!("target-duration=1 http-address=127.0.0.1:{port}"),
+        30,
+        30,
+        true,
+    );
+    super::play_until_segments(&pipeline, 3);
+    (pipeline, format!("http://127.0.0.1:{port}"))
+}
