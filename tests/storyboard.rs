@@ -15,21 +15,6 @@ use common::numbered::*;
 use common::*;
 use gst::prelude::*;
 
-/// Plays `pipeline` until EOS (it stays PLAYING, so its server stays up).
-fn play_until_eos(pipeline: &gst::Pipeline, timeout: Duration) {
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("EOS");
-    if let gst::MessageView::Error(e) = msg.view() {
-        panic!("{e:?}");
-    }
-}
-
 /// The one frame number the region `w`×`h` at (`x`, `y`) of `sprite` shows.
 fn tile_number(sprite: &Path, (x, y, w, h): (u64, u64, u64, u64), out: &Path) -> u32 {
     let status = Command::new("ffmpeg")
@@ -67,7 +52,7 @@ fn storyboard_of_an_ended_session() {
         60,
         false,
     );
-    play_until_eos(&pipeline, Duration::from_secs(120));
+    play_to_eos(&pipeline, Duration::from_secs(120));
     let session = session_dirs(&dir.path().join("cam"))[0].clone();
     let mid = session.file_name().unwrap().to_string_lossy().into_owned();
 

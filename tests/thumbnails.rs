@@ -236,21 +236,6 @@ fn open_gop_leading_pictures() {
     }
 }
 
-/// Plays `pipeline` until EOS (it stays PLAYING, so its server stays up).
-fn play_until_eos(pipeline: &gst::Pipeline, timeout: Duration) {
-    let bus = pipeline.bus().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
-    let msg = bus
-        .timed_pop_filtered(
-            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        )
-        .expect("EOS");
-    if let gst::MessageView::Error(e) = msg.view() {
-        panic!("{e:?}");
-    }
-}
-
 /// The route: formats (magic bytes, content types), sizes and fit modes
 /// (ffprobe), caching headers, and every error.
 #[test]
@@ -265,7 +250,7 @@ fn http_route_sizes_formats_and_errors() {
         30,
         false,
     );
-    play_until_eos(&pipeline, Duration::from_secs(60));
+    play_to_eos(&pipeline, Duration::from_secs(60));
     let (mid, _) = media_id(dir.path());
 
     let magic: [(&str, &str, &[u8]); 3] = [

@@ -498,3 +498,18 @@ impl Lcg {
         lo + self.next() % (hi - lo)
     }
 }
+
+/// Plays `pipeline` until EOS (it stays PLAYING, so its server stays up).
+pub fn play_to_eos(pipeline: &gst::Pipeline, timeout: Duration) {
+    let bus = pipeline.bus().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let msg = bus
+        .timed_pop_filtered(
+            gst::ClockTime::from_nseconds(timeout.as_nanos() as u64),
+            &[gst::MessageType::Eos, gst::MessageType::Error],
+        )
+        .expect("EOS");
+    if let gst::MessageView::Error(e) = msg.view() {
+        panic!("{e:?}");
+    }
+}
