@@ -45,13 +45,7 @@ fn recording(dir: &Path) -> (PathBuf, PathBuf) {
     }
     let rec = dir.join("rec-600s");
     let stream = rec.join("cam");
-    let session = || -> Option<PathBuf> {
-        std::fs::read_dir(&stream)
-            .ok()?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| p.join("replay.m3u8").exists())
-    };
+    let session = || common::recorded_session(&stream);
     if session().is_none() || !rec.join("done").exists() {
         let _ = std::fs::remove_dir_all(&rec);
         eprintln!(

@@ -117,3 +117,12 @@ pub fn cpu_time_until(cmd: &mut std::process::Command, done: impl Fn() -> bool) 
     assert_eq!(v.len(), 3, "{err}");
     (v[0] + v[1], v[2])
 }
+
+/// The session of a stream directory that has a replay playlist, if any.
+pub fn recorded_session(stream: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(stream)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| p.join("replay.m3u8").exists())
+}
