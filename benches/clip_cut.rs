@@ -117,7 +117,7 @@ fn ms(d: Duration) -> f64 {
 fn liveclip(session: &Path, start: u64, len: u64, out: &Path) -> u64 {
     let index = SessionIndex::load(session, "bench").expect("recording");
     let (clip, _) = clip_mp4(
-        &index,
+        std::slice::from_ref(&index),
         Range {
             start,
             end: start + len,

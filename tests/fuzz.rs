@@ -365,7 +365,13 @@ fn session_recovery_from_damaged_files() {
                 max_age: Duration::ZERO,
                 max_bytes: 0,
             };
-            if let Ok((mut rec, _)) = Recorder::start(&location, "cam", cfg, chrono::Utc::now()) {
+            if let Ok((mut rec, _)) = Recorder::start(
+                &location,
+                "cam",
+                cfg,
+                gstliveclip::hls::ladder::RenditionSpec::single(2),
+                chrono::Utc::now(),
+            ) {
                 let _ = rec.finish_session(chrono::Utc::now());
                 // What recovery kept parses as a playlist.
                 let replay = rec.session_dir().join("replay.m3u8");

@@ -104,7 +104,17 @@ pub enum Notice {
     /// nothing after `since` (pts, ns) can start a clip or a fragment until
     /// one comes. Given once per such stretch.
     NoRandomAccess { since: i64, span: i64 },
+    /// A video track that follows the leader (another rendition of the
+    /// same picture) has no keyframe at a cut instant (`at`, pts): it is cut
+    /// at its own keyframe before it (its encoder does not honour keyframe
+    /// requests, or keys on its own). Given once per track.
+    Misaligned { track: usize, at: i64 },
 }
+
+/// How far a following video track's keyframe may be from the leader's
+/// and still count as the same instant (encoders fed by one `tee` keep
+/// the input's timestamps; others round them).
+pub const ALIGN_TOLERANCE: i64 = 5_000_000;
 
 /// How long the leader may go without a random-access point before a
 /// [`Notice::NoRandomAccess`].
@@ -130,6 +140,13 @@ impl Notice {
                 span as f64 / 1e9,
                 since as f64 / 1e9
             )),
+            Notice::Misaligned { track, at } => Err(format!(
+                "video track {track} has no keyframe at {:.3} s (running time), where the \
+                 leading video's segment ends: it is segmented at its own keyframes, and its \
+                 segments are not aligned with the other renditions' (have every encoder honour \
+                 keyframe requests, e.g. x264enc with key-int-max at least the segment length)",
+                at as f64 / 1e9
+            )),
         }
     }
 }
@@ -142,6 +159,34 @@ struct TrackState {
     last_push: Option<Instant>,
     /// Highest pts pushed.
     max_pts: Option<i64>,
+    /// A video follower was cut off its leader's instants (reported once).
+    misaligned: bool,
+}
+
+impl TrackState {
+    /// Where a follower is cut at `time`: audio at the first sample
+    /// presented mostly after it; video (another rendition) at its newest
+    /// keyframe at `time`, or before it when it has none there.
+    fn split_at(&self, time: i64) -> u64 {
+        let tl = &self.timeline;
+        if self.kind != TrackKind::Video {
+            return tl.first_at_or_after(time);
+        }
+        let from = self.first_keyframe();
+        tl.keyframe_at_or_before(time + ALIGN_TOLERANCE)
+            .filter(|&k| k >= from)
+            .unwrap_or(from)
+    }
+
+    /// The first sample a follower's cut can start with: for video its
+    /// first keyframe (what comes before it cannot be decoded).
+    fn first_keyframe(&self) -> u64 {
+        let tl = &self.timeline;
+        if self.kind != TrackKind::Video {
+            return tl.start();
+        }
+        tl.keyframe_at_or_after(i64::MIN).unwrap_or(tl.end())
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -190,6 +235,8 @@ pub struct Cutter {
     rap_warned: bool,
     self_contained: bool,
     done: bool,
+    /// Notices of cuts made outside `push` (given with the next push).
+    notices: Vec<Notice>,
 }
 
 impl Cutter {
@@ -214,6 +261,7 @@ impl Cutter {
             rap_warned: false,
             self_contained: false,
             done: false,
+            notices: Vec::new(),
         }
     }
 
@@ -231,6 +279,7 @@ impl Cutter {
             eos: false,
             last_push: None,
             max_pts: None,
+            misaligned: false,
         });
         self.tracks.len() - 1
     }
@@ -326,8 +375,11 @@ impl Cutter {
         } else {
             // Followers may still fill cuts that wait for them.
             let open_from = self.cuts.front().map(|c| c.start).or(self.range);
+            // Video followers are cut by their keyframes in decode order:
+            // a sample is never too late for them.
+            let video = self.tracks[track].kind == TrackKind::Video;
             match open_from {
-                Some(r) if sample.pts_mid() < r.time => notices.push(Notice::Dropped {
+                Some(r) if !video && sample.pts_mid() < r.time => notices.push(Notice::Dropped {
                     track,
                     samples: 1,
                     reason: "arrived after its clip was cut",
@@ -359,7 +411,9 @@ impl Cutter {
                 }
             }
         }
-        self.finalize(now, false)
+        let clips = self.finalize(now, false);
+        notices.append(&mut self.notices);
+        clips
     }
 
     /// Whether the leader ended or delivered nothing for the stall timeout.
@@ -521,7 +575,7 @@ impl Cutter {
         self.origin.get_or_insert(b.time);
         for (i, t) in self.tracks.iter_mut().enumerate() {
             if Some(i) != self.leader {
-                let keep = t.timeline.first_at_or_after(b.time);
+                let keep = t.split_at(b.time);
                 t.timeline.drop_before(keep);
             }
         }
@@ -564,7 +618,7 @@ impl Cutter {
         });
         for (i, t) in self.tracks.iter_mut().enumerate() {
             if i != leader {
-                let keep = t.timeline.first_at_or_after(time);
+                let keep = t.split_at(time);
                 let n = (keep - t.timeline.start()) as usize;
                 t.timeline.drop_before(keep);
                 if n > 0 {
@@ -728,8 +782,8 @@ impl Cutter {
         let self_contained = self.self_contained;
         let mut tracks = Vec::new();
         for (i, t) in self.tracks.iter_mut().enumerate() {
-            let tl = &mut t.timeline;
             if i == leader {
+                let tl = &mut t.timeline;
                 // Decode order from the start keyframe, without its leading
                 // pictures (the clip before presents them, or they were
                 // never decodable); self-contained clips run on to the end
@@ -757,14 +811,27 @@ impl Cutter {
                 }
                 continue;
             }
-            let (from, to) = if to_end {
-                (tl.first_at_or_after(cut.start.time), tl.end())
+            let from = if t.kind == TrackKind::Video {
+                t.first_keyframe()
             } else {
-                (
-                    tl.first_at_or_after(cut.start.time),
-                    tl.first_at_or_after(cut.end.time),
-                )
+                t.timeline.first_at_or_after(cut.start.time)
             };
+            let to = if to_end {
+                t.timeline.end()
+            } else {
+                t.split_at(cut.end.time)
+            };
+            if t.kind == TrackKind::Video && !to_end && !t.misaligned {
+                let at = t.timeline.get(to).map(|s| s.pts);
+                if at.is_none_or(|pts| (pts - cut.end.time).abs() > ALIGN_TOLERANCE) {
+                    t.misaligned = true;
+                    self.notices.push(Notice::Misaligned {
+                        track: i,
+                        at: cut.end.time,
+                    });
+                }
+            }
+            let tl = &mut t.timeline;
             let samples: Vec<Sample> = tl.range(from, to).cloned().collect();
             let next_dts = tl.get(to).map(|s| s.dts);
             tl.drop_before(to);
@@ -849,6 +916,123 @@ mod tests {
         c.add_track(TrackKind::Video);
         c.add_track(TrackKind::Audio);
         c
+    }
+
+    /// Video in decode order (I P B B ..., 25 fps) with a keyframe where
+    /// `key(frame)` says: (pts, dts, keyframe) per sample.
+    fn gop_order(frames: i64, key: impl Fn(i64) -> bool) -> Vec<(i64, i64, bool)> {
+        let mut order = Vec::new();
+        let mut g = 0;
+        while g < frames {
+            let mut end = g + 1;
+            while end < frames && !key(end) {
+                end += 1;
+            }
+            order.push(g);
+            let mut i = g + 1;
+            while i < end {
+                let p = (i + 2).min(end - 1);
+                order.push(p);
+                order.extend(i..p);
+                i = p + 1;
+            }
+            g = end;
+        }
+        order
+            .iter()
+            .enumerate()
+            .map(|(k, &f)| (f * 40 * MS, (k as i64 - 1) * 40 * MS, key(f)))
+            .collect()
+    }
+
+    #[test]
+    fn renditions_are_cut_at_the_same_keyframes() {
+        // Three renditions of one picture: the second keys with the leader,
+        // the third also at scene cuts of its own (frames 30 and 80).
+        let mut c = Cutter::new(2 * S, 0);
+        for _ in 0..3 {
+            c.add_track(TrackKind::Video);
+        }
+        let now = Instant::now();
+        let mut n = Vec::new();
+        let mut clips = Vec::new();
+        let lead = gop_order(225, |f| f % 50 == 0);
+        let extra = gop_order(225, |f| f % 50 == 0 || f == 30 || f == 80);
+        // The followers run a few frames behind the leader.
+        for k in 0..lead.len() + 5 {
+            if let Some(&(pts, dts, key)) = lead.get(k) {
+                clips.extend(c.push(0, sample(pts, dts, key), now, &mut n));
+            }
+            if let Some(&(pts, dts, key)) = k.checked_sub(5).and_then(|k| lead.get(k)) {
+                clips.extend(c.push(1, sample(pts, dts, key), now, &mut n));
+            }
+            if let Some(&(pts, dts, key)) = k.checked_sub(3).and_then(|k| extra.get(k)) {
+                clips.extend(c.push(2, sample(pts, dts, key), now, &mut n));
+            }
+        }
+        for t in 0..3 {
+            clips.extend(c.set_eos(t, now));
+        }
+        assert!(
+            !n.iter().any(|n| matches!(n, Notice::Misaligned { .. })),
+            "{n:?}"
+        );
+        let starts: Vec<i64> = clips.iter().map(|c| c.start / MS).collect();
+        assert_eq!(starts, vec![0, 2000, 4000, 6000, 8000]);
+        for clip in &clips {
+            let pts = |t: usize| -> Vec<i64> {
+                let mut v: Vec<i64> = clip.tracks[t].samples.iter().map(|s| s.pts).collect();
+                v.sort();
+                v
+            };
+            // The same frames in every rendition, each starting with its
+            // keyframe at the cut.
+            assert_eq!(pts(0), pts(1));
+            assert_eq!(pts(0), pts(2));
+            for t in 0..3 {
+                let first = &clip.tracks[t].samples[0];
+                assert!(first.keyframe && first.pts == clip.start);
+            }
+        }
+        assert_eq!(clips.iter().map(|c| c.count(2)).sum::<usize>(), 225);
+    }
+
+    #[test]
+    fn a_rendition_without_the_keyframe_is_cut_at_its_own_and_reported() {
+        let mut c = Cutter::new(2 * S, 0);
+        c.add_track(TrackKind::Video);
+        c.add_track(TrackKind::Video);
+        let now = Instant::now();
+        let mut n = Vec::new();
+        let mut clips = Vec::new();
+        // The follower keys every 60 frames, the leader every 50.
+        let lead = gop_order(250, |f| f % 50 == 0);
+        let own = gop_order(250, |f| f % 60 == 0);
+        for k in 0..lead.len() {
+            let (pts, dts, key) = lead[k];
+            clips.extend(c.push(0, sample(pts, dts, key), now, &mut n));
+            let (pts, dts, key) = own[k];
+            clips.extend(c.push(1, sample(pts, dts, key), now, &mut n));
+        }
+        clips.extend(c.set_eos(0, now));
+        clips.extend(c.set_eos(1, now));
+        let misaligned: Vec<_> = n
+            .iter()
+            .filter(|n| matches!(n, Notice::Misaligned { track: 1, .. }))
+            .collect();
+        assert_eq!(misaligned.len(), 1, "reported once: {n:?}");
+        assert!(misaligned[0].describe().is_err(), "a warning");
+        // Every follower frame exactly once, each clip of it starting at a
+        // keyframe of its own, in decode order.
+        let mut all = Vec::new();
+        for clip in &clips {
+            if let Some(t) = clip.tracks.iter().find(|t| t.track == 1) {
+                assert!(t.samples[0].keyframe);
+                all.extend(t.samples.iter().map(|s| s.dts));
+            }
+        }
+        assert_eq!(all.len(), 250);
+        assert!(all.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -6,8 +6,9 @@ use bytes::Bytes;
 use super::nal::Access;
 
 /// What a track carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum TrackKind {
+    #[default]
     Video,
     Audio,
 }

@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use m3u8_rs::{ByteRange, MediaPlaylist, MediaPlaylistType, MediaSegment};
 
 use super::index::SessionIndex;
+use super::sessions::is_safe_id;
 use crate::core::TrackKind;
 use crate::core::timespec::{TimePoint, parse_duration, parse_time_point};
 use crate::mp4::scan::read_moov;
@@ -127,12 +128,23 @@ pub struct ClipRequest {
     pub location: Option<String>,
     /// Download name of an MP4 clip (HTTP only).
     pub filename: Option<String>,
+    /// The rendition of a ladder session.
+    pub rendition: super::ladder::Pick,
 }
 
 impl ClipRequest {
     /// The parameters a clip request may have.
     pub const PARAMS: &[&str] = &[
-        "time", "start", "duration", "end", "accuracy", "location", "filename", "token",
+        "time",
+        "start",
+        "duration",
+        "end",
+        "accuracy",
+        "location",
+        "filename",
+        "rendition",
+        "height",
+        "token",
     ];
 
     /// Parses URL query parameters (`time=600s&duration=30s`), the same for
@@ -176,6 +188,9 @@ impl ClipRequest {
                     }
                 }
                 "location" => req.location = Some(value),
+                "rendition" | "height" => {
+                    req.rendition = parse_pick(&name, &value, req.rendition)?;
+                }
                 "filename" => req.filename = Some(value),
                 // `token`; other names were refused above.
                 _ => {}
@@ -196,6 +211,36 @@ impl ClipRequest {
         }
         Ok(req)
     }
+}
+
+/// Adds `rendition=` or `height=` to a pick.
+pub fn parse_pick(
+    name: &str,
+    value: &str,
+    mut pick: super::ladder::Pick,
+) -> Result<super::ladder::Pick, ClipError> {
+    match name {
+        "rendition" if is_safe_id(value) => pick.name = Some(value.to_string()),
+        "rendition" => {
+            return Err(ClipError::BadRequest(format!(
+                "parameter rendition: {value:?} is not a rendition name"
+            )));
+        }
+        _ => match value.parse::<u32>() {
+            Ok(h) if h > 0 => pick.height = Some(h),
+            _ => {
+                return Err(ClipError::BadRequest(format!(
+                    "parameter height: {value:?} is not a picture height in lines, e.g. 720"
+                )));
+            }
+        },
+    }
+    if pick.name.is_some() && pick.height.is_some() {
+        return Err(ClipError::BadRequest(
+            "give either rendition or height, not both".into(),
+        ));
+    }
+    Ok(pick)
 }
 
 /// A request placed on a session's recording-time axis (ns).
@@ -317,6 +362,8 @@ pub fn place(
 #[derive(Debug, Clone, PartialEq)]
 pub struct Preview {
     pub manifest: String,
+    /// The ladder rendition it is of (its directory), if any.
+    pub rendition: Option<String>,
     /// Recording time of its first segment, seconds.
     pub start_seconds: f64,
     pub media_id: String,
@@ -365,6 +412,7 @@ pub fn preview(
     );
     Ok(Preview {
         manifest,
+        rendition: index.rendition.as_ref().map(|r| r.name.clone()),
         start_seconds: secs(index.segments[first].segment.start),
         media_id: index.media_id.clone(),
     })
@@ -614,25 +662,37 @@ pub fn read_samples(
     Ok((configs, per_track))
 }
 
-/// Cuts `range` out of the stored fragments: only the bytes of the
+/// Cuts `range` out of the stored fragments of `renditions` (one, or in a
+/// ladder a video rendition and its audio): only the bytes of the
 /// fragments it needs are read (one read per segment).
 pub fn clip_mp4(
-    index: &SessionIndex,
+    renditions: &[SessionIndex],
     range: Range,
     accuracy: Accuracy,
 ) -> Result<(Mp4Clip, ClipInfo), ClipError> {
-    let frags = index
-        .fragments_for(range.start, range.end)
-        .map_err(storage)?;
-    if frags.is_empty() {
-        return Err(ClipError::OutOfRange(format!(
-            "nothing of session {} is recorded between {:.3} s and {:.3} s",
-            index.media_id,
-            secs(range.start),
-            secs(range.end)
-        )));
+    let Some(index) = renditions.first() else {
+        return Err(ClipError::NotFound("no rendition to clip".into()));
+    };
+    let (mut configs, mut per_track) = (Vec::new(), Vec::new());
+    for (i, rendition) in renditions.iter().enumerate() {
+        let frags = rendition
+            .fragments_for(range.start, range.end)
+            .map_err(storage)?;
+        if frags.is_empty() {
+            if i > 0 {
+                continue;
+            }
+            return Err(ClipError::OutOfRange(format!(
+                "nothing of session {} is recorded between {:.3} s and {:.3} s",
+                index.media_id,
+                secs(range.start),
+                secs(range.end)
+            )));
+        }
+        let (c, p) = read_samples(rendition, &frags)?;
+        configs.extend(c);
+        per_track.extend(p);
     }
-    let (configs, per_track) = read_samples(index, &frags)?;
 
     let (start_ns, end_ns) = (range.start as i64, range.end as i64);
     let mut presentation_start = start_ns;
@@ -779,6 +839,7 @@ mod tests {
             target_duration: 6,
             removed_discontinuities: 0,
             trimmed: false,
+            rendition: None,
         }
     }
 

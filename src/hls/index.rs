@@ -60,6 +60,8 @@ pub struct SessionIndex {
     pub removed_discontinuities: u64,
     /// Retention deleted segments at the front.
     pub trimmed: bool,
+    /// In a ladder session, the rendition this is (its `dir`).
+    pub rendition: Option<super::ladder::Rendition>,
 }
 
 impl SessionIndex {
@@ -101,6 +103,7 @@ impl SessionIndex {
             target_duration: playlist.target_duration as u32,
             removed_discontinuities: playlist.discontinuity_sequence,
             trimmed: hidden_start,
+            rendition: None,
         };
         // A trimmed session's first segment doesn't start at recording time
         // 0: its media (tfdt) says where it starts.
@@ -108,6 +111,24 @@ impl SessionIndex {
             index.rebase_from_media();
         }
         Some(index)
+    }
+
+    /// Reads a stored session: its renditions, the leading one first (one
+    /// for the single layout, read from the session's directory).
+    pub fn load_session(dir: &Path, media_id: &str) -> Option<Vec<SessionIndex>> {
+        let Ok(text) = std::fs::read(dir.join(super::ladder::MASTER)) else {
+            return Self::load(dir, media_id).map(|i| vec![i]);
+        };
+        let renditions = super::ladder::parse_master(&text)?;
+        let all: Vec<SessionIndex> = renditions
+            .into_iter()
+            .filter_map(|r| {
+                let mut index = Self::load(&dir.join(&r.name), media_id)?;
+                index.rendition = Some(r);
+                Some(index)
+            })
+            .collect();
+        (!all.is_empty()).then_some(all)
     }
 
     /// Moves the segments onto the time axis their first fragment's media
@@ -164,6 +185,7 @@ impl SessionIndex {
             target_duration: self.target_duration,
             removed_discontinuities: self.removed_discontinuities + dropped,
             trimmed: self.trimmed || first > 0,
+            rendition: self.rendition.clone(),
         }
     }
 
@@ -356,18 +378,29 @@ pub fn init_tracks(path: &Path) -> std::io::Result<Vec<InitTrack>> {
 /// need and wait on it for media at the live edge).
 #[derive(Debug, Default)]
 pub struct LiveIndex {
-    state: Mutex<Option<SessionIndex>>,
+    /// Its renditions, the leading one first (one for the single layout;
+    /// empty when no session is being recorded).
+    state: Mutex<Vec<SessionIndex>>,
     changed: Condvar,
 }
 
 impl LiveIndex {
-    /// Runs `f` on the live session, if one is being recorded.
+    /// Runs `f` on the live session (its leading rendition), if one is
+    /// being recorded.
     pub fn with<R>(&self, f: impl FnOnce(&SessionIndex) -> R) -> Option<R> {
-        self.state.lock().unwrap().as_ref().map(f)
+        self.state.lock().unwrap().first().map(f)
     }
 
-    /// Changes the live session (or sets or clears it) and wakes waiters.
-    pub fn update(&self, f: impl FnOnce(&mut Option<SessionIndex>)) {
+    /// Runs `f` on every rendition of the live session, if one is being
+    /// recorded.
+    pub fn with_all<R>(&self, f: impl FnOnce(&[SessionIndex]) -> R) -> Option<R> {
+        let state = self.state.lock().unwrap();
+        (!state.is_empty()).then(|| f(&state))
+    }
+
+    /// Changes the live session's renditions (or sets or clears them) and
+    /// wakes waiters.
+    pub fn update(&self, f: impl FnOnce(&mut Vec<SessionIndex>)) {
         f(&mut self.state.lock().unwrap());
         self.changed.notify_all();
     }
@@ -379,7 +412,7 @@ impl LiveIndex {
         let deadline = Instant::now() + timeout;
         let mut guard = self.state.lock().unwrap();
         loop {
-            let (reached, live) = match guard.as_ref() {
+            let (reached, live) = match guard.first() {
                 Some(s) if s.media_id == media_id => (s.end(), s.live),
                 _ => return None,
             };

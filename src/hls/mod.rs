@@ -3,6 +3,7 @@
 
 pub mod clip;
 pub mod index;
+pub mod ladder;
 pub mod planner;
 pub mod playlist;
 pub mod recorder;

@@ -140,6 +140,8 @@ pub enum Command {
     Init {
         configs: Vec<Arc<CodecConfig>>,
         delays: Vec<i64>,
+        /// The planner's track of each entry.
+        tracks: Vec<usize>,
     },
     Append(Fragment),
     /// End the open segment.
@@ -273,11 +275,14 @@ impl Planner {
         }
     }
 
-    /// Whether the track leads the cuts: video, or any track of a stream
-    /// without video.
+    /// Whether the track leads the cuts: the first video track (other
+    /// video tracks are renditions of it, cut at its keyframes), or any
+    /// track of a stream without video.
     fn leads(&self, track: usize) -> bool {
-        self.tracks[track].kind == TrackKind::Video
-            || !self.tracks.iter().any(|t| t.kind == TrackKind::Video)
+        match self.tracks.iter().position(|t| t.kind == TrackKind::Video) {
+            Some(first) => first == track,
+            None => true,
+        }
     }
 
     /// Plans a sample of `track` (times in running time as received);
@@ -495,6 +500,7 @@ impl Planner {
                 cmds.push(Command::Init {
                     configs: self.init.clone(),
                     delays: self.delays.clone(),
+                    tracks: self.order.clone(),
                 });
                 // A new init segment also starts a new media segment.
                 self.segment_start = self.end;

@@ -4,11 +4,17 @@
 //! and retention. Runs on the element's writer thread, never on a streaming
 //! thread.
 //!
+//! A session has one rendition (the single layout: its own directory) or
+//! several (a ladder, [`super::ladder`]): one directory each, written from
+//! the same fragments and closed at the same boundaries, so that their
+//! segments have the same sequence numbers, times and program date times.
+//!
 //! Durability: a fragment is appended and synced before the playlist names
 //! its segment; playlists and sessions.json are replaced atomically. After a
 //! crash at any point the replay playlist parses and names only complete
 //! segments; on the next start the segment that was being written is checked
-//! with the box scanner and its complete fragments are kept.
+//! with the box scanner and its complete fragments are kept (in a ladder,
+//! those that every rendition has).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -19,15 +25,16 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 
 use super::index::{FragmentInfo, LiveIndex, SegmentInfo, SessionIndex};
+use super::ladder::{self, MASTER, Rendition, RenditionSpec};
 use super::planner::Fragment;
 use super::playlist::{self, Kind, Segment};
 use super::sessions::{SessionRecord, SessionsFile, State, new_media_id};
 use crate::core::atomic::{sync_dir, write_atomic};
 use crate::core::{Sample, TrackKind};
-use crate::mp4::ClipTrack;
 use crate::mp4::fragmented::{self, FragTrack};
 use crate::mp4::progressive::WriteError;
 use crate::mp4::scan::scan_segment;
+use crate::mp4::{ClipTrack, CodecConfig};
 
 use super::playlist::{LIVE, REPLAY};
 
@@ -52,7 +59,8 @@ pub struct StartReport {
     pub resumed: bool,
     /// Sessions a crash left open that were closed.
     pub closed: Vec<String>,
-    /// Torn bytes cut off segment files.
+    /// Torn bytes cut off segment files (and, in a ladder, fragments that
+    /// not every rendition had).
     pub truncated_bytes: u64,
 }
 
@@ -69,9 +77,9 @@ struct OpenSegment {
     fragments: Vec<FragmentInfo>,
 }
 
-/// A session on disk, as recovery finds it.
+/// One rendition on disk, as recovery finds it.
 struct Found {
-    media_id: String,
+    name: String,
     segments: Vec<Segment>,
     removed_discontinuities: u64,
     trimmed: bool,
@@ -79,13 +87,51 @@ struct Found {
     ended: bool,
     last_activity: SystemTime,
     truncated: u64,
+    /// The complete fragments of the segment a crash left open (its last
+    /// one, when it is not in the playlist): (end in bytes, end in
+    /// recording time ns) of each.
+    torn: Vec<(u64, u64)>,
 }
 
-pub struct Recorder {
-    stream_dir: PathBuf,
-    cfg: RecorderConfig,
-    sessions: SessionsFile,
+impl Found {
+    fn end(&self) -> u64 {
+        self.segments.last().map_or(0, Segment::end)
+    }
+}
+
+/// A session on disk, as recovery finds it: its renditions.
+struct FoundSession {
     media_id: String,
+    renditions: Vec<Found>,
+}
+
+impl FoundSession {
+    fn ended(&self) -> bool {
+        self.renditions.iter().all(|r| r.ended)
+    }
+
+    fn has_segments(&self) -> bool {
+        self.renditions.iter().any(|r| !r.segments.is_empty())
+    }
+
+    fn last_activity(&self) -> SystemTime {
+        self.renditions
+            .iter()
+            .map(|r| r.last_activity)
+            .max()
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.renditions.iter().map(|r| r.name.as_str()).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// One rendition being recorded: its directory, segments and playlists.
+struct Media {
+    spec: RenditionSpec,
     dir: PathBuf,
     segments: Vec<Segment>,
     removed_discontinuities: u64,
@@ -96,15 +142,31 @@ pub struct Recorder {
     pending_discontinuity: bool,
     open: Option<OpenSegment>,
     fragment_sequence: u32,
-    ended: bool,
-    /// Whether the session's directory and sessions.json entry exist: a
-    /// new session appears only with its first durable fragment, so a
-    /// start that fails (bad caps, garbage, a full disk) leaves nothing.
+    /// Whether its directory exists (with its first init segment).
     on_disk: bool,
+    /// An init segment waiting for the directory to be made.
+    pending_init: Option<(String, Vec<u8>)>,
+    /// The tracks of its current init segment.
+    configs: Vec<Arc<CodecConfig>>,
+    /// Which entries of the planner's init (and fragments) are its tracks.
+    entries: Vec<usize>,
+    /// Its init segment is a recovered run's: the next run writes its own
+    /// (with its own edit list) even for the same tracks.
+    stale_init: bool,
+}
+
+pub struct Recorder {
+    stream_dir: PathBuf,
+    cfg: RecorderConfig,
+    sessions: SessionsFile,
+    media_id: String,
+    dir: PathBuf,
+    /// The renditions, the leading one (whose times are the session's)
+    /// first.
+    media: Vec<Media>,
+    ended: bool,
     /// When the session started, for its sessions.json entry.
     started: DateTime<Utc>,
-    /// An init segment waiting for the session to appear on disk.
-    pending_init: Option<(String, Vec<u8>)>,
     /// Where clip requests see the session being recorded.
     live: Option<Arc<LiveIndex>>,
 }
@@ -120,49 +182,15 @@ fn io_err(e: WriteError) -> io::Error {
     }
 }
 
-impl Recorder {
-    /// Opens `{location}/{stream_id}`: recovers what a crash left, closes or
-    /// resumes the last session, and starts recording.
-    pub fn start(
-        location: &Path,
-        stream_id: &str,
-        cfg: RecorderConfig,
-        now: DateTime<Utc>,
-    ) -> io::Result<(Recorder, StartReport)> {
-        let stream_dir = location.join(stream_id);
-        std::fs::create_dir_all(&stream_dir)?;
-        let mut sessions = SessionsFile::load(&stream_dir, stream_id);
-        sessions.stream_id = stream_id.to_string();
-        let mut report = StartReport::default();
-
-        // Every session directory that is not known to be ended.
-        let mut found = Vec::new();
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&stream_dir)?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
-            .collect();
-        dirs.sort();
-        for dir in dirs {
-            let id = dir
-                .file_name()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            if let Some(f) = recover(&dir, &id)? {
-                report.truncated_bytes += f.truncated;
-                found.push(f);
-            }
-        }
-        found.sort_by(|a, b| a.media_id.cmp(&b.media_id));
-        let newest = found.pop();
-        let now_sys = SystemTime::now();
-        let mut recorder = Recorder {
-            stream_dir: stream_dir.clone(),
-            cfg,
-            sessions,
-            media_id: String::new(),
-            dir: PathBuf::new(),
+impl Media {
+    fn new(spec: RenditionSpec, session_dir: &Path) -> Self {
+        Media {
+            dir: if spec.name.is_empty() {
+                session_dir.to_path_buf()
+            } else {
+                session_dir.join(&spec.name)
+            },
+            spec,
             segments: Vec::new(),
             removed_discontinuities: 0,
             trimmed: false,
@@ -172,238 +200,45 @@ impl Recorder {
             pending_discontinuity: false,
             open: None,
             fragment_sequence: 0,
-            ended: false,
             on_disk: false,
-            started: now,
             pending_init: None,
-            live: None,
-        };
-        // Older sessions a crash left open are closed.
-        for f in found {
-            recorder.close_if_open(f, now, &mut report)?;
+            configs: Vec::new(),
+            entries: Vec::new(),
+            stale_init: false,
         }
-        let within_window = |f: &Found| {
-            !recorder.cfg.reconnect_window.is_zero()
-                && !f.segments.is_empty()
-                && now_sys.duration_since(f.last_activity).unwrap_or_default()
-                    <= recorder.cfg.reconnect_window
-        };
-        match newest {
-            Some(f) if within_window(&f) => {
-                report.resumed = true;
-                recorder.adopt(f);
-                recorder.pending_discontinuity = true;
-                if let Some(r) = recorder.sessions.get_mut(&recorder.media_id) {
-                    r.state = State::Live;
-                    r.end_utc = None;
-                }
-            }
-            Some(f) => {
-                recorder.close_if_open(f, now, &mut report)?;
-                recorder.new_session(now)?;
-            }
-            None => recorder.new_session(now)?,
-        }
-        report.media_id = recorder.media_id.clone();
-        recorder.sessions.save(&stream_dir)?;
-        if report.resumed {
-            recorder.write_playlists()?;
-        }
-        Ok((recorder, report))
     }
 
-    /// Closes a recovered session unless it had ended cleanly.
-    fn close_if_open(
-        &mut self,
-        f: Found,
-        now: DateTime<Utc>,
-        report: &mut StartReport,
-    ) -> io::Result<()> {
-        let live = self
-            .sessions
-            .get(&f.media_id)
-            .is_none_or(|r| r.state == State::Live);
-        if f.ended && !live {
-            return Ok(());
-        }
-        report.closed.push(f.media_id.clone());
-        self.adopt(f);
-        self.finish_session(now)
-    }
-
+    /// Takes over what recovery found of this rendition.
     fn adopt(&mut self, f: Found) {
-        self.media_id = f.media_id;
-        self.dir = self.stream_dir.join(&self.media_id);
         self.next_sequence = f.segments.last().map_or(0, |s| s.sequence + 1);
         self.map = f.segments.last().map(|s| s.map.clone());
         self.segments = f.segments;
         self.removed_discontinuities = f.removed_discontinuities;
         self.trimmed = f.trimmed;
         self.init_count = f.init_count;
-        self.pending_discontinuity = false;
-        self.open = None;
-        self.ended = false;
         self.on_disk = true;
-        self.pending_init = None;
-        let bytes = self.segments.iter().map(|s| s.bytes).sum();
-        let duration = self.segments.last().map_or(0, Segment::end) as f64 / 1e9;
-        let start_utc = self.segments.first().and_then(|s| s.pdt);
-        let segments = self.segments.len() as u64;
-        match self.sessions.get_mut(&self.media_id) {
-            Some(r) => {
-                r.bytes = bytes;
-                r.duration = duration;
-                r.segments = segments;
-            }
-            None => self.sessions.sessions.push(SessionRecord {
-                media_id: self.media_id.clone(),
-                start_utc,
-                end_utc: None,
-                duration,
-                state: State::Live,
-                segments,
-                bytes,
-            }),
-        }
-    }
-
-    fn new_session(&mut self, now: DateTime<Utc>) -> io::Result<()> {
-        let media_id = new_media_id(now);
-        self.dir = self.stream_dir.join(&media_id);
-        self.media_id = media_id;
-        self.segments.clear();
-        self.removed_discontinuities = 0;
-        self.trimmed = false;
-        self.next_sequence = 0;
-        self.init_count = 0;
-        self.map = None;
-        self.pending_discontinuity = false;
-        self.open = None;
-        self.ended = false;
-        self.on_disk = false;
-        self.started = now;
-        self.pending_init = None;
-        Ok(())
-    }
-
-    /// Makes the session's directory with its init segment, before its
-    /// first fragment is written.
-    fn materialize(&mut self) -> io::Result<()> {
-        if self.on_disk {
-            return Ok(());
-        }
-        std::fs::create_dir_all(&self.dir)?;
-        sync_dir(&self.dir);
-        if let Some((name, data)) = self.pending_init.take() {
-            write_atomic(&self.dir.join(&name), &data, true)?;
-        }
-        self.on_disk = true;
-        Ok(())
-    }
-
-    /// Adds the session to sessions.json once its first fragment is on
-    /// disk.
-    fn announce(&mut self) -> io::Result<()> {
-        if self.sessions.get(&self.media_id).is_some() {
-            return Ok(());
-        }
-        self.sessions.sessions.push(SessionRecord {
-            media_id: self.media_id.clone(),
-            start_utc: Some(self.started),
-            end_utc: None,
-            duration: 0.0,
-            state: State::Live,
-            segments: 0,
-            bytes: 0,
-        });
-        self.sessions.save(&self.stream_dir)
-    }
-
-    /// Publishes the session into `live` from now on (clip requests read
-    /// it there, including the fragments of the segment being written).
-    pub fn publish_to(&mut self, live: Arc<LiveIndex>) {
-        self.live = Some(live);
-        self.publish(true);
-    }
-
-    /// Brings the live index up to date: the open segment always, the list
-    /// of complete segments when `segments` (after a close or retention).
-    fn publish(&mut self, segments: bool) {
-        let Some(live) = &self.live else { return };
-        let open = self.open.as_ref().map(|o| SegmentInfo {
-            segment: Segment {
-                sequence: o.sequence,
-                uri: o.uri.clone(),
-                start: o.start,
-                duration: o.end - o.start,
-                discontinuity: o.discontinuity,
-                map: o.map.clone(),
-                pdt: o.pdt,
-                bytes: o.bytes,
-            },
-            fragments: Some(o.fragments.clone()),
-        });
-        live.update(|slot| {
-            if slot.as_ref().is_none_or(|s| s.media_id != self.media_id) {
-                *slot = Some(SessionIndex {
-                    media_id: self.media_id.clone(),
-                    dir: self.dir.clone(),
-                    segments: self
-                        .segments
-                        .iter()
-                        .map(|s| SegmentInfo {
-                            segment: s.clone(),
-                            fragments: None,
-                        })
-                        .collect(),
-                    ..Default::default()
-                });
-            }
-            let idx = slot.as_mut().expect("set above");
-            if segments {
-                let first = self.segments.first().map_or(u64::MAX, |s| s.sequence);
-                let keep_from = idx
-                    .segments
+        self.stale_init = true;
+        // For the multivariant playlist of a recovered ladder.
+        self.configs = self
+            .map
+            .as_ref()
+            .and_then(|m| std::fs::read(self.dir.join(m)).ok())
+            .and_then(|init| crate::mp4::scan::read_moov(&init))
+            .map(|moov| {
+                moov.trak
                     .iter()
-                    .position(|s| s.segment.sequence >= first)
-                    .unwrap_or(idx.segments.len());
-                idx.segments.drain(..keep_from);
-                let last = idx.segments.last().map(|s| s.segment.sequence);
-                let closed_fragments = idx.open.take().and_then(|o| o.fragments);
-                for s in &self.segments {
-                    if last.is_none_or(|l| s.sequence > l) {
-                        idx.segments.push(SegmentInfo {
-                            segment: s.clone(),
-                            fragments: closed_fragments.clone().filter(|_| {
-                                Some(s.sequence) == self.segments.last().map(|l| l.sequence)
-                            }),
-                        });
-                    }
-                }
-            }
-            idx.open = open;
-            idx.live = !self.ended;
-            idx.target_duration = self.cfg.target_duration;
-            idx.removed_discontinuities = self.removed_discontinuities;
-            idx.trimmed = self.trimmed;
-        });
+                    .filter_map(|t| CodecConfig::from_trak(t).ok().map(Arc::new))
+                    .collect()
+            })
+            .unwrap_or_default();
     }
 
-    pub fn media_id(&self) -> &str {
-        &self.media_id
+    fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
     }
 
-    pub fn session_dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn stream_dir(&self) -> &Path {
-        &self.stream_dir
-    }
-
-    /// Recording time (ns) at which this run's media starts.
     /// Recording time (ns) of the end of what was written so far.
-    pub fn end(&self) -> u64 {
+    fn end(&self) -> u64 {
         self.open
             .as_ref()
             .map(|o| o.end)
@@ -411,20 +246,69 @@ impl Recorder {
             .unwrap_or(0)
     }
 
-    pub fn segments(&self) -> &[Segment] {
-        &self.segments
+    /// Makes the rendition's directory with its init segment, before its
+    /// first fragment is written.
+    fn materialize(&mut self) -> io::Result<()> {
+        if self.on_disk {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        sync_dir(&self.dir);
+        if let Some(parent) = self.dir.parent() {
+            sync_dir(parent);
+        }
+        if let Some((name, data)) = self.pending_init.take() {
+            write_atomic(&self.dir.join(&name), &data, true)?;
+        }
+        self.on_disk = true;
+        Ok(())
     }
 
-    /// Writes a new init segment; the next segment starts with EXT-X-MAP (and
-    /// a discontinuity, unless it is the session's first init).
-    pub fn write_init(&mut self, data: &[u8]) -> io::Result<String> {
+    /// A new init segment of the planner's `configs` (planner tracks
+    /// `tracks`): written when this rendition's tracks changed, else only
+    /// the open segment ends (the planner starts a new one for all).
+    fn init(
+        &mut self,
+        configs: &[Arc<CodecConfig>],
+        delays: &[i64],
+        tracks: &[usize],
+    ) -> io::Result<()> {
+        // The single layout records every track, including pads added
+        // while running.
+        let all = self.spec.name.is_empty();
+        self.entries = tracks
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| all || self.spec.tracks.contains(t))
+            .map(|(i, _)| i)
+            .collect();
+        let mine: Vec<Arc<CodecConfig>> =
+            self.entries.iter().map(|&i| configs[i].clone()).collect();
+        let same = mine.len() == self.configs.len()
+            && mine.iter().zip(&self.configs).all(|(a, b)| a.same_entry(b));
+        if mine.is_empty() || (same && self.map.is_some() && !self.stale_init) {
+            return self.close_file().map(|_| ());
+        }
+        self.stale_init = false;
+        let refs: Vec<&CodecConfig> = mine.iter().map(|c| &**c).collect();
+        let my_delays: Vec<i64> = self
+            .entries
+            .iter()
+            .map(|&i| delays.get(i).copied().unwrap_or(0))
+            .collect();
+        let data = fragmented::init_segment(&refs, &my_delays, Some(Utc::now())).map_err(io_err)?;
+        self.configs = mine;
+        self.write_init(&data)
+    }
+
+    fn write_init(&mut self, data: &[u8]) -> io::Result<()> {
         if self.open.is_some() {
-            self.close_segment()?;
+            self.close_file()?;
         }
         if !self.on_disk && self.pending_init.is_some() {
             // The first init was never used: this one replaces it.
             self.pending_init = Some(("init.mp4".into(), data.to_vec()));
-            return Ok("init.mp4".into());
+            return Ok(());
         }
         let name = if self.init_count == 0 {
             "init.mp4".to_string()
@@ -440,34 +324,28 @@ impl Recorder {
             self.pending_discontinuity = true;
         }
         self.init_count += 1;
-        self.map = Some(name.clone());
-        Ok(name)
-    }
-
-    /// The next segment starts after an EXT-X-DISCONTINUITY.
-    pub fn discontinuity(&mut self) -> io::Result<()> {
-        if self.open.is_some() {
-            self.close_segment()?;
-        }
-        self.pending_discontinuity = true;
+        self.map = Some(name);
         Ok(())
     }
 
-    /// Appends a fragment (its times are the planner's: recording time is
-    /// the session's). Returns where it was written.
-    pub fn append(&mut self, fragment: &Fragment) -> io::Result<Option<FragmentInfo>> {
+    /// Appends this rendition's tracks of `fragment` (at `start`, the
+    /// session's end so far, when it opens a segment). Returns whether
+    /// anything was written.
+    fn append(&mut self, fragment: &Fragment, start: u64) -> io::Result<bool> {
         let Some(map) = self.map.clone() else {
-            return Err(io::Error::other("no init segment written before media"));
+            return Ok(false);
         };
-        let Fragment {
-            tracks,
-            offset,
-            delays,
-            pdt,
-            end,
-            ..
-        } = fragment;
-        let (offset, pdt) = (*offset, *pdt);
+        let tracks: Vec<&ClipTrack> = self
+            .entries
+            .iter()
+            .filter_map(|&i| fragment.tracks.get(i))
+            .collect();
+        let delays: Vec<i64> = self
+            .entries
+            .iter()
+            .map(|&i| fragment.delays.get(i).copied().unwrap_or(0))
+            .collect();
+        let (offset, pdt, end) = (fragment.offset, fragment.pdt, fragment.end);
         // An open random-access point's leading pictures refer to the GOP
         // before it: they get a fragment of their own, between one with the
         // random-access point (and the other tracks) and one with the rest
@@ -475,7 +353,7 @@ impl Recorder {
         // them out by byte ranges (players then decode from the point
         // alone). The playlists see one contiguous fragment group.
         let mut frags = Vec::with_capacity(3);
-        for part in split_leading(tracks) {
+        for part in split_leading(&tracks) {
             let frag_tracks: Vec<FragTrack> = part
                 .iter()
                 .map(|&(i, samples, next_dts, rap)| FragTrack {
@@ -498,20 +376,17 @@ impl Recorder {
             }
         }
         if frags.is_empty() {
-            return Ok(None);
+            return Ok(false);
         }
         if self.open.is_none() {
             self.materialize()?;
             let sequence = self.next_sequence;
             let uri = segment_uri(sequence);
-            let path = self.dir.join(&uri);
             let file = OpenOptions::new()
                 .create(true)
                 .write(true)
                 .truncate(true)
-                .open(&path)?;
-            // Segments follow each other: recording time has no holes.
-            let start = self.end();
+                .open(self.dir.join(&uri))?;
             self.open = Some(OpenSegment {
                 sequence,
                 uri,
@@ -557,27 +432,20 @@ impl Recorder {
             let from = open.bytes + frags[0].size;
             (from, from + frags[1].size)
         });
-        let info = FragmentInfo {
+        open.fragments.push(FragmentInfo {
             offset: open.bytes,
             size,
             start: fragment_start,
             end: open.end,
             lead,
-        };
-        open.fragments.push(info);
+        });
         open.bytes += size;
-        self.announce()?;
-        self.publish(false);
-        Ok(Some(info))
+        Ok(true)
     }
 
-    /// Duration (ns) of the segment being written, 0 if none.
-    pub fn open_duration(&self) -> u64 {
-        self.open.as_ref().map_or(0, |o| o.end - o.start)
-    }
-
-    /// Ends the segment being written: it enters the playlists.
-    pub fn close_segment(&mut self) -> io::Result<Option<Segment>> {
+    /// Ends the segment file being written; returns the segment, if it
+    /// holds anything (playlists are the caller's).
+    fn close_file(&mut self) -> io::Result<Option<Segment>> {
         let Some(open) = self.open.take() else {
             return Ok(None);
         };
@@ -602,19 +470,512 @@ impl Recorder {
         };
         self.next_sequence = seg.sequence + 1;
         self.segments.push(seg.clone());
+        Ok(Some(seg))
+    }
+
+    fn write_playlists(&self, cfg: &RecorderConfig, ended: bool) -> io::Result<()> {
+        let render = |kind| {
+            playlist::render(
+                &self.segments,
+                kind,
+                cfg.target_duration,
+                self.removed_discontinuities,
+                ended,
+                self.trimmed,
+                cfg.enable_pdt,
+            )
+        };
+        let live = render(Kind::Live {
+            window: cfg.playlist_length,
+        });
+        let replay = render(Kind::Replay);
+        write_atomic(&self.dir.join(REPLAY), replay.as_bytes(), true)?;
+        write_atomic(&self.dir.join(LIVE), live.as_bytes(), true)
+    }
+
+    /// What the multivariant playlist says of it: codecs and picture from
+    /// its init, bandwidth declared or measured over its segments.
+    fn rendition(&self) -> Option<Rendition> {
+        self.configs.first()?;
+        let kind = if self.configs.iter().any(|c| c.kind == TrackKind::Video) {
+            TrackKind::Video
+        } else {
+            TrackKind::Audio
+        };
+        let video = self.configs.iter().find(|c| c.kind == TrackKind::Video);
+        let audio = self.configs.iter().find(|c| c.kind == TrackKind::Audio);
+        let bits = |s: &Segment| s.bytes as f64 * 8e9 / s.duration.max(1) as f64;
+        // The peak over whole segments (a short last one says little).
+        let peak = self
+            .segments
+            .iter()
+            .filter(|s| s.duration >= 500_000_000)
+            .map(bits)
+            .fold(0.0, f64::max)
+            .max(self.segments.first().map_or(0.0, bits));
+        let duration: u64 = self.segments.iter().map(|s| s.duration).sum();
+        let average = (duration > 0).then(|| (self.bytes() as f64 * 8e9 / duration as f64) as u64);
+        Some(Rendition {
+            name: self.spec.name.clone(),
+            kind,
+            codecs: self
+                .configs
+                .iter()
+                .map(|c| c.codec_string.clone())
+                .collect::<Vec<_>>()
+                .join(","),
+            width: video.map_or(0, |v| v.width),
+            height: video.map_or(0, |v| v.height),
+            frame_rate: video
+                .and_then(|v| v.framerate)
+                .filter(|&(n, d)| n > 0 && d > 0)
+                .map(|(n, d)| f64::from(n) / f64::from(d)),
+            bandwidth: if self.spec.bandwidth > 0 {
+                self.spec.bandwidth
+            } else {
+                peak as u64
+            },
+            average_bandwidth: average,
+            language: self.spec.language.clone(),
+            channels: audio.map(|a| a.channels).filter(|&c| c > 0),
+        })
+    }
+
+    /// Its part of the live index.
+    fn index(&self, media_id: &str, cfg: &RecorderConfig, live: bool) -> SessionIndex {
+        SessionIndex {
+            media_id: media_id.to_string(),
+            dir: self.dir.clone(),
+            segments: self
+                .segments
+                .iter()
+                .map(|s| SegmentInfo {
+                    segment: s.clone(),
+                    fragments: None,
+                })
+                .collect(),
+            open: self.open_info(),
+            live,
+            target_duration: cfg.target_duration,
+            removed_discontinuities: self.removed_discontinuities,
+            trimmed: self.trimmed,
+            rendition: (!self.spec.name.is_empty())
+                .then(|| self.rendition())
+                .flatten(),
+        }
+    }
+
+    /// Brings `idx`'s complete segments up to date: those retention
+    /// deleted go, new ones come (the newest with the fragments the open
+    /// segment had, so that clips at the live edge need no scan).
+    fn publish_segments(&self, idx: &mut SessionIndex) {
+        let first = self.segments.first().map_or(u64::MAX, |s| s.sequence);
+        let keep_from = idx
+            .segments
+            .iter()
+            .position(|s| s.segment.sequence >= first)
+            .unwrap_or(idx.segments.len());
+        idx.segments.drain(..keep_from);
+        let last = idx.segments.last().map(|s| s.segment.sequence);
+        let closed_fragments = idx.open.take().and_then(|o| o.fragments);
+        let newest = self.segments.last().map(|l| l.sequence);
+        for s in &self.segments {
+            if last.is_none_or(|l| s.sequence > l) {
+                idx.segments.push(SegmentInfo {
+                    segment: s.clone(),
+                    fragments: closed_fragments
+                        .clone()
+                        .filter(|_| Some(s.sequence) == newest),
+                });
+            }
+        }
+    }
+
+    fn open_info(&self) -> Option<SegmentInfo> {
+        self.open.as_ref().map(|o| SegmentInfo {
+            segment: Segment {
+                sequence: o.sequence,
+                uri: o.uri.clone(),
+                start: o.start,
+                duration: o.end - o.start,
+                discontinuity: o.discontinuity,
+                map: o.map.clone(),
+                pdt: o.pdt,
+                bytes: o.bytes,
+            },
+            fragments: Some(o.fragments.clone()),
+        })
+    }
+}
+
+impl Recorder {
+    /// Opens `{location}/{stream_id}`: recovers what a crash left, closes or
+    /// resumes the last session, and starts recording the renditions of
+    /// `layout` (the leading one first; [`RenditionSpec::single`] for one).
+    /// A session resumes only with the same renditions.
+    pub fn start(
+        location: &Path,
+        stream_id: &str,
+        cfg: RecorderConfig,
+        layout: Vec<RenditionSpec>,
+        now: DateTime<Utc>,
+    ) -> io::Result<(Recorder, StartReport)> {
+        let stream_dir = location.join(stream_id);
+        std::fs::create_dir_all(&stream_dir)?;
+        let mut sessions = SessionsFile::load(&stream_dir, stream_id);
+        sessions.stream_id = stream_id.to_string();
+        let mut report = StartReport::default();
+
+        // Every session directory that is not known to be ended.
+        let mut found = Vec::new();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&stream_dir)?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
+        dirs.sort();
+        for dir in dirs {
+            let id = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if let Some(f) = recover_session(&dir, &id, &mut report.truncated_bytes)? {
+                found.push(f);
+            }
+        }
+        found.sort_by(|a, b| a.media_id.cmp(&b.media_id));
+        let newest = found.pop();
+        let now_sys = SystemTime::now();
+        let mut recorder = Recorder {
+            stream_dir: stream_dir.clone(),
+            cfg,
+            sessions,
+            media_id: String::new(),
+            dir: PathBuf::new(),
+            media: Vec::new(),
+            ended: false,
+            started: now,
+            live: None,
+        };
+        // Older sessions a crash left open are closed.
+        for f in found {
+            recorder.close_if_open(f, now, &mut report)?;
+        }
+        let mut names: Vec<&str> = layout.iter().map(|r| r.name.as_str()).collect();
+        names.sort_unstable();
+        let resumable = |f: &FoundSession| {
+            !recorder.cfg.reconnect_window.is_zero()
+                && f.has_segments()
+                && f.names() == names
+                && now_sys
+                    .duration_since(f.last_activity())
+                    .unwrap_or_default()
+                    <= recorder.cfg.reconnect_window
+        };
+        match newest {
+            Some(f) if resumable(&f) => {
+                report.resumed = true;
+                recorder.adopt(f, &layout);
+                for m in &mut recorder.media {
+                    m.pending_discontinuity = true;
+                }
+                if let Some(r) = recorder.sessions.get_mut(&recorder.media_id) {
+                    r.state = State::Live;
+                    r.end_utc = None;
+                }
+            }
+            Some(f) => {
+                recorder.close_if_open(f, now, &mut report)?;
+                recorder.new_session(now, layout);
+            }
+            None => recorder.new_session(now, layout),
+        }
+        report.media_id = recorder.media_id.clone();
+        recorder.sessions.save(&stream_dir)?;
+        if report.resumed {
+            recorder.write_playlists()?;
+        }
+        Ok((recorder, report))
+    }
+
+    /// Closes a recovered session unless it had ended cleanly.
+    fn close_if_open(
+        &mut self,
+        f: FoundSession,
+        now: DateTime<Utc>,
+        report: &mut StartReport,
+    ) -> io::Result<()> {
+        let live = self
+            .sessions
+            .get(&f.media_id)
+            .is_none_or(|r| r.state == State::Live);
+        if f.ended() && !live {
+            return Ok(());
+        }
+        report.closed.push(f.media_id.clone());
+        let layout: Vec<RenditionSpec> = f
+            .renditions
+            .iter()
+            .map(|r| RenditionSpec {
+                name: r.name.clone(),
+                ..Default::default()
+            })
+            .collect();
+        self.adopt(f, &layout);
+        self.finish_session(now)
+    }
+
+    /// Takes over a recovered session, with the renditions of `layout`
+    /// (those it found keep their segments).
+    fn adopt(&mut self, f: FoundSession, layout: &[RenditionSpec]) {
+        self.media_id = f.media_id;
+        self.dir = self.stream_dir.join(&self.media_id);
+        self.ended = false;
+        let mut found = f.renditions;
+        self.media = layout
+            .iter()
+            .map(|spec| {
+                let mut m = Media::new(spec.clone(), &self.dir);
+                if let Some(i) = found.iter().position(|r| r.name == spec.name) {
+                    m.adopt(found.swap_remove(i));
+                }
+                m
+            })
+            .collect();
+        let (bytes, duration, segments, start_utc) = self.totals();
+        let renditions = self.rendition_names();
+        match self.sessions.get_mut(&self.media_id) {
+            Some(r) => {
+                r.bytes = bytes;
+                r.duration = duration;
+                r.segments = segments;
+                r.renditions = renditions;
+            }
+            None => self.sessions.sessions.push(SessionRecord {
+                media_id: self.media_id.clone(),
+                start_utc,
+                end_utc: None,
+                duration,
+                state: State::Live,
+                segments,
+                bytes,
+                renditions,
+            }),
+        }
+    }
+
+    fn new_session(&mut self, now: DateTime<Utc>, layout: Vec<RenditionSpec>) {
+        let media_id = new_media_id(now);
+        self.dir = self.stream_dir.join(&media_id);
+        self.media_id = media_id;
+        self.media = layout
+            .into_iter()
+            .map(|spec| Media::new(spec, &self.dir))
+            .collect();
+        self.ended = false;
+        self.started = now;
+    }
+
+    fn rendition_names(&self) -> Vec<String> {
+        self.media
+            .iter()
+            .map(|m| m.spec.name.clone())
+            .filter(|n| !n.is_empty())
+            .collect()
+    }
+
+    /// Bytes of every rendition, and the leading one's duration (s),
+    /// segment count and first program date time.
+    fn totals(&self) -> (u64, f64, u64, Option<DateTime<Utc>>) {
+        let bytes = self.media.iter().map(Media::bytes).sum();
+        let lead = self.media.first();
+        let segments = lead.map_or(&[][..], |m| &m.segments[..]);
+        (
+            bytes,
+            segments.last().map_or(0, Segment::end) as f64 / 1e9,
+            segments.len() as u64,
+            segments.first().and_then(|s| s.pdt),
+        )
+    }
+
+    fn is_ladder(&self) -> bool {
+        self.media.iter().any(|m| !m.spec.name.is_empty())
+    }
+
+    /// Adds the session to sessions.json once its first fragment is on
+    /// disk.
+    fn announce(&mut self) -> io::Result<()> {
+        if self.sessions.get(&self.media_id).is_some() {
+            return Ok(());
+        }
+        self.sessions.sessions.push(SessionRecord {
+            media_id: self.media_id.clone(),
+            start_utc: Some(self.started),
+            end_utc: None,
+            duration: 0.0,
+            state: State::Live,
+            segments: 0,
+            bytes: 0,
+            renditions: self.rendition_names(),
+        });
+        self.sessions.save(&self.stream_dir)
+    }
+
+    /// Publishes the session into `live` from now on (clip requests read
+    /// it there, including the fragments of the segment being written).
+    pub fn publish_to(&mut self, live: Arc<LiveIndex>) {
+        self.live = Some(live);
+        self.publish(true);
+    }
+
+    /// Brings the live index up to date: the open segments always, the
+    /// lists of complete segments when `segments` (after a close or
+    /// retention).
+    fn publish(&mut self, segments: bool) {
+        let Some(live) = &self.live else { return };
+        let is_live = !self.ended;
+        live.update(|slot| {
+            let stale = slot.len() != self.media.len()
+                || slot.first().is_some_and(|s| s.media_id != self.media_id);
+            if stale {
+                *slot = self
+                    .media
+                    .iter()
+                    .map(|m| m.index(&self.media_id, &self.cfg, is_live))
+                    .collect();
+            }
+            for (idx, m) in slot.iter_mut().zip(&self.media) {
+                if segments {
+                    m.publish_segments(idx);
+                    idx.rendition = (!m.spec.name.is_empty()).then(|| m.rendition()).flatten();
+                }
+                idx.open = m.open_info();
+                idx.live = is_live;
+                idx.removed_discontinuities = m.removed_discontinuities;
+                idx.trimmed = m.trimmed;
+            }
+        });
+    }
+
+    pub fn media_id(&self) -> &str {
+        &self.media_id
+    }
+
+    pub fn session_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn stream_dir(&self) -> &Path {
+        &self.stream_dir
+    }
+
+    /// Recording time (ns) of the end of what was written so far (of the
+    /// leading rendition).
+    pub fn end(&self) -> u64 {
+        self.media.first().map_or(0, Media::end)
+    }
+
+    /// The leading rendition's complete segments.
+    pub fn segments(&self) -> &[Segment] {
+        self.media.first().map_or(&[], |m| &m.segments)
+    }
+
+    /// The renditions' names, leading first (one empty name for the
+    /// single layout).
+    pub fn renditions(&self) -> Vec<&str> {
+        self.media.iter().map(|m| m.spec.name.as_str()).collect()
+    }
+
+    /// A new init segment: the planner's `configs` (its tracks `tracks`,
+    /// initial composition delays `delays`). Each rendition whose tracks
+    /// changed gets its own, and its next segment starts with EXT-X-MAP (and
+    /// a discontinuity, unless it is its first); every rendition's open
+    /// segment ends.
+    pub fn write_init(
+        &mut self,
+        configs: &[Arc<CodecConfig>],
+        delays: &[i64],
+        tracks: &[usize],
+    ) -> io::Result<()> {
+        let closing = self.media.iter().any(|m| m.open.is_some());
+        for m in &mut self.media {
+            m.init(configs, delays, tracks)?;
+        }
+        if closing {
+            self.segments_closed()?;
+        }
+        Ok(())
+    }
+
+    /// The next segment starts after an EXT-X-DISCONTINUITY.
+    pub fn discontinuity(&mut self) -> io::Result<()> {
+        self.close_segment()?;
+        for m in &mut self.media {
+            m.pending_discontinuity = true;
+        }
+        Ok(())
+    }
+
+    /// Appends a fragment to every rendition (its times are the planner's:
+    /// recording time is the session's).
+    pub fn append(&mut self, fragment: &Fragment) -> io::Result<()> {
+        if self.media.iter().all(|m| m.map.is_none()) {
+            return Err(io::Error::other("no init segment written before media"));
+        }
+        let start = self.end();
+        let mut wrote = false;
+        for m in &mut self.media {
+            let first = !m.on_disk;
+            if first && !self.dir.exists() {
+                std::fs::create_dir_all(&self.dir)?;
+                sync_dir(&self.stream_dir);
+            }
+            wrote |= m.append(fragment, m.open.as_ref().map_or(start, |o| o.start))?;
+        }
+        if wrote {
+            self.announce()?;
+            self.publish(false);
+        }
+        Ok(())
+    }
+
+    /// Duration (ns) of the segment being written, 0 if none.
+    pub fn open_duration(&self) -> u64 {
+        self.media
+            .first()
+            .and_then(|m| m.open.as_ref())
+            .map_or(0, |o| o.end - o.start)
+    }
+
+    /// Ends the segments being written: they enter the playlists. Returns
+    /// each rendition's new segment (name, segment).
+    pub fn close_segment(&mut self) -> io::Result<Vec<(String, Segment)>> {
+        let mut closed = Vec::new();
+        for m in &mut self.media {
+            if let Some(seg) = m.close_file()? {
+                closed.push((m.spec.name.clone(), seg));
+            }
+        }
+        if !closed.is_empty() {
+            self.segments_closed()?;
+        }
+        Ok(closed)
+    }
+
+    /// After segments closed: playlists, the live index, sessions.json,
+    /// retention.
+    fn segments_closed(&mut self) -> io::Result<()> {
         self.write_playlists()?;
         self.publish(true);
         self.update_record(None);
         self.sessions.save(&self.stream_dir)?;
-        self.apply_retention()?;
-        Ok(Some(seg))
+        self.apply_retention()
     }
 
     fn update_record(&mut self, ended: Option<DateTime<Utc>>) {
-        let bytes = self.segments.iter().map(|s| s.bytes).sum();
-        let duration = self.segments.last().map_or(0, Segment::end) as f64 / 1e9;
-        let segments = self.segments.len() as u64;
-        let end_utc = self.segments.last().and_then(|s| {
+        let (bytes, duration, segments, start_utc) = self.totals();
+        let end_utc = self.segments().last().and_then(|s| {
             s.pdt
                 .map(|p| p + chrono::Duration::nanoseconds(s.duration as i64))
         });
@@ -623,7 +984,7 @@ impl Recorder {
             r.duration = duration;
             r.segments = segments;
             if r.start_utc.is_none() {
-                r.start_utc = self.segments.first().and_then(|s| s.pdt);
+                r.start_utc = start_utc;
             }
             if let Some(now) = ended {
                 r.state = State::Ended;
@@ -632,51 +993,42 @@ impl Recorder {
         }
     }
 
+    /// Every rendition's playlists, and a ladder's multivariant playlist.
     fn write_playlists(&self) -> io::Result<()> {
-        let t = self.cfg.target_duration;
-        let live = playlist::render(
-            &self.segments,
-            Kind::Live {
-                window: self.cfg.playlist_length,
-            },
-            t,
-            self.removed_discontinuities,
-            self.ended,
-            self.trimmed,
-            self.cfg.enable_pdt,
-        );
-        let replay = playlist::render(
-            &self.segments,
-            Kind::Replay,
-            t,
-            self.removed_discontinuities,
-            self.ended,
-            self.trimmed,
-            self.cfg.enable_pdt,
-        );
-        write_atomic(&self.dir.join(REPLAY), replay.as_bytes(), true)?;
-        write_atomic(&self.dir.join(LIVE), live.as_bytes(), true)
+        for m in &self.media {
+            if m.on_disk {
+                m.write_playlists(&self.cfg, self.ended)?;
+            }
+        }
+        if self.is_ladder() {
+            let renditions: Vec<Rendition> = self
+                .media
+                .iter()
+                .filter(|m| m.on_disk && !m.segments.is_empty())
+                .filter_map(Media::rendition)
+                .collect();
+            if !renditions.is_empty() {
+                let text = ladder::render_master(&renditions, |n| format!("{n}/{REPLAY}"));
+                write_atomic(&self.dir.join(MASTER), text.as_bytes(), true)?;
+            }
+        }
+        Ok(())
     }
 
-    /// Ends the session: the open segment is closed, the playlists get
+    /// Ends the session: the open segments are closed, the playlists get
     /// EXT-X-ENDLIST, sessions.json says "ended".
     pub fn finish_session(&mut self, now: DateTime<Utc>) -> io::Result<()> {
         if self.ended {
             return Ok(());
         }
-        if self.open.is_some() {
-            self.close_segment()?;
-        }
-        if !self.on_disk {
+        self.close_segment()?;
+        self.ended = true;
+        if !self.media.iter().any(|m| m.on_disk) {
             // Nothing was ever written: the session never appeared.
-            self.ended = true;
             self.publish(true);
             return Ok(());
         }
-        self.ended = true;
-        if !self.segments.is_empty() || self.dir.join(REPLAY).exists() {
-            self.write_playlists()?;
-        }
+        self.write_playlists()?;
         self.publish(true);
         self.update_record(Some(now));
         self.sessions.save(&self.stream_dir)
@@ -684,8 +1036,9 @@ impl Recorder {
 
     /// Deletes what `max-age` and `max-bytes` no longer allow: whole ended
     /// sessions first, then the oldest segments of the current one (never
-    /// the newest). Playlists are rewritten before files are deleted, so no
-    /// playlist ever names a deleted segment.
+    /// the newest; the same segments of every rendition). Playlists are
+    /// rewritten before files are deleted, so no playlist ever names a
+    /// deleted segment.
     pub fn apply_retention(&mut self) -> io::Result<()> {
         let (max_age, max_bytes) = (self.cfg.max_age, self.cfg.max_bytes);
         if max_age.is_zero() && max_bytes == 0 {
@@ -719,40 +1072,54 @@ impl Recorder {
             self.sessions.forget_old_tombstones();
             changed = true;
         }
-        // Then the current session's oldest segments.
-        let mut deleted = Vec::new();
-        loop {
-            if self.segments.len() <= 1 {
+        // Then the current session's oldest segments, in every rendition.
+        let others: u64 = self
+            .sessions
+            .sessions
+            .iter()
+            .filter(|r| r.media_id != self.media_id)
+            .map(|r| r.bytes)
+            .sum();
+        let mut deleted: Vec<Vec<Segment>> = vec![Vec::new(); self.media.len()];
+        while let Some(lead) = self.media.first() {
+            if lead.segments.len() <= 1 {
                 break;
             }
-            let total: u64 = self.sessions.sessions.iter().map(|r| r.bytes).sum::<u64>()
-                - deleted.iter().map(|s: &Segment| s.bytes).sum::<u64>();
-            let newest_end = self.segments.last().map_or(0, Segment::end);
-            let first = &self.segments[0];
+            let total = others + self.media.iter().map(Media::bytes).sum::<u64>();
+            let newest_end = lead.segments.last().map_or(0, Segment::end);
+            let first = &lead.segments[0];
             let old = !max_age.is_zero()
                 && Duration::from_nanos(newest_end.saturating_sub(first.end())) > max_age;
             if !(old || (max_bytes > 0 && total > max_bytes)) {
                 break;
             }
-            let seg = self.segments.remove(0);
-            if seg.discontinuity {
-                self.removed_discontinuities += 1;
+            let sequence = first.sequence;
+            for (m, gone) in self.media.iter_mut().zip(&mut deleted) {
+                while m.segments.len() > 1 && m.segments[0].sequence <= sequence {
+                    let seg = m.segments.remove(0);
+                    if seg.discontinuity {
+                        m.removed_discontinuities += 1;
+                    }
+                    gone.push(seg);
+                }
             }
-            // The next first segment must carry its map.
-            deleted.push(seg);
         }
-        if !deleted.is_empty() {
-            self.trimmed = true;
+        if deleted.iter().any(|d| !d.is_empty()) {
+            for (m, gone) in self.media.iter_mut().zip(&deleted) {
+                m.trimmed |= !gone.is_empty();
+            }
             self.write_playlists()?;
             self.publish(true);
-            for seg in &deleted {
-                let _ = std::fs::remove_file(self.dir.join(&seg.uri));
-            }
-            // Init segments no remaining segment needs.
-            let maps: Vec<&str> = self.segments.iter().map(|s| s.map.as_str()).collect();
-            for seg in &deleted {
-                if !maps.contains(&seg.map.as_str()) && Some(&seg.map) != self.map.as_ref() {
-                    let _ = std::fs::remove_file(self.dir.join(&seg.map));
+            for (m, gone) in self.media.iter().zip(&deleted) {
+                for seg in gone {
+                    let _ = std::fs::remove_file(m.dir.join(&seg.uri));
+                }
+                // Init segments no remaining segment needs.
+                let maps: Vec<&str> = m.segments.iter().map(|s| s.map.as_str()).collect();
+                for seg in gone {
+                    if !maps.contains(&seg.map.as_str()) && Some(&seg.map) != m.map.as_ref() {
+                        let _ = std::fs::remove_file(m.dir.join(&seg.map));
+                    }
                 }
             }
             self.update_record(None);
@@ -765,9 +1132,123 @@ impl Recorder {
     }
 }
 
-/// Reads a session directory back: the replay playlist's segments, plus the
-/// complete fragments of the segment that was being written.
-fn recover(dir: &Path, media_id: &str) -> io::Result<Option<Found>> {
+/// Reads a session directory back: one rendition (the directory itself),
+/// or a ladder's (its subdirectories). In a ladder, the segment a crash
+/// left open keeps only the fragments every rendition has, so that the
+/// renditions end together.
+fn recover_session(
+    dir: &Path,
+    media_id: &str,
+    truncated: &mut u64,
+) -> io::Result<Option<FoundSession>> {
+    let mut subdirs: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    subdirs.sort();
+    let mut renditions = Vec::new();
+    if subdirs.is_empty() && !dir.join(MASTER).exists() {
+        if let Some(f) = recover(dir, String::new())? {
+            renditions.push(f);
+        }
+    } else {
+        for sub in subdirs {
+            let name = sub
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            if let Some(f) = recover(&sub, name)? {
+                renditions.push(f);
+            }
+        }
+        // The leading rendition first, as the multivariant playlist lists
+        // them (video first).
+        if let Some(order) = std::fs::read(dir.join(MASTER))
+            .ok()
+            .and_then(|t| ladder::parse_master(&t))
+        {
+            renditions.sort_by_key(|r| {
+                order
+                    .iter()
+                    .position(|o| o.name == r.name)
+                    .unwrap_or(usize::MAX)
+            });
+        }
+        align_torn(dir, &mut renditions, truncated)?;
+    }
+    *truncated += renditions.iter().map(|r| r.truncated).sum::<u64>();
+    if renditions.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(FoundSession {
+        media_id: media_id.to_string(),
+        renditions,
+    }))
+}
+
+/// Cuts a ladder's recovered open segments back to the fragments every
+/// rendition has.
+fn align_torn(dir: &Path, renditions: &mut [Found], truncated: &mut u64) -> io::Result<()> {
+    let Some(common) = renditions.iter().map(Found::end).min() else {
+        return Ok(());
+    };
+    // Audio fragments end within a frame of the video's cut: the same end
+    // within half the shortest fragment (at most 50 ms).
+    let shortest = renditions
+        .iter()
+        .flat_map(|r| {
+            let start = r.segments.last().map_or(0, |s| s.start);
+            std::iter::once(start)
+                .chain(r.torn.iter().map(|&(_, end)| end))
+                .collect::<Vec<_>>()
+                .windows(2)
+                .map(|w| w[1].saturating_sub(w[0]))
+                .collect::<Vec<_>>()
+        })
+        .min()
+        .unwrap_or(u64::MAX);
+    let tolerance = (shortest / 2).min(50_000_000);
+    for r in renditions.iter_mut() {
+        if r.torn.is_empty() || r.end() <= common + tolerance {
+            continue;
+        }
+        let Some(last) = r.segments.pop() else {
+            continue;
+        };
+        let path = dir.join(&r.name).join(&last.uri);
+        let keep = r
+            .torn
+            .iter()
+            .rev()
+            .find(|&&(_, end)| end <= common + tolerance)
+            .copied();
+        let f = OpenOptions::new().write(true).open(&path)?;
+        match keep {
+            Some((bytes, end)) => {
+                *truncated += last.bytes - bytes;
+                f.set_len(bytes)?;
+                f.sync_all()?;
+                r.segments.push(Segment {
+                    duration: end - last.start,
+                    bytes,
+                    ..last
+                });
+            }
+            None => {
+                *truncated += last.bytes;
+                drop(f);
+                std::fs::remove_file(&path)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads a rendition's directory back: the replay playlist's segments,
+/// plus the complete fragments of the segment that was being written.
+fn recover(dir: &Path, name: String) -> io::Result<Option<Found>> {
     let replay_path = dir.join(REPLAY);
     // Leftovers of atomic writes that never completed.
     for e in std::fs::read_dir(dir)?.flatten() {
@@ -822,6 +1303,7 @@ fn recover(dir: &Path, media_id: &str) -> io::Result<Option<Found>> {
         return Ok(None);
     }
     let mut truncated = 0;
+    let mut torn = Vec::new();
     let next = segments.last().map_or(0, |s| s.sequence + 1);
     let next_path = dir.join(segment_uri(next));
     if !ended && next_path.exists() {
@@ -831,36 +1313,39 @@ fn recover(dir: &Path, media_id: &str) -> io::Result<Option<Found>> {
             .map_or_else(|| "init.mp4".to_string(), |s| s.map.clone());
         let timescale = init_timescale(&dir.join(&map));
         truncated = scan.file_len - scan.valid_len;
-        match (scan.fragments.first(), scan.fragments.last(), timescale) {
-            (Some(first), Some(last), Some(ts)) if scan.valid_len > 0 => {
-                let r0 = first.runs.iter().find(|r| r.track_id == 1);
-                let r1 = last.runs.iter().find(|r| r.track_id == 1);
-                if let (Some(r0), Some(r1)) = (r0, r1) {
-                    let f = OpenOptions::new().write(true).open(&next_path)?;
-                    f.set_len(scan.valid_len)?;
-                    f.sync_all()?;
-                    let ticks =
-                        (r1.base_decode_time + r1.duration).saturating_sub(r0.base_decode_time);
-                    let duration = (ticks as u128 * 1_000_000_000 / u128::from(ts)) as u64;
-                    let prev = segments.last();
-                    let start = prev.map_or(0, Segment::end);
-                    let pdt = prev.and_then(|p| {
-                        p.pdt
-                            .map(|t| t + chrono::Duration::nanoseconds(p.duration as i64))
-                    });
-                    segments.push(Segment {
-                        sequence: next,
-                        uri: segment_uri(next),
-                        start,
-                        duration,
-                        discontinuity: false,
-                        map,
-                        pdt,
-                        bytes: scan.valid_len,
-                    });
-                } else {
-                    let _ = std::fs::remove_file(&next_path);
+        let run = |f: &crate::mp4::scan::ScannedFragment| {
+            f.runs.iter().find(|r| r.track_id == 1).cloned()
+        };
+        match (scan.fragments.first().and_then(run), timescale) {
+            (Some(r0), Some(ts)) if scan.valid_len > 0 => {
+                let f = OpenOptions::new().write(true).open(&next_path)?;
+                f.set_len(scan.valid_len)?;
+                f.sync_all()?;
+                let prev = segments.last();
+                let start = prev.map_or(0, Segment::end);
+                let ns = |ticks: u64| (u128::from(ticks) * 1_000_000_000 / u128::from(ts)) as u64;
+                for frag in &scan.fragments {
+                    if let Some(r) = run(frag) {
+                        let ticks =
+                            (r.base_decode_time + r.duration).saturating_sub(r0.base_decode_time);
+                        torn.push((frag.offset + frag.size, start + ns(ticks)));
+                    }
                 }
+                let duration = torn.last().map_or(0, |&(_, end)| end - start);
+                let pdt = prev.and_then(|p| {
+                    p.pdt
+                        .map(|t| t + chrono::Duration::nanoseconds(p.duration as i64))
+                });
+                segments.push(Segment {
+                    sequence: next,
+                    uri: segment_uri(next),
+                    start,
+                    duration,
+                    discontinuity: false,
+                    map,
+                    pdt,
+                    bytes: scan.valid_len,
+                });
             }
             _ => {
                 let _ = std::fs::remove_file(&next_path);
@@ -873,7 +1358,7 @@ fn recover(dir: &Path, media_id: &str) -> io::Result<Option<Found>> {
         .max()
         .unwrap_or(SystemTime::UNIX_EPOCH);
     Ok(Some(Found {
-        media_id: media_id.to_string(),
+        name,
         segments,
         removed_discontinuities,
         trimmed,
@@ -881,6 +1366,7 @@ fn recover(dir: &Path, media_id: &str) -> io::Result<Option<Found>> {
         ended,
         last_activity,
         truncated,
+        torn,
     }))
 }
 
@@ -911,8 +1397,8 @@ type Part<'a> = (usize, &'a [Sample], Option<i64>, Option<&'a Sample>);
 /// starts at a random-access point followed by leading pictures (presented
 /// before it): the point with every other track, the leading pictures, the
 /// rest of the video.
-fn split_leading(tracks: &[ClipTrack]) -> Vec<Vec<Part<'_>>> {
-    let whole = || -> Vec<Part<'_>> {
+fn split_leading<'a>(tracks: &[&'a ClipTrack]) -> Vec<Vec<Part<'a>>> {
+    let whole = || -> Vec<Part<'a>> {
         tracks
             .iter()
             .enumerate()
@@ -1016,11 +1502,17 @@ mod tests {
     fn recovers_a_torn_segment_then_closes_or_resumes() {
         let dir = tempfile::tempdir().unwrap();
         let a = audio();
-        let init = fragmented::init_segment(&[&a], &[0], None).unwrap();
-        let (mut r, report) = Recorder::start(dir.path(), "cam", cfg(0), Utc::now()).unwrap();
+        let (mut r, report) = Recorder::start(
+            dir.path(),
+            "cam",
+            cfg(0),
+            RenditionSpec::single(1),
+            Utc::now(),
+        )
+        .unwrap();
         assert!(!report.resumed);
         let id = report.media_id.clone();
-        r.write_init(&init).unwrap();
+        r.write_init(std::slice::from_ref(&a), &[0], &[0]).unwrap();
         record(&mut r, &a, 0..3, 0);
         // A fourth segment is being written: two complete fragments and
         // a torn third when the process dies.
@@ -1049,7 +1541,14 @@ mod tests {
         assert_eq!(live.media_sequence, 1);
 
         // Restart within the window: the session continues.
-        let (mut r, report) = Recorder::start(dir.path(), "cam", cfg(60), Utc::now()).unwrap();
+        let (mut r, report) = Recorder::start(
+            dir.path(),
+            "cam",
+            cfg(60),
+            RenditionSpec::single(1),
+            Utc::now(),
+        )
+        .unwrap();
         assert!(report.resumed);
         assert_eq!(report.media_id, id);
         assert_eq!(report.truncated_bytes, 11);
@@ -1061,7 +1560,7 @@ mod tests {
         );
         assert_eq!(r.segments()[3].duration, 2_000_000_000);
         assert_eq!(r.end(), 5_000_000_000);
-        r.write_init(&init).unwrap();
+        r.write_init(std::slice::from_ref(&a), &[0], &[0]).unwrap();
         record(&mut r, &a, 0..1, 5_000_000_000);
         r.finish_session(Utc::now()).unwrap();
         let replay = m3u8_rs::parse_media_playlist_res(
@@ -1078,14 +1577,21 @@ mod tests {
         // A later start outside the window: a new session; the old one is
         // listed as ended. The new one appears (directory, sessions.json)
         // only with its first durable fragment.
-        let (mut r, report) = Recorder::start(dir.path(), "cam", cfg(0), Utc::now()).unwrap();
+        let (mut r, report) = Recorder::start(
+            dir.path(),
+            "cam",
+            cfg(0),
+            RenditionSpec::single(1),
+            Utc::now(),
+        )
+        .unwrap();
         assert!(!report.resumed);
         assert_ne!(report.media_id, id);
         let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
         assert_eq!(sessions.sessions.len(), 1);
         assert_eq!(sessions.get(&id).unwrap().state, State::Ended);
         assert_eq!(sessions.get(&id).unwrap().segments, 5);
-        r.write_init(&init).unwrap();
+        r.write_init(std::slice::from_ref(&a), &[0], &[0]).unwrap();
         assert!(!r.session_dir().exists());
         let f = fragment(second(&a, 0), 0, 1_000_000_000, None);
         r.append(&f).unwrap();
@@ -1099,15 +1605,28 @@ mod tests {
     fn a_start_that_writes_nothing_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let a = audio();
-        let init = fragmented::init_segment(&[&a], &[0], None).unwrap();
-        let (mut r, report) = Recorder::start(dir.path(), "cam", cfg(0), Utc::now()).unwrap();
-        r.write_init(&init).unwrap();
+        let (mut r, report) = Recorder::start(
+            dir.path(),
+            "cam",
+            cfg(0),
+            RenditionSpec::single(1),
+            Utc::now(),
+        )
+        .unwrap();
+        r.write_init(std::slice::from_ref(&a), &[0], &[0]).unwrap();
         r.finish_session(Utc::now()).unwrap();
         assert!(!dir.path().join("cam").join(&report.media_id).exists());
         let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
         assert!(sessions.sessions.is_empty(), "{:?}", sessions.sessions);
         // And the next start is not troubled by it.
-        let (_r, report2) = Recorder::start(dir.path(), "cam", cfg(60), Utc::now()).unwrap();
+        let (_r, report2) = Recorder::start(
+            dir.path(),
+            "cam",
+            cfg(60),
+            RenditionSpec::single(1),
+            Utc::now(),
+        )
+        .unwrap();
         assert!(!report2.resumed);
         assert!(report2.closed.is_empty());
     }

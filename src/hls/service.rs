@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use super::clip::{self, ClipError, ClipInfo, ClipRequest, Placement, Preview, Range};
 use super::index::{LiveIndex, SessionIndex};
+use super::ladder::{self, Pick, Rendition};
 use super::sessions::{SessionsFile, State, is_safe_id};
 use super::still::{StillCache, StillFrames};
 use crate::mp4::Mp4Clip;
 
-use crate::core::NS;
+use crate::core::{NS, TrackKind};
 use bytes::Bytes;
 
 /// Storyboard sprites kept (one per session).
@@ -188,7 +189,44 @@ pub struct ClipService {
 /// Where a request's session is.
 enum Found {
     Live(String),
-    Stored(SessionIndex),
+    /// Its renditions, the leading one first.
+    Stored(Vec<SessionIndex>),
+}
+
+/// The renditions of a session (`all`, the leading one first) that `pick`
+/// asks for: one, and with `audio` a ladder's default audio rendition after
+/// a picked video one (an MP4 clip carries both).
+fn pick<'a>(
+    all: &'a [SessionIndex],
+    pick: &Pick,
+    audio: bool,
+) -> Result<Vec<&'a SessionIndex>, ClipError> {
+    let Some(first) = all.first() else {
+        return Err(ClipError::NotFound("the session has no media".into()));
+    };
+    if first.rendition.is_none() {
+        // The single layout: its one rendition, whatever the height.
+        return match &pick.name {
+            Some(name) => Err(ClipError::NotFound(format!(
+                "session {} has one rendition, not a rendition {name:?}",
+                first.media_id
+            ))),
+            None => Ok(vec![first]),
+        };
+    }
+    let renditions: Vec<Rendition> = all.iter().filter_map(|i| i.rendition.clone()).collect();
+    let chosen = ladder::pick(&renditions, pick.name.as_deref(), pick.height)
+        .map_err(ClipError::NotFound)?;
+    let of = |name: &str| {
+        all.iter()
+            .find(|i| i.rendition.as_ref().is_some_and(|r| r.name == name))
+    };
+    let mut out: Vec<&SessionIndex> = of(&chosen.name).into_iter().collect();
+    if audio && chosen.kind == TrackKind::Video {
+        let track = renditions.iter().find(|r| r.kind == TrackKind::Audio);
+        out.extend(track.and_then(|a| of(&a.name)));
+    }
+    Ok(out)
 }
 
 impl ClipService {
@@ -245,8 +283,8 @@ impl ClipService {
             return Ok(Found::Live(id));
         }
         let dir = self.stream_dir.join(&id);
-        if let Some(index) = SessionIndex::load(&dir, &id) {
-            return Ok(Found::Stored(index));
+        if let Some(all) = SessionIndex::load_session(&dir, &id) {
+            return Ok(Found::Stored(all));
         }
         let record = SessionsFile::load(&self.stream_dir, "")
             .sessions
@@ -263,13 +301,11 @@ impl ClipService {
     /// Whether `id` names a session of this stream (stored, live, or
     /// deleted with a tombstone left).
     pub fn knows(&self, id: &str) -> bool {
+        let dir = self.stream_dir.join(id);
         is_safe_id(id)
             && (self.live_media_id().as_deref() == Some(id)
-                || self
-                    .stream_dir
-                    .join(id)
-                    .join(super::playlist::REPLAY)
-                    .exists()
+                || dir.join(super::playlist::REPLAY).exists()
+                || dir.join(ladder::MASTER).exists()
                 || SessionsFile::load(&self.stream_dir, "").get(id).is_some())
     }
 
@@ -286,7 +322,48 @@ impl ClipService {
                 let live = self.live.with(|s| s.live).unwrap_or(false);
                 Ok((id, dir, live))
             }
-            Found::Stored(index) => Ok((index.media_id, index.dir, false)),
+            Found::Stored(all) => {
+                let id = all[0].media_id.clone();
+                let dir = self.stream_dir.join(&id);
+                Ok((id, dir, false))
+            }
+        }
+    }
+
+    /// A ladder session's multivariant playlist as stored (its URIs name
+    /// `{rendition}/replay.m3u8`), `None` for the single layout; `NotYet`
+    /// before a ladder's first segments.
+    pub fn master(&self, media_id: Option<&str>) -> Result<Option<(String, String)>, ClipError> {
+        let (id, dir, _) = self.session_dir(media_id)?;
+        let ladder = match self.find(Some(&id))? {
+            Found::Live(_) => self.live.with(|s| s.rendition.is_some()).unwrap_or(false),
+            Found::Stored(all) => all[0].rendition.is_some(),
+        };
+        if !ladder {
+            return Ok(None);
+        }
+        match std::fs::read_to_string(dir.join(ladder::MASTER)) {
+            Ok(text) => Ok(Some((id, text))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ClipError::NotYet(format!(
+                "session {id} has no complete segment yet"
+            ))),
+            Err(e) => Err(ClipError::Storage(e.to_string())),
+        }
+    }
+
+    /// The directory name of the rendition `which` picks in session
+    /// `media_id` (`None` for the single layout).
+    pub fn pick_rendition(
+        &self,
+        media_id: Option<&str>,
+        which: &Pick,
+    ) -> Result<Option<String>, ClipError> {
+        let name = |all: &[SessionIndex]| {
+            pick(all, which, false).map(|p| p[0].rendition.as_ref().map(|r| r.name.clone()))
+        };
+        match self.find(media_id)? {
+            Found::Stored(all) => name(&all),
+            Found::Live(id) => self.with_live(&id, name)?,
         }
     }
 
@@ -299,13 +376,15 @@ impl ClipService {
 
     /// Places `req` on its session and returns the part of the session it
     /// needs, waiting for the live edge if the range reaches a little past
-    /// it.
+    /// it: the rendition `req` picks (with `audio`, and its audio in a
+    /// ladder).
     pub fn resolve(
         &self,
         media_id: Option<&str>,
         req: &ClipRequest,
-    ) -> Result<(SessionIndex, Range), ClipError> {
-        self.resolve_with(media_id, req, 0)
+        audio: bool,
+    ) -> Result<(Vec<SessionIndex>, Range), ClipError> {
+        self.resolve_with(media_id, req, audio, 0)
     }
 
     /// [`Self::resolve`], with `more` ns of the live session past the range
@@ -314,24 +393,36 @@ impl ClipService {
         &self,
         media_id: Option<&str>,
         req: &ClipRequest,
+        audio: bool,
         more: u64,
-    ) -> Result<(SessionIndex, Range), ClipError> {
+    ) -> Result<(Vec<SessionIndex>, Range), ClipError> {
         let max = self.limits.max_clip;
+        let picked = |all: &[SessionIndex]| -> Result<Vec<SessionIndex>, ClipError> {
+            Ok(pick(all, &req.rendition, audio)?
+                .into_iter()
+                .cloned()
+                .collect())
+        };
         match self.find(media_id)? {
             // A stored session is not live: `place` never asks it to wait.
-            Found::Stored(index) => match clip::place(req, &index, max, 0)? {
-                Placement::Ready(range) | Placement::Wait(range) => Ok((index, range)),
-            },
+            Found::Stored(all) => {
+                let all = picked(&all)?;
+                match clip::place(req, &all[0], max, 0)? {
+                    Placement::Ready(range) | Placement::Wait(range) => Ok((all, range)),
+                }
+            }
             Found::Live(id) => {
-                let placed = self.with_live(&id, |s| {
-                    let (allow, timeout) = Self::wait_allowance(s);
-                    clip::place(req, s, max, allow).map(|p| (p, timeout))
+                // The renditions are written together: the leading one's
+                // edge is every one's.
+                let placed = self.with_live(&id, |all| {
+                    let (allow, timeout) = Self::wait_allowance(&all[0]);
+                    clip::place(req, &all[0], max, allow).map(|p| (p, timeout))
                 })?;
                 let range = match placed? {
                     (Placement::Ready(range), _) => range,
                     (Placement::Wait(range), timeout) => {
                         self.live.wait_until(&id, range.end, timeout);
-                        match self.with_live(&id, |s| clip::place(req, s, max, 0))? {
+                        match self.with_live(&id, |all| clip::place(req, &all[0], max, 0))? {
                             Ok(Placement::Ready(range)) => range,
                             _ => {
                                 return Err(ClipError::NotYet(format!(
@@ -343,50 +434,68 @@ impl ClipService {
                         }
                     }
                 };
-                let index = self.with_live(&id, |s| {
-                    s.slice(range.start, range.end.saturating_add(more))
-                })?;
-                Ok((index, range))
+                let all =
+                    self.with_live(&id, |all| -> Result<Vec<SessionIndex>, ClipError> {
+                        Ok(pick(all, &req.rendition, audio)?
+                            .into_iter()
+                            .map(|s| s.slice(range.start, range.end.saturating_add(more)))
+                            .collect())
+                    })??;
+                Ok((all, range))
             }
         }
     }
 
-    /// Runs `f` on the live session `id`; if it stopped being the live one,
-    /// on its stored copy.
-    fn with_live<R>(&self, id: &str, f: impl Fn(&SessionIndex) -> R) -> Result<R, ClipError> {
+    /// Runs `f` on the live session `id`'s renditions; if it stopped being
+    /// the live one, on its stored copy.
+    fn with_live<R>(&self, id: &str, f: impl Fn(&[SessionIndex]) -> R) -> Result<R, ClipError> {
         if let Some(r) = self
             .live
-            .with(|s| (s.media_id == id).then(|| f(s)))
+            .with_all(|all| (all[0].media_id == id).then(|| f(all)))
             .flatten()
         {
             return Ok(r);
         }
         match self.find(Some(id))? {
-            Found::Stored(index) => Ok(f(&index)),
+            Found::Stored(all) => Ok(f(&all)),
             Found::Live(_) => Err(ClipError::NotFound(format!("no session {id:?}"))),
         }
     }
 
-    /// The last `duration` of a session as a playlist (URIs prefixed with
-    /// `base`).
-    pub fn preview(&self, media_id: Option<&str>, duration: u64) -> Result<Preview, ClipError> {
+    /// The last `duration` of a session (of the rendition `which` picks) as
+    /// a playlist (URIs prefixed with `base`).
+    pub fn preview(
+        &self,
+        media_id: Option<&str>,
+        duration: u64,
+        which: &Pick,
+    ) -> Result<Preview, ClipError> {
         let max = self.limits.max_preview;
+        let one = |all: &[SessionIndex], from: Option<u64>| -> Result<Preview, ClipError> {
+            let index = pick(all, which, false)?[0];
+            match from {
+                Some(from) => clip::preview(&index.slice(from, u64::MAX), duration, max),
+                None => clip::preview(index, duration, max),
+            }
+        };
         match self.find(media_id)? {
-            Found::Stored(index) => clip::preview(&index, duration, max),
-            Found::Live(id) => self.with_live(&id, |s| {
-                let from = s.segments_end().saturating_sub(duration);
-                clip::preview(&s.slice(from, u64::MAX), duration, max)
+            Found::Stored(all) => one(&all, None),
+            Found::Live(id) => self.with_live(&id, |all| {
+                let from = all[0].segments_end().saturating_sub(duration);
+                one(all, Some(from))
             })?,
         }
     }
 
-    /// A clip manifest (byte ranges of the stored fragments).
+    /// A clip manifest (byte ranges of the stored fragments) of the
+    /// rendition `req` picks.
     pub fn clip_manifest(
         &self,
         media_id: Option<&str>,
         req: &ClipRequest,
     ) -> Result<(String, SessionIndex, Range), ClipError> {
-        let (index, range) = self.resolve(media_id, req)?;
+        let (mut all, range) = self.resolve(media_id, req, false)?;
+        let index = all.swap_remove(0);
         let text = clip::clip_manifest(&index, range, req.accuracy)?;
         Ok((text, index, range))
     }
@@ -405,8 +514,8 @@ impl ClipService {
         media_id: Option<&str>,
         req: &ClipRequest,
     ) -> Result<(Mp4Clip, ClipInfo), ClipError> {
-        let (index, range) = self.resolve(media_id, req)?;
-        clip::clip_mp4(&index, range, req.accuracy)
+        let (all, range) = self.resolve(media_id, req, true)?;
+        clip::clip_mp4(&all, range, req.accuracy)
     }
 
     /// What decodes the still `req` asks for (a 1 ns clip request at its
@@ -421,16 +530,20 @@ impl ClipService {
     ) -> Result<StillFrames, ClipError> {
         // The next fragment may hold leading pictures presented at the time:
         // a live session's part reaches a minute past it.
-        let (index, range) = self.resolve_with(media_id, req, 60 * NS)?;
-        super::still::select(&index, range.start)
+        let (all, range) = self.resolve_with(media_id, req, false, 60 * NS)?;
+        super::still::select(&all[0], range.start)
     }
 
     /// The whole recorded index of session `media_id` (`None`: the live or
     /// newest one); a live session's as recorded so far.
     pub fn session_index(&self, media_id: Option<&str>) -> Result<SessionIndex, ClipError> {
+        let highest =
+            |all: &[SessionIndex]| pick(all, &Pick::default(), false).map(|p| p[0].clone());
         match self.find(media_id)? {
-            Found::Stored(index) => Ok(index),
-            Found::Live(id) => self.with_live(&id, |s| s.slice(0, u64::MAX)),
+            Found::Stored(all) => highest(&all),
+            Found::Live(id) => {
+                self.with_live(&id, |all| highest(all).map(|i| i.slice(0, u64::MAX)))?
+            }
         }
     }
 

@@ -29,7 +29,11 @@ pub struct SessionRecord {
     pub duration: f64,
     pub state: State,
     pub segments: u64,
+    /// Bytes of every rendition.
     pub bytes: u64,
+    /// A ladder's renditions (their directories); empty for one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub renditions: Vec<String>,
 }
 
 /// Records of deleted sessions kept in sessions.json.
@@ -149,6 +153,7 @@ mod tests {
             state: State::Live,
             segments: 2,
             bytes: 10,
+            renditions: Vec::new(),
         });
         f.save(dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join("sessions.json")).unwrap();

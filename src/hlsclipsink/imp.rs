@@ -20,6 +20,7 @@ use gst::subclass::prelude::*;
 use crate::core::{Sample, TrackKind};
 use crate::hls::clip::ClipError;
 use crate::hls::index::LiveIndex;
+use crate::hls::ladder::RenditionSpec;
 use crate::hls::planner::{Command, Now, Plan, Planner, PlannerConfig, RecordingTime, RunningTime};
 use crate::hls::recorder::Recorder;
 use crate::hls::service::ClipService;
@@ -172,7 +173,9 @@ impl ElementImpl for HlsClipSink {
         Some(&*META)
     }
 
-    sink::request_pad_methods!();
+    sink::request_pad_methods!(|| crate::media::rendition_pad_templates(
+        crate::hlsclipsink::RenditionPad::static_type()
+    ));
 
     fn change_state(
         &self,
@@ -211,6 +214,14 @@ impl HlsClipSink {
         }
         let location = PathBuf::from(&settings.location);
         let cfg = settings.recorder_config();
+        let tracks = self.pads.restart();
+        let layout = match self.layout(&tracks) {
+            Ok(l) => l,
+            Err(e) => {
+                gst::element_imp_error!(self, gst::LibraryError::Settings, ("{e}"));
+                return Err(());
+            }
+        };
         let service = self.new_service(&settings, &stream_id);
         *self.service.lock().unwrap() = Some(service.clone());
         if let Some(address) = settings.http_address.as_deref().filter(|a| !a.is_empty()) {
@@ -235,21 +246,22 @@ impl HlsClipSink {
                 }
             }
         }
-        let (recorder, report) = match Recorder::start(&location, &stream_id, cfg, Utc::now()) {
-            Ok(r) => r,
-            Err(e) => {
-                self.http.lock().unwrap().take();
-                gst::element_imp_error!(
-                    self,
-                    gst::ResourceError::OpenWrite,
-                    (
-                        "Could not open the recording directory {}: {e}",
-                        location.join(&stream_id).display()
-                    )
-                );
-                return Err(());
-            }
-        };
+        let (recorder, report) =
+            match Recorder::start(&location, &stream_id, cfg, layout, Utc::now()) {
+                Ok(r) => r,
+                Err(e) => {
+                    self.http.lock().unwrap().take();
+                    gst::element_imp_error!(
+                        self,
+                        gst::ResourceError::OpenWrite,
+                        (
+                            "Could not open the recording directory {}: {e}",
+                            location.join(&stream_id).display()
+                        )
+                    );
+                    return Err(());
+                }
+            };
         for closed in &report.closed {
             gst::info!(
                 CAT,
@@ -270,7 +282,6 @@ impl HlsClipSink {
         let mut recorder = recorder;
         recorder.publish_to(self.live.clone());
 
-        let tracks = self.pads.restart();
         let kinds: Vec<TrackKind> = tracks.iter().map(|(kind, _)| *kind).collect();
         let base = RecordingTime(recorder.end() as i64);
         let mut planner = Planner::new(settings.planner_config(base), &kinds);
@@ -323,8 +334,53 @@ impl HlsClipSink {
             worker.stop();
         }
         // The session is on disk now: requests read it from there.
-        self.live.update(|s| *s = None);
+        self.live.update(Vec::clear);
         self.http.lock().unwrap().take();
+    }
+
+    /// The renditions the pads make: one (every track in the session's
+    /// directory) for at most one video and one audio pad, else a ladder
+    /// of each video pad (the first leads) and each audio pad.
+    fn layout(
+        &self,
+        tracks: &[(TrackKind, Option<Arc<CodecConfig>>)],
+    ) -> Result<Vec<RenditionSpec>, String> {
+        let count = |k| tracks.iter().filter(|(kind, _)| *kind == k).count();
+        if count(TrackKind::Video) <= 1 && count(TrackKind::Audio) <= 1 {
+            return Ok(RenditionSpec::single(tracks.len()));
+        }
+        let names = self.pads.names();
+        let mut layout = Vec::new();
+        for kind in [TrackKind::Video, TrackKind::Audio] {
+            for (track, (k, _)) in tracks.iter().enumerate() {
+                if *k != kind {
+                    continue;
+                }
+                let pad = names
+                    .get(track)
+                    .and_then(|n| self.obj().static_pad(n))
+                    .and_then(|p| p.downcast::<crate::hlsclipsink::RenditionPad>().ok())
+                    .ok_or_else(|| format!("no pad for track {track}"))?;
+                let name = pad.rendition();
+                if !crate::hls::sessions::is_safe_id(&name) {
+                    return Err(format!(
+                        "rendition {name:?} of pad {} is not usable as a directory name \
+                         (letters, digits, '-', '_', '.')",
+                        pad.name()
+                    ));
+                }
+                if layout.iter().any(|r: &RenditionSpec| r.name == name) {
+                    return Err(format!("two pads name the rendition {name:?}"));
+                }
+                layout.push(RenditionSpec {
+                    name,
+                    tracks: vec![track],
+                    bandwidth: pad.bandwidth(),
+                    language: pad.language(),
+                });
+            }
+        }
+        Ok(layout)
     }
 
     fn new_service(&self, settings: &Settings, stream_id: &str) -> Arc<ClipService> {

@@ -11,6 +11,9 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+mod pad;
+
+pub use pad::RenditionPad;
 
 /// Where EXT-X-PROGRAM-DATE-TIME comes from.
 #[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, Default, glib::Enum)]
@@ -43,6 +46,7 @@ glib::wrapper! {
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     PdtSource::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
+    RenditionPad::static_type().mark_as_plugin_api(gst::PluginAPIFlags::empty());
     gst::Element::register(
         Some(plugin),
         "hlsclipsink",

@@ -23,6 +23,8 @@ use axum::response::Response;
 
 use super::{Params, StreamTarget, clip_error, error, json, no_route, param};
 use crate::hls::clip::{ClipError, ClipRequest};
+use crate::hls::ladder::Pick;
+use crate::hls::sessions::is_safe_id;
 
 const M3U8: &str = "application/vnd.apple.mpegurl";
 
@@ -89,48 +91,111 @@ fn playlist(text: String) -> Response {
         .expect("valid response")
 }
 
+/// The rendition a query picks (`rendition=`, `height=`).
+fn query_pick(query: &str) -> Result<Pick, ClipError> {
+    let mut pick = Pick::default();
+    for name in ["rendition", "height"] {
+        if let Some(v) = param(query, name) {
+            pick = crate::hls::clip::parse_pick(name, &v, pick)?;
+        }
+    }
+    Ok(pick)
+}
+
+/// A ladder's multivariant playlist whose variants are `file` (the route
+/// asked, relative to it) with the request's `query` and `rendition=`.
+fn variants(master: &str, file: &str, query: &str) -> String {
+    let sep = if query.is_empty() { "" } else { "&" };
+    crate::hls::ladder::rewrite_master(master, |name| {
+        format!("{file}?{query}{sep}rendition={name}")
+    })
+}
+
+/// The prefix that takes a playlist's URIs from `up` to the files of
+/// session `media_id` (of its ladder's `rendition`).
+fn files_of(up: &str, media_id: &str, rendition: Option<&str>) -> String {
+    match rendition {
+        Some(r) => format!("{up}{media_id}/{r}/"),
+        None => format!("{up}{media_id}/"),
+    }
+}
+
+fn with_media_id(mut r: Response, id: &str) -> Response {
+    if let Ok(v) = id.parse() {
+        r.headers_mut().insert("stream-media-id", v);
+    }
+    r
+}
+
 /// `GET /{id}/manifest/video.m3u8`: the live or replay playlist, or with
-/// `duration` a preview manifest.
+/// `duration` a preview manifest. A ladder session answers a multivariant
+/// playlist whose variants are the same request with `rendition=`.
 pub(crate) async fn video(
     StreamTarget { service, media }: StreamTarget,
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
+    let pick = match query_pick(&query) {
+        Ok(p) => p,
+        Err(e) => return clip_error(&e),
+    };
     if let Some(d) = param(&query, "duration") {
         let duration = match crate::core::timespec::parse_duration(&d) {
             Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
             Err(e) => return error(400, "bad-request", &format!("duration: {e}")),
         };
-        let result = blocking(move || service.preview(media.as_deref(), duration)).await;
+        let q = query.clone();
+        let result = blocking(move || {
+            let p = service.preview(media.as_deref(), duration, &pick)?;
+            let master = match pick.is_default() {
+                true => service.master(Some(&p.media_id))?,
+                false => None,
+            };
+            Ok(match master {
+                Some((_, m)) => (variants(&m, "video.m3u8", &q), p),
+                None => (
+                    rebase_with(
+                        &p.manifest,
+                        &files_of("../../", &p.media_id, p.rendition.as_deref()),
+                        &token_suffix(&q),
+                    ),
+                    p,
+                ),
+            })
+        })
+        .await;
         return match result {
-            Ok(p) => {
-                let mut r = playlist(rebase_with(
-                    &p.manifest,
-                    &format!("../../{}/", p.media_id),
-                    &token_suffix(&query),
-                ));
-                let h = r.headers_mut();
+            Ok((text, p)) => {
+                let mut r = playlist(text);
                 if let Ok(v) = format!("{:.3}", p.start_seconds).parse() {
-                    h.insert("preview-start-seconds", v);
+                    r.headers_mut().insert("preview-start-seconds", v);
                 }
-                if let Ok(v) = p.media_id.parse() {
-                    h.insert("stream-media-id", v);
-                }
-                r
+                with_media_id(r, &p.media_id)
             }
             Err(e) => clip_error(&e),
         };
     }
+    let q = query.clone();
     let result = blocking(move || {
         let (id, dir, live) = service.session_dir(media.as_deref())?;
+        if pick.is_default()
+            && let Some((_, m)) = service.master(Some(&id))?
+        {
+            return Ok((id, variants(&m, "video.m3u8", &q)));
+        }
         // A stream's playlist is the live window while it is recorded.
         let name = if live && media.is_none() {
             crate::hls::playlist::LIVE
         } else {
             crate::hls::playlist::REPLAY
         };
+        let index = service.pick_rendition(Some(&id), &pick)?;
+        let (dir, prefix) = match &index {
+            Some(r) => (dir.join(r), format!("../../{id}/{r}/")),
+            None => (dir, format!("../../{id}/")),
+        };
         match std::fs::read_to_string(dir.join(name)) {
-            Ok(text) => Ok((id, text)),
+            Ok(text) => Ok((id, rebase_with(&text, &prefix, &token_suffix(&q)))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(ClipError::NotYet(format!(
                 "session {id} has no complete segment yet"
             ))),
@@ -139,49 +204,55 @@ pub(crate) async fn video(
     })
     .await;
     match result {
-        Ok((id, text)) => {
-            let mut r = playlist(rebase_with(
-                &text,
-                &format!("../../{id}/"),
-                &token_suffix(&query),
-            ));
-            if let Ok(v) = id.parse() {
-                r.headers_mut().insert("stream-media-id", v);
-            }
-            r
-        }
+        Ok((id, text)) => with_media_id(playlist(text), &id),
         Err(e) => clip_error(&e),
     }
 }
 
 /// `GET /{id}/manifest/clip.m3u8`: a clip manifest.
 pub(crate) async fn clip_manifest(target: StreamTarget, RawQuery(query): RawQuery) -> Response {
-    manifest(target, &query.unwrap_or_default(), "../../").await
+    manifest(target, &query.unwrap_or_default(), "../../", "clip.m3u8").await
 }
 
-/// A clip manifest whose URIs go `up` to the listener's root.
+/// A clip manifest whose URIs go `up` to the listener's root; `file` is
+/// the route's last path segment (a ladder's variants are it again, with
+/// `rendition=`).
 pub(crate) async fn manifest(
     StreamTarget { service, media }: StreamTarget,
     query: &str,
     up: &str,
+    file: &str,
 ) -> Response {
     let request = match ClipRequest::parse_query(query) {
         Ok(r) => r,
         Err(e) => return clip_error(&e),
     };
-    let result = blocking(move || service.clip_manifest(media.as_deref(), &request)).await;
+    let (q, up, file) = (query.to_string(), up.to_string(), file.to_string());
+    let result = blocking(move || {
+        let (text, index, _) = service.clip_manifest(media.as_deref(), &request)?;
+        let master = match request.rendition.is_default() {
+            true => service.master(Some(&index.media_id))?,
+            false => None,
+        };
+        Ok(match master {
+            Some((_, m)) => (variants(&m, &file, &q), index.media_id),
+            None => (
+                rebase_with(
+                    &text,
+                    &files_of(
+                        &up,
+                        &index.media_id,
+                        index.rendition.as_ref().map(|r| r.name.as_str()),
+                    ),
+                    &token_suffix(&q),
+                ),
+                index.media_id,
+            ),
+        })
+    })
+    .await;
     match result {
-        Ok((text, index, _)) => {
-            let mut r = playlist(rebase_with(
-                &text,
-                &format!("{up}{}/", index.media_id),
-                &token_suffix(query),
-            ));
-            if let Ok(v) = index.media_id.parse() {
-                r.headers_mut().insert("stream-media-id", v);
-            }
-            r
-        }
+        Ok((text, id)) => with_media_id(playlist(text), &id),
         Err(e) => clip_error(&e),
     }
 }
@@ -293,8 +364,22 @@ pub(crate) async fn sessions(StreamTarget { service, media }: StreamTarget, uri:
     }
 }
 
-/// Whether `name` is a file a session directory serves.
-fn servable(name: &str) -> Option<&'static str> {
+/// Whether `path` is a file a session directory serves: a file of the
+/// session's own directory, or of a ladder rendition's (`720p/init.mp4`),
+/// or a ladder's `master.m3u8`.
+fn servable(path: &str) -> Option<&'static str> {
+    match path.split_once('/') {
+        Some((rendition, name)) if is_safe_id(rendition) && !name.contains('/') => {
+            servable_name(name)
+        }
+        Some(_) => None,
+        None if path == crate::hls::ladder::MASTER => Some(M3U8),
+        None => servable_name(path),
+    }
+}
+
+/// Whether `name` is a file a rendition's directory serves.
+fn servable_name(name: &str) -> Option<&'static str> {
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     if name == "init.mp4"
         || name
@@ -413,9 +498,13 @@ fn ranged(data: Vec<u8>, content_type: &str, range: Option<&str>, name: &str) ->
 
 /// A session file's bytes (read on a blocking thread), or why it is not
 /// there: gone (410) for what retention deleted, else not found (404).
-fn read_media(stream_dir: &std::path::Path, media: &str, file: &str) -> Result<Vec<u8>, ClipError> {
+fn read_media(stream_dir: &std::path::Path, media: &str, path: &str) -> Result<Vec<u8>, ClipError> {
     let session = stream_dir.join(media);
-    match std::fs::read(session.join(file)) {
+    let (dir, file) = match path.split_once('/') {
+        Some((rendition, file)) => (session.join(rendition), file),
+        None => (session.clone(), path),
+    };
+    match std::fs::read(dir.join(file)) {
         Ok(d) => Ok(d),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if !session.exists() {
@@ -425,7 +514,7 @@ fn read_media(stream_dir: &std::path::Path, media: &str, file: &str) -> Result<V
             }
             // A segment numbered below the replay's first was deleted.
             let deleted = file.starts_with("segment-")
-                && std::fs::read_to_string(session.join(crate::hls::playlist::REPLAY))
+                && std::fs::read_to_string(dir.join(crate::hls::playlist::REPLAY))
                     .ok()
                     .and_then(|t| m3u8_rs::parse_media_playlist_res(t.as_bytes()).ok())
                     .and_then(|p| {
@@ -438,9 +527,9 @@ fn read_media(stream_dir: &std::path::Path, media: &str, file: &str) -> Result<V
                     })
                     .unwrap_or(false);
             Err(if deleted {
-                ClipError::Gone(format!("{media}/{file} was deleted (retention)"))
+                ClipError::Gone(format!("{media}/{path} was deleted (retention)"))
             } else {
-                ClipError::NotFound(format!("session {media} has no {file}"))
+                ClipError::NotFound(format!("session {media} has no {path}"))
             })
         }
         Err(e) => Err(ClipError::Storage(e.to_string())),

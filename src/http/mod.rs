@@ -399,7 +399,7 @@ async fn known_parameters(req: Request, next: Next) -> Response {
     let known: &[&str] = match route.as_str() {
         "/{id}/clip.mp4" | "/{id}/manifest/clip.m3u8" => crate::hls::clip::ClipRequest::PARAMS,
         _ if clip_manifest => crate::hls::clip::ClipRequest::PARAMS,
-        "/{id}/manifest/video.m3u8" => &["duration", "token"],
+        "/{id}/manifest/video.m3u8" => &["duration", "rendition", "height", "token"],
         "/{id}/mp4" => &["returnFile", "token"],
         "/{id}/thumbnails/{file}" => crate::hls::still::StillRequest::params(true),
         _ => &["token"],
@@ -686,7 +686,7 @@ async fn by_name(
     match target {
         Target::Stream { service, media } if id.is_some() && is_get(&method) => {
             let target = StreamTarget { service, media };
-            hls::manifest(target, &query.unwrap_or_default(), "").await
+            hls::manifest(target, &query.unwrap_or_default(), "", &name).await
         }
         target => unrouted(target, method, uri).await,
     }

@@ -10,6 +10,7 @@ pub use sink::{EncodedSink, SinkPads};
 pub use worker::{Worker, send_all};
 
 use bytes::Bytes;
+use gst::glib;
 
 use crate::core::nal::{self, Access};
 
@@ -57,22 +58,32 @@ pub fn audio_caps() -> gst::Caps {
 
 /// The `video` and `audio` request pad templates.
 pub fn request_pad_templates() -> Vec<gst::PadTemplate> {
-    vec![
-        gst::PadTemplate::new(
-            "video",
-            gst::PadDirection::Sink,
-            gst::PadPresence::Request,
-            &video_caps(),
-        )
-        .expect("valid template"),
-        gst::PadTemplate::new(
-            "audio",
-            gst::PadDirection::Sink,
-            gst::PadPresence::Request,
-            &audio_caps(),
-        )
-        .expect("valid template"),
-    ]
+    templates(&["video", "audio"], None)
+}
+
+/// The request pad templates of an element that also records several
+/// renditions (`video_%u`, `audio_%u`), its pads of type `pad`.
+pub fn rendition_pad_templates(pad: glib::Type) -> Vec<gst::PadTemplate> {
+    templates(&["video", "audio", "video_%u", "audio_%u"], Some(pad))
+}
+
+fn templates(names: &[&str], pad: Option<glib::Type>) -> Vec<gst::PadTemplate> {
+    names
+        .iter()
+        .map(|&name| {
+            let caps = if name.starts_with("video") {
+                video_caps()
+            } else {
+                audio_caps()
+            };
+            let (dir, presence) = (gst::PadDirection::Sink, gst::PadPresence::Request);
+            match pad {
+                Some(t) => gst::PadTemplate::with_gtype(name, dir, presence, &caps, t),
+                None => gst::PadTemplate::new(name, dir, presence, &caps),
+            }
+            .expect("valid template")
+        })
+        .collect()
 }
 
 /// Signed running time (ns) of a timestamp in `segment`.

@@ -72,6 +72,14 @@ impl SinkPads {
             .any(|p| p.track == track && (p.kind == TrackKind::Video || !has_video))
     }
 
+    /// The pads' names in track order.
+    pub fn names(&self) -> Vec<String> {
+        let pads = self.0.lock().unwrap();
+        let mut all: Vec<(&String, &SinkPad)> = pads.iter().collect();
+        all.sort_by_key(|(_, p)| p.track);
+        all.into_iter().map(|(n, _)| n.clone()).collect()
+    }
+
     pub fn has_video(&self) -> bool {
         let pads = self.0.lock().unwrap();
         pads.values().any(|p| p.kind == TrackKind::Video)
@@ -113,22 +121,46 @@ pub trait EncodedSink: ElementImpl {
 }
 
 /// `request_new_pad` of an [`EncodedSink`]: one pad per template.
-pub fn request_new_pad<T: EncodedSink>(imp: &T, templ: &gst::PadTemplate) -> Option<gst::Pad> {
-    let name = templ.name_template().to_string();
-    let kind = if templ.name_template() == "video" {
+pub fn request_new_pad<T: EncodedSink>(
+    imp: &T,
+    templ: &gst::PadTemplate,
+    requested: Option<&str>,
+) -> Option<gst::Pad> {
+    let template = templ.name_template().to_string();
+    let kind = if template.starts_with("video") {
         TrackKind::Video
     } else {
         TrackKind::Audio
     };
-    {
+    let name = {
         let mut pads = imp.sink_pads().0.lock().unwrap();
+        // `video_%u`: the name asked for, else the first free number.
+        let name = match template.strip_suffix("%u") {
+            None => template.clone(),
+            Some(prefix) => match requested {
+                Some(r)
+                    if r.strip_prefix(prefix)
+                        .is_some_and(|n| n.parse::<u32>().is_ok()) =>
+                {
+                    r.to_string()
+                }
+                Some(r) => {
+                    gst::warning!(CAT, imp = imp, "pad name {r} does not match {template}");
+                    return None;
+                }
+                None => (0..)
+                    .map(|n| format!("{prefix}{n}"))
+                    .find(|n| !pads.contains_key(n))
+                    .expect("a free number"),
+            },
+        };
         if pads.contains_key(&name) {
-            gst::warning!(CAT, imp = imp, "only one {name} pad is supported");
+            gst::warning!(CAT, imp = imp, "there is a {name} pad already");
             return None;
         }
         let track = imp.add_track(kind);
         pads.insert(
-            name,
+            name.clone(),
             SinkPad {
                 track,
                 kind,
@@ -138,9 +170,10 @@ pub fn request_new_pad<T: EncodedSink>(imp: &T, templ: &gst::PadTemplate) -> Opt
                 malformed: 0,
             },
         );
-    }
+        name
+    };
     let pad = gst::Pad::builder_from_template(templ)
-        .name(templ.name_template())
+        .name(name.as_str())
         .chain_function(|pad, parent, buffer| {
             T::catch_panic_pad_function(
                 parent,
@@ -380,19 +413,22 @@ pub fn report<T: ElementImpl>(imp: &T, notices: Vec<Notice>) {
 /// `release_pad`.
 macro_rules! request_pad_methods {
     () => {
+        $crate::media::sink::request_pad_methods!($crate::media::request_pad_templates);
+    };
+    ($templates:expr) => {
         fn pad_templates() -> &'static [gst::PadTemplate] {
             static TEMPLATES: std::sync::LazyLock<Vec<gst::PadTemplate>> =
-                std::sync::LazyLock::new($crate::media::request_pad_templates);
+                std::sync::LazyLock::new($templates);
             TEMPLATES.as_ref()
         }
 
         fn request_new_pad(
             &self,
             templ: &gst::PadTemplate,
-            _name: Option<&str>,
+            name: Option<&str>,
             _caps: Option<&gst::Caps>,
         ) -> Option<gst::Pad> {
-            $crate::media::sink::request_new_pad(self, templ)
+            $crate::media::sink::request_new_pad(self, templ, name)
         }
 
         fn release_pad(&self, pad: &gst::Pad) {

@@ -9,8 +9,44 @@ use gst::subclass::prelude::*;
 
 use super::{CAT, HlsClipSink};
 use crate::hls::clip::{ClipError, ClipRequest};
+use crate::hls::ladder::Pick;
 use crate::hls::service::ClipDone;
 use crate::hls::still::StillRequest;
+
+/// A ladder rendition's directory under the session's ("" for one
+/// rendition): where a manifest's relative URIs are.
+fn rendition_of(index: &crate::hls::index::SessionIndex) -> String {
+    index
+        .rendition
+        .as_ref()
+        .map(|r| r.name.clone())
+        .unwrap_or_default()
+}
+
+/// The preview signal's text: a duration, or a query of `duration` and
+/// `rendition` or `height`.
+fn preview_request(text: &str) -> Result<(std::time::Duration, Pick), ClipError> {
+    let parse = |d: &str| {
+        crate::core::timespec::parse_duration(d)
+            .map_err(|e| ClipError::BadRequest(format!("duration: {e}")))
+    };
+    if !text.contains('=') {
+        return Ok((parse(text)?, Pick::default()));
+    }
+    let pairs = crate::core::query::known_pairs(text, &["duration", "rendition", "height"])
+        .map_err(ClipError::BadRequest)?;
+    let mut duration = None;
+    let mut pick = Pick::default();
+    for (name, value) in pairs {
+        match name.as_str() {
+            "duration" => duration = Some(parse(&value)?),
+            _ => pick = crate::hls::clip::parse_pick(&name, &value, pick)?,
+        }
+    }
+    let duration =
+        duration.ok_or_else(|| ClipError::BadRequest("missing duration, e.g. 5m".into()))?;
+    Ok((duration, pick))
+}
 
 impl HlsClipSink {
     fn error_structure(name: &str, e: &ClipError) -> gst::Structure {
@@ -21,19 +57,20 @@ impl HlsClipSink {
             .build()
     }
 
+    /// `duration` is a duration ("5m"), or a query with one and the
+    /// rendition of a ladder ("duration=5m&rendition=360p").
     pub(super) fn preview(&self, media_id: Option<String>, duration: String) -> gst::Structure {
         const NAME: &str = "hlsclipsink-preview";
-        let result = crate::core::timespec::parse_duration(&duration)
-            .map_err(|e| ClipError::BadRequest(format!("duration: {e}")))
-            .and_then(|d| {
-                let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-                self.service()?.preview(media_id.as_deref(), d)
-            });
+        let result = preview_request(&duration).and_then(|(d, pick)| {
+            let d = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+            self.service()?.preview(media_id.as_deref(), d, &pick)
+        });
         match result {
             Ok(p) => gst::Structure::builder(NAME)
                 .field("manifest", p.manifest)
                 .field("preview-start-seconds", p.start_seconds)
                 .field("stream-media-id", p.media_id)
+                .field("rendition", p.rendition.unwrap_or_default())
                 .build(),
             Err(e) => {
                 gst::info!(CAT, imp = self, "preview manifest refused: {e}");
@@ -49,6 +86,7 @@ impl HlsClipSink {
         match result {
             Ok((text, index, range)) => gst::Structure::builder(NAME)
                 .field("manifest", text)
+                .field("rendition", rendition_of(&index))
                 .field("media-id", index.media_id)
                 .field("start", gst::ClockTime::from_nseconds(range.start))
                 .field(

@@ -12,7 +12,6 @@ use gst::prelude::*;
 
 use crate::hls::planner::Command;
 use crate::hls::recorder::Recorder;
-use crate::mp4::{CodecConfig, fragmented};
 
 /// Carries out the planner's commands on the recorder until the queue
 /// closes; a write error is an element error, and what follows is dropped.
@@ -40,12 +39,12 @@ pub(super) fn run(
         }
         let dir = recorder.session_dir().to_path_buf();
         match cmd {
-            Command::Init { configs, delays } => {
-                let refs: Vec<&CodecConfig> = configs.iter().map(|c| &**c).collect();
-                let result = fragmented::init_segment(&refs, &delays, Some(Utc::now()))
-                    .map_err(|e| std::io::Error::other(e.to_string()))
-                    .and_then(|data| recorder.write_init(&data));
-                if let Err(e) = result {
+            Command::Init {
+                configs,
+                delays,
+                tracks,
+            } => {
+                if let Err(e) = recorder.write_init(&configs, &delays, &tracks) {
                     fail("the init segment", &dir, &e);
                 }
             }
@@ -99,11 +98,16 @@ fn close(
 ) {
     let dir = recorder.session_dir().to_path_buf();
     match recorder.close_segment() {
-        Ok(Some(seg)) => {
-            if let Some(obj) = weak.upgrade() {
+        Ok(closed) => {
+            let Some(obj) = weak.upgrade() else { return };
+            for (rendition, seg) in closed {
                 let s = gst::Structure::builder("hlsclipsink-segment-added")
-                    .field("location", dir.join(&seg.uri).display().to_string())
+                    .field(
+                        "location",
+                        dir.join(&rendition).join(&seg.uri).display().to_string(),
+                    )
                     .field("media-id", recorder.media_id())
+                    .field("rendition", rendition)
                     .field("sequence", seg.sequence)
                     .field(
                         "running-time",
@@ -123,7 +127,6 @@ fn close(
             }
             *segment_rt = None;
         }
-        Ok(None) => {}
         Err(e) => fail("a playlist", &dir, &e),
     }
 }
