@@ -74,6 +74,27 @@ impl ObjectSubclass for HlsClipSink {
     const NAME: &'static str = "GstHlsClipSink";
     type Type = super::HlsClipSink;
     type ParentType = gst::Element;
+    type Interfaces = (gst::ChildProxy,);
+}
+
+/// The request pads as children, so that gst-launch can set their
+/// properties: `hlsclipsink name=h video_0::rendition=1080p`.
+impl ChildProxyImpl for HlsClipSink {
+    fn child_by_index(&self, index: u32) -> Option<glib::Object> {
+        self.obj()
+            .sink_pads()
+            .into_iter()
+            .nth(index as usize)
+            .map(|p| p.upcast())
+    }
+
+    fn children_count(&self) -> u32 {
+        self.obj().num_sink_pads() as u32
+    }
+
+    fn child_by_name(&self, name: &str) -> Option<glib::Object> {
+        self.obj().static_pad(name).map(|p| p.upcast())
+    }
 }
 
 impl ObjectImpl for HlsClipSink {

@@ -41,7 +41,7 @@ pub enum PdtSource {
 }
 
 glib::wrapper! {
-    pub struct HlsClipSink(ObjectSubclass<imp::HlsClipSink>) @extends gst::Element, gst::Object;
+    pub struct HlsClipSink(ObjectSubclass<imp::HlsClipSink>) @extends gst::Element, gst::Object, @implements gst::ChildProxy;
 }
 
 pub fn register(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

@@ -188,6 +188,9 @@ pub fn request_new_pad<T: EncodedSink>(
         .build();
     pad.set_active(true).ok();
     imp.obj().add_pad(&pad).ok()?;
+    if let Some(proxy) = imp.obj().dynamic_cast_ref::<gst::ChildProxy>() {
+        proxy.child_added(&pad, &pad.name());
+    }
     Some(pad)
 }
 
@@ -207,6 +210,9 @@ pub fn release_pad<T: EncodedSink>(imp: &T, pad: &gst::Pad) {
     }
     pad.set_active(false).ok();
     imp.obj().remove_pad(pad).ok();
+    if let Some(proxy) = imp.obj().dynamic_cast_ref::<gst::ChildProxy>() {
+        proxy.child_removed(pad, &pad.name());
+    }
 }
 
 fn chain<T: EncodedSink>(
