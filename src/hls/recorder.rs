@@ -1243,6 +1243,20 @@ fn align_torn(dir: &Path, renditions: &mut [Found], truncated: &mut u64) -> io::
             }
         }
     }
+    // What is left ends where the leading rendition's does (an audio
+    // rendition's own samples end within a frame of it).
+    let Some(lead) = renditions.first().map(Found::end) else {
+        return Ok(());
+    };
+    for r in renditions.iter_mut().skip(1) {
+        let end = r.end();
+        if let Some(last) = r.segments.last_mut().filter(|_| !r.torn.is_empty())
+            && end.abs_diff(lead) <= tolerance
+            && lead > last.start
+        {
+            last.duration = lead - last.start;
+        }
+    }
     Ok(())
 }
 
@@ -1599,6 +1613,95 @@ mod tests {
         let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
         assert_eq!(sessions.sessions.len(), 2);
         assert_eq!(sessions.get(&report.media_id).unwrap().state, State::Live);
+    }
+
+    /// A ladder of two (audio) renditions.
+    fn pair() -> Vec<RenditionSpec> {
+        ["a", "b"]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| RenditionSpec {
+                name: name.to_string(),
+                tracks: vec![i],
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    /// One second of both renditions at `second` (recording time `at`).
+    fn both(a: &Arc<CodecConfig>, second_of: i64, at: i64) -> Fragment {
+        let mut f = fragment(
+            second(a, second_of),
+            at,
+            at + 1_000_000_000,
+            Some(Utc::now()),
+        );
+        f.tracks.push(second(a, second_of));
+        f.delays.push(0);
+        f
+    }
+
+    #[test]
+    fn a_ladder_crash_keeps_what_every_rendition_has() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = audio();
+        let (mut r, report) =
+            Recorder::start(dir.path(), "cam", cfg(60), pair(), Utc::now()).unwrap();
+        r.write_init(&[a.clone(), a.clone()], &[0, 0], &[0, 1])
+            .unwrap();
+        for s in 0..2 {
+            r.append(&both(&a, s, s * 1_000_000_000)).unwrap();
+            r.close_segment().unwrap();
+        }
+        // The third segment is being written: rendition a got three
+        // fragments, b two, when the process dies.
+        for s in 2..5 {
+            r.append(&both(&a, s, s * 1_000_000_000)).unwrap();
+        }
+        let session = r.session_dir().to_path_buf();
+        let master = ladder::parse_master(&std::fs::read(session.join(MASTER)).unwrap()).unwrap();
+        assert_eq!(master.len(), 2);
+        drop(r);
+        let b = session.join("b/segment-00002.m4s");
+        let scan = scan_segment(&b).unwrap();
+        let f = OpenOptions::new().write(true).open(&b).unwrap();
+        f.set_len(scan.fragments[2].offset).unwrap();
+        drop(f);
+
+        let (r, again) = Recorder::start(dir.path(), "cam", cfg(60), pair(), Utc::now()).unwrap();
+        assert!(again.resumed);
+        assert_eq!(again.media_id, report.media_id);
+        assert!(again.truncated_bytes > 0);
+        assert_eq!(r.end(), 4_000_000_000, "where both end");
+        let a_len = std::fs::metadata(session.join("a/segment-00002.m4s"))
+            .unwrap()
+            .len();
+        assert_eq!(a_len, scan.fragments[2].offset, "a lost its extra fragment");
+        for name in ["a", "b"] {
+            let p = m3u8_rs::parse_media_playlist_res(
+                &std::fs::read(session.join(name).join(REPLAY)).unwrap(),
+            )
+            .unwrap();
+            let durations: Vec<f32> = p.segments.iter().map(|s| s.duration).collect();
+            assert_eq!(durations, [1.0, 1.0, 2.0], "{name}");
+        }
+
+        // A different set of renditions starts a new session instead.
+        drop(r);
+        let (_r, other) = Recorder::start(
+            dir.path(),
+            "cam",
+            cfg(60),
+            RenditionSpec::single(2),
+            Utc::now(),
+        )
+        .unwrap();
+        assert!(!other.resumed);
+        assert_eq!(other.closed, [report.media_id.clone()]);
+        let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
+        let old = sessions.get(&report.media_id).unwrap();
+        assert_eq!(old.state, State::Ended);
+        assert_eq!(old.renditions, ["a", "b"]);
     }
 
     #[test]
