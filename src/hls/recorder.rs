@@ -1697,7 +1697,7 @@ mod tests {
         )
         .unwrap();
         assert!(!other.resumed);
-        assert_eq!(other.closed, [report.media_id.clone()]);
+        assert_eq!(other.closed, std::slice::from_ref(&report.media_id));
         let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
         let old = sessions.get(&report.media_id).unwrap();
         assert_eq!(old.state, State::Ended);
