@@ -390,7 +390,10 @@ fn a_ladder_survives_sigkill_and_resumes_aligned() {
     assert!(run.error.is_none(), "{:?}", run.error);
     let started = run.named("hlsclipsink-session-started");
     assert!(started[0].get::<bool>("resumed").unwrap());
-    assert_eq!(session_dirs(&loc.join("cam")), [session.clone()]);
+    assert_eq!(
+        session_dirs(&loc.join("cam")),
+        std::slice::from_ref(&session)
+    );
     let reference = media_playlist(&session.join("aac/replay.m3u8"));
     assert!(reference.end_list);
     assert!(reference.segments.len() > before);

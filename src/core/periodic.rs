@@ -107,7 +107,7 @@ pub enum Notice {
     /// A video track that follows the leader (another rendition of the
     /// same picture) has no keyframe at a cut instant (`at`, pts): it is cut
     /// at its own keyframe before it (its encoder does not honour keyframe
-    /// requests, or keys on its own). Given once per track.
+    /// requests, or keys on its own). Given for every such cut.
     Misaligned { track: usize, at: i64 },
 }
 
@@ -159,8 +159,6 @@ struct TrackState {
     last_push: Option<Instant>,
     /// Highest pts pushed.
     max_pts: Option<i64>,
-    /// A video follower was cut off its leader's instants (reported once).
-    misaligned: bool,
 }
 
 impl TrackState {
@@ -279,7 +277,6 @@ impl Cutter {
             eos: false,
             last_push: None,
             max_pts: None,
-            misaligned: false,
         });
         self.tracks.len() - 1
     }
@@ -821,10 +818,9 @@ impl Cutter {
             } else {
                 t.split_at(cut.end.time)
             };
-            if t.kind == TrackKind::Video && !to_end && !t.misaligned {
+            if t.kind == TrackKind::Video && !to_end {
                 let at = t.timeline.get(to).map(|s| s.pts);
                 if at.is_none_or(|pts| (pts - cut.end.time).abs() > ALIGN_TOLERANCE) {
-                    t.misaligned = true;
                     self.notices.push(Notice::Misaligned {
                         track: i,
                         at: cut.end.time,
@@ -1020,7 +1016,7 @@ mod tests {
             .iter()
             .filter(|n| matches!(n, Notice::Misaligned { track: 1, .. }))
             .collect();
-        assert_eq!(misaligned.len(), 1, "reported once: {n:?}");
+        assert_eq!(misaligned.len(), 4, "every cut off its keyframes: {n:?}");
         assert!(misaligned[0].describe().is_err(), "a warning");
         // Every follower frame exactly once, each clip of it starting at a
         // keyframe of its own, in decode order.

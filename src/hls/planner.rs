@@ -219,6 +219,8 @@ pub struct Planner {
     shifts: Vec<Shift>,
     requested_for: Option<RunningTime>,
     finished: bool,
+    /// Video tracks reported as cut off the leading one's keyframes.
+    misaligned: std::collections::HashSet<usize>,
 }
 
 impl Planner {
@@ -244,6 +246,7 @@ impl Planner {
             shifts: Vec::new(),
             requested_for: None,
             finished: false,
+            misaligned: Default::default(),
         };
         for &kind in kinds {
             planner.add_track(kind);
@@ -341,7 +344,14 @@ impl Planner {
         if self.offset.is_none() {
             self.offset = self.cutter.pending_start().map(|s| s - self.cfg.base.0);
         }
-        self.prepare(selections, now, &mut plan.commands);
+        let closed = self.prepare(selections, now, &mut plan.commands);
+        // A rendition cut off the leading video's keyframes matters where a
+        // segment ends (its segments are then its own), once per track.
+        let warned = &mut self.misaligned;
+        plan.notices.retain(|n| match *n {
+            Notice::Misaligned { track, at } => closed.contains(&at) && warned.insert(track),
+            _ => true,
+        });
         plan.keyframe_at = self.keyframe_request();
         plan
     }
@@ -466,8 +476,16 @@ impl Planner {
     }
 
     /// Selections to commands: init segments, fragments, segment ends.
-    fn prepare(&mut self, selections: Vec<Selection>, now: &Now, cmds: &mut Vec<Command>) {
+    /// Returns the (running time) ends of the fragments that ended a
+    /// segment.
+    fn prepare(
+        &mut self,
+        selections: Vec<Selection>,
+        now: &Now,
+        cmds: &mut Vec<Command>,
+    ) -> Vec<i64> {
         let target = self.cfg.target_duration.as_nanos() as i64;
+        let mut closed = Vec::new();
         for sel in selections {
             // Tracks in init order: video first, then audio.
             let mut tracks: Vec<(usize, Arc<CodecConfig>)> = self
@@ -551,8 +569,10 @@ impl Planner {
             if self.end.0 - self.segment_start.0 + CLOSE_SLACK >= target {
                 cmds.push(Command::Close);
                 self.segment_start = self.end;
+                closed.push(sel.end);
             }
         }
+        closed
     }
 }
 
@@ -687,6 +707,44 @@ mod tests {
         assert!(p.finish(&now()).commands.is_empty());
         assert_continuous(&recorded_dts(&cmds, TrackKind::Video), FRAME);
         assert_continuous(&recorded_dts(&cmds, TrackKind::Audio), 20 * MS);
+    }
+
+    /// Two renditions (video tracks 0 and 1), the second keyed every
+    /// `gop` frames (the first every 25): the warnings the planner gives.
+    fn renditions(gop: i64) -> Vec<Notice> {
+        let mut p = Planner::new(cfg(2), &[TrackKind::Video, TrackKind::Video]);
+        p.set_config(0, Arc::new(testing::h264()));
+        p.set_config(1, Arc::new(testing::h264()));
+        let mut notices = Vec::new();
+        let mut closes = 0;
+        for f in 0..250 {
+            let t = f * FRAME;
+            for (track, key) in [(0, f % 25 == 0), (1, f % gop == 0)] {
+                let plan = p.push(track, sample(t, t, FRAME, key), None, &now());
+                closes += plan
+                    .commands
+                    .iter()
+                    .filter(|c| matches!(c, Command::Close))
+                    .count();
+                notices.extend(plan.notices);
+            }
+        }
+        assert_eq!(closes, 4, "segments end every 2 s");
+        notices
+            .into_iter()
+            .filter(|n| matches!(n, Notice::Misaligned { .. }))
+            .collect()
+    }
+
+    #[test]
+    fn a_rendition_off_the_segment_boundaries_is_reported_once() {
+        // Keyed at every segment boundary (not at every fragment): aligned
+        // segments, nothing to say.
+        assert!(renditions(50).is_empty());
+        // Keyed on its own: said once.
+        let said = renditions(35);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(matches!(said[0], Notice::Misaligned { track: 1, at } if at == 2 * S));
     }
 
     #[test]
