@@ -1705,6 +1705,49 @@ mod tests {
     }
 
     #[test]
+    fn ladder_retention_deletes_the_same_segments_of_every_rendition() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = audio();
+        // One second of one rendition is 47 frames of 200 bytes plus boxes:
+        // about 10 kB; keep about four seconds of both.
+        let cfg = RecorderConfig {
+            max_bytes: 85_000,
+            ..cfg(0)
+        };
+        let (mut r, _) = Recorder::start(dir.path(), "cam", cfg, pair(), Utc::now()).unwrap();
+        r.write_init(&[a.clone(), a.clone()], &[0, 0], &[0, 1])
+            .unwrap();
+        for s in 0..10 {
+            r.append(&both(&a, s, s * 1_000_000_000)).unwrap();
+            r.close_segment().unwrap();
+        }
+        let session = r.session_dir().to_path_buf();
+        let replay = |name: &str| {
+            m3u8_rs::parse_media_playlist_res(
+                &std::fs::read(session.join(name).join(REPLAY)).unwrap(),
+            )
+            .unwrap()
+        };
+        let (pa, pb) = (replay("a"), replay("b"));
+        assert!(pa.media_sequence > 0, "something was deleted");
+        assert!(pa.segments.len() >= 3, "{}", pa.segments.len());
+        assert_eq!(pa.media_sequence, pb.media_sequence);
+        assert_eq!(pa.segments.len(), pb.segments.len());
+        for name in ["a", "b"] {
+            let files: Vec<String> = std::fs::read_dir(session.join(name))
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("segment-"))
+                .collect();
+            assert_eq!(files.len(), pa.segments.len(), "{name}: {files:?}");
+        }
+        let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
+        let record = sessions.get(r.media_id()).unwrap();
+        assert!(record.bytes <= 85_000, "{}", record.bytes);
+        assert_eq!(record.segments, pa.segments.len() as u64);
+    }
+
+    #[test]
     fn a_start_that_writes_nothing_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let a = audio();
