@@ -359,6 +359,7 @@ fn session_recovery_from_damaged_files() {
             }
             let cfg = RecorderConfig {
                 playlist_length: 5,
+                part_duration: Duration::ZERO,
                 target_duration: 1,
                 enable_pdt: true,
                 reconnect_window: Duration::from_secs(3600),

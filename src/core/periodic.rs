@@ -308,6 +308,28 @@ impl Cutter {
         self.range.map(|r| r.time)
     }
 
+    /// The samples of `track` the next cut will start with, in order: the
+    /// pending media, while no cut waits for followers (`None` then, or
+    /// before the first keyframe). A recording writes them early as parts
+    /// of the fragment the cut will make.
+    pub fn pending_samples(&self, track: usize) -> Option<Vec<&Sample>> {
+        let range = self.range.filter(|_| self.cuts.is_empty() && !self.done)?;
+        let t = self.tracks.get(track)?;
+        let from = if Some(track) == self.leader {
+            range.leader_index
+        } else if t.kind == TrackKind::Video {
+            t.first_keyframe()
+        } else {
+            t.timeline.first_at_or_after(range.time)
+        };
+        Some(t.timeline.range(from, t.timeline.end()).collect())
+    }
+
+    /// The leading track, once a sample chose it.
+    pub fn leader_track(&self) -> Option<usize> {
+        self.leader
+    }
+
     /// Payload bytes held in memory.
     pub fn bytes(&self) -> usize {
         self.tracks.iter().map(|t| t.timeline.bytes()).sum()

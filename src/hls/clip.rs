@@ -806,6 +806,7 @@ mod tests {
             .to_utc();
         let segments = (0..5u64)
             .map(|i| SegmentInfo {
+                parts: Vec::new(),
                 segment: Segment {
                     sequence: i,
                     uri: format!("segment-{i:05}.m4s"),
@@ -840,6 +841,7 @@ mod tests {
             removed_discontinuities: 0,
             trimmed: false,
             rendition: None,
+            part_target: 0,
         }
     }
 

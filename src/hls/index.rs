@@ -34,12 +34,27 @@ pub struct FragmentInfo {
     pub lead: Option<(u64, u64)>,
 }
 
+/// A low-latency HLS part: a byte range of its segment (one or more
+/// moof+mdat pairs of one fragment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartInfo {
+    pub offset: u64,
+    pub size: u64,
+    /// ns.
+    pub duration: u64,
+    /// It starts with a keyframe (or holds audio alone).
+    pub independent: bool,
+}
+
 /// A segment and, when known, its fragments.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SegmentInfo {
     pub segment: Segment,
     /// `None` until scanned; always known for the segment being written.
     pub fragments: Option<Vec<FragmentInfo>>,
+    /// Its parts, for the newest segments of a live session recorded with
+    /// parts (empty otherwise).
+    pub parts: Vec<PartInfo>,
 }
 
 /// One session as seen by a request. Built from the replay playlist (stored
@@ -62,6 +77,9 @@ pub struct SessionIndex {
     pub trimmed: bool,
     /// In a ladder session, the rendition this is (its `dir`).
     pub rendition: Option<super::ladder::Rendition>,
+    /// The part duration of a live session recorded with parts (ns; 0:
+    /// none).
+    pub part_target: u64,
 }
 
 impl SessionIndex {
@@ -80,6 +98,7 @@ impl SessionIndex {
             }
             let duration = (f64::from(s.duration) * 1e9).round() as u64;
             segments.push(SegmentInfo {
+                parts: Vec::new(),
                 segment: Segment {
                     sequence: playlist.media_sequence + i as u64,
                     uri: s.uri.clone(),
@@ -104,6 +123,7 @@ impl SessionIndex {
             removed_discontinuities: playlist.discontinuity_sequence,
             trimmed: hidden_start,
             rendition: None,
+            part_target: 0,
         };
         // A trimmed session's first segment doesn't start at recording time
         // 0: its media (tfdt) says where it starts.
@@ -186,6 +206,7 @@ impl SessionIndex {
             removed_discontinuities: self.removed_discontinuities + dropped,
             trimmed: self.trimmed || first > 0,
             rendition: self.rendition.clone(),
+            part_target: self.part_target,
         }
     }
 

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 
 use crate::core::nal::{self, Access};
-use crate::core::periodic::{Cutter, Notice, Selection, Trigger};
+use crate::core::periodic::{Cutter, Notice, Selection, TrackSelection, Trigger};
 use crate::core::{NS, Sample, TrackKind};
 use crate::mp4::{ClipTrack, CodecConfig};
 
@@ -40,6 +40,8 @@ const MAX_PENDING: u64 = 30 * NS;
 /// A segment closes at the first fragment end past the target duration
 /// less this (keyframes a frame early still end it).
 const CLOSE_SLACK: i64 = NS as i64 / 10;
+/// A part ends at the first sample end past its duration less this.
+const PART_SLACK: i64 = 1_000_000;
 
 /// A pipeline running time (ns; may be negative).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -75,6 +77,9 @@ pub struct PlannerConfig {
     pub pdt_clock: PdtClock,
     /// Recording time where this run starts (the end of a resumed session).
     pub base: RecordingTime,
+    /// Fragments are also written in parts of this length (low-latency
+    /// HLS; zero: whole fragments only).
+    pub part_duration: Duration,
 }
 
 impl Default for PlannerConfig {
@@ -83,6 +88,7 @@ impl Default for PlannerConfig {
             target_duration: Duration::from_secs(6),
             pdt_clock: PdtClock::Pipeline,
             base: RecordingTime(0),
+            part_duration: Duration::ZERO,
         }
     }
 }
@@ -129,8 +135,13 @@ pub struct Fragment {
     pub pdt: Option<DateTime<Utc>>,
     /// Where the fragment starts.
     pub start: RunningTime,
-    /// Where its media ends: the next fragment's start.
+    /// Where its media ends: the next fragment's start (for a part, where
+    /// its samples' decoding ends).
     pub end: RecordingTime,
+    /// A part that continues the fragment an earlier append started
+    /// (low-latency HLS parts); the first part, or a whole fragment, does
+    /// not.
+    pub continues: bool,
 }
 
 #[derive(Debug)]
@@ -221,6 +232,8 @@ pub struct Planner {
     finished: bool,
     /// Video tracks reported as cut off the leading one's keyframes.
     misaligned: std::collections::HashSet<usize>,
+    /// Samples of the pending media written as parts, per track.
+    parted: Vec<usize>,
 }
 
 impl Planner {
@@ -247,6 +260,7 @@ impl Planner {
             requested_for: None,
             finished: false,
             misaligned: Default::default(),
+            parted: Vec::new(),
         };
         for &kind in kinds {
             planner.add_track(kind);
@@ -345,6 +359,7 @@ impl Planner {
             self.offset = self.cutter.pending_start().map(|s| s - self.cfg.base.0);
         }
         let closed = self.prepare(selections, now, &mut plan.commands);
+        self.part(now, &mut plan.commands);
         // A rendition cut off the leading video's keyframes matters where a
         // segment ends (its segments are then its own), once per track.
         let warned = &mut self.misaligned;
@@ -476,17 +491,128 @@ impl Planner {
     }
 
     /// Selections to commands: init segments, fragments, segment ends.
-    /// Returns the (running time) ends of the fragments that ended a
-    /// segment.
+    /// The media of a selection already written as parts is left out: the
+    /// rest ends the fragment. Returns the (running time) ends of the
+    /// fragments that ended a segment.
     fn prepare(
         &mut self,
         selections: Vec<Selection>,
         now: &Now,
         cmds: &mut Vec<Command>,
     ) -> Vec<i64> {
-        let target = self.cfg.target_duration.as_nanos() as i64;
         let mut closed = Vec::new();
         for sel in selections {
+            // Parts are written of the pending media only: of the first
+            // selection that follows them.
+            let written = std::mem::take(&mut self.parted);
+            let first = written.iter().all(|&n| n == 0);
+            let tracks = sel
+                .tracks
+                .into_iter()
+                .map(|mut t| {
+                    let n = written.get(t.track).copied().unwrap_or(0);
+                    t.samples.drain(..n.min(t.samples.len()));
+                    t
+                })
+                .collect();
+            let piece = Piece {
+                start: sel.start,
+                end: sel.end,
+                tracks,
+                first,
+                last: true,
+            };
+            if let Some(end) = self.write_piece(piece, now, cmds) {
+                closed.push(end);
+            }
+        }
+        closed
+    }
+
+    /// With parts on, writes the pending media as a part once the leading
+    /// track has a part's worth of it not written yet: the leading track's
+    /// new samples, the other video tracks' decoded before where they end,
+    /// the audio presented before it.
+    fn part(&mut self, now: &Now, cmds: &mut Vec<Command>) {
+        let part = self.cfg.part_duration.as_nanos() as i64;
+        if part == 0 || self.finished {
+            return;
+        }
+        let Some(leader) = self.cutter.leader_track() else {
+            return;
+        };
+        let Some(start) = self.cutter.pending_start() else {
+            return;
+        };
+        self.parted.resize(self.tracks.len(), 0);
+        let boundary = {
+            let Some(lead) = self.cutter.pending_samples(leader) else {
+                return;
+            };
+            let fresh = &lead[self.parted[leader].min(lead.len())..];
+            let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else {
+                return;
+            };
+            let end = last.dts + last.duration as i64;
+            if end - first.dts + PART_SLACK < part {
+                return;
+            }
+            end
+        };
+        let first = self.parted.iter().all(|&n| n == 0);
+        let mut tracks = Vec::new();
+        for (t, track) in self.tracks.iter().enumerate() {
+            let Some(pending) = self.cutter.pending_samples(t) else {
+                continue;
+            };
+            let fresh = pending[self.parted[t].min(pending.len())..].iter();
+            let samples: Vec<Sample> = if t == leader {
+                fresh.map(|s| (*s).clone()).collect()
+            } else if track.kind == TrackKind::Video {
+                fresh
+                    .take_while(|s| s.dts < boundary)
+                    .map(|s| (*s).clone())
+                    .collect()
+            } else {
+                fresh
+                    .take_while(|s| s.pts_mid() < boundary)
+                    .map(|s| (*s).clone())
+                    .collect()
+            };
+            self.parted[t] += samples.len();
+            if !samples.is_empty() {
+                tracks.push(TrackSelection {
+                    track: t,
+                    samples,
+                    next_dts: None,
+                });
+            }
+        }
+        let piece = Piece {
+            start,
+            end: boundary,
+            tracks,
+            first,
+            last: false,
+        };
+        self.write_piece(piece, now, cmds);
+    }
+
+    /// One piece to commands: an init segment when the tracks changed and a
+    /// discontinuity where a gap was closed (at a fragment's start), the
+    /// fragment (or its part), a segment end (after a fragment's last
+    /// piece). Returns the piece's end when it ended a segment.
+    fn write_piece(&mut self, piece: Piece, now: &Now, cmds: &mut Vec<Command>) -> Option<i64> {
+        let target = self.cfg.target_duration.as_nanos() as i64;
+        let Piece {
+            start: sel_start,
+            end: sel_end,
+            tracks: selected,
+            first,
+            last,
+        } = piece;
+        let mut init_changed = false;
+        if first {
             // Tracks in init order: video first, then audio.
             let mut tracks: Vec<(usize, Arc<CodecConfig>)> = self
                 .tracks
@@ -495,7 +621,7 @@ impl Planner {
                 .filter_map(|(i, t)| t.config.clone().map(|c| (i, c)))
                 .collect();
             tracks.sort_by_key(|(i, c)| (c.kind != TrackKind::Video, *i));
-            let init_changed = self.init.len() != tracks.len()
+            init_changed = self.init.len() != tracks.len()
                 || self
                     .init
                     .iter()
@@ -508,7 +634,7 @@ impl Planner {
                     .order
                     .iter()
                     .map(|&i| {
-                        sel.tracks
+                        selected
                             .iter()
                             .find(|t| t.track == i)
                             .and_then(|t| t.samples.first())
@@ -523,41 +649,45 @@ impl Planner {
                 // A new init segment also starts a new media segment.
                 self.segment_start = self.end;
             }
-            let start = RunningTime(sel.start);
-            if self.offset.is_none() {
-                self.offset = Some(sel.start - self.cfg.base.0);
+        }
+        let start = RunningTime(sel_start);
+        if self.offset.is_none() {
+            self.offset = Some(sel_start - self.cfg.base.0);
+        }
+        if first && self.discontinuity.is_some_and(|at| start >= at) {
+            // Recording time goes on where it was.
+            self.discontinuity = None;
+            self.offset = Some(sel_start - self.end.0);
+            self.segment_start = self.end;
+            if !init_changed {
+                cmds.push(Command::Discontinuity);
             }
-            if self.discontinuity.is_some_and(|at| start >= at) {
-                // Recording time goes on where it was.
-                self.discontinuity = None;
-                self.offset = Some(sel.start - self.end.0);
-                self.segment_start = self.end;
-                if !init_changed {
-                    cmds.push(Command::Discontinuity);
-                }
-            }
-            let offset = self.offset.unwrap_or(sel.start);
-            let mut selected = sel.tracks;
-            let tracks = self
-                .order
-                .iter()
-                .zip(&self.init)
-                .map(|(&i, config)| {
-                    let (samples, next_dts) = match selected.iter().position(|t| t.track == i) {
-                        Some(p) => {
-                            let t = selected.swap_remove(p);
-                            (t.samples, t.next_dts)
-                        }
-                        None => (Vec::new(), None),
-                    };
-                    ClipTrack {
-                        config: config.clone(),
-                        samples,
-                        next_dts,
+        }
+        let offset = self.offset.unwrap_or(sel_start);
+        let mut selected = selected;
+        let tracks = self
+            .order
+            .iter()
+            .zip(&self.init)
+            .map(|(&i, config)| {
+                let (samples, next_dts) = match selected.iter().position(|t| t.track == i) {
+                    Some(p) => {
+                        let t = selected.swap_remove(p);
+                        (t.samples, t.next_dts)
                     }
-                })
-                .collect();
-            self.end = RecordingTime(sel.end - offset);
+                    None => (Vec::new(), None),
+                };
+                ClipTrack {
+                    config: config.clone(),
+                    samples,
+                    next_dts,
+                }
+            })
+            .collect::<Vec<ClipTrack>>();
+        self.end = RecordingTime((sel_end - offset).max(self.end.0));
+        // The last piece of a fragment whose parts took every sample.
+        let empty = tracks.iter().all(|t: &ClipTrack| t.samples.is_empty());
+        if !(empty && !first) {
             cmds.push(Command::Append(Fragment {
                 tracks,
                 offset,
@@ -565,15 +695,28 @@ impl Planner {
                 pdt: self.pdt_at(start, now),
                 start,
                 end: self.end,
+                continues: !first,
             }));
-            if self.end.0 - self.segment_start.0 + CLOSE_SLACK >= target {
-                cmds.push(Command::Close);
-                self.segment_start = self.end;
-                closed.push(sel.end);
-            }
         }
-        closed
+        if last && self.end.0 - self.segment_start.0 + CLOSE_SLACK >= target {
+            cmds.push(Command::Close);
+            self.segment_start = self.end;
+            return Some(sel_end);
+        }
+        None
     }
+}
+
+/// What a planned fragment is written in: the whole fragment of a cut, or
+/// one of its parts.
+struct Piece {
+    /// Where the fragment starts (its keyframe's pts), where the piece ends.
+    start: i64,
+    end: i64,
+    tracks: Vec<TrackSelection>,
+    /// It starts the fragment; it ends it.
+    first: bool,
+    last: bool,
 }
 
 #[cfg(test)]
@@ -745,6 +888,62 @@ mod tests {
         let said = renditions(35);
         assert_eq!(said.len(), 1, "{said:?}");
         assert!(matches!(said[0], Notice::Misaligned { track: 1, at } if at == 2 * S));
+    }
+
+    #[test]
+    fn parts_write_each_fragment_early_and_exactly_once() {
+        let mut p = Planner::new(
+            PlannerConfig {
+                part_duration: Duration::from_millis(200),
+                ..cfg(2)
+            },
+            &[TrackKind::Video, TrackKind::Audio],
+        );
+        p.set_config(0, Arc::new(testing::h264()));
+        p.set_config(1, Arc::new(testing::aac()));
+        let mut cmds = Vec::new();
+        feed(&mut p, 0, 125, 0, &mut cmds);
+        cmds.extend(p.end_track(0, true, &now()).commands);
+        cmds.extend(p.end_track(1, true, &now()).commands);
+        // Every frame and audio frame once, in order.
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Video), FRAME);
+        assert_eq!(recorded_dts(&cmds, TrackKind::Video).len(), 125);
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Audio), 20 * MS);
+        assert_eq!(recorded_dts(&cmds, TrackKind::Audio).len(), 250);
+        // Five parts of 200 ms per one-second fragment: the first starts
+        // the fragment (its keyframe), the others continue it; segments
+        // end after a fragment's last part only.
+        let mut fragments: Vec<Vec<(bool, i64, usize)>> = Vec::new();
+        for c in &cmds {
+            match c {
+                Command::Append(f) => {
+                    let video = f.tracks[0].samples.len();
+                    if !f.continues {
+                        assert!(f.tracks[0].samples[0].keyframe);
+                        fragments.push(Vec::new());
+                    }
+                    fragments
+                        .last_mut()
+                        .unwrap()
+                        .push((f.continues, f.end.0, video));
+                }
+                Command::Close => {
+                    let last = fragments.last().unwrap().last().unwrap();
+                    assert_eq!(last.1 % S, 0, "a segment ends at a keyframe: {last:?}");
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(fragments.len(), 5);
+        for f in &fragments[..4] {
+            // The audio that arrives after the last part's video ends the
+            // fragment.
+            let frames: Vec<usize> = f.iter().map(|p| p.2).filter(|&n| n > 0).collect();
+            assert_eq!(frames, [5, 5, 5, 5, 5], "{f:?}");
+            assert!(f.len() <= 6 && f[..5].iter().all(|p| p.2 == 5), "{f:?}");
+            assert!(f.windows(2).all(|w| w[0].1 <= w[1].1), "ends ascend: {f:?}");
+        }
+        assert_eq!(shape(&cmds).matches('C').count(), 2);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 
-use super::index::{FragmentInfo, LiveIndex, SegmentInfo, SessionIndex};
+use super::index::{FragmentInfo, LiveIndex, PartInfo, SegmentInfo, SessionIndex};
 use super::ladder::{self, MASTER, Rendition, RenditionSpec};
 use super::planner::Fragment;
 use super::playlist::{self, Kind, Segment};
@@ -42,6 +42,8 @@ use super::playlist::{LIVE, REPLAY};
 #[derive(Debug, Clone)]
 pub struct RecorderConfig {
     pub playlist_length: usize,
+    /// Low-latency HLS parts (zero: none).
+    pub part_duration: Duration,
     pub target_duration: u32,
     pub enable_pdt: bool,
     pub reconnect_window: Duration,
@@ -75,6 +77,7 @@ struct OpenSegment {
     map: String,
     bytes: u64,
     fragments: Vec<FragmentInfo>,
+    parts: Vec<PartInfo>,
 }
 
 /// One rendition on disk, as recovery finds it.
@@ -170,6 +173,10 @@ pub struct Recorder {
     /// Where clip requests see the session being recorded.
     live: Option<Arc<LiveIndex>>,
 }
+
+/// Closed segments whose parts the live index keeps (for the low-latency
+/// playlist's last few segments).
+const PARTS_KEPT: usize = 8;
 
 fn segment_uri(sequence: u64) -> String {
     format!("segment-{sequence:05}.m4s")
@@ -398,6 +405,7 @@ impl Media {
                 map,
                 bytes: 0,
                 fragments: Vec::new(),
+                parts: Vec::new(),
             });
         }
         let open = self.open.as_mut().expect("opened above");
@@ -428,17 +436,35 @@ impl Media {
         let fragment_start = open.end;
         open.end = open.end.max(end.ns());
         let size: u64 = frags.iter().map(|f| f.size).sum();
-        let lead = (frags.len() >= 2).then(|| {
-            let from = open.bytes + frags[0].size;
-            (from, from + frags[1].size)
-        });
-        open.fragments.push(FragmentInfo {
+        let video = tracks
+            .iter()
+            .find(|t| t.config.kind == TrackKind::Video && !t.samples.is_empty());
+        open.parts.push(PartInfo {
             offset: open.bytes,
             size,
-            start: fragment_start,
-            end: open.end,
-            lead,
+            duration: open.end - fragment_start,
+            independent: video.is_none_or(|v| v.samples[0].keyframe),
         });
+        match open.fragments.last_mut().filter(|_| fragment.continues) {
+            // A part of the fragment the last append started.
+            Some(last) => {
+                last.size += size;
+                last.end = open.end;
+            }
+            None => {
+                let lead = (frags.len() >= 2).then(|| {
+                    let from = open.bytes + frags[0].size;
+                    (from, from + frags[1].size)
+                });
+                open.fragments.push(FragmentInfo {
+                    offset: open.bytes,
+                    size,
+                    start: fragment_start,
+                    end: open.end,
+                    lead,
+                });
+            }
+        }
         open.bytes += size;
         Ok(true)
     }
@@ -552,6 +578,7 @@ impl Media {
                 .map(|s| SegmentInfo {
                     segment: s.clone(),
                     fragments: None,
+                    parts: Vec::new(),
                 })
                 .collect(),
             open: self.open_info(),
@@ -562,6 +589,7 @@ impl Media {
             rendition: (!self.spec.name.is_empty())
                 .then(|| self.rendition())
                 .flatten(),
+            part_target: cfg.part_duration.as_nanos() as u64,
         }
     }
 
@@ -577,16 +605,26 @@ impl Media {
             .unwrap_or(idx.segments.len());
         idx.segments.drain(..keep_from);
         let last = idx.segments.last().map(|s| s.segment.sequence);
-        let closed_fragments = idx.open.take().and_then(|o| o.fragments);
+        let closed = idx.open.take();
         let newest = self.segments.last().map(|l| l.sequence);
         for s in &self.segments {
             if last.is_none_or(|l| s.sequence > l) {
+                let of_newest = |o: &&SegmentInfo| {
+                    Some(s.sequence) == newest && o.segment.sequence == s.sequence
+                };
+                let closed = closed.as_ref().filter(of_newest);
                 idx.segments.push(SegmentInfo {
                     segment: s.clone(),
-                    fragments: closed_fragments
-                        .clone()
-                        .filter(|_| Some(s.sequence) == newest),
+                    fragments: closed.and_then(|o| o.fragments.clone()),
+                    parts: closed.map(|o| o.parts.clone()).unwrap_or_default(),
                 });
+            }
+        }
+        // Parts are listed for the newest segments only.
+        let keep = idx.segments.len().saturating_sub(PARTS_KEPT);
+        for s in &mut idx.segments[..keep] {
+            if !s.parts.is_empty() {
+                s.parts = Vec::new();
             }
         }
     }
@@ -604,6 +642,7 @@ impl Media {
                 bytes: o.bytes,
             },
             fragments: Some(o.fragments.clone()),
+            parts: o.parts.clone(),
         })
     }
 }
@@ -1457,6 +1496,7 @@ mod tests {
     fn cfg(reconnect: u64) -> RecorderConfig {
         RecorderConfig {
             playlist_length: 2,
+            part_duration: Duration::ZERO,
             target_duration: 1,
             enable_pdt: true,
             reconnect_window: Duration::from_secs(reconnect),
@@ -1498,6 +1538,7 @@ mod tests {
             pdt,
             start: RunningTime(start),
             end: RecordingTime(end),
+            continues: false,
         }
     }
 

@@ -15,6 +15,7 @@ use crate::hlsclipsink::PdtSource;
 const DEFAULT_LOCATION: &str = "recordings";
 const DEFAULT_TARGET_DURATION: u32 = 6;
 const DEFAULT_PLAYLIST_LENGTH: u32 = 5;
+const MAX_PART_DURATION: f64 = 10.0;
 const DEFAULT_RECONNECT_WINDOW: u32 = 60;
 const DEFAULT_MAX_CLIP_DURATION: u32 = 60;
 const DEFAULT_MAX_PREVIEW_DURATION: u32 = 300;
@@ -28,6 +29,8 @@ pub(super) struct Settings {
     pub(super) stream_id: Option<String>,
     pub(super) target_duration: u32,
     pub(super) playlist_length: u32,
+    /// Seconds; 0: no low-latency parts.
+    pub(super) part_duration: f64,
     pub(super) enable_pdt: bool,
     pub(super) pdt_source: PdtSource,
     pub(super) send_keyframe_requests: bool,
@@ -50,6 +53,7 @@ impl Default for Settings {
             stream_id: None,
             target_duration: DEFAULT_TARGET_DURATION,
             playlist_length: DEFAULT_PLAYLIST_LENGTH,
+            part_duration: 0.0,
             enable_pdt: true,
             pdt_source: PdtSource::PipelineClock,
             send_keyframe_requests: true,
@@ -99,6 +103,14 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                 .nick("Playlist length")
                 .blurb("Segments in the live playlist's sliding window (0 = all)")
                 .default_value(DEFAULT_PLAYLIST_LENGTH)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecDouble::builder("part-duration")
+                .nick("Part duration")
+                .blurb("Low-latency HLS: write each fragment also in parts of this many seconds (e.g. 0.5), served by the HTTP API's live playlist with EXT-X-PART and blocking reload; clips then reach the last complete part (0 = off)")
+                .minimum(0.0)
+                .maximum(MAX_PART_DURATION)
+                .default_value(0.0)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecBoolean::builder("enable-program-date-time")
@@ -188,6 +200,7 @@ impl Settings {
     pub(super) fn recorder_config(&self) -> RecorderConfig {
         RecorderConfig {
             playlist_length: self.playlist_length as usize,
+            part_duration: self.part(),
             target_duration: self.target_duration,
             enable_pdt: self.enable_pdt,
             reconnect_window: Duration::from_secs(u64::from(self.reconnect_window)),
@@ -206,7 +219,14 @@ impl Settings {
                 PdtSource::ReferenceTimestamp => PdtClock::Reference,
             },
             base,
+            part_duration: self.part(),
         }
+    }
+
+    /// The part duration, at most half the target duration.
+    pub(super) fn part(&self) -> Duration {
+        let most = f64::from(self.target_duration.max(1)) / 2.0;
+        Duration::from_secs_f64(self.part_duration.clamp(0.0, most))
     }
 
     /// Clip request limits (the same permits for signals and HTTP).
@@ -232,6 +252,7 @@ impl Settings {
             "stream-id" => s.stream_id = value.get().unwrap(),
             "target-duration" => s.target_duration = value.get().unwrap(),
             "playlist-length" => s.playlist_length = value.get().unwrap(),
+            "part-duration" => s.part_duration = value.get().unwrap(),
             "enable-program-date-time" => s.enable_pdt = value.get().unwrap(),
             "program-date-time-source" => s.pdt_source = value.get().unwrap(),
             "send-keyframe-requests" => s.send_keyframe_requests = value.get().unwrap(),
@@ -255,6 +276,7 @@ impl Settings {
             "location" => s.location.to_value(),
             "target-duration" => s.target_duration.to_value(),
             "playlist-length" => s.playlist_length.to_value(),
+            "part-duration" => s.part_duration.to_value(),
             "enable-program-date-time" => s.enable_pdt.to_value(),
             "program-date-time-source" => s.pdt_source.to_value(),
             "send-keyframe-requests" => s.send_keyframe_requests.to_value(),
