@@ -151,6 +151,31 @@ pub fn numbered_av_with(
         loc = location.display(),
         tune = if live { "tune=zerolatency" } else { "" },
     ));
+    feed_numbered(&pipeline, frames, live);
+    pipeline
+}
+
+/// A pipeline that records `seconds` of numbered frames, encoded by
+/// `encoder` (a gst-launch fragment ending in a parser, e.g.
+/// `x265enc ! h265parse`), without audio, into hlsclipsink `h` (stream
+/// `cam`). Not live: it runs as fast as it encodes.
+pub fn numbered_video(location: &Path, props: &str, seconds: u64, encoder: &str) -> gst::Pipeline {
+    let frames = seconds * FPS;
+    let pipeline = launch(&format!(
+        "hlsclipsink name=h location={loc} stream-id=cam {props} \
+         appsrc name=src format=time \
+           caps=video/x-raw,format=I420,width={W},height={H},framerate={FPS}/1 ! \
+           {encoder} ! queue ! h.video",
+        loc = location.display(),
+    ));
+    feed_numbered(&pipeline, frames, false);
+    pipeline
+}
+
+/// Feeds `frames` numbered frames (I420, `W`x`H`, `FPS`) into the appsrc
+/// `src` of `pipeline`, then ends its stream; paced by the wall clock when
+/// `live` (frame n leaves at n / FPS).
+pub fn feed_numbered(pipeline: &gst::Pipeline, frames: u64, live: bool) {
     let src = pipeline
         .by_name("src")
         .unwrap()
@@ -167,7 +192,6 @@ pub fn numbered_av_with(
                     return;
                 }
                 if live {
-                    // A live source: frame n leaves at n / FPS.
                     let t0 = *t0.get_or_insert_with(std::time::Instant::now);
                     let due = t0 + Duration::from_nanos(*n * NS / FPS);
                     if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
@@ -185,48 +209,6 @@ pub fn numbered_av_with(
             })
             .build(),
     );
-    pipeline
-}
-
-/// A pipeline that records `seconds` of numbered frames, encoded by
-/// `encoder` (a gst-launch fragment ending in a parser, e.g.
-/// `x265enc ! h265parse`), without audio, into hlsclipsink `h` (stream
-/// `cam`). Not live: it runs as fast as it encodes.
-pub fn numbered_video(location: &Path, props: &str, seconds: u64, encoder: &str) -> gst::Pipeline {
-    let frames = seconds * FPS;
-    let pipeline = launch(&format!(
-        "hlsclipsink name=h location={loc} stream-id=cam {props} \
-         appsrc name=src format=time \
-           caps=video/x-raw,format=I420,width={W},height={H},framerate={FPS}/1 ! \
-           {encoder} ! queue ! h.video",
-        loc = location.display(),
-    ));
-    let src = pipeline
-        .by_name("src")
-        .unwrap()
-        .downcast::<gst_app::AppSrc>()
-        .unwrap();
-    let next = Arc::new(Mutex::new(0u64));
-    src.set_callbacks(
-        gst_app::AppSrcCallbacks::builder()
-            .need_data(move |src, _| {
-                let mut n = next.lock().unwrap();
-                if *n >= frames {
-                    let _ = src.end_of_stream();
-                    return;
-                }
-                let mut buffer = gst::Buffer::from_mut_slice(numbered_frame(*n as u32));
-                {
-                    let b = buffer.get_mut().unwrap();
-                    b.set_pts(gst::ClockTime::from_nseconds(*n * NS / FPS));
-                    b.set_duration(gst::ClockTime::from_nseconds(NS / FPS));
-                }
-                *n += 1;
-                let _ = src.push_buffer(buffer);
-            })
-            .build(),
-    );
-    pipeline
 }
 
 /// Numbered frames as raw I420 for ffmpeg's `-f rawvideo -pix_fmt yuv420p
