@@ -11,6 +11,7 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::numbered::{FPS, H, W, feed_numbered};
 use common::*;
 use gst::prelude::*;
 
@@ -427,4 +428,378 @@ fn clip_manifests_of_an_open_gop_feed_play_in_three_players() {
             assert!(frames >= 200, "{query}: {name}: {ended}");
         }
     }
+}
+
+/// hls.js on a ladder session's multivariant playlist, served by the
+/// element next to this page (`/ui/ladder.html?media=ID`): it starts on the
+/// lowest level (set by hand, so hls.js's bandwidth estimate switches
+/// nothing), switches to the highest with `nextLevel` (the smooth switch:
+/// the new level's fragments follow the old one's in the same buffer) once
+/// 2 s have played, and plays to the end. It logs the levels, the switches,
+/// every fragment loaded, waits and their recovery, a playhead that stops
+/// moving (`stuck`), and which numbered picture each presented frame shows
+/// against its media time (read back from the bands through a canvas).
+const LADDER_PAGE: &str = r#"<!doctype html><html><body>
+<video id=v muted autoplay playsinline></video>
+<canvas id=c width=16 height=240></canvas>
+<script src="hls.min.js"></script>
+<script>
+const log = (m) => console.log("liveclip: " + m);
+const media = new URLSearchParams(location.search).get("media");
+const v = document.getElementById("v");
+const ctx = document.getElementById("c").getContext("2d", { willReadFrequently: true });
+const hls = new Hls({ autoStartLoad: false });
+let from = -1, to = -1, forced = false, waiting = false, stuck = false;
+hls.on(Hls.Events.ERROR, (e, d) => log((d.fatal ? "error " : "warning ") + d.type + " " + d.details));
+hls.on(Hls.Events.MANIFEST_PARSED, () => {
+  const heights = hls.levels.map((l) => l.height);
+  log("levels " + hls.levels.map((l, i) => i + ":" + l.height + ":" + l.uri).join(" "));
+  from = heights.indexOf(Math.min(...heights));
+  to = heights.indexOf(Math.max(...heights));
+  hls.startLevel = from;
+  hls.loadLevel = from;
+  hls.startLoad();
+});
+hls.on(Hls.Events.LEVEL_SWITCHED, (e, d) =>
+  log("switched " + d.level + " " + hls.levels[d.level].height + " at " + v.currentTime.toFixed(3)));
+hls.on(Hls.Events.FRAG_LOADED, (e, d) =>
+  log("frag " + d.frag.type + " " + d.frag.level + " " + d.frag.sn + " " + d.frag.url));
+v.addEventListener("timeupdate", () => {
+  if (!forced && to >= 0 && v.currentTime >= 2) {
+    forced = true;
+    log("forced " + to + " " + hls.levels[to].height + " at " + v.currentTime.toFixed(3));
+    hls.nextLevel = to;
+  }
+});
+v.addEventListener("waiting", () => { waiting = true; log("waiting at " + v.currentTime.toFixed(3)); });
+v.addEventListener("playing", () => {
+  if (waiting) log("resumed at " + v.currentTime.toFixed(3));
+  waiting = false;
+});
+let last = -1, still = 0;
+setInterval(() => {
+  if (stuck || v.ended || v.currentTime === 0) return;
+  if (v.currentTime !== last) { last = v.currentTime; still = 0; return; }
+  still += 250;
+  if (still >= 3000) { stuck = true; log("stuck at " + v.currentTime.toFixed(3) + " paused " + v.paused); }
+}, 250);
+// Per frame height: how many presented frames, and how often each
+// "picture number - media time in frames" was seen (one value if every
+// rendition shows the same picture at the same time).
+const pictures = {};
+function onFrame(now, md) {
+  ctx.drawImage(v, 0, 0, 16, 240);
+  const px = ctx.getImageData(8, 0, 1, 240).data;
+  let n = 0;
+  for (let band = 4; band >= 0; band--) {
+    let sum = 0;
+    for (let y = band * 48 + 12; y < band * 48 + 36; y++) sum += px[y * 4];
+    n = n * 5 + Math.min(4, Math.max(0, Math.round(sum / 24 / 63.75)));
+  }
+  const p = (pictures[md.height] = pictures[md.height] || { frames: 0, offsets: {} });
+  const offset = n - Math.round(md.mediaTime * 30);
+  p.frames++;
+  p.offsets[offset] = (p.offsets[offset] || 0) + 1;
+  v.requestVideoFrameCallback(onFrame);
+}
+v.requestVideoFrameCallback(onFrame);
+v.addEventListener("ended", () => {
+  for (const [h, p] of Object.entries(pictures)) {
+    log("pictures " + h + " " + p.frames + " " +
+        Object.entries(p.offsets).map(([o, c]) => o + "x" + c).join(","));
+  }
+  const b = v.buffered;
+  const ranges = [];
+  for (let i = 0; i < b.length; i++) ranges.push(b.start(i).toFixed(3) + "-" + b.end(i).toFixed(3));
+  log("ended at " + v.currentTime.toFixed(3) + " frames " + v.getVideoPlaybackQuality().totalVideoFrames +
+      " width " + v.videoWidth + " buffered " + ranges.join(","));
+});
+hls.loadSource("/" + media + "/manifest/video.m3u8");
+hls.attachMedia(v);
+</script></body></html>"#;
+
+/// Drives the Live Replay page on a ladder being recorded: the Program
+/// player (on the live window, which can't be marked on) shows the
+/// rendition it plays; the viewer picks another one, then Auto.
+const LADDER_DRIVER: &str = r##"
+(async () => {
+  const log = (m) => console.log("liveclip: autotest " + m);
+  const until = async (f, ms = 20000) => {
+    const t = Date.now();
+    while (!f()) {
+      if (Date.now() - t > ms) throw new Error("timeout waiting for " + f);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  try {
+    await until(() => window.liveclip);
+    const L = window.liveclip;
+    const video = document.getElementById("live-player");
+    const picker = document.getElementById("main-level-picker");
+    const chip = document.getElementById("main-level");
+    const select = document.getElementById("main-level-select");
+    await until(() => !picker.hidden && !chip.hidden && video.currentTime > 0);
+    await until(() => L.state.previewStart !== null);
+    log("shown " + chip.textContent + " options " +
+        [...select.options].map((o) => o.textContent).join(", "));
+    log("main markable " + (L.players.main.anchor !== null) + " preview markable " +
+        (L.players.preview.anchor !== null));
+    const hls = L.players.main.hls;
+    const other = [...select.options].find((o) => o.value !== "-1" && o.textContent !== chip.textContent);
+    select.value = other.value;
+    select.dispatchEvent(new Event("change"));
+    await until(() => chip.textContent === other.textContent);
+    const t = video.currentTime;
+    await until(() => video.currentTime > t + 0.5);
+    log("picked " + other.textContent + " manual " + !hls.autoLevelEnabled + " playing on from " + t.toFixed(3));
+    select.value = "-1";
+    select.dispatchEvent(new Event("change"));
+    await until(() => hls.autoLevelEnabled);
+    log("auto");
+    log("done");
+  } catch (e) {
+    log("failed " + e.message);
+  }
+})();
+"##;
+
+/// An ABR ladder recorded live by hlsclipsink (three renditions scaled from
+/// one numbered source, 1 s GOPs and segments, AAC as its own rendition)
+/// with its HTTP server. While it records, the Live Replay page shows the
+/// level its Program player plays and lets the viewer pick another (and
+/// Auto). Then hls.js in Chromium plays the session's multivariant
+/// playlist: a level switch forced mid-stream happens, the fragments then
+/// come from the new rendition, and playback goes on to the end without a
+/// gap, a stall or an error, each frame showing the picture of its time on
+/// both sides of the switch.
+#[test]
+fn hls_js_switches_levels_of_a_ladder_mid_stream() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = common::http::free_port();
+    let site = common::browser::site(dir.path(), Some(LADDER_DRIVER));
+    std::fs::write(site.join("ladder.html"), LADDER_PAGE).unwrap();
+    let seconds = 14;
+    let encode = "x264enc bframes=2 b-adapt=false speed-preset=ultrafast key-int-max=30 \
+                  option-string=\"scenecut=0\" ! h264parse";
+    let rendition = |w: u32, h: u32, pad: &str| {
+        format!(
+            "t. ! queue ! videoscale add-borders=false ! \
+             video/x-raw,width={w},height={h},pixel-aspect-ratio=1/1 ! {encode} ! h.{pad} "
+        )
+    };
+    let pipeline = launch(&format!(
+        "hlsclipsink name=h location={loc} stream-id=cam target-duration=1 \
+           http-address=127.0.0.1:{api} http-web-root={site} \
+           video_0::rendition=360p video_1::rendition=240p video_2::rendition=180p \
+         appsrc name=src format=time is-live=true do-timestamp=true \
+           caps=video/x-raw,format=I420,width={W},height={H},framerate={FPS}/1 ! tee name=t \
+         {r360}{r240}{r180}\
+         audiotestsrc is-live=true num-buffers={audio} samplesperbuffer=1024 ! \
+           audio/x-raw,rate=48000,channels=2 ! voaacenc ! aacparse ! queue ! h.audio_0",
+        loc = dir.path().display(),
+        site = site.display(),
+        r360 = rendition(640, 360, "video_0"),
+        r240 = rendition(426, 240, "video_1"),
+        r180 = rendition(320, 180, "video_2"),
+        audio = seconds * 48_000 / 1024 + 1,
+    ));
+    feed_numbered(&pipeline, seconds * FPS, true);
+    play_until_segments(&pipeline, 3);
+
+    // The Live Replay page on the stream while it records.
+    let lines = common::browser::chromium(
+        &format!("http://127.0.0.1:{api}/ui/?stream=cam"),
+        &["autotest done", "autotest failed"],
+        Duration::from_secs(30),
+    );
+    assert!(lines.iter().any(|l| l == "autotest done"), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("error")),
+        "the page reported errors: {lines:?}"
+    );
+    let listed = find_in(&lines, "main levels ");
+    let names: Vec<&str> = listed
+        .split(", ")
+        .map(|l| l.split(" · ").next().unwrap())
+        .collect();
+    assert_eq!(names, ["360p", "240p", "180p"], "{listed}");
+    let shown = find_in(&lines, "autotest shown ");
+    assert!(shown.contains(" options Auto, 360p · "), "{shown}");
+    // The live window of a ladder is no more markable than a single one.
+    assert_eq!(
+        find_in(&lines, "autotest main markable "),
+        "false preview markable true"
+    );
+    let picked = find_in(&lines, "autotest picked ");
+    let label = picked.split(" manual ").next().unwrap();
+    assert!(picked.contains(" manual true "), "{picked}");
+    let pick = lines
+        .iter()
+        .position(|l| *l == format!("main pick {label}"))
+        .unwrap_or_else(|| panic!("no pick of {label}: {lines:?}"));
+    let height = label.split('p').next().unwrap();
+    assert!(
+        lines[pick..]
+            .iter()
+            .any(|l| *l == format!("level {height} main {label}")),
+        "the page logs the picked level: {lines:?}"
+    );
+    assert!(lines.iter().any(|l| l == "main pick auto"), "{lines:?}");
+    assert!(lines.iter().any(|l| l == "autotest auto"), "{lines:?}");
+
+    // Recorded to its end; the pipeline stays PLAYING, so the server stays up.
+    play_to_eos(&pipeline, Duration::from_secs(60));
+    let session = session_dirs(&dir.path().join("cam")).pop().unwrap();
+    let media = session.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(session.join("master.m3u8").exists(), "a ladder session");
+    let segments = media_playlist(&session.join("360p/replay.m3u8")).segments;
+    let last_sn = segments.len() - 1;
+    let total: f64 = segments.iter().map(|s| f64::from(s.duration)).sum();
+
+    let lines = common::browser::chromium(
+        &format!("http://127.0.0.1:{api}/ui/ladder.html?media={media}"),
+        &["ended", "error", "stuck"],
+        Duration::from_secs(60),
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("error") || l.starts_with("stuck")),
+        "hls.js failed or playback stopped: {lines:?}"
+    );
+    // Three levels; the page started on the lowest, forced the highest.
+    let levels = find_in(&lines, "levels ");
+    let heights: Vec<&str> = levels
+        .split_whitespace()
+        .map(|l| l.split(':').nth(1).unwrap())
+        .collect();
+    assert_eq!(heights, ["180", "240", "360"], "{levels}");
+    let index = |height: &str| heights.iter().position(|h| *h == height).unwrap();
+    let (from, to) = (index("180"), index("360"));
+    let forced_at = lines
+        .iter()
+        .position(|l| l.starts_with("forced "))
+        .unwrap_or_else(|| panic!("no level switch was forced: {lines:?}"));
+    let forced = &lines[forced_at];
+    assert!(
+        forced.starts_with(&format!("forced {to} 360 at ")),
+        "{forced}"
+    );
+    let at: f64 = forced.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((2.0..4.0).contains(&at), "mid-stream: {forced}");
+    let switches: Vec<(usize, &String)> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("switched "))
+        .collect();
+    assert!(
+        switches.len() >= 2
+            && switches[0].1.starts_with(&format!("switched {from} 180 "))
+            && switches
+                .iter()
+                .all(|(i, l)| *i < forced_at || l.starts_with(&format!("switched {to} 360 ")))
+            && switches.last().unwrap().0 > forced_at,
+        "LEVEL_SWITCHED to the lowest, then to the forced level: {switches:?}"
+    );
+    // Fragments: the lowest rendition's until the switch, the highest's
+    // after it, to the last segment; audio from its own rendition.
+    let switched_at = switches.last().unwrap().0;
+    let frags: Vec<(usize, Vec<&str>)> = lines
+        .iter()
+        .enumerate()
+        .filter_map(|(i, l)| l.strip_prefix("frag ").map(|f| (i, f.split(' ').collect())))
+        .collect();
+    for (i, f) in &frags {
+        let (kind, level, url) = (f[0], f[1], f[3]);
+        let dir = match kind {
+            "main" if level == from.to_string() => "180p",
+            "main" if level == to.to_string() => "360p",
+            "audio" => "audio_0",
+            _ => panic!("a fragment of another level: {f:?} ({lines:?})"),
+        };
+        assert!(
+            url.contains(&format!("/{media}/{dir}/segment-")),
+            "fragment from {dir}'s URI: {f:?}"
+        );
+        if kind == "main" && level == from.to_string() {
+            assert!(
+                *i < switched_at,
+                "no fragment of the old level after the switch: {f:?}"
+            );
+        }
+    }
+    let after: Vec<usize> = frags
+        .iter()
+        .filter(|(i, f)| *i > forced_at && f[0] == "main" && f[1] == to.to_string())
+        .map(|(_, f)| f[2].parse().unwrap())
+        .collect();
+    assert_eq!(
+        after.iter().max(),
+        Some(&last_sn),
+        "the new level's fragments to the end: {frags:?}"
+    );
+    assert!(frags.iter().any(|(_, f)| f[0] == "audio"), "{frags:?}");
+    // Every wait ended (playback resumed).
+    let waits = lines.iter().filter(|l| l.starts_with("waiting ")).count();
+    let resumes = lines.iter().filter(|l| l.starts_with("resumed ")).count();
+    assert_eq!(waits, resumes, "a wait without recovery: {lines:?}");
+    // To the end, the last frames at 640x360, one buffered range across
+    // the join of the two levels (hls.js may drop what was played long ago).
+    let ended = find_in(&lines, "ended ");
+    let words: Vec<&str> = ended.split_whitespace().collect();
+    let end: f64 = words[1].parse().unwrap();
+    let frames: u64 = words[3].parse().unwrap();
+    assert!((end - total).abs() < 0.1, "{ended} (media {total} s)");
+    assert!(frames >= seconds * FPS * 9 / 10, "{ended}");
+    assert_eq!(words[5], "640", "{ended}");
+    let ranges = words[7];
+    assert!(
+        !ranges.contains(','),
+        "one buffered range, no gaps: {ended}"
+    );
+    let kept: f64 = ranges.split('-').next().unwrap().parse().unwrap();
+    let join: f64 = switches
+        .last()
+        .unwrap()
+        .1
+        .rsplit(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(kept < join, "the range spans the switch at {join}: {ended}");
+    // Frames of both renditions were presented, each showing the picture
+    // of its media time, with the same offset on both sides of the switch.
+    let pictures: Vec<Vec<&str>> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("pictures "))
+        .map(|p| p.split(' ').collect())
+        .collect();
+    let shown: Vec<&str> = pictures.iter().map(|p| p[0]).collect();
+    assert!(
+        shown.contains(&"180") && shown.contains(&"360") && pictures.len() == 2,
+        "{pictures:?}"
+    );
+    for p in &pictures {
+        let count: u64 = p[1].parse().unwrap();
+        assert!(count >= 20, "{p:?}");
+    }
+    let offsets: Vec<&str> = pictures
+        .iter()
+        .map(|p| p[2].split('x').next().unwrap())
+        .collect();
+    assert!(
+        pictures.iter().all(|p| !p[2].contains(',')) && offsets[0] == offsets[1],
+        "every frame of both renditions shows the picture of its time: {pictures:?}"
+    );
+}
+
+/// The rest of the first line of `lines` starting with `prefix`.
+fn find_in(lines: &[String], prefix: &str) -> String {
+    lines
+        .iter()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
+        .to_string()
 }

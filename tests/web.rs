@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use common::browser::chromium;
+use common::browser::{chromium, site};
 use common::http::*;
 use common::numbered::*;
 use common::*;
@@ -33,6 +33,10 @@ const DRIVER: &str = r##"
     const t0 = live.currentTime;
     await until(() => live.currentTime > t0 + 1);
     log("live advanced " + (live.currentTime - t0).toFixed(3));
+    // One rendition: no quality picker, no level shown.
+    const picker = document.getElementById("main-level-picker");
+    const chip = document.getElementById("main-level");
+    log("level picker " + (picker.hidden && chip.hidden ? "hidden" : "shown"));
     await until(() => document.querySelector("#sessions .session .rewatch"));
     document.querySelector("#sessions .session .rewatch").click();
     await until(() => L.state.mainMode === "replay" && live.currentTime > 0.5);
@@ -55,31 +59,6 @@ const DRIVER: &str = r##"
   }
 })();
 "##;
-
-/// The page's files, hls.js and (optionally) a driver script, as the demo
-/// lays them out.
-fn site(dir: &Path, driver: bool) -> PathBuf {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let site = dir.join("site");
-    std::fs::create_dir_all(&site).unwrap();
-    for f in ["index.html", "app.js", "style.css"] {
-        let mut text = std::fs::read_to_string(root.join("web/ui").join(f)).unwrap();
-        if driver && f == "index.html" {
-            text = text.replace("</body>", "<script src=\"driver.js\"></script></body>");
-        }
-        std::fs::write(site.join(f), text).unwrap();
-    }
-    let hlsjs = root.join("web/node_modules/hls.js/dist/hls.min.js");
-    assert!(
-        hlsjs.exists(),
-        "hls.js is installed by scripts/deps.sh (npm ci in web/)"
-    );
-    std::fs::copy(hlsjs, site.join("hls.min.js")).unwrap();
-    if driver {
-        std::fs::write(site.join("driver.js"), DRIVER).unwrap();
-    }
-    site
-}
 
 /// A PNG of `url` after `budget_ms` of page time.
 fn screenshot(url: &str, out: &Path, budget_ms: u32) {
@@ -108,7 +87,7 @@ fn screenshot(url: &str, out: &Path, budget_ms: u32) {
 fn live_replay_page_clips_the_marked_range() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let site = site(dir.path(), true);
+    let site = site(dir.path(), Some(DRIVER));
     let pipeline = numbered_av(
         dir.path(),
         &format!(
@@ -159,6 +138,11 @@ fn live_replay_page_clips_the_marked_range() {
         "the page reported errors: {lines:?}"
     );
     find("autotest live advanced ");
+    assert_eq!(find("autotest level picker "), "hidden", "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("level ")),
+        "no level shown for one rendition: {lines:?}"
+    );
     find("autotest session opened ");
     let marked = find("autotest marked ");
     let a: f64 = marked.split_whitespace().next().unwrap().parse().unwrap();
@@ -194,7 +178,9 @@ fn live_replay_page_clips_the_marked_range() {
     assert!(played.contains(&frames[0]) && played.contains(frames.last().unwrap()));
 
     // A screenshot of the page (kept with the build for a look).
+    // (target/ may be missing here when CARGO_TARGET_DIR points elsewhere.)
     let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/live-replay.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
     screenshot(&page, &shot, 12_000);
     assert!(
         std::fs::metadata(&shot).unwrap().len() > 20_000,

@@ -687,7 +687,7 @@ impl Planner {
         self.end = RecordingTime((sel_end - offset).max(self.end.0));
         // The last piece of a fragment whose parts took every sample.
         let empty = tracks.iter().all(|t: &ClipTrack| t.samples.is_empty());
-        if !(empty && !first) {
+        if !empty || first {
             cmds.push(Command::Append(Fragment {
                 tracks,
                 offset,

@@ -3,6 +3,7 @@
 //! `console.log("liveclip: …")` lines are what the tests read.
 
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// Headless Chromium on `url`, until a log line starts with one of `ends`.
@@ -65,4 +66,30 @@ pub fn chromium(url: &str, ends: &[&str], timeout: Duration) -> Vec<String> {
     let _ = child.kill();
     let _ = child.wait();
     lines
+}
+
+/// The Live Replay page's files and hls.js in `{dir}/site`, as the demo
+/// lays them out (an `http-web-root`), with `driver` (a test script) loaded
+/// after the page's own when given.
+pub fn site(dir: &Path, driver: Option<&str>) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let site = dir.join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    for f in ["index.html", "app.js", "style.css"] {
+        let mut text = std::fs::read_to_string(root.join("web/ui").join(f)).unwrap();
+        if driver.is_some() && f == "index.html" {
+            text = text.replace("</body>", "<script src=\"driver.js\"></script></body>");
+        }
+        std::fs::write(site.join(f), text).unwrap();
+    }
+    let hlsjs = root.join("web/node_modules/hls.js/dist/hls.min.js");
+    assert!(
+        hlsjs.exists(),
+        "hls.js is installed by scripts/deps.sh (npm ci in web/)"
+    );
+    std::fs::copy(hlsjs, site.join("hls.min.js")).unwrap();
+    if let Some(driver) = driver {
+        std::fs::write(site.join("driver.js"), driver).unwrap();
+    }
+    site
 }

@@ -172,9 +172,9 @@ pub fn numbered_video(location: &Path, props: &str, seconds: u64, encoder: &str)
     pipeline
 }
 
-/// Feeds the appsrc `src` of `pipeline` with `frames` numbered frames at
-/// FPS, then EOS; paced by the wall clock when `live` (frame n leaves at
-/// n / FPS).
+/// Feeds `frames` numbered frames (I420, `W`x`H`, `FPS`) into the appsrc
+/// `src` of `pipeline`, then ends its stream; paced by the wall clock when
+/// `live` (frame n leaves at n / FPS).
 pub fn feed_numbered(pipeline: &gst::Pipeline, frames: u64, live: bool) {
     let src = pipeline
         .by_name("src")

@@ -167,6 +167,30 @@
 
   const nowUtc = () => new Date().toISOString().slice(11, 19);
 
+  /** A bit rate for people: `2.4 Mb/s`, `850 kb/s`. */
+  function fmtRate(bps) {
+    if (!Number.isFinite(bps) || bps <= 0) return '';
+    return bps >= 1e6 ? `${(bps / 1e6).toFixed(1)} Mb/s` : `${Math.round(bps / 1e3)} kb/s`;
+  }
+
+  /**
+   * An hls.js level of a ladder as the viewer sees it: its rendition (the
+   * `rendition=` of its URI, which the API's multivariant playlists carry),
+   * else its height, and its bit rate: `720p · 2.4 Mb/s`.
+   */
+  function levelLabel(level) {
+    let name = level.name || '';
+    try {
+      const uri = level.uri || (Array.isArray(level.url) ? level.url[0] : level.url);
+      name = new URL(uri, location.href).searchParams.get('rendition') || name;
+    } catch (_) {
+      /* no URI: keep the name */
+    }
+    if (!name) name = level.height ? `${level.height}p` : 'audio';
+    const rate = fmtRate(level.bitrate);
+    return rate ? `${name} · ${rate}` : name;
+  }
+
   // ───────────────────────────── status line ─────────────────────────────
 
   let statusTimer = null;
@@ -223,7 +247,11 @@
      * @param {HTMLVideoElement} video
      * @param {object} opts
      *   retry:      reload after a fatal error (live sources)
-     *   anchorFrom: (manifestData) => {mediaId, recStart} | null
+     *   anchorFrom: (manifestData, levelData) => {mediaId, recStart} | null,
+     *               asked at the first LEVEL_LOADED (for a multivariant
+     *               playlist, the first media playlist says what it is)
+     *   levelUi:    { chip, picker, select } elements showing the playing
+     *               rendition of a ladder and picking one (or Auto)
      *   onAnchor, onLevel, onPlaying: callbacks
      */
     constructor(name, video, opts = {}) {
@@ -234,7 +262,7 @@
       this.url = null;
       this.gen = 0; // load generation: events of older loads are ignored
       this.anchor = null;
-      this.pendingAnchor = null;
+      this.manifestData = null; // MANIFEST_LOADED of this load, until anchored
       this.retryTimer = null;
       this.mediaRecoveries = 0;
       this.playingLogged = false;
@@ -244,6 +272,10 @@
           if (this.opts.onPlaying) this.opts.onPlaying(this);
         }
       });
+      const ui = opts.levelUi;
+      if (ui) {
+        ui.select.addEventListener('change', () => this.pickLevel(Number(ui.select.value)));
+      }
     }
 
     /** Loads `url` in a fresh hls.js instance; `config` adds hls.js settings. */
@@ -267,7 +299,7 @@
       hls.on(Hls.Events.MANIFEST_LOADED, (_e, data) => {
         if (!current()) return;
         // The first load: the one the player's timeline starts from.
-        this.pendingAnchor = this.opts.anchorFrom ? this.opts.anchorFrom(data, this) : null;
+        this.manifestData = data;
       });
 
       hls.on(Hls.Events.LEVEL_LOADED, (_e, data) => {
@@ -277,17 +309,26 @@
         // fragments[0].start is on the player's timeline.
         const frags = data.details && data.details.fragments;
         const fragStart = frags && frags.length ? frags[0].start : 0;
-        if (!this.anchor && this.pendingAnchor) {
-          this.anchor = { ...this.pendingAnchor, fragStart };
-          this.pendingAnchor = null;
-          if (this.opts.onAnchor) this.opts.onAnchor(this);
+        if (!this.anchor && this.manifestData) {
+          const found = this.opts.anchorFrom ? this.opts.anchorFrom(this.manifestData, data, this) : null;
+          this.manifestData = null;
+          if (found) {
+            this.anchor = { ...found, fragStart };
+            if (this.opts.onAnchor) this.opts.onAnchor(this);
+          }
         }
         if (this.opts.onLevel) this.opts.onLevel(data, fragStart, this);
       });
 
       hls.on(Hls.Events.MANIFEST_PARSED, () => {
         if (!current()) return;
+        this.showLevels();
         if (this.video.autoplay) this.video.play().catch(() => {});
+      });
+
+      hls.on(Hls.Events.LEVEL_SWITCHED, (_e, data) => {
+        if (!current()) return;
+        this.levelSwitched(data.level);
       });
 
       hls.on(Hls.Events.ERROR, (_e, data) => {
@@ -326,12 +367,86 @@
       this.retryTimer = null;
       this.gen += 1;
       this.anchor = null;
-      this.pendingAnchor = null;
+      this.manifestData = null;
       this.mediaRecoveries = 0;
       this.playingLogged = false;
       if (this.hls) {
         this.hls.destroy();
         this.hls = null;
+      }
+      this.hideLevels();
+    }
+
+    // ── the renditions of a ladder (a multivariant playlist) ──
+
+    /** The levels hls.js plays, when there are several (a ladder); else []. */
+    ladder() {
+      const levels = (this.hls && this.hls.levels) || [];
+      return levels.length > 1 ? levels : [];
+    }
+
+    /** Fills the rendition picker (Auto, then highest first); hidden for one level. */
+    showLevels() {
+      const ui = this.opts.levelUi;
+      const levels = this.ladder();
+      if (!ui || !levels.length) {
+        this.hideLevels();
+        return;
+      }
+      const order = levels
+        .map((level, i) => ({ level, i }))
+        .sort((a, b) => (b.level.height || 0) - (a.level.height || 0) || b.level.bitrate - a.level.bitrate);
+      ui.select.textContent = '';
+      const option = (value, text) => {
+        const o = document.createElement('option');
+        o.value = String(value);
+        o.textContent = text;
+        ui.select.append(o);
+      };
+      option(-1, 'Auto');
+      for (const { level, i } of order) option(i, levelLabel(level));
+      ui.select.value = String(this.hls.autoLevelEnabled ? -1 : this.hls.manualLevel);
+      ui.picker.hidden = false;
+      log(`${this.name} levels ${order.map(({ level }) => levelLabel(level)).join(', ')}`);
+    }
+
+    hideLevels() {
+      const ui = this.opts.levelUi;
+      if (!ui) return;
+      ui.picker.hidden = true;
+      ui.chip.hidden = true;
+      ui.chip.textContent = '';
+      ui.select.textContent = '';
+    }
+
+    /** Shows the rendition hls.js now plays (LEVEL_SWITCHED). */
+    levelSwitched(index) {
+      const ui = this.opts.levelUi;
+      const level = this.ladder()[index];
+      if (!ui || !level) return;
+      const label = levelLabel(level);
+      ui.chip.textContent = label;
+      ui.chip.title = [level.width && `${level.width}×${level.height}`, level.codecs || level.codecSet]
+        .filter(Boolean)
+        .join(', ');
+      ui.chip.hidden = false;
+      log(`level ${level.height || 0} ${this.name} ${label}`);
+    }
+
+    /**
+     * The viewer's pick: a level now (hls.currentLevel, which drops what is
+     * buffered of the old one), or Auto (-1) from the next fragment on,
+     * without dropping anything.
+     */
+    pickLevel(index) {
+      const hls = this.hls;
+      if (!hls || !this.ladder().length) return;
+      if (index < 0) {
+        hls.loadLevel = -1;
+        log(`${this.name} pick auto`);
+      } else {
+        hls.currentLevel = index;
+        log(`${this.name} pick ${levelLabel(hls.levels[index])}`);
       }
     }
 
@@ -368,7 +483,8 @@
 
   const mainPlayer = new Player('main', $('live-player'), {
     retry: true,
-    anchorFrom(data) {
+    levelUi: { chip: $('main-level'), picker: $('main-level-picker'), select: $('main-level-select') },
+    anchorFrom(data, levelData) {
       // Rewatching: the session is the one asked for. Live: the header says.
       const mediaId =
         state.mainMode === 'replay'
@@ -376,7 +492,9 @@
           : responseHeader(data.networkDetails, 'stream-media-id') || state.mainMediaId;
       if (mediaId) state.mainMediaId = mediaId;
       queueMicrotask(updateMainUi);
-      const details = data.levels && data.levels[0] && data.levels[0].details;
+      // The media playlist says what it is (the manifest may be a ladder's
+      // multivariant playlist, which does not).
+      const details = levelData.details;
       // A session's replay (VOD, or EVENT while it is recorded) starts at
       // recording time 0. The stream's live playlist is a sliding window
       // with no recording-time reference: no anchor.
