@@ -325,6 +325,14 @@ impl Cutter {
         Some(t.timeline.range(from, t.timeline.end()).collect())
     }
 
+    /// Whether follower `track` has brought its media up to `time` (or
+    /// ended, or stalled): what a cut at `time` waits for.
+    pub fn reached(&self, track: usize, time: i64, now: Instant) -> bool {
+        self.tracks
+            .get(track)
+            .is_none_or(|t| self.follower_ready(t, time, now))
+    }
+
     /// The leading track, once a sample chose it.
     pub fn leader_track(&self) -> Option<usize> {
         self.leader

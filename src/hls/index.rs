@@ -426,6 +426,37 @@ impl LiveIndex {
         self.changed.notify_all();
     }
 
+    /// Waits until `ready` holds of the live session's renditions, the
+    /// session ends or changes, or `timeout` passes; returns whether
+    /// `ready` held.
+    pub fn wait_for(
+        &self,
+        media_id: &str,
+        timeout: Duration,
+        ready: impl Fn(&[SessionIndex]) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut guard = self.state.lock().unwrap();
+        loop {
+            match guard.first() {
+                Some(s) if s.media_id == media_id => {
+                    if ready(&guard) {
+                        return true;
+                    }
+                    if !s.live {
+                        return false;
+                    }
+                }
+                _ => return false,
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = self.changed.wait_timeout(guard, deadline - now).unwrap().0;
+        }
+    }
+
     /// Waits until the live session `media_id` can be clipped up to `end`
     /// (recording ns), it ends, or `timeout` passes. Returns the clippable
     /// end at that point (`None` when the session is no longer live here).

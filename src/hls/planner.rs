@@ -529,10 +529,13 @@ impl Planner {
         closed
     }
 
-    /// With parts on, writes the pending media as a part once the leading
-    /// track has a part's worth of it not written yet: the leading track's
-    /// new samples, the other video tracks' decoded before where they end,
-    /// the audio presented before it.
+    /// With parts on, writes the pending media in parts as the leading
+    /// track brings a part's worth of it: its samples up to the last one
+    /// that ends within the part, the other video tracks' decoded before
+    /// that end, the audio presented before it. Part ends are the leading
+    /// track's decode times moved by the fragment's composition delay, so
+    /// that the parts of a fragment add up to its presentation span and
+    /// none is longer than the part duration.
     fn part(&mut self, now: &Now, cmds: &mut Vec<Command>) {
         let part = self.cfg.part_duration.as_nanos() as i64;
         if part == 0 || self.finished {
@@ -545,57 +548,76 @@ impl Planner {
             return;
         };
         self.parted.resize(self.tracks.len(), 0);
-        let boundary = {
-            let Some(lead) = self.cutter.pending_samples(leader) else {
-                return;
+        loop {
+            let (count, boundary) = {
+                let Some(lead) = self.cutter.pending_samples(leader) else {
+                    return;
+                };
+                let Some(key) = lead.first() else { return };
+                let delay = (key.pts - key.dts).max(0);
+                let fresh = &lead[self.parted[leader].min(lead.len())..];
+                let Some(first) = fresh.first() else { return };
+                let limit = first.dts + part + PART_SLACK;
+                let count = fresh
+                    .iter()
+                    .take_while(|s| s.dts + s.duration as i64 <= limit)
+                    .count();
+                let last = fresh[count.max(1) - 1];
+                // Not a part's worth yet.
+                let end = last.dts + last.duration as i64;
+                if count == 0 || (count == fresh.len() && end + PART_SLACK < first.dts + part) {
+                    return;
+                }
+                (count, last.dts + last.duration as i64 + delay)
             };
-            let fresh = &lead[self.parted[leader].min(lead.len())..];
-            let (Some(first), Some(last)) = (fresh.first(), fresh.last()) else {
-                return;
-            };
-            let end = last.dts + last.duration as i64;
-            if end - first.dts + PART_SLACK < part {
+            // The audio presented before the part's end has all arrived
+            // (or its track ended or stalled): a fragment's parts hold all
+            // of its media, and none is left for a part of no duration.
+            let waiting = self.tracks.iter().enumerate().any(|(t, track)| {
+                track.kind != TrackKind::Video && !self.cutter.reached(t, boundary, now.instant)
+            });
+            if waiting {
                 return;
             }
-            end
-        };
-        let first = self.parted.iter().all(|&n| n == 0);
-        let mut tracks = Vec::new();
-        for (t, track) in self.tracks.iter().enumerate() {
-            let Some(pending) = self.cutter.pending_samples(t) else {
-                continue;
-            };
-            let fresh = pending[self.parted[t].min(pending.len())..].iter();
-            let samples: Vec<Sample> = if t == leader {
-                fresh.map(|s| (*s).clone()).collect()
-            } else if track.kind == TrackKind::Video {
-                fresh
-                    .take_while(|s| s.dts < boundary)
-                    .map(|s| (*s).clone())
-                    .collect()
-            } else {
-                fresh
-                    .take_while(|s| s.pts_mid() < boundary)
-                    .map(|s| (*s).clone())
-                    .collect()
-            };
-            self.parted[t] += samples.len();
-            if !samples.is_empty() {
-                tracks.push(TrackSelection {
-                    track: t,
-                    samples,
-                    next_dts: None,
-                });
+            let first = self.parted.iter().all(|&n| n == 0);
+            let mut tracks = Vec::new();
+            for (t, track) in self.tracks.iter().enumerate() {
+                let Some(pending) = self.cutter.pending_samples(t) else {
+                    continue;
+                };
+                let fresh = pending[self.parted[t].min(pending.len())..].iter();
+                let samples: Vec<Sample> = if t == leader {
+                    fresh.take(count).map(|s| (*s).clone()).collect()
+                } else if track.kind == TrackKind::Video {
+                    let delay = pending.first().map_or(0, |k| (k.pts - k.dts).max(0));
+                    fresh
+                        .take_while(|s| s.dts + delay < boundary)
+                        .map(|s| (*s).clone())
+                        .collect()
+                } else {
+                    fresh
+                        .take_while(|s| s.pts_mid() < boundary)
+                        .map(|s| (*s).clone())
+                        .collect()
+                };
+                self.parted[t] += samples.len();
+                if !samples.is_empty() {
+                    tracks.push(TrackSelection {
+                        track: t,
+                        samples,
+                        next_dts: None,
+                    });
+                }
             }
+            let piece = Piece {
+                start,
+                end: boundary,
+                tracks,
+                first,
+                last: false,
+            };
+            self.write_piece(piece, now, cmds);
         }
-        let piece = Piece {
-            start,
-            end: boundary,
-            tracks,
-            first,
-            last: false,
-        };
-        self.write_piece(piece, now, cmds);
     }
 
     /// One piece to commands: an init segment when the tracks changed and a
@@ -941,7 +963,11 @@ mod tests {
             let frames: Vec<usize> = f.iter().map(|p| p.2).filter(|&n| n > 0).collect();
             assert_eq!(frames, [5, 5, 5, 5, 5], "{f:?}");
             assert!(f.len() <= 6 && f[..5].iter().all(|p| p.2 == 5), "{f:?}");
-            assert!(f.windows(2).all(|w| w[0].1 <= w[1].1), "ends ascend: {f:?}");
+            assert!(
+                f.windows(2)
+                    .all(|w| w[0].1 <= w[1].1 && w[1].1 - w[0].1 <= 200 * MS),
+                "ends ascend, parts at most 200 ms apart: {f:?}"
+            );
         }
         assert_eq!(shape(&cmds).matches('C').count(), 2);
     }

@@ -186,6 +186,16 @@ pub struct ClipService {
     storyboards: Mutex<VecDeque<(String, u64, Bytes)>>,
 }
 
+/// A low-latency live playlist to render: the rendition's live index and
+/// the other renditions' newest (name, msn, part).
+pub struct LowLatency {
+    pub media_id: String,
+    pub rendition: Option<String>,
+    pub index: SessionIndex,
+    pub reports: Vec<(String, u64, Option<u64>)>,
+    pub part_target: u64,
+}
+
 /// Where a request's session is.
 enum Found {
     Live(String),
@@ -365,6 +375,121 @@ impl ClipService {
             Found::Stored(all) => name(&all),
             Found::Live(id) => self.with_live(&id, name)?,
         }
+    }
+
+    /// The low-latency live playlist of the live session's rendition
+    /// `which` (the stream's, when `media_id` names none or the live one),
+    /// once it holds segment `msn` (and its part `part`) when asked:
+    /// `None` when the session is not live or was recorded without parts.
+    /// Waits at most three target durations, then `NotYet`. Returns the
+    /// media id, the rendition's directory name and the playlist (stored
+    /// file names), and the other renditions' last (msn, part).
+    pub fn low_latency(
+        &self,
+        which: &Pick,
+        block: Option<(u64, Option<u64>)>,
+    ) -> Result<Option<LowLatency>, ClipError> {
+        let Some((id, target, part_target)) = self
+            .live
+            .with(|s| (s.media_id.clone(), s.target_duration, s.part_target))
+            .filter(|&(_, _, p)| p > 0)
+        else {
+            return Ok(None);
+        };
+        let name = |all: &[SessionIndex]| -> Result<usize, ClipError> {
+            let chosen = pick(all, which, false)?[0];
+            Ok(all
+                .iter()
+                .position(|i| std::ptr::eq(i, chosen))
+                .unwrap_or(0))
+        };
+        let at = self.live.with_all(name).transpose()?.unwrap_or(0);
+        if let Some((msn, part)) = block {
+            let newest = self
+                .live
+                .with_all(|all| all.get(at).and_then(super::lowlatency::last_part))
+                .flatten();
+            if newest.is_some_and(|(last, _)| msn > last + 2) {
+                return Err(ClipError::BadRequest(format!(
+                    "_HLS_msn={msn} is more than two segments past the newest ({})",
+                    newest.map_or(0, |n| n.0)
+                )));
+            }
+            let timeout = Duration::from_secs(3 * u64::from(target.max(1)));
+            let ready = |all: &[SessionIndex]| {
+                all.get(at)
+                    .is_some_and(|i| super::lowlatency::has(i, msn, part))
+            };
+            if !self.live.wait_for(&id, timeout, ready) {
+                let still = self.live.with(|s| s.media_id == id && s.live);
+                if still == Some(true) {
+                    return Err(ClipError::NotYet(format!(
+                        "segment {msn} part {part:?} was not recorded within {} s",
+                        timeout.as_secs()
+                    )));
+                }
+            }
+        }
+        let out = self.live.with_all(|all| {
+            let index = &all[at.min(all.len() - 1)];
+            let reports = all
+                .iter()
+                .enumerate()
+                .filter(|&(i, _)| i != at)
+                .filter_map(|(_, other)| {
+                    let (msn, part) = super::lowlatency::last_part(other)?;
+                    Some((other.rendition.as_ref()?.name.clone(), msn, part))
+                })
+                .collect();
+            LowLatency {
+                media_id: index.media_id.clone(),
+                rendition: index.rendition.as_ref().map(|r| r.name.clone()),
+                index: index.clone(),
+                reports,
+                part_target,
+            }
+        });
+        Ok(out)
+    }
+
+    /// Waits until the live session's segment file `path` (of session
+    /// `media_id`; `{rendition}/{file}` in a ladder) holds more than
+    /// `offset` bytes, for a player's preload hint of the next part: at most
+    /// three part durations past the part expected, while the segment is
+    /// being written. Returns whether it grew.
+    pub fn wait_grown(&self, media_id: &str, path: &str, offset: u64) -> bool {
+        let (rendition, file) = match path.split_once('/') {
+            Some((r, f)) => (Some(r), f),
+            None => (None, path),
+        };
+        let writing = |i: &SessionIndex| {
+            i.rendition.as_ref().map(|r| r.name.as_str()) == rendition
+                && i.open.as_ref().is_some_and(|o| o.segment.uri == file)
+        };
+        let timeout = self
+            .live
+            .with_all(|all| {
+                let open = all.iter().any(|i| {
+                    writing(i) || {
+                        // The next segment, not opened yet.
+                        i.rendition.as_ref().map(|r| r.name.as_str()) == rendition
+                            && i.open.is_none()
+                            && i.segments.last().is_some_and(|s| {
+                                format!("segment-{:05}.m4s", s.segment.sequence + 1) == file
+                            })
+                    }
+                });
+                (open && all[0].media_id == media_id && all[0].part_target > 0)
+                    .then(|| Duration::from_nanos(4 * all[0].part_target))
+            })
+            .flatten();
+        let Some(timeout) = timeout else {
+            return false;
+        };
+        self.live.wait_for(media_id, timeout, |all| {
+            all.iter()
+                .any(|i| writing(i) && i.open.as_ref().is_some_and(|o| o.segment.bytes > offset))
+        })
     }
 
     /// How far past the live edge a request may end and still wait for it,

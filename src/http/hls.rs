@@ -175,6 +175,10 @@ pub(crate) async fn video(
             Err(e) => clip_error(&e),
         };
     }
+    let block = match blocking_reload(&query) {
+        Ok(b) => b,
+        Err(e) => return clip_error(&e),
+    };
     let q = query.clone();
     let result = blocking(move || {
         let (id, dir, live) = service.session_dir(media.as_deref())?;
@@ -182,6 +186,19 @@ pub(crate) async fn video(
             && let Some((_, m)) = service.master(Some(&id))?
         {
             return Ok((id, variants(&m, "video.m3u8", &q)));
+        }
+        // A stream's live playlist with parts: low-latency HLS, from the
+        // live index.
+        if live
+            && media.is_none()
+            && let Some(ll) = service.low_latency(&pick, block)?
+        {
+            return Ok((ll.media_id.clone(), low_latency_playlist(&ll, &q)));
+        }
+        if block.is_some() {
+            return Err(ClipError::BadRequest(
+                "_HLS_msn and _HLS_part are for the live playlist of a stream recorded with part-duration".into(),
+            ));
         }
         // A stream's playlist is the live window while it is recorded.
         let name = if live && media.is_none() {
@@ -207,6 +224,66 @@ pub(crate) async fn video(
         Ok((id, text)) => with_media_id(playlist(text), &id),
         Err(e) => clip_error(&e),
     }
+}
+
+/// `_HLS_msn` and `_HLS_part` of a blocking playlist reload.
+fn blocking_reload(query: &str) -> Result<Option<(u64, Option<u64>)>, ClipError> {
+    let number = |name: &str| -> Result<Option<u64>, ClipError> {
+        param(query, name)
+            .map(|v| {
+                v.parse::<u64>().map_err(|_| {
+                    ClipError::BadRequest(format!("{name}: {v:?} is not a whole number"))
+                })
+            })
+            .transpose()
+    };
+    match (number("_HLS_msn")?, number("_HLS_part")?) {
+        (Some(msn), part) => Ok(Some((msn, part))),
+        (None, Some(_)) => Err(ClipError::BadRequest("_HLS_part needs _HLS_msn".into())),
+        (None, None) => Ok(None),
+    }
+}
+
+/// A low-latency playlist with its URIs pointed at the session's files and
+/// the other renditions reported as the same route (`query` keeps the
+/// token).
+fn low_latency_playlist(ll: &crate::hls::service::LowLatency, query: &str) -> String {
+    let text = crate::hls::lowlatency::render(&ll.index, 0, true, &[]);
+    let mut out = rebase_with(
+        &text,
+        &files_of("../../", &ll.media_id, ll.rendition.as_deref()),
+        &token_suffix(query),
+    );
+    let token = param(query, "token")
+        .map(|t| {
+            format!(
+                "&token={}",
+                form_urlencoded::byte_serialize(t.as_bytes()).collect::<String>()
+            )
+        })
+        .unwrap_or_default();
+    let reports: Vec<crate::hls::lowlatency::RenditionReport> = ll
+        .reports
+        .iter()
+        .map(
+            |(name, msn, part)| crate::hls::lowlatency::RenditionReport {
+                uri: format!("video.m3u8?rendition={name}{token}"),
+                last_msn: *msn,
+                last_part: *part,
+            },
+        )
+        .collect();
+    for r in reports {
+        out.push_str(&format!(
+            "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={}",
+            r.uri, r.last_msn
+        ));
+        if let Some(p) = r.last_part {
+            out.push_str(&format!(",LAST-PART={p}"));
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// `GET /{id}/manifest/clip.m3u8`: a clip manifest.
@@ -452,15 +529,37 @@ pub(crate) async fn media_file(
         );
     };
     let dir = service.stream_dir().to_path_buf();
+    let range = headers
+        .get(header::RANGE)
+        .map(|v| v.to_str().unwrap_or("invalid").to_string());
+    // `bytes=N-` at the end of the segment being written: a player's
+    // preload hint of the next low-latency part, answered when it is
+    // written.
+    let hinted = range
+        .as_deref()
+        .and_then(|r| r.trim().strip_prefix("bytes="))
+        .and_then(|r| r.strip_suffix('-'))
+        .and_then(|n| n.parse::<u64>().ok());
     let (m, f) = (media, file.clone());
-    let data = match tokio::task::spawn_blocking(move || read_media(&dir, &m, &f)).await {
+    let data = tokio::task::spawn_blocking(move || {
+        let data = read_media(&dir, &m, &f);
+        match (hinted, &data) {
+            (Some(at), Ok(d)) if at >= d.len() as u64 && service.wait_grown(&m, &f, at) => {
+                read_media(&dir, &m, &f)
+            }
+            (Some(_), Err(ClipError::NotFound(_))) if service.wait_grown(&m, &f, 0) => {
+                read_media(&dir, &m, &f)
+            }
+            _ => data,
+        }
+    })
+    .await;
+    let data = match data {
         Ok(Ok(d)) => d,
         Ok(Err(e)) => return clip_error(&e),
         Err(e) => return error(500, "storage", &format!("request failed: {e}")),
     };
-    let range = headers
-        .get(header::RANGE)
-        .map(|v| v.to_str().unwrap_or("invalid"));
+    let range = range.as_deref();
     ranged(data, content_type, range, &file)
 }
 

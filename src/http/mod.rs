@@ -399,7 +399,14 @@ async fn known_parameters(req: Request, next: Next) -> Response {
     let known: &[&str] = match route.as_str() {
         "/{id}/clip.mp4" | "/{id}/manifest/clip.m3u8" => crate::hls::clip::ClipRequest::PARAMS,
         _ if clip_manifest => crate::hls::clip::ClipRequest::PARAMS,
-        "/{id}/manifest/video.m3u8" => &["duration", "rendition", "height", "token"],
+        "/{id}/manifest/video.m3u8" => &[
+            "duration",
+            "rendition",
+            "height",
+            "_HLS_msn",
+            "_HLS_part",
+            "token",
+        ],
         "/{id}/mp4" => &["returnFile", "token"],
         "/{id}/thumbnails/{file}" => crate::hls::still::StillRequest::params(true),
         _ => &["token"],
