@@ -176,6 +176,17 @@ pub fn numbered_video(location: &Path, props: &str, seconds: u64, encoder: &str)
 /// `src` of `pipeline`, then ends its stream; paced by the wall clock when
 /// `live` (frame n leaves at n / FPS).
 pub fn feed_numbered(pipeline: &gst::Pipeline, frames: u64, live: bool) {
+    feed_numbered_counted(pipeline, frames, live);
+}
+
+/// [`feed_numbered`], counting the frames pushed so far.
+pub fn feed_numbered_counted(
+    pipeline: &gst::Pipeline,
+    frames: u64,
+    live: bool,
+) -> Arc<std::sync::atomic::AtomicU64> {
+    let pushed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let count = pushed.clone();
     let src = pipeline
         .by_name("src")
         .unwrap()
@@ -206,9 +217,11 @@ pub fn feed_numbered(pipeline: &gst::Pipeline, frames: u64, live: bool) {
                 }
                 *n += 1;
                 let _ = src.push_buffer(buffer);
+                count.store(*n, std::sync::atomic::Ordering::SeqCst);
             })
             .build(),
     );
+    pushed
 }
 
 /// Numbered frames as raw I420 for ffmpeg's `-f rawvideo -pix_fmt yuv420p
