@@ -300,3 +300,72 @@ fn low_latency_playlist_blocking_reload_preload_hint_and_clips_near_live() {
     let errors = decode_errors(&session.join("replay.m3u8"));
     assert!(errors.is_empty(), "{errors}");
 }
+
+/// A ladder recorded with parts: each rendition's live playlist is
+/// low-latency and reports the others where they are.
+#[test]
+fn each_rendition_of_a_ladder_is_low_latency_and_reports_the_others() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let pipeline = launch(&format!(
+        "hlsclipsink name=h location={} stream-id=cam target-duration=2 part-duration=0.5 \
+         http-address=127.0.0.1:{port} video_0::rendition=hi video_1::rendition=lo \
+         videotestsrc is-live=true num-buffers=300 ! video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! \
+           tee name=t \
+         t. ! queue ! x264enc speed-preset=ultrafast key-int-max=60 tune=zerolatency ! h264parse ! queue ! h.video_0 \
+         t. ! queue ! videoscale ! video/x-raw,width=160,height=120 ! \
+           x264enc speed-preset=ultrafast key-int-max=60 tune=zerolatency ! h264parse ! queue ! h.video_1 \
+         audiotestsrc is-live=true num-buffers=470 ! audio/x-raw,rate=48000,channels=2 ! voaacenc ! \
+           aacparse ! queue ! h.audio_0",
+        dir.path().display()
+    ));
+    play_until_segments(&pipeline, 4);
+    let base = format!("http://127.0.0.1:{port}");
+    let playlist = format!("{base}/cam/manifest/video.m3u8");
+    let r = get(&playlist);
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("#EXT-X-STREAM-INF"), "{}", r.text());
+    for (name, others) in [("hi", ["lo", "audio_0"]), ("audio_0", ["hi", "lo"])] {
+        // A blocking reload for the next part, so that every rendition has
+        // written the part before (they are written together).
+        let p = parse(&get(&format!("{playlist}?rendition={name}")).text());
+        let (msn, part) = next_part(&p);
+        let r = get(&format!(
+            "{playlist}?rendition={name}&_HLS_msn={msn}&_HLS_part={part}"
+        ));
+        assert_eq!(r.status, 200, "{}", r.text());
+        let text = r.text();
+        let p = parse(&text);
+        assert_eq!(p.version, 9);
+        assert!(p.segments.iter().all(|s| !s.parts.is_empty()));
+        assert!(
+            p.segments[0].uri.contains(&format!("/{name}/segment-")),
+            "{text}"
+        );
+        for other in others {
+            let line = text
+                .lines()
+                .find(|l| {
+                    l.starts_with(&format!(
+                        "#EXT-X-RENDITION-REPORT:URI=\"video.m3u8?rendition={other}\""
+                    ))
+                })
+                .unwrap_or_else(|| panic!("{name} reports {other}: {text}"));
+            let a = attributes(line.split_once(':').unwrap().1);
+            let last_msn: u64 = a
+                .iter()
+                .find(|(k, _)| k == "LAST-MSN")
+                .unwrap()
+                .1
+                .parse()
+                .unwrap();
+            assert!(
+                last_msn + 1 >= p.media_sequence + p.segments.len() as u64,
+                "{other} is as far as {name}: {line}"
+            );
+            assert!(a.iter().any(|(k, _)| k == "LAST-PART"), "{line}");
+        }
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+}

@@ -21,6 +21,10 @@ use crate::mp4::Mp4Clip;
 use crate::core::{NS, TrackKind};
 use bytes::Bytes;
 
+/// Low-latency requests (blocking reloads, preload hints) of one stream
+/// that may wait at once.
+const MAX_BLOCKING: usize = 256;
+
 /// Storyboard sprites kept (one per session).
 const STORYBOARDS: usize = 4;
 
@@ -184,6 +188,8 @@ pub struct ClipService {
     stills: StillCache,
     /// Storyboard sprites by session and recorded end (ns), newest first.
     storyboards: Mutex<VecDeque<(String, u64, Bytes)>>,
+    /// Low-latency requests waiting.
+    blocking: AtomicUsize,
 }
 
 /// A low-latency live playlist to render: the rendition's live index and
@@ -250,6 +256,7 @@ impl ClipService {
             next_id: AtomicU64::new(1),
             stills: StillCache::default(),
             storyboards: Mutex::new(VecDeque::new()),
+            blocking: AtomicUsize::new(0),
         })
     }
 
@@ -420,6 +427,7 @@ impl ClipService {
                 all.get(at)
                     .is_some_and(|i| super::lowlatency::has(i, msn, part))
             };
+            let _waiting = self.blocking_slot()?;
             if !self.live.wait_for(&id, timeout, ready) {
                 let still = self.live.with(|s| s.media_id == id && s.live);
                 if still == Some(true) {
@@ -486,10 +494,31 @@ impl ClipService {
         let Some(timeout) = timeout else {
             return false;
         };
+        let Ok(_waiting) = self.blocking_slot() else {
+            return false;
+        };
         self.live.wait_for(media_id, timeout, |all| {
             all.iter()
                 .any(|i| writing(i) && i.open.as_ref().is_some_and(|o| o.segment.bytes > offset))
         })
+    }
+
+    /// One of the stream's [`MAX_BLOCKING`] low-latency requests that may
+    /// wait at once (blocking reloads and preload hints); `Busy` past them.
+    fn blocking_slot(&self) -> Result<impl Drop + '_, ClipError> {
+        struct Slot<'a>(&'a AtomicUsize);
+        impl Drop for Slot<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        if self.blocking.fetch_add(1, Ordering::SeqCst) >= MAX_BLOCKING {
+            self.blocking.fetch_sub(1, Ordering::SeqCst);
+            return Err(ClipError::Busy(format!(
+                "{MAX_BLOCKING} low-latency requests are waiting already; try again shortly"
+            )));
+        }
+        Ok(Slot(&self.blocking))
     }
 
     /// How far past the live edge a request may end and still wait for it,
