@@ -418,3 +418,36 @@ fn a_ladder_survives_sigkill_and_resumes_aligned() {
         Some(reference.segments.len() as u64)
     );
 }
+
+/// Keyframe requests reach every rendition's encoder: with no keyframe of
+/// their own after the first (a 1000-frame GOP), three renditions are
+/// still segmented every second, together, without a warning.
+#[test]
+fn keyframe_requests_go_to_every_rendition() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let mut desc = format!(
+        "hlsclipsink name=h location={} stream-id=cam target-duration=1 \
+         videotestsrc is-live=true num-buffers=150 ! \
+           video/x-raw,format=I420,width=320,height=240,framerate=30/1 ! tee name=t ",
+        dir.path().display()
+    );
+    for (i, (w, h)) in [(320, 240), (240, 180), (160, 120)].iter().enumerate() {
+        desc += &format!(
+            "t. ! queue ! videoscale ! video/x-raw,width={w},height={h} ! \
+             x264enc tune=zerolatency speed-preset=ultrafast key-int-max=1000 ! h264parse ! \
+             queue ! h.video_{i} "
+        );
+    }
+    let pipeline = launch(&desc);
+    let run = run(&pipeline, Duration::from_secs(60));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    assert!(run.warnings.is_empty(), "{:?}", run.warnings);
+    let session = session_dirs(&dir.path().join("cam"))[0].clone();
+    let reference = timeline(&media_playlist(&session.join("video_0/replay.m3u8")));
+    assert!(reference.len() >= 4, "segmented by requests: {reference:?}");
+    for r in ["video_1", "video_2"] {
+        let p = media_playlist(&session.join(r).join("replay.m3u8"));
+        assert_eq!(timeline(&p), reference, "{r}");
+    }
+}

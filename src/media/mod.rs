@@ -166,23 +166,26 @@ pub fn reference_utc(buffer: &gst::BufferRef) -> Option<chrono::DateTime<chrono:
     None
 }
 
-/// Asks upstream of `element`'s `video` pad for a keyframe at `running_time`
+/// Asks upstream of every `video` pad of `element` for a keyframe at `running_time`
 /// (as soon as it can, for `None`), with the headers.
 pub fn request_keyframe(element: &gst::Element, running_time: Option<gst::ClockTime>) {
     use gst::prelude::*;
-    let Some(pad) = element.static_pad("video") else {
-        return;
-    };
-    gst::debug!(
-        sink::CAT,
-        obj = pad,
-        "requesting a keyframe at {}",
-        running_time.display()
-    );
-    pad.push_event(
-        gst_video::UpstreamForceKeyUnitEvent::builder()
-            .running_time(running_time)
-            .all_headers(true)
-            .build(),
-    );
+    // Every video pad: the renditions of a ladder key together.
+    for pad in element.sink_pads() {
+        if !pad.name().starts_with("video") {
+            continue;
+        }
+        gst::debug!(
+            sink::CAT,
+            obj = pad,
+            "requesting a keyframe at {}",
+            running_time.display()
+        );
+        pad.push_event(
+            gst_video::UpstreamForceKeyUnitEvent::builder()
+                .running_time(running_time)
+                .all_headers(true)
+                .build(),
+        );
+    }
 }
