@@ -604,3 +604,86 @@ fn thumbnails_of_open_gop_feeds_are_their_frames() {
         }
     }
 }
+
+/// A ladder that ffmpeg encoded (libx264, open GOPs, B-pyramid, aligned
+/// 2 s GOPs without scene-cut keyframes, as ladder encoders are set up),
+/// two renditions as two MPEG-TS contributions: each rendition's recording
+/// is its feed bit for bit, the renditions' segments are aligned, and no
+/// rendition is reported off the leading one's keyframes.
+#[test]
+fn an_ffmpeg_ladder_with_open_gops_records_aligned_and_exact() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let (hi, lo) = (dir.path().join("hi.ts"), dir.path().join("lo.ts"));
+    let video = [
+        "-c:v",
+        "libx264",
+        "-preset",
+        "veryfast",
+        "-bf",
+        "3",
+        "-x264-params",
+        "keyint=50:min-keyint=50:scenecut=0:open-gop=1:b-pyramid=normal",
+    ];
+    let status = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "lavfi", "-i"])
+        .arg("testsrc2=size=320x240:rate=25")
+        .args(["-f", "lavfi", "-i", "mandelbrot=size=320x240:rate=25"])
+        .args(["-f", "lavfi", "-i", "sine=f=440:r=48000"])
+        .args(["-filter_complex"])
+        .arg("[0:v][1:v]overlay=enable='gt(mod(t,2.3),1.2)',split[a][b];[b]scale=160:120[small]")
+        .args(["-t", &SECONDS.to_string()])
+        .args(["-map", "[a]", "-map", "2:a"])
+        .args(video)
+        .args(["-c:a", "aac", "-f", "mpegts"])
+        .arg(&hi)
+        .args(["-map", "[small]"])
+        .args(["-t", &SECONDS.to_string()])
+        .args(video)
+        .args(["-f", "mpegts"])
+        .arg(&lo)
+        .status()
+        .expect("ffmpeg runs");
+    assert!(status.success());
+    let location = dir.path().join("rec");
+    let p = launch(&format!(
+        "hlsclipsink name=s location={} stream-id=cam target-duration=2 \
+           video_0::rendition=hi video_1::rendition=lo \
+         filesrc location={} ! tsdemux name=d d. ! h264parse ! queue ! s.video_0 \
+           d. ! aacparse ! queue ! s.audio_0 \
+         filesrc location={} ! tsdemux ! h264parse ! queue ! s.video_1",
+        location.display(),
+        hi.display(),
+        lo.display()
+    ));
+    let run = run(&p, Duration::from_secs(120));
+    ok(&run);
+    assert!(
+        !run.warnings.iter().any(|w| w.contains("no keyframe")),
+        "{:?}",
+        run.warnings
+    );
+    let session = session_dirs(&location.join("cam"))[0].clone();
+    let mut timelines = Vec::new();
+    for (name, feed) in [("hi", &hi), ("lo", &lo)] {
+        let playlist = session.join(name).join("replay.m3u8");
+        assert_eq!(
+            frame_md5s(&playlist),
+            frame_md5s(feed),
+            "{name}: the recording is its feed"
+        );
+        let errors = h264_open_gop_errors(&playlist);
+        assert!(errors.is_empty(), "{name}: {errors}");
+        let p = media_playlist(&playlist);
+        timelines.push(
+            p.segments
+                .iter()
+                .map(|s| (format!("{:.6}", s.duration), s.program_date_time))
+                .collect::<Vec<_>>(),
+        );
+    }
+    assert_eq!(timelines[0], timelines[1], "aligned");
+    assert!(timelines[0].len() >= 5, "{:?}", timelines[0]);
+    let audio = media_playlist(&session.join("audio_0/replay.m3u8"));
+    assert_eq!(audio.segments.len(), timelines[0].len());
+}

@@ -355,14 +355,24 @@ fn a_ladder_survives_sigkill_and_resumes_aligned() {
             loc.display()
         )
     };
-    let mut child = std::process::Command::new("gst-launch-1.0")
-        .env("GST_PLUGIN_PATH", plugin_dir())
-        .args(["-q", "-e"])
-        .args(desc("", "").split_whitespace())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("gst-launch-1.0");
+    /// Kills the recording process however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Killed(
+        std::process::Command::new("gst-launch-1.0")
+            .env("GST_PLUGIN_PATH", plugin_dir())
+            .args(["-q", "-e"])
+            .args(desc("", "").split_whitespace())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("gst-launch-1.0"),
+    );
     let segments = |r: &str| {
         if !loc.join("cam").exists() {
             return 0;
@@ -379,8 +389,8 @@ fn a_ladder_survives_sigkill_and_resumes_aligned() {
         "gst-launch-1.0 did not record"
     );
     std::thread::sleep(Duration::from_millis(700));
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
     let session = session_dirs(&loc.join("cam"))[0].clone();
     let before = segments("a");
 

@@ -209,7 +209,7 @@ fn low_latency_playlist_blocking_reload_preload_hint_and_clips_near_live() {
     let audio_frames = (30.0 * 48_000.0 / 1024.0_f64).ceil() as u32;
     let pipeline = launch(&format!(
         "hlsclipsink name=h location={} stream-id=cam target-duration=2 part-duration=0.5 \
-         http-address=127.0.0.1:{port} \
+         playlist-length=3 http-address=127.0.0.1:{port} \
          appsrc name=src format=time is-live=true \
            caps=video/x-raw,format=I420,width={W},height={H},framerate={FPS}/1 ! \
            x264enc speed-preset=ultrafast key-int-max=60 tune=zerolatency ! h264parse ! queue ! h.video \
@@ -225,6 +225,21 @@ fn low_latency_playlist_blocking_reload_preload_hint_and_clips_near_live() {
     let r = get(&playlist);
     assert_eq!(r.status, 200, "{}", r.text());
     let p = parse(&r.text());
+    check(&p, &base);
+
+    // The live window: `playlist-length` segments, as the stored live
+    // playlist.
+    std::thread::sleep(Duration::from_secs(6));
+    let p = parse(&get(&playlist).text());
+    assert_eq!(p.segments.len(), 3, "{p:?}");
+    let session = session_dirs(&dir.path().join("cam"))[0].clone();
+    let stored = media_playlist(&session.join("live.m3u8"));
+    assert!(
+        p.media_sequence >= stored.media_sequence && p.media_sequence > 0,
+        "{} vs stored {}",
+        p.media_sequence,
+        stored.media_sequence
+    );
     check(&p, &base);
 
     // A blocking reload for the part after the newest answers when it is
@@ -293,7 +308,6 @@ fn low_latency_playlist_blocking_reload_preload_hint_and_clips_near_live() {
     }
 
     // The stored playlists are as without parts.
-    let session = session_dirs(&dir.path().join("cam"))[0].clone();
     let stored = std::fs::read_to_string(session.join("live.m3u8")).unwrap();
     assert!(!stored.contains("EXT-X-PART"), "{stored}");
     pipeline.set_state(gst::State::Null).unwrap();

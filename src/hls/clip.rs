@@ -842,6 +842,7 @@ mod tests {
             trimmed: false,
             rendition: None,
             part_target: 0,
+            live_window: 0,
         }
     }
 

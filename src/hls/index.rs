@@ -80,6 +80,8 @@ pub struct SessionIndex {
     /// The part duration of a live session recorded with parts (ns; 0:
     /// none).
     pub part_target: u64,
+    /// Segments in the live playlist's window (`playlist-length`; 0: all).
+    pub live_window: usize,
 }
 
 impl SessionIndex {
@@ -124,6 +126,7 @@ impl SessionIndex {
             trimmed: hidden_start,
             rendition: None,
             part_target: 0,
+            live_window: 0,
         };
         // A trimmed session's first segment doesn't start at recording time
         // 0: its media (tfdt) says where it starts.
@@ -207,6 +210,7 @@ impl SessionIndex {
             trimmed: self.trimmed || first > 0,
             rendition: self.rendition.clone(),
             part_target: self.part_target,
+            live_window: self.live_window,
         }
     }
 

@@ -590,6 +590,7 @@ impl Media {
                 .then(|| self.rendition())
                 .flatten(),
             part_target: cfg.part_duration.as_nanos() as u64,
+            live_window: cfg.playlist_length,
         }
     }
 

@@ -439,7 +439,17 @@ impl ClipService {
             }
         }
         let out = self.live.with_all(|all| {
-            let index = &all[at.min(all.len() - 1)];
+            let whole = &all[at.min(all.len() - 1)];
+            // The live window only (`playlist-length` segments), copied.
+            let window = whole.live_window;
+            let from = match whole.segments.len() {
+                // (`slice` keeps what ends within a millisecond of its start.)
+                n if window > 0 && n > window => {
+                    whole.segments[n - window].segment.start + 2_000_000
+                }
+                _ => 0,
+            };
+            let index = &whole.slice(from, u64::MAX);
             let reports = all
                 .iter()
                 .enumerate()
