@@ -2,7 +2,8 @@
 //! What browsers see: a recording made by hlsclipsink plays in headless
 //! Chromium through hls.js (Media Source Extensions), without gaps, to its
 //! end; clip manifests of an open-GOP feed play in hls.js, Shaka Player and
-//! video.js.
+//! video.js; a ladder switches levels; a low-latency live stream plays in
+//! hls.js's low-latency mode within 2 s of live.
 
 mod common;
 
@@ -802,4 +803,248 @@ fn find_in(lines: &[String], prefix: &str) -> String {
         .find_map(|l| l.strip_prefix(prefix))
         .unwrap_or_else(|| panic!("no {prefix:?} in {lines:?}"))
         .to_string()
+}
+
+/// Drives the Live Replay page on a low-latency live stream: it reads the
+/// number of every frame the Program player presents (through a canvas)
+/// and how long after it was pushed (`t0` in the page's URL: when frame 0
+/// was pushed, by the wall clock; frame n follows n / 30 s later) it was
+/// shown, for 10 s of playback from the first frame shown once playing
+/// (after the page's jump to the live point at the start, if any). It logs what hls.js
+/// loaded (parts, playlist requests from the resource timing entries),
+/// its stalls and errors, and what the page shows.
+const LL_DRIVER: &str = r##"
+(async () => {
+  const log = (m) => console.log("liveclip: autotest " + m);
+  const until = async (f, ms = 30000) => {
+    const t = Date.now();
+    while (!f()) {
+      if (Date.now() - t > ms) throw new Error("timeout waiting for " + f);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  performance.setResourceTimingBufferSize(100000);
+  const t0 = Number(new URLSearchParams(location.search).get("t0"));
+  try {
+    await until(() => window.liveclip && window.liveclip.players.main.hls);
+    const L = window.liveclip;
+    const hls = L.players.main.hls;
+    const video = document.getElementById("live-player");
+    log("config lowLatencyMode " + hls.config.lowLatencyMode + " liveSyncDuration " +
+        hls.config.liveSyncDuration);
+    let parts = 0, ranged = 0, whole = 0, stalls = 0, waits = 0, measuring = false;
+    hls.on(Hls.Events.FRAG_LOADED, (e, d) => {
+      if (d.frag.type !== "main" || !measuring) return;
+      if (d.part) {
+        parts++;
+        if (d.part.byteRange && d.part.byteRange.length === 2) ranged++;
+      } else {
+        whole++;
+      }
+    });
+    hls.on(Hls.Events.ERROR, (e, d) => {
+      if (d.details === Hls.ErrorDetails.BUFFER_STALLED_ERROR && measuring) stalls++;
+      log("hls error " + d.type + " " + d.details + " fatal=" + d.fatal);
+    });
+    video.addEventListener("waiting", () => { if (measuring) { waits++; log("waiting at " + video.currentTime.toFixed(3)); } });
+
+    // Frame numbers of the presented frames (five bands, base 5).
+    const canvas = document.createElement("canvas");
+    canvas.width = 16;
+    canvas.height = 240;
+    const ctx = canvas.getContext("2d", { willReadFrequently: true });
+    const behind = [];
+    let last = -1, backwards = 0, second = [], presented = 0;
+    const onFrame = (now, md) => {
+      const shown = Date.now();
+      ctx.drawImage(video, 0, 0, 16, 240);
+      const px = ctx.getImageData(8, 0, 1, 240).data;
+      let n = 0;
+      for (let band = 4; band >= 0; band--) {
+        let sum = 0;
+        for (let y = band * 48 + 12; y < band * 48 + 36; y++) sum += px[y * 4];
+        n = n * 5 + Math.min(4, Math.max(0, Math.round(sum / 24 / 63.75)));
+      }
+      if (measuring) {
+        const ms = shown - (t0 + (n * 1000) / 30);
+        behind.push(ms);
+        second.push(ms);
+        if (n < last) backwards++;
+      }
+      last = n;
+      presented++;
+      video.requestVideoFrameCallback(onFrame);
+    };
+    video.requestVideoFrameCallback(onFrame);
+    // Playing, and done with the page's jump to the live point at the
+    // start (a seek, issued when playback first starts) if it made one.
+    await until(() => L.players.main.playingLogged && !video.seeking && video.readyState >= 3 &&
+                      presented > 0);
+    const seen = presented;
+    await until(() => presented > seen);
+    measuring = true;
+    const start = performance.now();
+    log("measuring from frame " + last + " at " + video.currentTime.toFixed(3));
+    while (performance.now() - start < 10000) {
+      await new Promise((r) => setTimeout(r, 1000));
+      if (second.length) {
+        log("behind " + Math.round(Math.min(...second)) + " " + Math.round(Math.max(...second)) +
+            " frames " + second.length + " hls.js latency " + hls.latency.toFixed(3) +
+            " target " + (hls.targetLatency || 0).toFixed(3) + " rate " + video.playbackRate);
+      }
+      second = [];
+    }
+    measuring = false;
+    const sorted = [...behind].sort((a, b) => a - b);
+    log("frames " + behind.length + " behind max " + Math.round(sorted[sorted.length - 1]) +
+        " p50 " + Math.round(sorted[sorted.length >> 1]) + " min " + Math.round(sorted[0]) +
+        " backwards " + backwards);
+    log("loaded parts " + parts + " ranged " + ranged + " whole " + whole);
+    log("stalls " + stalls + " waits " + waits + " same player " + (L.players.main.hls === hls));
+    const playlists = performance.getEntriesByType("resource")
+      .map((e) => e.name)
+      .filter((u) => u.includes("/cam/manifest/video.m3u8") && !u.includes("duration="));
+    log("playlists " + playlists.length + " blocking " +
+        playlists.filter((u) => u.includes("_HLS_msn=")).length +
+        " first " + playlists[0]);
+    const chip = document.getElementById("main-latency");
+    log("shown ll " + !document.getElementById("main-ll").hidden + " latency " +
+        (chip.hidden ? "hidden" : chip.textContent) + " state " + L.state.lowLatency);
+    log("done");
+  } catch (e) {
+    log("failed " + e.message);
+  }
+})();
+"##;
+
+/// A live stream recorded with parts (`part-duration=0.5`,
+/// `target-duration=2`, GOP 2 s) plays on the Live Replay page in hls.js's
+/// low-latency mode: the playlist is reloaded by blocking requests
+/// (`_HLS_msn`), the media comes as parts (byte ranges of the segment being
+/// written), and over 10 s every presented frame is shown at most 2 s after
+/// it was pushed into the pipeline (read from the numbered pictures against
+/// the wall clock), without a stall or an error. The page says it plays
+/// low-latency and shows (and logs) how far behind live it is, which agrees
+/// with the frames.
+#[test]
+fn hls_js_plays_a_low_latency_stream_within_two_seconds_of_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let api = common::http::free_port();
+    let site = common::browser::site(dir.path(), Some(LL_DRIVER));
+    let pipeline = common::numbered::numbered_av(
+        dir.path(),
+        &format!(
+            "target-duration=2 part-duration=0.5 http-address=127.0.0.1:{api} http-web-root={}",
+            site.display()
+        ),
+        60,
+        60,
+        true,
+    );
+    // When frame 0 was pushed, by the wall clock (the page's Date.now()).
+    let pushed = std::sync::Arc::new(std::sync::OnceLock::new());
+    {
+        let pushed = pushed.clone();
+        pipeline
+            .by_name("src")
+            .unwrap()
+            .static_pad("src")
+            .unwrap()
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                pushed.get_or_init(std::time::SystemTime::now);
+                gst::PadProbeReturn::Ok
+            });
+    }
+    play_until_segments(&pipeline, 2);
+    let t0 = pushed
+        .get()
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+        * 1000.0;
+
+    // The live playlist is low-latency.
+    let playlist =
+        common::http::get(&format!("http://127.0.0.1:{api}/cam/manifest/video.m3u8")).text();
+    assert!(
+        playlist.contains("#EXT-X-PART-INF:PART-TARGET=0.500"),
+        "{playlist}"
+    );
+
+    let lines = common::browser::chromium(
+        &format!("http://127.0.0.1:{api}/ui/?stream=cam&t0={t0:.1}"),
+        &["autotest done", "autotest failed"],
+        Duration::from_secs(60),
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+    assert!(lines.iter().any(|l| l == "autotest done"), "{lines:?}");
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.starts_with("error") || l.starts_with("autotest hls error")),
+        "errors: {lines:?}"
+    );
+    assert_eq!(
+        find_in(&lines, "autotest config "),
+        "lowLatencyMode true liveSyncDuration undefined"
+    );
+    // hls.js read the playlist as low-latency.
+    assert_eq!(
+        find_in(&lines, "main low-latency "),
+        "part-target 0.500 part-hold-back 1.500 can-block-reload true"
+    );
+
+    // Every frame shown within 2 s of its push, in order.
+    let summary = find_in(&lines, "autotest frames ");
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    let number = |i: usize| -> f64 { words[i].parse().unwrap() };
+    let (frames, max, p50, min, backwards) =
+        (number(0), number(3), number(5), number(7), number(9));
+    assert!(frames >= 250.0, "10 s of 30 fps shown: {summary}");
+    assert!(max <= 2000.0, "at most 2 s behind live: {summary}");
+    assert!(min > 0.0, "{summary}");
+    assert_eq!(backwards, 0.0, "{summary}");
+
+    // Parts (byte ranges), reloaded with blocking requests, no stall.
+    let loaded = find_in(&lines, "autotest loaded parts ");
+    let words: Vec<u64> = loaded
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (parts, ranged, whole) = (words[0], words[1], words[2]);
+    assert!(parts >= 15, "about two parts a second: {loaded}");
+    assert_eq!(ranged, parts, "parts are byte ranges: {loaded}");
+    assert_eq!(whole, 0, "no whole segment while live: {loaded}");
+    assert_eq!(
+        find_in(&lines, "autotest stalls "),
+        "0 waits 0 same player true"
+    );
+    let playlists = find_in(&lines, "autotest playlists ");
+    let words: Vec<&str> = playlists.split_whitespace().collect();
+    let (loads, blocking): (u64, u64) = (words[0].parse().unwrap(), words[2].parse().unwrap());
+    assert!(blocking >= 15, "{playlists}");
+    assert_eq!(
+        blocking,
+        loads - 1,
+        "every reload after the first blocks: {playlists}"
+    );
+
+    // The page shows it, and what it shows agrees with the frames.
+    let shown = find_in(&lines, "autotest shown ");
+    assert!(
+        shown.starts_with("ll true latency ") && shown.ends_with(" s behind live state true"),
+        "{shown}"
+    );
+    let latencies: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("latency "))
+        .map(|l| l.parse().unwrap())
+        .collect();
+    assert!(latencies.len() >= 10, "once a second: {lines:?}");
+    let last = *latencies.last().unwrap();
+    assert!(
+        (last * 1000.0 - p50).abs() < 500.0,
+        "the page's {last} s against the frames' {p50} ms: {lines:?}"
+    );
 }

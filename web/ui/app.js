@@ -28,6 +28,17 @@
 //  * Main player on the live window (`/{stream}/manifest/video.m3u8` while the
 //    stream is live) is a sliding window with no recording-time header: it
 //    can't be marked on (use the preview, or rewatch the session).
+//
+// ─── Latency ─────────────────────────────────────────────────────────────────
+// The main player on the live window shows how far its picture is behind
+// live, once a second: the wall clock minus the program date-time of the
+// playing position (EXT-X-PROGRAM-DATE-TIME, the recording's wall clock),
+// else hls.js's own estimate (the playlist's edge, aged since it was loaded,
+// minus the position). A live playlist with #EXT-X-PART-INF is low-latency
+// HLS (a stream recorded with part-duration): hls.js plays it in its
+// lowLatencyMode, loading parts with blocking playlist reloads and holding
+// PART-HOLD-BACK behind the edge, so nothing here sets a live sync duration
+// (which would override that hold back).
 // ─────────────────────────────────────────────────────────────────────────────
 //
 // Test hooks: window.liveclip = { markIn(s), markOut(s), clip(), state, … }
@@ -53,6 +64,9 @@
   const MOTION_EVERY_MS = 15_000;
   const STORYBOARD_EVERY_MS = 15_000;
   const RETRY_MS = 5_000;
+  const LATENCY_EVERY_MS = 1_000;
+  /** Fastest playback rate hls.js may use to catch up with a low-latency stream. */
+  const LL_CATCH_UP_RATE = 1.25;
 
   const THUMB_URL = '/ui/thumbs/latest.jpg';
   const MOTION_URL = '/ui/motion/latest.mp4';
@@ -263,12 +277,15 @@
       this.gen = 0; // load generation: events of older loads are ignored
       this.anchor = null;
       this.manifestData = null; // MANIFEST_LOADED of this load, until anchored
+      this.details = null; // the last loaded media playlist (hls.js LevelDetails)
+      this.lowLatency = null; // { partTarget, partHoldBack, canBlockReload } of an LL playlist
       this.retryTimer = null;
       this.mediaRecoveries = 0;
       this.playingLogged = false;
       video.addEventListener('playing', () => {
         if (!this.playingLogged && this.hls) {
           this.playingLogged = true;
+          this.joinLive();
           if (this.opts.onPlaying) this.opts.onPlaying(this);
         }
       });
@@ -309,6 +326,8 @@
         // fragments[0].start is on the player's timeline.
         const frags = data.details && data.details.fragments;
         const fragStart = frags && frags.length ? frags[0].start : 0;
+        this.details = data.details || null;
+        this.noteLowLatency(this.details);
         if (!this.anchor && this.manifestData) {
           const found = this.opts.anchorFrom ? this.opts.anchorFrom(this.manifestData, data, this) : null;
           this.manifestData = null;
@@ -368,6 +387,8 @@
       this.gen += 1;
       this.anchor = null;
       this.manifestData = null;
+      this.details = null;
+      this.lowLatency = null;
       this.mediaRecoveries = 0;
       this.playingLogged = false;
       if (this.hls) {
@@ -450,6 +471,71 @@
       }
     }
 
+    // ── low-latency HLS and the latency behind live ──
+
+    /**
+     * Notes a low-latency playlist (one with #EXT-X-PART-INF: hls.js gives
+     * its part target) the first time one loads.
+     */
+    noteLowLatency(details) {
+      if (this.lowLatency || !details || !details.live || !(details.partTarget > 0)) return;
+      this.lowLatency = {
+        partTarget: details.partTarget,
+        partHoldBack: details.partHoldBack || 0,
+        canBlockReload: !!details.canBlockReload,
+      };
+      const ll = this.lowLatency;
+      log(
+        `${this.name} low-latency part-target ${ll.partTarget.toFixed(3)}` +
+          ` part-hold-back ${ll.partHoldBack.toFixed(3)} can-block-reload ${ll.canBlockReload}`,
+      );
+      if (this.opts.onLowLatency) this.opts.onLowLatency(this);
+    }
+
+    /**
+     * At the start of a low-latency live playlist: jumps to hls.js's live
+     * sync point (PART-HOLD-BACK behind the edge) when the picture starts
+     * more than a quarter part further behind, within what is buffered. hls.js
+     * starts at that point as the first playlist placed it, and the live
+     * edge moves on while the first parts load and decode; catching up by
+     * playing faster would take seconds.
+     */
+    joinLive() {
+      const hls = this.hls;
+      const ll = this.lowLatency;
+      if (!hls || !ll) return;
+      const now = this.video.currentTime;
+      const target = hls.liveSyncPosition;
+      if (!Number.isFinite(target) || target <= now + ll.partTarget / 4) return;
+      const b = this.video.buffered;
+      for (let i = 0; i < b.length; i++) {
+        if (b.start(i) <= now && target < b.end(i)) {
+          this.video.currentTime = target;
+          log(`${this.name} joined live ${(target - now).toFixed(3)} s ahead`);
+          return;
+        }
+      }
+    }
+
+    /**
+     * Seconds the picture is behind live (see "Latency" at the top), or
+     * null when the player is not on a live playlist or shows nothing yet.
+     */
+    behindLive() {
+      const hls = this.hls;
+      const details = this.details;
+      if (!hls || !details || !details.live || !(this.video.currentTime > 0)) return null;
+      const date = hls.playingDate;
+      if (date) {
+        const seconds = (Date.now() - date.getTime()) / 1000;
+        // Negative: the server's clock runs ahead of this one; then the
+        // player's estimate is the better one.
+        if (seconds >= 0) return seconds;
+      }
+      const estimate = hls.latency;
+      return Number.isFinite(estimate) && estimate > 0 ? estimate : null;
+    }
+
     /** Recording time of the current position, or null without an anchor. */
     recordingTime() {
       const a = this.anchor;
@@ -472,6 +558,8 @@
     mainMode: 'live', // 'live' | 'replay'
     mainMediaId: null, // the session shown in the main player
     lastClip: null, // { manifestUrl, mp4Url, filename } of the last Clip & Share
+    lowLatency: false, // the main player plays a low-latency live playlist
+    latency: null, // seconds the main player's live picture is behind live
   };
 
   let stream = null;
@@ -515,6 +603,13 @@
     onAnchor() {
       updateMainUi();
     },
+    onLowLatency(p) {
+      // Catch up (play a little faster) toward PART-HOLD-BACK when the
+      // picture fell behind, e.g. after a stall; hls.js reads its config
+      // as it plays, and does this only in lowLatencyMode.
+      p.hls.config.maxLiveSyncPlaybackRate = LL_CATCH_UP_RATE;
+      updateLatency();
+    },
     onPlaying() {
       if (state.mainMode === 'live') log('live playing');
       else log(`replay playing ${state.mainMediaId}`);
@@ -524,7 +619,8 @@
   function playLive() {
     state.mainMode = 'live';
     state.mainMediaId = null;
-    mainPlayer.load(apiUrl(`/${enc(stream)}/manifest/video.m3u8`));
+    // hls.js's default, said here: a low-latency playlist plays as one.
+    mainPlayer.load(apiUrl(`/${enc(stream)}/manifest/video.m3u8`), { lowLatencyMode: true });
     updateMainUi();
     updateSessionHighlights();
   }
@@ -541,12 +637,39 @@
     setStatus(`Rewatching session ${mediaId}`, 'info');
   }
 
+  /** Shows (and logs) how far the live picture is behind live. */
+  function updateLatency() {
+    const live = state.mainMode === 'live';
+    state.lowLatency = live && mainPlayer.lowLatency !== null;
+    $('main-ll').hidden = !state.lowLatency;
+    const seconds = live ? mainPlayer.behindLive() : null;
+    state.latency = seconds;
+    const chip = $('main-latency');
+    if (seconds === null) {
+      chip.hidden = true;
+      return;
+    }
+    chip.textContent = `${seconds.toFixed(1)} s behind live`;
+    // Further behind than the player means to be (its hold back and two parts).
+    const ll = mainPlayer.lowLatency;
+    chip.classList.toggle('far', ll !== null && seconds > ll.partHoldBack + 2 * ll.partTarget);
+    chip.hidden = false;
+    log(`latency ${seconds.toFixed(3)}`);
+  }
+
   function updateMainUi() {
     const live = state.mainMode === 'live';
     const chip = $('main-mode');
     chip.textContent = live ? 'LIVE' : 'REPLAY';
     chip.className = `chip ${live ? 'chip-live' : 'chip-replay'}`;
     $('back-to-live').hidden = live;
+    if (!live) {
+      // Behind live means nothing for a replay.
+      $('main-ll').hidden = true;
+      $('main-latency').hidden = true;
+      state.lowLatency = false;
+      state.latency = null;
+    }
     const s = sessions.find((x) => x.media_id === state.mainMediaId);
     $('main-info').textContent = state.mainMediaId
       ? `${state.mainMediaId}${s ? ` · ${fmtUtc(s.start_utc)}` : ''}`
@@ -1106,6 +1229,7 @@
     tick();
     setInterval(tick, 1000);
     setInterval(updatePosition, 250);
+    setInterval(updateLatency, LATENCY_EVERY_MS);
     updateMarksUi();
     updatePosition();
   }
