@@ -287,6 +287,48 @@ fn low_latency_playlist_blocking_reload_preload_hint_and_clips_near_live() {
         .expect("the hinted part is listed");
     assert!(r.body.len() as u64 >= hinted.length);
 
+    // A preview of the live session is low-latency too: its segments and
+    // the parts after them, with blocking reload.
+    let preview = format!("{playlist}?duration=4s");
+    let r = get(&preview);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.header("preview-start-seconds").is_some());
+    let p = parse(&r.text());
+    assert!(p.segments.len() >= 2 && p.segments.len() <= 3, "{p:?}");
+    check(&p, &base);
+    let (msn, part) = next_part(&p);
+    let r = get(&format!("{preview}&_HLS_msn={msn}&_HLS_part={part}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let q = parse(&r.text());
+    assert!(
+        next_part(&q) > (msn, part),
+        "the part asked is listed: {:?} after {:?}",
+        next_part(&q),
+        (msn, part)
+    );
+
+    // A clip manifest of the last second reaches into the segment being
+    // written (byte ranges of its parts).
+    let live = parse(&get(&playlist).text());
+    let r = get(&format!("{base}/cam/manifest/clip.m3u8?duration=1s"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let clip = m3u8_rs::parse_media_playlist_res(&r.body).unwrap();
+    let last = clip.segments.last().unwrap();
+    let complete = live.media_sequence + live.segments.len() as u64;
+    let sequence: u64 = last
+        .uri
+        .rsplit("segment-")
+        .next()
+        .unwrap()
+        .trim_end_matches(".m4s")
+        .parse()
+        .unwrap();
+    assert!(
+        sequence >= complete,
+        "ends in segment {sequence}, beyond the complete ones (< {complete}): {}",
+        r.text()
+    );
+
     // "The last 2 s": the clip ends within a part (and the encoder's and
     // queues' own delay) of the newest frame pushed.
     for _ in 0..3 {

@@ -385,8 +385,9 @@ impl ClipService {
     }
 
     /// The low-latency live playlist of the live session's rendition
-    /// `which` (the stream's, when `media_id` names none or the live one),
-    /// once it holds segment `msn` (and its part `part`) when asked:
+    /// `which`, from recording time `from` (a preview's first segment) or
+    /// of the live window, once it holds segment `msn` (and its part
+    /// `part`) when asked:
     /// `None` when the session is not live or was recorded without parts.
     /// Waits at most three target durations, then `NotYet`. Returns the
     /// media id, the rendition's directory name and the playlist (stored
@@ -395,6 +396,7 @@ impl ClipService {
         &self,
         which: &Pick,
         block: Option<(u64, Option<u64>)>,
+        from: Option<u64>,
     ) -> Result<Option<LowLatency>, ClipError> {
         let Some((id, target, part_target)) = self
             .live
@@ -442,9 +444,10 @@ impl ClipService {
             let whole = &all[at.min(all.len() - 1)];
             // The live window only (`playlist-length` segments), copied.
             let window = whole.live_window;
-            let from = match whole.segments.len() {
-                // (`slice` keeps what ends within a millisecond of its start.)
-                n if window > 0 && n > window => {
+            // (`slice` keeps what ends within a millisecond of its start.)
+            let from = match (from, whole.segments.len()) {
+                (Some(from), _) => from + 2_000_000,
+                (None, n) if window > 0 && n > window => {
                     whole.segments[n - window].segment.start + 2_000_000
                 }
                 _ => 0,

@@ -139,6 +139,10 @@ pub(crate) async fn video(
         Ok(p) => p,
         Err(e) => return clip_error(&e),
     };
+    let block = match blocking_reload(&query) {
+        Ok(b) => b,
+        Err(e) => return clip_error(&e),
+    };
     if let Some(d) = param(&query, "duration") {
         let duration = match crate::core::timespec::parse_duration(&d) {
             Ok(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
@@ -151,9 +155,24 @@ pub(crate) async fn video(
                 true => service.master(Some(&p.media_id))?,
                 false => None,
             };
-            Ok(match master {
-                Some((_, m)) => (variants(&m, "video.m3u8", &q), p),
-                None => (
+            // The live session recorded with parts: a low-latency preview
+            // of the same segments and the parts after them.
+            let from = (p.start_seconds * 1e9).round() as u64;
+            let ll = match master {
+                None if service.live_media_id().as_deref() == Some(p.media_id.as_str()) => {
+                    service.low_latency(&pick, block, Some(from))?
+                }
+                _ => None,
+            };
+            if block.is_some() && ll.is_none() {
+                return Err(ClipError::BadRequest(
+                    "_HLS_msn and _HLS_part are for the live playlists of a stream recorded with part-duration".into(),
+                ));
+            }
+            Ok(match (master, ll) {
+                (Some((_, m)), _) => (variants(&m, "video.m3u8", &q), p),
+                (None, Some(ll)) => (low_latency_playlist(&ll, &q), p),
+                (None, None) => (
                     rebase_with(
                         &p.manifest,
                         &files_of("../../", &p.media_id, p.rendition.as_deref()),
@@ -175,10 +194,6 @@ pub(crate) async fn video(
             Err(e) => clip_error(&e),
         };
     }
-    let block = match blocking_reload(&query) {
-        Ok(b) => b,
-        Err(e) => return clip_error(&e),
-    };
     let q = query.clone();
     let result = blocking(move || {
         let (id, dir, live) = service.session_dir(media.as_deref())?;
@@ -191,7 +206,7 @@ pub(crate) async fn video(
         // live index.
         if live
             && media.is_none()
-            && let Some(ll) = service.low_latency(&pick, block)?
+            && let Some(ll) = service.low_latency(&pick, block, None)?
         {
             return Ok((ll.media_id.clone(), low_latency_playlist(&ll, &q)));
         }
