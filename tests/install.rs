@@ -41,6 +41,10 @@ fn meson_installs_a_plugin_gst_inspect_finds() {
         .expect("the plugin is installed under the prefix");
     let dir = installed.parent().unwrap();
     assert!(dir.ends_with("gstreamer-1.0"), "{}", dir.display());
+    // The clip server, in bindir, runs.
+    let server = prefix.join("bin/liveclip-server");
+    let help = run(Command::new(&server).arg("--help"));
+    assert!(help.contains("--location"), "{help}");
     let inspect = |what: &str| {
         run(Command::new("gst-inspect-1.0")
             .env("GST_PLUGIN_PATH", dir)

@@ -133,7 +133,67 @@ impl SessionIndex {
         if hidden_start {
             index.rebase_from_media();
         }
+        if !playlist.end_list {
+            index.find_open();
+        }
         Some(index)
+    }
+
+    /// A session another process is recording (its replay playlist has no
+    /// ENDLIST): the complete fragments of the segment it is writing, read
+    /// with the box scanner (a fragment still being written is not
+    /// complete), so that clips reach past the playlist's last segment.
+    fn find_open(&mut self) {
+        let next = self.segments.last().map_or(0, |s| s.segment.sequence + 1);
+        let uri = format!("segment-{next:05}.m4s");
+        if !self.dir.join(&uri).exists() {
+            return;
+        }
+        let start = self.segments.last().map_or(0, |s| s.segment.end());
+        let segment = Segment {
+            sequence: next,
+            uri,
+            start,
+            duration: 0,
+            discontinuity: false,
+            map: self
+                .segments
+                .last()
+                .map_or_else(|| "init.mp4".to_string(), |s| s.segment.map.clone()),
+            pdt: self.segments.last().and_then(|s| {
+                s.segment
+                    .pdt
+                    .map(|t| t + chrono::Duration::nanoseconds(s.segment.duration as i64))
+            }),
+            bytes: 0,
+        };
+        let Ok(fragments) = scan_fragments(&self.dir, &segment, &mut Vec::new()) else {
+            return;
+        };
+        let (Some(first), Some(last)) = (fragments.first(), fragments.last()) else {
+            return;
+        };
+        // The scanned times are the media's: keep the playlist's axis.
+        let shift = first.start as i64 - start as i64;
+        let fragments: Vec<FragmentInfo> = fragments
+            .iter()
+            .map(|f| FragmentInfo {
+                start: (f.start as i64 - shift).max(0) as u64,
+                end: (f.end as i64 - shift).max(0) as u64,
+                ..*f
+            })
+            .collect();
+        let end = (last.end as i64 - shift).max(start as i64) as u64;
+        self.open = Some(SegmentInfo {
+            segment: Segment {
+                duration: end - start,
+                bytes: last.offset + last.size,
+                ..segment
+            },
+            fragments: Some(fragments),
+            parts: Vec::new(),
+        });
+        self.live = true;
     }
 
     /// Reads a stored session: its renditions, the leading one first (one
