@@ -304,10 +304,15 @@ fn assert_clips_exact(location: &Path, media_id: &str, feed: &Path, ranges: &[(f
 /// within one AAC frame of video as ffprobe reads the replay playlist.
 /// Returns the media id.
 fn record(feed: &Path, location: &Path) -> String {
+    record_with(feed, location, "")
+}
+
+/// [`record`], with more hlsclipsink properties.
+fn record_with(feed: &Path, location: &Path, props: &str) -> String {
     let p = launch(&format!(
         "filesrc location={} ! {} name=d d. ! {} ! queue ! s.video \
          d. ! aacparse ! queue ! s.audio \
-         hlsclipsink name=s location={} stream-id=cam target-duration=2",
+         hlsclipsink name=s location={} stream-id=cam target-duration=2 {props}",
         feed.display(),
         demuxer(feed),
         parser(feed),
@@ -686,4 +691,39 @@ fn an_ffmpeg_ladder_with_open_gops_records_aligned_and_exact() {
     assert!(timelines[0].len() >= 5, "{:?}", timelines[0]);
     let audio = media_playlist(&session.join("audio_0/replay.m3u8"));
     assert_eq!(audio.segments.len(), timelines[0].len());
+}
+
+/// Low-latency parts on foreign feeds: libx264 open GOPs with B-pyramid and
+/// libx265 RASL, recorded with 0.4 s parts (parts end mid-GOP, between
+/// reordered pictures): the recording is the feed bit for bit, clips and
+/// clip manifests are exact, and every segment's parts are whole moof+mdat
+/// pairs that add up to it.
+#[test]
+fn parts_of_open_gop_feeds_keep_recordings_and_clips_exact() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    for (i, feed) in [x264_open_gop(dir.path()), x265_rasl(dir.path())]
+        .iter()
+        .enumerate()
+    {
+        let location = dir.path().join(format!("rec{i}"));
+        let media_id = record_with(feed, &location, "part-duration=0.4");
+        let session = location.join("cam").join(&media_id);
+        let segments = media_playlist(&session.join("replay.m3u8")).segments;
+        for (k, s) in segments.iter().enumerate() {
+            let scan = gstliveclip::mp4::scan::scan_segment(&session.join(&s.uri)).unwrap();
+            assert_eq!(scan.valid_len, scan.file_len, "{}", s.uri);
+            // A segment of 2 s or more in 0.4 s parts: several moof+mdat
+            // pairs (the last segment may be a short tail).
+            let short = k + 1 == segments.len() && s.duration < 1.0;
+            assert!(
+                short || scan.fragments.len() >= 4,
+                "{}: {} s in {} pairs",
+                s.uri,
+                s.duration,
+                scan.fragments.len()
+            );
+        }
+        assert_clips_exact(&location, &media_id, feed, &[(3.3, 2.5), (6.12, 1.0)]);
+    }
 }
