@@ -46,6 +46,7 @@ fn main() {
             max_preview: 300 * NS,
             workers,
             queue: 1024,
+            ..Limits::default()
         },
     );
     let registration = gstliveclip::http::register(

@@ -496,3 +496,71 @@ fn live_session_stills() {
     assert_eq!(r.json()["kind"], "not-yet");
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// `animated.gif` and `animated.mp4`: the range's frames at the asked rate
+/// and size, muted; limits and errors as JSON.
+#[test]
+fn animations_of_a_range_have_its_frames() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let pipeline = numbered_av(
+        dir.path(),
+        &format!("target-duration=2 max-animated-duration=5 http-address=127.0.0.1:{port}"),
+        8,
+        30,
+        false,
+    );
+    play_to_eos(&pipeline, Duration::from_secs(60));
+    let (mid, _) = media_id(dir.path());
+
+    // A GIF of 2.1-4.1 s at 10 fps, 160 wide: 20 frames, every third
+    // frame of the source from frame 63 (mid-GOP: decoded from 60).
+    let r = get(&format!(
+        "{base}/{mid}/animated.gif?start=2.1s&end=4.1s&width=160&fps=10"
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type").as_deref(), Some("image/gif"));
+    assert!(r.body.starts_with(b"GIF89a"));
+    let gif = dir.path().join("a.gif");
+    std::fs::write(&gif, &r.body).unwrap();
+    let st = streams(&gif);
+    let v = stream(&st, "video").unwrap();
+    assert_eq!((v.width, v.height), (160, 120));
+    let numbers = frame_numbers(&gif);
+    assert_eq!(numbers, (0..20).map(|k| 63 + 3 * k).collect::<Vec<u32>>());
+
+    // An MP4 of 3 s from 5 s at 15 fps, 320 wide, without sound.
+    let r = get(&format!(
+        "{base}/{mid}/animated.mp4?start=5s&duration=3s&fps=15&width=320"
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type").as_deref(), Some("video/mp4"));
+    assert_eq!(r.header("animation-frames").as_deref(), Some("45"));
+    let mp4 = dir.path().join("a.mp4");
+    std::fs::write(&mp4, &r.body).unwrap();
+    let errors = decode_errors(&mp4);
+    assert!(errors.is_empty(), "{errors}");
+    let st = streams(&mp4);
+    assert!(stream(&st, "audio").is_none(), "muted");
+    let v = stream(&st, "video").unwrap();
+    assert_eq!((v.width, v.height, v.frames), (320, 240, 45));
+    assert_eq!(
+        frame_numbers(&mp4),
+        (0..45).map(|k| 150 + 2 * k).collect::<Vec<u32>>()
+    );
+
+    // Limits and errors.
+    for (query, status) in [
+        ("animated.gif?start=0s&duration=6s", 400),
+        ("animated.gif?start=1s&duration=1s&fps=60", 400),
+        ("animated.gif?start=1s&duration=1s&colour=red", 400),
+        ("animated.mp4?start=7s&duration=3s", 416),
+        ("animated.webp?start=1s&duration=1s", 404),
+    ] {
+        let r = get(&format!("{base}/{mid}/{query}"));
+        assert_eq!(r.status, status, "{query}: {}", r.text());
+        assert_eq!(r.json()["status"], status, "{query}");
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+}

@@ -30,6 +30,7 @@ use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
+pub mod animated;
 mod files;
 pub mod pipeline;
 mod queue;

@@ -39,6 +39,8 @@ pub struct Limits {
     pub workers: usize,
     /// Clip requests waiting for a worker before new ones are refused.
     pub queue: usize,
+    /// Longest animation (`animated.gif|mp4`), ns.
+    pub max_animated: u64,
 }
 
 impl Default for Limits {
@@ -48,6 +50,7 @@ impl Default for Limits {
             max_preview: 300 * NS,
             workers: 2,
             queue: 32,
+            max_animated: 10 * NS,
         }
     }
 }

@@ -73,7 +73,7 @@ pub struct StillRequest {
     pub format: StillFormat,
 }
 
-fn fit_of(value: &str) -> Option<Fit> {
+pub(crate) fn fit_of(value: &str) -> Option<Fit> {
     match value {
         "preserve" => Some(Fit::Preserve),
         "crop" => Some(Fit::Crop),

@@ -152,3 +152,67 @@ async fn storyboard(
         .body(Body::from(body))
         .expect("valid response")
 }
+
+/// `GET /{id}/animated.gif`.
+pub(crate) async fn animated_gif(target: StreamTarget, RawQuery(query): RawQuery) -> Response {
+    animated(target, query, crate::motionclipenc::ClipFormat::Gif).await
+}
+
+/// `GET /{id}/animated.mp4`.
+pub(crate) async fn animated_mp4(target: StreamTarget, RawQuery(query): RawQuery) -> Response {
+    animated(target, query, crate::motionclipenc::ClipFormat::Mp4).await
+}
+
+/// `GET /{id}/animated.webp`: not made here (GStreamer's webpenc of this
+/// platform writes still images only).
+pub(crate) async fn animated_webp(_: StreamTarget) -> Response {
+    error(
+        404,
+        "not-found",
+        "animated WebP is not available (this GStreamer's webpenc makes still images): use animated.gif or animated.mp4",
+    )
+}
+
+/// A muted motion clip of a range (`start`/`time`, `end` or `duration`,
+/// `width`, `height`, `fit_mode`, `fps`).
+async fn animated(
+    StreamTarget { service, media }: StreamTarget,
+    query: Option<String>,
+    format: crate::motionclipenc::ClipFormat,
+) -> Response {
+    use crate::frames::animated::{AnimatedRequest, animation};
+    let content_type = match format {
+        crate::motionclipenc::ClipFormat::Gif => "image/gif",
+        crate::motionclipenc::ClipFormat::Mp4 => "video/mp4",
+    };
+    let request = match AnimatedRequest::parse_query(&query.unwrap_or_default(), format) {
+        Ok(r) => r,
+        Err(e) => return clip_error(&e),
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let max = service.limits().max_animated;
+        animation(&service, media.as_deref(), &request, max)
+    })
+    .await
+    .unwrap_or_else(|e| Err(ClipError::Storage(format!("request failed: {e}"))));
+    let made = match result {
+        Ok(m) => m,
+        Err(e) => return clip_error(&e),
+    };
+    Response::builder()
+        .header(header::CONTENT_TYPE, content_type)
+        .header(header::CONTENT_LENGTH, made.bytes.len())
+        .header(header::CACHE_CONTROL, "no-cache")
+        .header("stream-media-id", made.media_id.as_str())
+        .header(
+            "clip-start-seconds",
+            format!("{:.6}", made.start as f64 / 1e9),
+        )
+        .header(
+            "clip-duration-seconds",
+            format!("{:.6}", made.duration as f64 / 1e9),
+        )
+        .header("animation-frames", made.frames)
+        .body(Body::from(made.bytes))
+        .expect("valid response")
+}

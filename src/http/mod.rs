@@ -293,6 +293,9 @@ fn router(routes: Shared) -> Router {
         .route("/{id}/manifest/video.m3u8", get(hls::video))
         .route("/{id}/manifest/clip.m3u8", get(hls::clip_manifest))
         .route("/{id}/thumbnails/{file}", get(images::thumbnail))
+        .route("/{id}/animated.gif", get(images::animated_gif))
+        .route("/{id}/animated.mp4", get(images::animated_mp4))
+        .route("/{id}/animated.webp", get(images::animated_webp))
         .route("/{id}/storyboard.vtt", get(images::storyboard_vtt))
         .route("/{id}/storyboard.json", get(images::storyboard_json))
         .route("/{id}/storyboard.jpg", get(images::storyboard_jpg))
@@ -409,6 +412,9 @@ async fn known_parameters(req: Request, next: Next) -> Response {
         ],
         "/{id}/mp4" => &["returnFile", "token"],
         "/{id}/thumbnails/{file}" => crate::hls::still::StillRequest::params(true),
+        "/{id}/animated.gif" | "/{id}/animated.mp4" | "/{id}/animated.webp" => {
+            crate::frames::animated::AnimatedRequest::PARAMS
+        }
         _ => &["token"],
     };
     if let Err(e) = crate::core::query::known_pairs(req.uri().query().unwrap_or(""), known) {

@@ -10,7 +10,7 @@
 use gst::glib;
 use gst::prelude::*;
 
-mod encode;
+pub(crate) mod encode;
 mod imp;
 
 glib::wrapper! {

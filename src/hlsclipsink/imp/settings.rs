@@ -19,6 +19,7 @@ const MAX_PART_DURATION: f64 = 10.0;
 const DEFAULT_RECONNECT_WINDOW: u32 = 60;
 const DEFAULT_MAX_CLIP_DURATION: u32 = 60;
 const DEFAULT_MAX_PREVIEW_DURATION: u32 = 300;
+const DEFAULT_MAX_ANIMATED_DURATION: u32 = 10;
 const DEFAULT_MAX_CONCURRENT_CLIPS: u32 = 2;
 /// Clip requests that may wait for a worker, per worker.
 const QUEUED_CLIPS_PER_WORKER: usize = 16;
@@ -39,6 +40,7 @@ pub(super) struct Settings {
     pub(super) max_bytes: u64,
     pub(super) max_clip_duration: u32,
     pub(super) max_preview_duration: u32,
+    pub(super) max_animated_duration: u32,
     pub(super) max_concurrent_clips: u32,
     pub(super) clip_location: Option<String>,
     pub(super) http_address: Option<String>,
@@ -62,6 +64,7 @@ impl Default for Settings {
             max_bytes: 0,
             max_clip_duration: DEFAULT_MAX_CLIP_DURATION,
             max_preview_duration: DEFAULT_MAX_PREVIEW_DURATION,
+            max_animated_duration: DEFAULT_MAX_ANIMATED_DURATION,
             max_concurrent_clips: DEFAULT_MAX_CONCURRENT_CLIPS,
             clip_location: None,
             http_address: None,
@@ -165,6 +168,14 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                 .default_value(DEFAULT_MAX_PREVIEW_DURATION)
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecUInt::builder("max-animated-duration")
+                .nick("Max animated duration")
+                .blurb("Longest range an animated.gif or animated.mp4 request may ask for, in seconds")
+                .minimum(1)
+                .maximum(600)
+                .default_value(DEFAULT_MAX_ANIMATED_DURATION)
+                .mutable_ready()
+                .build(),
             glib::ParamSpecUInt::builder("max-concurrent-clips")
                 .nick("Max concurrent clips")
                 .blurb("MP4 clips made at the same time, from the clip-mp4 signal and the HTTP API together; up to 16 per worker more wait, further requests are refused as busy")
@@ -235,6 +246,7 @@ impl Settings {
         Limits {
             max_clip: u64::from(self.max_clip_duration) * NS,
             max_preview: u64::from(self.max_preview_duration) * NS,
+            max_animated: u64::from(self.max_animated_duration) * NS,
             workers,
             queue: workers * QUEUED_CLIPS_PER_WORKER,
         }
@@ -261,6 +273,7 @@ impl Settings {
             "max-bytes" => s.max_bytes = value.get().unwrap(),
             "max-clip-duration" => s.max_clip_duration = value.get().unwrap(),
             "max-preview-duration" => s.max_preview_duration = value.get().unwrap(),
+            "max-animated-duration" => s.max_animated_duration = value.get().unwrap(),
             "max-concurrent-clips" => s.max_concurrent_clips = value.get().unwrap(),
             "clip-location" => s.clip_location = value.get().unwrap(),
             "http-address" => s.http_address = value.get().unwrap(),
@@ -285,6 +298,7 @@ impl Settings {
             "max-bytes" => s.max_bytes.to_value(),
             "max-clip-duration" => s.max_clip_duration.to_value(),
             "max-preview-duration" => s.max_preview_duration.to_value(),
+            "max-animated-duration" => s.max_animated_duration.to_value(),
             "max-concurrent-clips" => s.max_concurrent_clips.to_value(),
             "clip-location" => s.clip_location.to_value(),
             "http-address" => s.http_address.to_value(),
