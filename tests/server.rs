@@ -184,6 +184,25 @@ fn serves_ended_and_growing_recordings_without_a_pipeline() {
             assert!(r.body == element.body, "{query}: the same bytes from {b}");
         }
     }
+    // The preview of the live session too, whenever no segment closed
+    // between the element's answers around the server's.
+    let preview = "manifest/video.m3u8?duration=4s";
+    let same = (0..20).any(|_| {
+        let before = get(&format!("http://127.0.0.1:{element_port}/live/{preview}"));
+        let served = get(&format!("{base}/live/{preview}"));
+        let after = get(&format!("http://127.0.0.1:{element_port}/live/{preview}"));
+        assert_eq!(served.status, 200, "{}", served.text());
+        if before.body != after.body {
+            return false;
+        }
+        assert_eq!(served.text(), before.text(), "the server's preview");
+        assert_eq!(
+            served.header("preview-start-seconds"),
+            before.header("preview-start-seconds")
+        );
+        true
+    });
+    assert!(same, "a preview compared while no segment closed");
     live.set_state(gst::State::Null).unwrap();
 
     // SIGTERM while clips are being answered: it ends cleanly.
