@@ -39,6 +39,15 @@
 // lowLatencyMode, loading parts with blocking playlist reloads and holding
 // PART-HOLD-BACK behind the edge, so nothing here sets a live sync duration
 // (which would override that hold back).
+//
+// ─── Storyboard and posters ──────────────────────────────────────────────────
+// Under a player whose position is a recording time (it has an anchor: a
+// rewatched session, the preview) a strip seeks over the player's seekable
+// range; hovering it shows the storyboard tile of the time under the pointer
+// (`/{media-id}/storyboard.json` and its sprite, loaded when the strip is
+// first hovered, and again after a while for a session still recorded). A
+// clip made with Clip & Share has the still of its first frame as its poster
+// (`/{media-id}/thumbnails/thumbnail.jpg?time=<In>`).
 // ─────────────────────────────────────────────────────────────────────────────
 //
 // Test hooks: window.liveclip = { markIn(s), markOut(s), clip(), state, … }
@@ -63,6 +72,12 @@
   const THUMB_EVERY_MS = 5_000;
   const MOTION_EVERY_MS = 15_000;
   const STORYBOARD_EVERY_MS = 15_000;
+  /** A session's storyboard is asked for again after this (a live one grows). */
+  const SESSION_STORYBOARD_STALE_MS = 10_000;
+  /** Width of the storyboard tile shown over a strip, CSS pixels. */
+  const TILE_BOX_WIDTH = 160;
+  /** Width of a clip's poster (thumbnail.jpg of its first frame), pixels. */
+  const POSTER_WIDTH = 640;
   const RETRY_MS = 5_000;
   const LATENCY_EVERY_MS = 1_000;
   /** Fastest playback rate hls.js may use to catch up with a low-latency stream. */
@@ -282,6 +297,7 @@
       this.retryTimer = null;
       this.mediaRecoveries = 0;
       this.playingLogged = false;
+      this.scrub = null; // the storyboard strip under the player (a Scrub sets it)
       video.addEventListener('playing', () => {
         if (!this.playingLogged && this.hls) {
           this.playingLogged = true;
@@ -334,6 +350,7 @@
           if (found) {
             this.anchor = { ...found, fragStart };
             if (this.opts.onAnchor) this.opts.onAnchor(this);
+            if (this.scrub) this.scrub.show(this.anchor.mediaId);
           }
         }
         if (this.opts.onLevel) this.opts.onLevel(data, fragStart, this);
@@ -391,6 +408,7 @@
       this.lowLatency = null;
       this.mediaRecoveries = 0;
       this.playingLogged = false;
+      if (this.scrub) this.scrub.hide();
       if (this.hls) {
         this.hls.destroy();
         this.hls = null;
@@ -557,7 +575,7 @@
     stream: null,
     mainMode: 'live', // 'live' | 'replay'
     mainMediaId: null, // the session shown in the main player
-    lastClip: null, // { manifestUrl, mp4Url, filename } of the last Clip & Share
+    lastClip: null, // { manifestUrl, mp4Url, filename, posterUrl } of the last Clip & Share
     lowLatency: false, // the main player plays a low-latency live playlist
     latency: null, // seconds the main player's live picture is behind live
   };
@@ -745,6 +763,283 @@
     },
   });
 
+  // ───────────────────────────── storyboard strips ─────────────────────────────
+
+  /**
+   * Storyboards of sessions (`/{media-id}/storyboard.json` and its sprite),
+   * by media id: { board, loading, at } with `at` the end of the last
+   * attempt and `board`
+   *   { mediaId, tiles: [{ start, x, y }] by start (recording time),
+   *     tileWidth, tileHeight, duration, sprite (an object URL),
+   *     spriteWidth, spriteHeight, final (an ended session's: never changes) }
+   */
+  const storyboards = new Map();
+  /** Sessions whose storyboards are kept while no strip shows them. */
+  const STORYBOARDS_KEPT = 4;
+
+  /** The storyboard of a session: its JSON, then the sprite it names. */
+  async function fetchStoryboard(mediaId) {
+    const jsonUrl = apiUrl(`/${enc(mediaId)}/storyboard.json`);
+    const interval = (sb) => (sb.tiles.length > 1 ? sb.tiles[1].start - sb.tiles[0].start : null);
+    for (let attempt = 1; ; attempt += 1) {
+      const response = await apiFetch(jsonUrl);
+      const final = /immutable/.test(response.headers.get('cache-control') || '');
+      const sb = await response.json();
+      sb.tiles = [...(sb.tiles || [])].sort((a, b) => a.start - b.start);
+      if (!sb.tiles.length || !(sb.tile_width > 0) || !(sb.tile_height > 0)) {
+        throw new Error('the storyboard has no tiles');
+      }
+      // The sprite's URL is relative to the JSON (and carries the token).
+      const blob = await (await apiFetch(new URL(sb.url, jsonUrl).href)).blob();
+      const sprite = URL.createObjectURL(blob);
+      const img = new Image();
+      img.src = sprite;
+      let ok = true;
+      try {
+        await img.decode();
+      } catch (_) {
+        ok = false;
+      }
+      // A live session's tiles grow further apart as it grows (at most 100
+      // tiles): the sprite matches the JSON when the interval is the same
+      // after it as before.
+      let same = true;
+      if (ok && !final && interval(sb) !== null) {
+        const after = await getJSON(jsonUrl);
+        const later = interval({ tiles: [...(after.tiles || [])].sort((a, b) => a.start - b.start) });
+        same = later === null || later === interval(sb);
+      }
+      const inside = (t) => t.x + sb.tile_width <= img.naturalWidth && t.y + sb.tile_height <= img.naturalHeight;
+      const fits = ok && sb.tiles.every(inside);
+      if (ok && same && fits) {
+        return {
+          mediaId,
+          tiles: sb.tiles,
+          tileWidth: sb.tile_width,
+          tileHeight: sb.tile_height,
+          duration: sb.duration,
+          sprite,
+          spriteWidth: img.naturalWidth,
+          spriteHeight: img.naturalHeight,
+          final,
+        };
+      }
+      URL.revokeObjectURL(sprite);
+      if (!ok) throw new Error('the sprite does not decode');
+      if (attempt >= 3) {
+        throw new Error(`the sprite (${img.naturalWidth}x${img.naturalHeight}) does not match the storyboard's tiles`);
+      }
+    }
+  }
+
+  /**
+   * The entry of a session's storyboard, loading it when it was never
+   * loaded, or when a live session's is older than
+   * SESSION_STORYBOARD_STALE_MS (a failure waits as long before the next try).
+   */
+  function storyboardFor(mediaId) {
+    let entry = storyboards.get(mediaId);
+    if (!entry) {
+      entry = { board: null, loading: null, at: 0 };
+      storyboards.set(mediaId, entry);
+    }
+    const settled = entry.board && entry.board.final;
+    if (entry.loading || settled || Date.now() - entry.at < SESSION_STORYBOARD_STALE_MS) return entry;
+    entry.loading = fetchStoryboard(mediaId)
+      .then((board) => {
+        const old = entry.board;
+        entry.board = board;
+        log(`storyboard ${board.tiles.length} tiles ${mediaId}`);
+        for (const s of scrubs) if (s.mediaId === mediaId) s.redraw();
+        if (old) URL.revokeObjectURL(old.sprite);
+      })
+      .catch((e) => {
+        // The strip still seeks; it shows times without pictures.
+        log(`storyboard unavailable ${mediaId}: ${e.message}`);
+      })
+      .finally(() => {
+        entry.loading = null;
+        entry.at = Date.now();
+      });
+    // Forget the storyboards of sessions no strip shows.
+    for (const [id, e] of storyboards) {
+      if (storyboards.size <= STORYBOARDS_KEPT) break;
+      if (id === mediaId || e.loading || scrubs.some((s) => s.mediaId === id)) continue;
+      if (e.board) URL.revokeObjectURL(e.board.sprite);
+      storyboards.delete(id);
+    }
+    return entry;
+  }
+
+  /** The tile shown at recording time `time`: the last one starting at or before it. */
+  function tileAt(board, time) {
+    const tiles = board.tiles;
+    let lo = 0;
+    let hi = tiles.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (tiles[mid].start <= time + 1e-6) lo = mid;
+      else hi = mid - 1;
+    }
+    return { index: lo, ...tiles[lo] };
+  }
+
+  /**
+   * The strip under a player whose position is a recording time (it has an
+   * anchor: a rewatched session, the preview): a seek bar over the player's
+   * seekable range. Hovering shows the storyboard tile of the time under the
+   * pointer (the sprite as the background of a small box); a click or a drag
+   * seeks there. The storyboard loads when the pointer first comes over it.
+   */
+  class Scrub {
+    constructor(player, el) {
+      this.player = player;
+      this.el = el;
+      this.track = el.querySelector('.scrub-track');
+      this.played = el.querySelector('.scrub-played');
+      this.tip = el.querySelector('.scrub-tip');
+      this.tile = el.querySelector('.scrub-tile');
+      this.timeLabel = el.querySelector('.scrub-time');
+      this.mediaId = null; // the session of the player's anchor
+      this.pointer = null; // fraction of the strip under the pointer, while over it
+      this.shown = null; // index of the tile shown
+      this.dragging = false;
+      player.scrub = this;
+      el.addEventListener('pointerenter', (e) => {
+        this.ensureBoard();
+        this.hover(e);
+      });
+      el.addEventListener('pointermove', (e) => {
+        this.hover(e);
+        if (this.dragging) this.seek();
+      });
+      el.addEventListener('pointerleave', () => {
+        if (!this.dragging) this.leave();
+      });
+      el.addEventListener('pointerdown', (e) => {
+        if (e.button !== 0) return;
+        this.dragging = true;
+        try {
+          el.setPointerCapture(e.pointerId);
+        } catch (_) {
+          /* no such pointer: no capture, the drag ends when it leaves */
+        }
+        this.ensureBoard();
+        this.hover(e);
+        this.seek();
+      });
+      const end = (e) => {
+        if (!this.dragging) return;
+        this.dragging = false;
+        // A touch is gone when it lifts; a mouse may have left while dragging.
+        const r = el.getBoundingClientRect();
+        const inside = e.clientX >= r.left && e.clientX <= r.right && e.clientY >= r.top && e.clientY <= r.bottom;
+        if (e.pointerType !== 'mouse' || !inside) this.leave();
+      };
+      el.addEventListener('pointerup', end);
+      el.addEventListener('pointercancel', end);
+    }
+
+    show(mediaId) {
+      this.mediaId = mediaId;
+      this.el.hidden = false;
+      this.tick();
+    }
+
+    hide() {
+      this.mediaId = null;
+      this.dragging = false;
+      this.el.hidden = true;
+      this.leave();
+    }
+
+    leave() {
+      this.pointer = null;
+      this.shown = null;
+      this.tip.hidden = true;
+    }
+
+    ensureBoard() {
+      if (this.mediaId) storyboardFor(this.mediaId);
+    }
+
+    /** The player's seekable range (player time), or null. */
+    range() {
+      const s = this.player.video.seekable;
+      if (!s || !s.length) return null;
+      const start = s.start(0);
+      const end = s.end(s.length - 1);
+      return Number.isFinite(start) && Number.isFinite(end) && end > start ? { start, end } : null;
+    }
+
+    /** { playerTime, time (recording time) } under the pointer, or null. */
+    at() {
+      const range = this.range();
+      const a = this.player.anchor;
+      if (this.pointer === null || !range || !a) return null;
+      const playerTime = range.start + this.pointer * (range.end - range.start);
+      return { playerTime, time: a.recStart + (playerTime - a.fragStart) };
+    }
+
+    hover(e) {
+      const rect = this.track.getBoundingClientRect();
+      if (!(rect.width > 0)) return;
+      this.pointer = Math.min(1, Math.max(0, (e.clientX - rect.left) / rect.width));
+      this.redraw();
+    }
+
+    seek() {
+      const at = this.at();
+      if (at) this.player.video.currentTime = at.playerTime;
+    }
+
+    /** Shows the time under the pointer and its tile (when the storyboard is in). */
+    redraw() {
+      const at = this.at();
+      if (!at) {
+        this.tip.hidden = true;
+        return;
+      }
+      const entry = storyboards.get(this.mediaId);
+      const board = entry && entry.board;
+      // Past what a live session's storyboard covered when it loaded: a newer one.
+      if (board && !board.final && at.time > board.duration) this.ensureBoard();
+      const tile = board ? tileAt(board, at.time) : null;
+      this.timeLabel.textContent = fmtClock(at.time, 1);
+      if (tile) {
+        const scale = TILE_BOX_WIDTH / board.tileWidth;
+        const s = this.tile.style;
+        s.width = `${TILE_BOX_WIDTH}px`;
+        s.height = `${Math.round(board.tileHeight * scale)}px`;
+        s.backgroundImage = `url("${board.sprite}")`;
+        s.backgroundSize = `${board.spriteWidth * scale}px ${board.spriteHeight * scale}px`;
+        s.backgroundPosition = `${-tile.x * scale}px ${-tile.y * scale}px`;
+      }
+      this.tile.hidden = !tile;
+      this.tip.hidden = false;
+      const width = this.track.clientWidth;
+      const tipWidth = this.tip.offsetWidth;
+      const left = Math.min(Math.max(0, width - tipWidth), Math.max(0, this.pointer * width - tipWidth / 2));
+      this.tip.style.left = `${left}px`;
+      const index = tile ? tile.index : null;
+      if (index !== null && index !== this.shown) {
+        log(`storyboard tile ${this.player.name} ${index} at ${at.time.toFixed(3)}`);
+      }
+      this.shown = index;
+    }
+
+    /** Follows the playing position (and a live range moving under the pointer). */
+    tick() {
+      if (this.el.hidden) return;
+      const range = this.range();
+      const f = range ? (this.player.video.currentTime - range.start) / (range.end - range.start) : 0;
+      this.played.style.width = `${(Math.min(1, Math.max(0, f)) * 100).toFixed(2)}%`;
+      if (this.pointer !== null) this.redraw();
+    }
+  }
+
+  const scrubs = [new Scrub(mainPlayer, $('main-scrub')), new Scrub(previewPlayer, $('preview-scrub'))];
+
   // ───────────────────────────── marking ─────────────────────────────
 
   const markSource = () => {
@@ -926,9 +1221,13 @@
     $('mp4-name').textContent = filename;
     $('clip-stale').hidden = true;
     $('clip-result').hidden = false;
-    state.lastClip = { manifestUrl, mp4Url, filename };
+    // The clip's first frame stands for it until it plays.
+    const posterUrl = apiUrl(`/${enc(media)}/thumbnails/thumbnail.jpg`, { time, width: POSTER_WIDTH });
+    $('clip-player').poster = posterUrl;
+    state.lastClip = { manifestUrl, mp4Url, filename, posterUrl };
     log(`clip-link ${manifestUrl}`);
     log(`mp4-link ${mp4Url}`);
+    log(`poster ${posterUrl}`);
     setStatus(`Clip ready: ${duration} s from ${time} s`, 'ok');
     clipPlayer.load(manifestUrl);
     return { ...state.lastClip };
@@ -1229,6 +1528,9 @@
     tick();
     setInterval(tick, 1000);
     setInterval(updatePosition, 250);
+    setInterval(() => {
+      for (const s of scrubs) s.tick();
+    }, 250);
     setInterval(updateLatency, LATENCY_EVERY_MS);
     updateMarksUi();
     updatePosition();
@@ -1279,6 +1581,7 @@
    *    the chosen player, i.e. the preview's stream-media-id)
    *   liveclip.clip()           Clip & Share; resolves to the URLs or null
    *   liveclip.state            { mediaId, inTime, outTime, previewStart, … }
+   *   liveclip.storyboard(id)   the loaded storyboard of a session (or null)
    */
   window.liveclip = {
     state,
@@ -1304,6 +1607,11 @@
     rewatch: (mediaId) => rewatch(mediaId),
     live: () => playLive(),
     players: { main: mainPlayer, preview: previewPlayer, clip: clipPlayer },
+    /** The loaded storyboard of a session (see `storyboards`), or null. */
+    storyboard: (mediaId) => {
+      const entry = storyboards.get(mediaId);
+      return (entry && entry.board) || null;
+    },
   };
 
   if (document.readyState === 'loading') {
