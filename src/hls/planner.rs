@@ -501,11 +501,19 @@ impl Planner {
         cmds: &mut Vec<Command>,
     ) -> Vec<i64> {
         let mut closed = Vec::new();
+        let leader = self.cutter.leader_track();
         for sel in selections {
             // Parts are written of the pending media only: of the first
             // selection that follows them.
             let written = std::mem::take(&mut self.parted);
             let first = written.iter().all(|&n| n == 0);
+            // The fragment's composition delay (its keyframe's).
+            let delay = sel
+                .tracks
+                .iter()
+                .find(|t| Some(t.track) == leader)
+                .and_then(|t| t.samples.first())
+                .map_or(0, |k| (k.pts - k.dts).max(0));
             let tracks = sel
                 .tracks
                 .into_iter()
@@ -515,18 +523,92 @@ impl Planner {
                     t
                 })
                 .collect();
-            let piece = Piece {
-                start: sel.start,
-                end: sel.end,
-                tracks,
-                first,
-                last: true,
-            };
-            if let Some(end) = self.write_piece(piece, now, cmds) {
-                closed.push(end);
+            for piece in self.split(sel.start, sel.end, tracks, first, leader, delay) {
+                if let Some(end) = self.write_piece(piece, now, cmds) {
+                    closed.push(end);
+                }
             }
         }
         closed
+    }
+
+    /// The rest of a fragment as pieces: one, or with parts on, parts of
+    /// at most the part duration (when parts could not be written as the
+    /// media came, e.g. while the cut waited for the audio), the last one
+    /// ending the fragment.
+    fn split(
+        &self,
+        start: i64,
+        end: i64,
+        mut tracks: Vec<TrackSelection>,
+        mut first: bool,
+        leader: Option<usize>,
+        delay: i64,
+    ) -> Vec<Piece> {
+        let part = self.cfg.part_duration.as_nanos() as i64;
+        let mut pieces = Vec::new();
+        if part > 0
+            && let Some(leader) = leader
+        {
+            while let Some(lead) = tracks.iter().find(|t| t.track == leader) {
+                let Some(head) = lead.samples.first() else {
+                    break;
+                };
+                let limit = head.dts + part + PART_SLACK;
+                let count = lead
+                    .samples
+                    .iter()
+                    .take_while(|s| s.dts + s.duration as i64 <= limit)
+                    .count()
+                    .max(1);
+                if count >= lead.samples.len() {
+                    // The rest fits in the last piece.
+                    break;
+                }
+                let last = &lead.samples[count - 1];
+                let boundary = last.dts + last.duration as i64 + delay;
+                let mut taken = Vec::new();
+                for t in &mut tracks {
+                    let kind = self.tracks[t.track].kind;
+                    let n = if t.track == leader {
+                        count
+                    } else if kind == TrackKind::Video {
+                        t.samples
+                            .iter()
+                            .take_while(|s| s.dts + delay < boundary)
+                            .count()
+                    } else {
+                        t.samples
+                            .iter()
+                            .take_while(|s| s.pts_mid() < boundary)
+                            .count()
+                    };
+                    if n > 0 {
+                        taken.push(TrackSelection {
+                            track: t.track,
+                            samples: t.samples.drain(..n).collect(),
+                            next_dts: t.samples.first().map(|s| s.dts),
+                        });
+                    }
+                }
+                pieces.push(Piece {
+                    start,
+                    end: boundary,
+                    tracks: taken,
+                    first,
+                    last: false,
+                });
+                first = false;
+            }
+        }
+        pieces.push(Piece {
+            start,
+            end,
+            tracks,
+            first,
+            last: true,
+        });
+        pieces
     }
 
     /// With parts on, writes the pending media in parts as the leading
@@ -970,6 +1052,52 @@ mod tests {
             );
         }
         assert_eq!(shape(&cmds).matches('C').count(), 2);
+    }
+
+    #[test]
+    fn parts_stay_within_the_part_duration_when_the_audio_lags() {
+        let mut p = Planner::new(
+            PlannerConfig {
+                part_duration: Duration::from_millis(200),
+                ..cfg(2)
+            },
+            &[TrackKind::Video, TrackKind::Audio],
+        );
+        p.set_config(0, Arc::new(testing::h264()));
+        p.set_config(1, Arc::new(testing::aac()));
+        let mut cmds = Vec::new();
+        // Two seconds of video before any audio: no part can be written
+        // until the audio comes, then the held media goes out in parts.
+        for f in 0..51 {
+            let t = f * FRAME;
+            cmds.extend(
+                p.push(0, sample(t, t, FRAME, f % 25 == 0), None, &now())
+                    .commands,
+            );
+        }
+        // (Up to 2.02 s: the second cut waits for audio at 2 s.)
+        for a in 0..102 {
+            let t = a * 20 * MS;
+            cmds.extend(
+                p.push(1, sample(t, t, 20 * MS, true), None, &now())
+                    .commands,
+            );
+        }
+        let mut last_end = 0;
+        let mut video = 0;
+        for c in &cmds {
+            if let Command::Append(f) = c {
+                assert!(
+                    f.end.0 - last_end <= 200 * MS,
+                    "a part of {} ns",
+                    f.end.0 - last_end
+                );
+                last_end = f.end.0;
+                video += f.tracks[0].samples.len();
+            }
+        }
+        assert_eq!(video, 50, "both fragments, every frame once");
+        assert_continuous(&recorded_dts(&cmds, TrackKind::Video), FRAME);
     }
 
     #[test]
