@@ -75,17 +75,15 @@ impl AnimatedRequest {
                 ClipError::BadRequest(format!("parameter {name}: {value:?} is not {what}"))
             };
             match name.as_str() {
-                "width" | "height" => {
-                    let v: u32 = value
-                        .parse()
-                        .ok()
-                        .filter(|v| (1..=MAX_SIDE).contains(v))
-                        .ok_or_else(|| bad(&format!("a whole number from 1 to {MAX_SIDE}")))?;
-                    if name == "width" {
-                        req.width = v;
-                    } else {
-                        req.height = v;
-                    }
+                "width" | "height" | "fit_mode" => {
+                    crate::hls::still::picture_param(
+                        &name,
+                        &value,
+                        MAX_SIDE,
+                        &mut req.width,
+                        &mut req.height,
+                        &mut req.fit,
+                    )?;
                 }
                 "fps" => {
                     req.fps = value
@@ -93,10 +91,6 @@ impl AnimatedRequest {
                         .ok()
                         .filter(|v| (1..=MAX_FPS).contains(v))
                         .ok_or_else(|| bad(&format!("a whole number from 1 to {MAX_FPS}")))?;
-                }
-                "fit_mode" => {
-                    req.fit = crate::hls::still::fit_of(&value)
-                        .ok_or_else(|| bad("preserve, crop, pad or stretch"))?;
                 }
                 _ => {
                     clip.append_pair(&name, &value);

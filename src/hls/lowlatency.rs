@@ -180,6 +180,14 @@ pub fn render(
     } else {
         let _ = writeln!(out, "#EXT-X-ENDLIST");
     }
+    out.push_str(&report_lines(reports));
+    out
+}
+
+/// The EXT-X-RENDITION-REPORT lines of `reports` (added apart by a caller
+/// whose URIs for them differ from the playlist's files).
+pub fn report_lines(reports: &[RenditionReport]) -> String {
+    let mut out = String::new();
     for r in reports {
         let _ = write!(
             out,

@@ -73,7 +73,36 @@ pub struct StillRequest {
     pub format: StillFormat,
 }
 
-pub(crate) fn fit_of(value: &str) -> Option<Fit> {
+/// `width`, `height` (1 to `max`) or `fit_mode` of a picture request
+/// (stills, animations).
+pub(crate) fn picture_param(
+    name: &str,
+    value: &str,
+    max: u32,
+    width: &mut u32,
+    height: &mut u32,
+    fit: &mut Fit,
+) -> Result<(), ClipError> {
+    let bad =
+        |what: &str| ClipError::BadRequest(format!("parameter {name}: {value:?} is not {what}"));
+    if name == "fit_mode" {
+        *fit = fit_of(value).ok_or_else(|| bad("preserve, crop, pad or stretch"))?;
+        return Ok(());
+    }
+    let v: u32 = value
+        .parse()
+        .ok()
+        .filter(|v| (1..=max).contains(v))
+        .ok_or_else(|| bad(&format!("a whole number from 1 to {max}")))?;
+    if name == "width" {
+        *width = v;
+    } else {
+        *height = v;
+    }
+    Ok(())
+}
+
+fn fit_of(value: &str) -> Option<Fit> {
     match value {
         "preserve" => Some(Fit::Preserve),
         "crop" => Some(Fit::Crop),
@@ -123,21 +152,15 @@ impl StillRequest {
                 "time" | "start" | "token" => {
                     clip.append_pair(&name, &value);
                 }
-                "width" | "height" => {
-                    let v: u32 = value
-                        .parse()
-                        .ok()
-                        .filter(|v| (1..=MAX_SIDE).contains(v))
-                        .ok_or_else(|| bad(&format!("a whole number from 1 to {MAX_SIDE}")))?;
-                    if name == "width" {
-                        req.width = v;
-                    } else {
-                        req.height = v;
-                    }
-                }
-                "fit_mode" => {
-                    req.fit =
-                        fit_of(&value).ok_or_else(|| bad("preserve, crop, pad or stretch"))?;
+                "width" | "height" | "fit_mode" => {
+                    picture_param(
+                        &name,
+                        &value,
+                        MAX_SIDE,
+                        &mut req.width,
+                        &mut req.height,
+                        &mut req.fit,
+                    )?;
                 }
                 // `format`; other names were refused above.
                 _ => {

@@ -288,16 +288,7 @@ fn low_latency_playlist(ll: &crate::hls::service::LowLatency, query: &str) -> St
             },
         )
         .collect();
-    for r in reports {
-        out.push_str(&format!(
-            "#EXT-X-RENDITION-REPORT:URI=\"{}\",LAST-MSN={}",
-            r.uri, r.last_msn
-        ));
-        if let Some(p) = r.last_part {
-            out.push_str(&format!(",LAST-PART={p}"));
-        }
-        out.push('\n');
-    }
+    out.push_str(&crate::hls::lowlatency::report_lines(&reports));
     out
 }
 
