@@ -10,6 +10,7 @@ use gst::subclass::prelude::*;
 use super::{CAT, HlsClipSink};
 use crate::hls::clip::{ClipError, ClipRequest};
 use crate::hls::ladder::Pick;
+use crate::hls::markers::{MarkInput, Marker, Source, markers_json};
 use crate::hls::service::ClipDone;
 use crate::hls::still::StillRequest;
 
@@ -48,7 +49,110 @@ fn preview_request(text: &str) -> Result<(std::time::Duration, Pick), ClipError>
     Ok((duration, pick))
 }
 
+/// A marker as a structure `name`: media-id, id, class, start, duration,
+/// planned-duration (GstClockTime, NONE when absent), utc, source, json
+/// (the marker as the HTTP API shows it).
+pub(super) fn marker_structure(name: &str, media_id: &str, m: &Marker) -> gst::Structure {
+    let time = |ns: Option<u64>| gst::ClockTime::from_nseconds(ns.unwrap_or(0));
+    let opt = |ns: Option<u64>| ns.map(gst::ClockTime::from_nseconds);
+    gst::Structure::builder(name)
+        .field("media-id", media_id)
+        .field("id", m.id.as_str())
+        .field("class", m.class.clone().unwrap_or_default())
+        .field("start", time(Some(m.start)))
+        .field("duration", opt(m.duration))
+        .field("planned-duration", opt(m.planned_duration))
+        .field(
+            "utc",
+            m.start_utc
+                .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default(),
+        )
+        .field("source", m.to_json()["source"].as_str().unwrap_or_default())
+        .field("json", m.to_json().to_string())
+        .build()
+}
+
+/// The `mark` signal's arguments as a marker request: `attributes` fields
+/// are client attributes, except `time`, `ago` and `planned-duration`.
+fn mark_input(
+    id: Option<String>,
+    class: Option<String>,
+    duration: f64,
+    attributes: Option<gst::Structure>,
+) -> Result<MarkInput, ClipError> {
+    let mut input = MarkInput {
+        id: id.filter(|i| !i.is_empty()),
+        class: class.filter(|c| !c.is_empty()),
+        duration: (duration > 0.0).then(|| serde_json::json!(duration)),
+        ..Default::default()
+    };
+    for (name, value) in attributes.iter().flat_map(|s| s.iter()) {
+        let text = if let Ok(t) = value.get::<String>() {
+            serde_json::Value::String(t)
+        } else if let Ok(f) = value.get::<f64>() {
+            serde_json::json!(f)
+        } else if let Ok(i) = value.get::<i32>() {
+            serde_json::json!(i)
+        } else if let Ok(i) = value.get::<u32>() {
+            serde_json::json!(i)
+        } else if let Ok(i) = value.get::<i64>() {
+            serde_json::json!(i)
+        } else if let Ok(i) = value.get::<u64>() {
+            serde_json::json!(i)
+        } else {
+            return Err(ClipError::BadRequest(format!(
+                "attribute {name}: a string or a number, not a {}",
+                value.type_()
+            )));
+        };
+        match name.as_str() {
+            "time" => input.time = text.as_str().map(str::to_string),
+            "ago" => input.ago = text.as_str().map(str::to_string),
+            "planned-duration" => input.planned_duration = Some(text),
+            _ => {
+                input.attributes.insert(name.to_string(), text);
+            }
+        }
+    }
+    Ok(input)
+}
+
 impl HlsClipSink {
+    /// Adds a marker to the live session (the `mark` signal).
+    pub(super) fn mark(
+        &self,
+        id: Option<String>,
+        class: Option<String>,
+        duration: f64,
+        attributes: Option<gst::Structure>,
+    ) -> gst::Structure {
+        const NAME: &str = "hlsclipsink-mark";
+        let result = mark_input(id, class, duration, attributes)
+            .and_then(|input| self.service()?.mark(&input, Source::Signal));
+        match result {
+            Ok((media_id, m)) => marker_structure(NAME, &media_id, &m),
+            Err(e) => {
+                gst::info!(CAT, imp = self, "marker refused: {e}");
+                Self::error_structure(NAME, &e)
+            }
+        }
+    }
+
+    /// The markers of a session as JSON (the `get-markers` signal).
+    pub(super) fn markers(&self, media_id: Option<String>) -> gst::Structure {
+        const NAME: &str = "hlsclipsink-markers";
+        match self.service().and_then(|s| s.markers(media_id.as_deref())) {
+            Ok((id, live, markers)) => gst::Structure::builder(NAME)
+                .field("media-id", id.as_str())
+                .field("live", live)
+                .field("count", markers.len() as u32)
+                .field("json", markers_json(&id, live, &markers).to_string())
+                .build(),
+            Err(e) => Self::error_structure(NAME, &e),
+        }
+    }
+
     fn error_structure(name: &str, e: &ClipError) -> gst::Structure {
         gst::Structure::builder(name)
             .field("error", e.to_string())
