@@ -1227,8 +1227,15 @@ mod tests {
             })
         );
         // Its tags go into a clip manifest that covers it.
-        let text = clip_manifest(&i, Range { start: 12 * NS, end: 18 * NS }, Accuracy::Frame)
-            .unwrap();
+        let text = clip_manifest(
+            &i,
+            Range {
+                start: 12 * NS,
+                end: 18 * NS,
+            },
+            Accuracy::Frame,
+        )
+        .unwrap();
         let p = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
         let ids: Vec<_> = p
             .segments

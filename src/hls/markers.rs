@@ -438,7 +438,14 @@ impl MarkerBook {
 
     /// Adds `m`; an id already used is refused (409).
     pub fn add(&mut self, m: Marker) -> Result<Added, ClipError> {
-        if self.get(&m.id).is_some() {
+        if let Some(x) = self.get(&m.id) {
+            // The same event reaching the element on each of its pads.
+            if x.source == Source::Event
+                && m.source == Source::Event
+                && x.start.abs_diff(m.start) < NS
+            {
+                return Ok(Added::Repeat);
+            }
             return Err(ClipError::Conflict(format!(
                 "a marker {:?} exists already in this session; give another id",
                 m.id
@@ -665,8 +672,14 @@ mod tests {
         book.add(marker("a", 10 * NS, None)).unwrap();
         let e = book.add(marker("a", 30 * NS, None)).unwrap_err();
         assert_eq!(e.status(), 409);
+        // An event seen on a second pad is the same marker.
+        let mut ev = marker("ev", 40 * NS, None);
+        ev.source = Source::Event;
+        book.add(ev.clone()).unwrap();
+        ev.start += 20_000_000;
+        assert_eq!(book.add(ev), Ok(Added::Repeat));
         let ids: Vec<_> = book.markers.iter().map(|m| m.id.as_str()).collect();
-        assert_eq!(ids, ["a", "b"]);
+        assert_eq!(ids, ["a", "b", "ev"]);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use crate::core::{Sample, TrackKind};
 use crate::hls::clip::ClipError;
 use crate::hls::index::LiveIndex;
 use crate::hls::ladder::RenditionSpec;
+use crate::hls::markers::Source;
 use crate::hls::planner::{Command, Now, Plan, Planner, PlannerConfig, RecordingTime, RunningTime};
 use crate::hls::recorder::Recorder;
 use crate::hls::service::ClipService;
@@ -570,4 +571,50 @@ impl sink::EncodedSink for HlsClipSink {
     fn flush(&self, track: usize) {
         self.plan(|planner, now| planner.flush(track, now));
     }
+
+    fn custom_event(&self, pad: &gst::Pad, _track: usize, event: &gst::Event) {
+        let Some(s) = event.structure() else { return };
+        if s.name() != MARKER_EVENT {
+            return;
+        }
+        let input = actions::mark_fields(s, &["running-time", "time", "ago"]);
+        let rt = s
+            .get::<gst::ClockTime>("running-time")
+            .ok()
+            .or_else(|| {
+                s.get::<u64>("running-time")
+                    .ok()
+                    .map(gst::ClockTime::from_nseconds)
+            })
+            .map(|t| RunningTime(t.nseconds() as i64));
+        self.plan(|planner, _| {
+            let start = planner.recording_time_of(rt).ns();
+            let marker = input.and_then(|i| {
+                i.to_marker(start, Source::Event, || {
+                    format!("event-{}", start / 1_000_000)
+                })
+            });
+            match marker {
+                Ok(marker) => Plan {
+                    commands: vec![Command::Mark {
+                        marker,
+                        splice: None,
+                        reply: None,
+                    }],
+                    ..Default::default()
+                },
+                Err(e) => {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        ("{}: a {MARKER_EVENT} event was left out: {e}", pad.name())
+                    );
+                    Plan::default()
+                }
+            }
+        });
+    }
 }
+
+/// The custom downstream event that carries a marker.
+pub const MARKER_EVENT: &str = "liveclip-marker";

@@ -41,13 +41,18 @@ impl Resp {
 
 /// Sends one request.
 pub async fn send(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
+    send_body(method, url, headers, Vec::new()).await
+}
+
+/// Sends one request with a body.
+pub async fn send_body(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let resp = client
-        .request(req.body(Full::new(bytes::Bytes::new())).unwrap())
+        .request(req.body(Full::new(bytes::Bytes::from(body))).unwrap())
         .await
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status().as_u16();
@@ -68,6 +73,16 @@ pub async fn send(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
 
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
     RUNTIME.block_on(send(method, url, headers))
+}
+
+/// POSTs `json` (`Content-Type: application/json`).
+pub fn post_json(url: &str, json: &str) -> Resp {
+    RUNTIME.block_on(send_body(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        json.as_bytes().to_vec(),
+    ))
 }
 
 pub fn get(url: &str) -> Resp {

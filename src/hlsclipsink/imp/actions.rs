@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
@@ -73,48 +74,79 @@ pub(super) fn marker_structure(name: &str, media_id: &str, m: &Marker) -> gst::S
         .build()
 }
 
-/// The `mark` signal's arguments as a marker request: `attributes` fields
-/// are client attributes, except `time`, `ago` and `planned-duration`.
+/// A structure field as a marker request value: text or a number.
+fn field_value(name: &str, value: &glib::SendValue) -> Result<serde_json::Value, ClipError> {
+    if let Ok(t) = value.get::<String>() {
+        return Ok(serde_json::Value::String(t));
+    }
+    if let Ok(f) = value.get::<f64>() {
+        return Ok(serde_json::json!(f));
+    }
+    if let Ok(i) = value.get::<i32>() {
+        return Ok(serde_json::json!(i));
+    }
+    if let Ok(i) = value.get::<u32>() {
+        return Ok(serde_json::json!(i));
+    }
+    if let Ok(i) = value.get::<i64>() {
+        return Ok(serde_json::json!(i));
+    }
+    if let Ok(i) = value.get::<u64>() {
+        return Ok(serde_json::json!(i));
+    }
+    Err(ClipError::BadRequest(format!(
+        "field {name}: a string or a number, not a {}",
+        value.type_()
+    )))
+}
+
+/// The fields of `s` as a marker request: `id`, `class`, `duration` and
+/// `planned-duration` (seconds), `time` and `ago` (text, as the HTTP API
+/// takes them), and the rest client attributes (`X-` added to names
+/// without it); fields of `skip` are left out.
+pub(super) fn mark_fields(s: &gst::StructureRef, skip: &[&str]) -> Result<MarkInput, ClipError> {
+    let mut input = MarkInput::default();
+    for (name, value) in s.iter() {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
+        let v = field_value(name, value)?;
+        let text = || {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ClipError::BadRequest(format!("field {name}: a string")))
+        };
+        match name.as_str() {
+            "id" => input.id = Some(text()?),
+            "class" => input.class = Some(text()?),
+            "time" => input.time = Some(text()?),
+            "ago" => input.ago = Some(text()?),
+            "duration" => input.duration = Some(v),
+            "planned-duration" => input.planned_duration = Some(v),
+            _ => {
+                input.attributes.insert(name.to_string(), v);
+            }
+        }
+    }
+    Ok(input)
+}
+
+/// The `mark` signal's arguments as a marker request: `attributes`'
+/// fields are client attributes, except `time`, `ago` and
+/// `planned-duration`.
 fn mark_input(
     id: Option<String>,
     class: Option<String>,
     duration: f64,
     attributes: Option<gst::Structure>,
 ) -> Result<MarkInput, ClipError> {
-    let mut input = MarkInput {
-        id: id.filter(|i| !i.is_empty()),
-        class: class.filter(|c| !c.is_empty()),
-        duration: (duration > 0.0).then(|| serde_json::json!(duration)),
-        ..Default::default()
+    let mut input = match &attributes {
+        Some(s) => mark_fields(s, &["id", "class", "duration"])?,
+        None => MarkInput::default(),
     };
-    for (name, value) in attributes.iter().flat_map(|s| s.iter()) {
-        let text = if let Ok(t) = value.get::<String>() {
-            serde_json::Value::String(t)
-        } else if let Ok(f) = value.get::<f64>() {
-            serde_json::json!(f)
-        } else if let Ok(i) = value.get::<i32>() {
-            serde_json::json!(i)
-        } else if let Ok(i) = value.get::<u32>() {
-            serde_json::json!(i)
-        } else if let Ok(i) = value.get::<i64>() {
-            serde_json::json!(i)
-        } else if let Ok(i) = value.get::<u64>() {
-            serde_json::json!(i)
-        } else {
-            return Err(ClipError::BadRequest(format!(
-                "attribute {name}: a string or a number, not a {}",
-                value.type_()
-            )));
-        };
-        match name.as_str() {
-            "time" => input.time = text.as_str().map(str::to_string),
-            "ago" => input.ago = text.as_str().map(str::to_string),
-            "planned-duration" => input.planned_duration = Some(text),
-            _ => {
-                input.attributes.insert(name.to_string(), text);
-            }
-        }
-    }
+    input.id = id.filter(|i| !i.is_empty());
+    input.class = class.filter(|c| !c.is_empty());
+    input.duration = (duration > 0.0).then(|| serde_json::json!(duration));
     Ok(input)
 }
 
