@@ -1160,18 +1160,7 @@ mod tests {
     }
 
     fn with_markers(live: bool) -> SessionIndex {
-        use crate::hls::markers::{Marker, Source};
-        let m = |id: &str, start: u64, duration: Option<u64>| Marker {
-            id: id.into(),
-            class: Some("com.example.goal".into()),
-            start,
-            duration,
-            planned_duration: None,
-            start_utc: None,
-            attributes: Default::default(),
-            source: Source::Api,
-            scte35: None,
-        };
+        let m = crate::hls::markers::Marker::test;
         let mut i = index(live);
         i.markers = std::sync::Arc::new(vec![
             m("early", 3 * NS, None),

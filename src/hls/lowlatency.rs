@@ -333,19 +333,12 @@ mod tests {
 
     #[test]
     fn markers_precede_the_segment_or_part_of_their_start() {
-        use crate::hls::markers::{Marker, Source};
         let mut i = index(2);
-        i.markers = std::sync::Arc::new(vec![Marker {
-            id: "now".into(),
-            class: None,
-            start: 4200 * MS,
-            duration: None,
-            planned_duration: None,
-            start_utc: None,
-            attributes: Default::default(),
-            source: Source::Signal,
-            scte35: None,
-        }]);
+        i.markers = std::sync::Arc::new(vec![crate::hls::markers::Marker::test(
+            "now",
+            4200 * MS,
+            None,
+        )]);
         let text = render(&i, 0, true, &[]);
         let tag = text
             .lines()

@@ -107,6 +107,22 @@ pub struct Marker {
 }
 
 impl Marker {
+    /// A marker of the `com.example.goal` class from the API, for tests.
+    #[cfg(test)]
+    pub(crate) fn test(id: &str, start: u64, duration: Option<u64>) -> Marker {
+        Marker {
+            id: id.into(),
+            class: Some("com.example.goal".into()),
+            start,
+            duration,
+            planned_duration: None,
+            start_utc: None,
+            attributes: BTreeMap::new(),
+            source: Source::Api,
+            scte35: None,
+        }
+    }
+
     /// The marker of a SCTE-35 cue at recording time `start`, and whether
     /// the cue is an out (`Some(true)`: a break or segment starts), an in
     /// (`Some(false)`), or neither. Its id is `scte35-{event id}` (an in
@@ -612,17 +628,7 @@ mod tests {
     use super::*;
 
     fn marker(id: &str, start: u64, duration: Option<u64>) -> Marker {
-        Marker {
-            id: id.into(),
-            class: Some("com.example.goal".into()),
-            start,
-            duration,
-            planned_duration: None,
-            start_utc: None,
-            attributes: BTreeMap::new(),
-            source: Source::Api,
-            scte35: None,
-        }
+        Marker::test(id, start, duration)
     }
 
     fn splice(start: u64, event: u32, out: bool, hex: &str) -> Marker {

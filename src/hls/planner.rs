@@ -1409,18 +1409,7 @@ mod tests {
 
     #[test]
     fn markers_before_the_first_keyframe_wait_for_recording_time() {
-        use crate::hls::markers::{Marker, Source};
-        let marker = |id: &str| Marker {
-            id: id.into(),
-            class: None,
-            start: 0,
-            duration: None,
-            planned_duration: None,
-            start_utc: None,
-            attributes: Default::default(),
-            source: Source::Event,
-            scte35: None,
-        };
+        let marker = |id: &str| crate::hls::markers::Marker::test(id, 0, None);
         let starts = |cmds: &[Command]| -> Vec<(String, u64)> {
             cmds.iter()
                 .filter_map(|c| match c {

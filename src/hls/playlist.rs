@@ -266,19 +266,8 @@ mod tests {
 
     #[test]
     fn markers_become_dateranges_on_the_pdt_axis_even_without_pdt() {
-        use crate::hls::markers::{Marker, Source};
         let s = segs(5);
-        let marker = |id: &str, start: u64, duration: Option<u64>| Marker {
-            id: id.into(),
-            class: Some("com.example.goal".into()),
-            start,
-            duration,
-            planned_duration: None,
-            start_utc: None,
-            attributes: Default::default(),
-            source: Source::Api,
-            scte35: None,
-        };
+        let marker = crate::hls::markers::Marker::test;
         let ms = [
             marker("early", 1_000_000_000, None),
             marker("goal", 13_500_000_000, Some(4_000_000_000)),

@@ -313,13 +313,7 @@ impl HlsClipSink {
             }
         }
         if let Some(url) = settings.webhook_url.as_deref().filter(|u| !u.is_empty()) {
-            let weak = self.obj().downgrade();
-            let hook = crate::http::webhook::Webhook::start(url, move |reason| {
-                if let Some(obj) = weak.upgrade() {
-                    gst::element_warning!(obj, gst::ResourceError::Write, ("{}", reason));
-                }
-            });
-            match hook {
+            match crate::http::webhook::Webhook::start_for(url, self.obj().upcast_ref()) {
                 Ok(h) => *self.webhook.lock().unwrap() = Some(h),
                 Err(e) => {
                     self.http.lock().unwrap().take();

@@ -7,6 +7,8 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
+use gst::prelude::*;
+
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -40,6 +42,17 @@ pub fn parse_url(url: &str) -> Result<hyper::Uri, String> {
 }
 
 impl Webhook {
+    /// Starts the delivery thread of `element`: a notice that could not be
+    /// delivered is the element's warning.
+    pub fn start_for(url: &str, element: &gst::Element) -> Result<Webhook, String> {
+        let weak = element.downgrade();
+        Self::start(url, move |reason| {
+            if let Some(obj) = weak.upgrade() {
+                gst::element_warning!(obj, gst::ResourceError::Write, ("{}", reason));
+            }
+        })
+    }
+
     /// Starts the delivery thread; `failed` is called (on that thread) with
     /// a reason when a notice could not be delivered.
     pub fn start(url: &str, failed: impl Fn(String) + Send + 'static) -> Result<Webhook, String> {

@@ -312,13 +312,7 @@ impl PeriodicClipper {
     fn start_services(&self) -> Result<(), gst::StateChangeError> {
         let settings = self.settings.lock().unwrap().clone();
         if let Some(url) = settings.webhook_url.as_deref().filter(|u| !u.is_empty()) {
-            let weak = self.obj().downgrade();
-            let hook = crate::http::webhook::Webhook::start(url, move |reason| {
-                if let Some(obj) = weak.upgrade() {
-                    gst::element_warning!(obj, gst::ResourceError::Write, ("{}", reason));
-                }
-            });
-            match hook {
+            match crate::http::webhook::Webhook::start_for(url, self.obj().upcast_ref()) {
                 Ok(h) => *self.webhook.lock().unwrap() = Some(h),
                 Err(e) => {
                     gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", e));
