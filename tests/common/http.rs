@@ -41,13 +41,23 @@ impl Resp {
 
 /// Sends one request.
 pub async fn send(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
+    send_with_body(method, url, headers, Vec::new()).await
+}
+
+/// Sends one request with `body`.
+pub async fn send_with_body(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Resp {
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::builder().method(method).uri(url);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
     let resp = client
-        .request(req.body(Full::new(bytes::Bytes::new())).unwrap())
+        .request(req.body(Full::new(bytes::Bytes::from(body))).unwrap())
         .await
         .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
     let status = resp.status().as_u16();
@@ -68,6 +78,16 @@ pub async fn send(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
 
 pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
     RUNTIME.block_on(send(method, url, headers))
+}
+
+/// POSTs `json` (as `application/json`).
+pub fn post_json(url: &str, json: &serde_json::Value) -> Resp {
+    RUNTIME.block_on(send_with_body(
+        "POST",
+        url,
+        &[("content-type", "application/json")],
+        serde_json::to_vec(json).unwrap(),
+    ))
 }
 
 pub fn get(url: &str) -> Resp {
