@@ -48,6 +48,7 @@
 // first hovered, and again after a while for a session still recorded). A
 // clip made with Clip & Share has the still of its first frame as its poster
 // (`/{media-id}/thumbnails/thumbnail.jpg?time=<In>`).
+//
 // ─── Markers ─────────────────────────────────────────────────────────────────
 // Markers are named moments of a session (`/{media-id}/markers`, with
 // `start`/`end` in recording time), also written into its playlists as
