@@ -52,6 +52,9 @@ pub enum ClipError {
     NotYet(String),
     /// Too many clips are being made (429).
     Busy(String),
+    /// The request contradicts what exists (409), e.g. a marker id that
+    /// is taken.
+    Conflict(String),
     /// A stored file could not be read or written (500).
     Storage(String),
 }
@@ -67,12 +70,14 @@ impl ClipError {
             ClipError::CrossesCodecChange => 422,
             ClipError::NotYet(_) => 425,
             ClipError::Busy(_) => 429,
+            ClipError::Conflict(_) => 409,
             ClipError::Storage(_) => 500,
         }
     }
 
     /// A short machine-readable name: `bad-request`, `not-found`, `gone`,
-    /// `out-of-range`, `codec-change`, `not-yet`, `busy`, `storage`.
+    /// `out-of-range`, `codec-change`, `not-yet`, `busy`, `conflict`,
+    /// `storage`.
     pub fn kind(&self) -> &'static str {
         match self {
             ClipError::BadRequest(_) => "bad-request",
@@ -82,6 +87,7 @@ impl ClipError {
             ClipError::CrossesCodecChange => "codec-change",
             ClipError::NotYet(_) => "not-yet",
             ClipError::Busy(_) => "busy",
+            ClipError::Conflict(_) => "conflict",
             ClipError::Storage(_) => "storage",
         }
     }
@@ -95,7 +101,8 @@ impl std::fmt::Display for ClipError {
             | ClipError::Gone(s)
             | ClipError::OutOfRange(s)
             | ClipError::NotYet(s)
-            | ClipError::Busy(s) => f.write_str(s),
+            | ClipError::Busy(s)
+            | ClipError::Conflict(s) => f.write_str(s),
             ClipError::CrossesCodecChange => {
                 f.write_str("the range crosses a codec change; clip each side separately")
             }
@@ -130,6 +137,11 @@ pub struct ClipRequest {
     pub filename: Option<String>,
     /// The rendition of a ladder session.
     pub rendition: super::ladder::Pick,
+    /// Clip the range of this marker (instead of a start and duration).
+    pub marker: Option<String>,
+    /// Padding before and after a marker's range (ns).
+    pub before: Option<u64>,
+    pub after: Option<u64>,
 }
 
 impl ClipRequest {
@@ -144,6 +156,9 @@ impl ClipRequest {
         "filename",
         "rendition",
         "height",
+        "marker",
+        "before",
+        "after",
         "token",
     ];
 
@@ -192,9 +207,39 @@ impl ClipRequest {
                     req.rendition = parse_pick(&name, &value, req.rendition)?;
                 }
                 "filename" => req.filename = Some(value),
+                "marker" if super::markers::is_marker_id(&value) => req.marker = Some(value),
+                "marker" => {
+                    return Err(ClipError::BadRequest(format!(
+                        "parameter marker: {value:?} is not a marker id"
+                    )));
+                }
+                "before" | "after" => {
+                    let d = parse_duration(&value).map_err(|e| bad(&name, &e))?;
+                    let d = Some(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+                    if name == "before" {
+                        req.before = d;
+                    } else {
+                        req.after = d;
+                    }
+                }
                 // `token`; other names were refused above.
                 _ => {}
             }
+        }
+        if req.marker.is_some() {
+            if req.start.is_some() || req.duration.is_some() || req.end.is_some() {
+                return Err(ClipError::BadRequest(
+                    "a marker gives the range: leave out time, start, duration and end \
+                     (before= and after= pad it)"
+                        .into(),
+                ));
+            }
+            return Ok(req);
+        }
+        if req.before.is_some() || req.after.is_some() {
+            return Err(ClipError::BadRequest(
+                "before and after pad a marker's range: give marker=ID".into(),
+            ));
         }
         if req.duration.is_some() && req.end.is_some() {
             return Err(ClipError::BadRequest(
@@ -260,7 +305,7 @@ pub enum Placement {
     Wait(Range),
 }
 
-fn point(index: &SessionIndex, p: TimePoint, what: &str) -> Result<i128, ClipError> {
+pub(crate) fn point(index: &SessionIndex, p: TimePoint, what: &str) -> Result<i128, ClipError> {
     match p {
         TimePoint::Recording(d) => Ok(d.as_nanos() as i128),
         TimePoint::Utc(t) => index.recording_time_at(t).ok_or_else(|| {
@@ -282,24 +327,40 @@ pub fn place(
     wait: u64,
 ) -> Result<Placement, ClipError> {
     let recorded = index.end();
-    let (start, end) = match (req.start, req.duration, req.end) {
-        (Some(s), Some(d), _) => {
-            let s = point(index, s, "time")?;
-            (s, s.saturating_add(i128::from(d)))
+    let (start, end) = match (&req.marker, req.start, req.duration, req.end) {
+        (Some(id), ..) => {
+            let m = index.markers.iter().find(|m| m.id == *id).ok_or_else(|| {
+                ClipError::NotFound(format!(
+                    "session {} has no marker {id:?} (GET /{}/markers lists them)",
+                    index.media_id, index.media_id
+                ))
+            })?;
+            let (start, end) = m.clip_range(req.before, req.after);
+            // The padding reaches at most what is recorded; a marker that
+            // lasts past the end of a session that ended ends there.
+            let start = start.max(index.begin().min(m.start));
+            let end = if index.live { end } else { end.min(recorded) };
+            (i128::from(start), i128::from(end))
         }
-        (Some(s), None, Some(e)) => (point(index, s, "time")?, point(index, e, "end")?),
-        (None, Some(d), e) => {
-            let e = match e {
-                Some(e) => point(index, e, "end")?,
-                None => i128::from(recorded),
-            };
-            (e - i128::from(d), e)
-        }
-        _ => {
-            return Err(ClipError::BadRequest(
-                "missing duration (or end), e.g. duration=30s".into(),
-            ));
-        }
+        (None, s, d, e) => match (s, d, e) {
+            (Some(s), Some(d), _) => {
+                let s = point(index, s, "time")?;
+                (s, s.saturating_add(i128::from(d)))
+            }
+            (Some(s), None, Some(e)) => (point(index, s, "time")?, point(index, e, "end")?),
+            (None, Some(d), e) => {
+                let e = match e {
+                    Some(e) => point(index, e, "end")?,
+                    None => i128::from(recorded),
+                };
+                (e - i128::from(d), e)
+            }
+            _ => {
+                return Err(ClipError::BadRequest(
+                    "missing duration (or end), e.g. duration=30s".into(),
+                ));
+            }
+        },
     };
     if end <= start {
         return Err(ClipError::BadRequest(format!(
@@ -404,11 +465,14 @@ pub fn preview(
     let manifest = super::playlist::render(
         &all,
         super::playlist::Kind::Live { window },
-        index.target_duration.max(1),
-        index.removed_discontinuities,
-        !index.live,
-        true,
-        true,
+        &super::playlist::Options {
+            target_duration: index.target_duration.max(1),
+            removed_discontinuities: index.removed_discontinuities,
+            complete: !index.live,
+            trimmed: true,
+            pdt: true,
+        },
+        &index.markers,
     );
     Ok(Preview {
         manifest,
@@ -440,6 +504,7 @@ pub fn clip_manifest(
     };
     let first_start = first.start;
     let mut segments = Vec::with_capacity(frags.len());
+    let mut spans = Vec::with_capacity(frags.len());
     let mut last_map: Option<&str> = None;
     let mut last_uri: Option<&str> = None;
     let mut max_extinf = 0u64;
@@ -473,6 +538,7 @@ pub fn clip_manifest(
             _ => vec![(f.offset, f.size, d)],
         };
         for (i, (offset, length, d)) in parts.into_iter().enumerate() {
+            spans.push((f.start, f.end));
             segments.push(MediaSegment {
                 uri: s.uri.clone(),
                 duration: secs(d) as f32,
@@ -490,6 +556,22 @@ pub fn clip_manifest(
                 ..Default::default()
             });
         }
+    }
+    // A marker that began before the clip is dated back from its first
+    // program date time.
+    let tags = super::markers::daterange_tags(&index.markers, &spans, false, |t| {
+        index.utc_at(t).or_else(|| {
+            let s = &index
+                .segments
+                .iter()
+                .chain(index.open.iter())
+                .next()?
+                .segment;
+            Some(s.pdt? - chrono::Duration::nanoseconds(s.start.saturating_sub(t) as i64))
+        })
+    });
+    for (segment, tags) in segments.iter_mut().zip(tags) {
+        segment.unknown_tags = tags;
     }
     let start = (accuracy == Accuracy::Frame).then(|| m3u8_rs::Start {
         time_offset: secs(range.start.saturating_sub(first_start)),
@@ -843,6 +925,7 @@ mod tests {
             rendition: None,
             part_target: 0,
             live_window: 0,
+            markers: Default::default(),
         }
     }
 
@@ -1074,5 +1157,110 @@ mod tests {
         assert!(pl.segments[1].map.is_none() && pl.segments[1].program_date_time.is_none());
         // Presentation starts 1 s into the fragment, as before.
         assert!((pl.start.unwrap().time_offset - 1.0).abs() < 1e-9);
+    }
+
+    fn with_markers(live: bool) -> SessionIndex {
+        use crate::hls::markers::{Marker, Source};
+        let m = |id: &str, start: u64, duration: Option<u64>| Marker {
+            id: id.into(),
+            class: Some("com.example.goal".into()),
+            start,
+            duration,
+            planned_duration: None,
+            start_utc: None,
+            attributes: Default::default(),
+            source: Source::Api,
+            scte35: None,
+        };
+        let mut i = index(live);
+        i.markers = std::sync::Arc::new(vec![
+            m("early", 3 * NS, None),
+            m("goal", 13 * NS, Some(4 * NS)),
+            m("late", 28 * NS, Some(5 * NS)),
+        ]);
+        i
+    }
+
+    #[test]
+    fn a_marker_gives_the_range_with_its_padding() {
+        let i = with_markers(false);
+        let placed = |query: &str| place(&q(query).unwrap(), &i, 3600 * NS, 0);
+        assert_eq!(
+            placed("marker=goal").unwrap(),
+            Placement::Ready(Range {
+                start: 13 * NS,
+                end: 17 * NS
+            })
+        );
+        assert_eq!(
+            placed("marker=goal&before=1s&after=2s").unwrap(),
+            Placement::Ready(Range {
+                start: 12 * NS,
+                end: 19 * NS
+            })
+        );
+        // A point: 10 s before, 5 s after by default, from 0 at the start.
+        assert_eq!(
+            placed("marker=early").unwrap(),
+            Placement::Ready(Range {
+                start: 0,
+                end: 8 * NS
+            })
+        );
+        // Past the end of a stored session: up to its end.
+        assert_eq!(
+            placed("marker=late").unwrap(),
+            Placement::Ready(Range {
+                start: 28 * NS,
+                end: 30 * NS
+            })
+        );
+        let e = placed("marker=nope").unwrap_err();
+        assert_eq!(e.status(), 404, "{e}");
+        // A live session waits for the marker's end.
+        let live = with_markers(true);
+        assert_eq!(
+            place(&q("marker=late").unwrap(), &live, 3600 * NS, 6 * NS).unwrap(),
+            Placement::Wait(Range {
+                start: 28 * NS,
+                end: 33 * NS
+            })
+        );
+        // Its tags go into a clip manifest that covers it.
+        let text = clip_manifest(
+            &i,
+            Range {
+                start: 12 * NS,
+                end: 18 * NS,
+            },
+            Accuracy::Frame,
+        )
+        .unwrap();
+        let p = m3u8_rs::parse_media_playlist_res(text.as_bytes()).unwrap();
+        let ids: Vec<_> = p
+            .segments
+            .iter()
+            .filter_map(|s| s.daterange.as_ref().map(|d| d.id.clone()))
+            .collect();
+        assert_eq!(ids, ["goal"], "{text}");
+    }
+
+    #[test]
+    fn marker_requests_refuse_other_ranges() {
+        for bad in [
+            "marker=goal&time=10s",
+            "marker=goal&duration=5s",
+            "marker=goal&end=5s",
+            "before=5s&time=1s&duration=2s",
+            "marker=a%20b",
+            "marker=goal&before=soon",
+        ] {
+            let e = q(bad).unwrap_err();
+            assert_eq!(e.status(), 400, "{bad}: {e}");
+        }
+        let r = q("marker=goal&before=2s&after=500ms").unwrap();
+        assert_eq!(r.marker.as_deref(), Some("goal"));
+        assert_eq!(r.before, Some(2 * NS));
+        assert_eq!(r.after, Some(NS / 2));
     }
 }

@@ -10,11 +10,12 @@
 //! written, so a clip can reach the last complete fragment.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
+use super::markers::{Marker, MarkerBook};
 use super::playlist::REPLAY;
 use super::playlist::Segment;
 use crate::mp4::scan::read_moov;
@@ -82,6 +83,8 @@ pub struct SessionIndex {
     pub part_target: u64,
     /// Segments in the live playlist's window (`playlist-length`; 0: all).
     pub live_window: usize,
+    /// The session's markers, by start.
+    pub markers: Arc<Vec<Marker>>,
 }
 
 impl SessionIndex {
@@ -127,6 +130,7 @@ impl SessionIndex {
             rendition: None,
             part_target: 0,
             live_window: 0,
+            markers: Arc::default(),
         };
         // A trimmed session's first segment doesn't start at recording time
         // 0: its media (tfdt) says where it starts.
@@ -199,6 +203,16 @@ impl SessionIndex {
     /// Reads a stored session: its renditions, the leading one first (one
     /// for the single layout, read from the session's directory).
     pub fn load_session(dir: &Path, media_id: &str) -> Option<Vec<SessionIndex>> {
+        let mut all = Self::load_renditions(dir, media_id)?;
+        // An unreadable marker list hides the markers, not the media.
+        let markers = Arc::new(MarkerBook::load(dir).unwrap_or_default().markers);
+        for index in &mut all {
+            index.markers = markers.clone();
+        }
+        Some(all)
+    }
+
+    fn load_renditions(dir: &Path, media_id: &str) -> Option<Vec<SessionIndex>> {
         let Ok(text) = std::fs::read(dir.join(super::ladder::MASTER)) else {
             return Self::load(dir, media_id).map(|i| vec![i]);
         };
@@ -271,6 +285,7 @@ impl SessionIndex {
             rendition: self.rendition.clone(),
             part_target: self.part_target,
             live_window: self.live_window,
+            markers: self.markers.clone(),
         }
     }
 

@@ -153,8 +153,23 @@ pub fn render(
             out.push('\n');
         }
     };
+    // Markers before the segment of their start (the open one's included).
+    let listed: Vec<&SegmentInfo> = shown.iter().chain(index.open.iter()).collect();
+    let spans: Vec<(u64, u64)> = listed
+        .iter()
+        .map(|s| (s.segment.start, s.segment.end()))
+        .collect();
+    let mut tags =
+        super::markers::daterange_tags(&index.markers, &spans, true, |t| index.utc_at(t))
+            .into_iter();
+    let mut daterange = |out: &mut String| {
+        for t in tags.next().unwrap_or_default() {
+            let _ = writeln!(out, "{t}");
+        }
+    };
     for s in shown {
         head(&mut out, s);
+        daterange(&mut out);
         parts(&mut out, &s.segment.uri, &s.parts);
         let _ = writeln!(out, "#EXTINF:{:.5},", secs(s.segment.duration));
         let _ = writeln!(out, "{}", s.segment.uri);
@@ -163,6 +178,7 @@ pub fn render(
     let (next_uri, next_start) = match &index.open {
         Some(open) => {
             head(&mut out, open);
+            daterange(&mut out);
             parts(&mut out, &open.segment.uri, &open.parts);
             let start = open.parts.last().map_or(0, |p| p.offset + p.size);
             (open.segment.uri.clone(), start)
@@ -313,5 +329,36 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("PROGRAM-DATE-TIME"));
+    }
+
+    #[test]
+    fn markers_precede_the_segment_or_part_of_their_start() {
+        use crate::hls::markers::{Marker, Source};
+        let mut i = index(2);
+        i.markers = std::sync::Arc::new(vec![Marker {
+            id: "now".into(),
+            class: None,
+            start: 4200 * MS,
+            duration: None,
+            planned_duration: None,
+            start_utc: None,
+            attributes: Default::default(),
+            source: Source::Signal,
+            scte35: None,
+        }]);
+        let text = render(&i, 0, true, &[]);
+        let tag = text
+            .lines()
+            .position(|l| l.starts_with("#EXT-X-DATERANGE:ID=\"now\""))
+            .expect(&text);
+        let open_pdt = text
+            .lines()
+            .position(|l| l == "#EXT-X-PROGRAM-DATE-TIME:2027-01-15T08:00:04.000Z")
+            .expect(&text);
+        assert_eq!(tag, open_pdt + 1, "{text}");
+        assert!(
+            text.contains("START-DATE=\"2027-01-15T08:00:04.200Z\""),
+            "{text}"
+        );
     }
 }

@@ -5,6 +5,7 @@ pub mod clip;
 pub mod index;
 pub mod ladder;
 pub mod lowlatency;
+pub mod markers;
 pub mod planner;
 pub mod playlist;
 pub mod recorder;

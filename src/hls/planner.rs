@@ -164,6 +164,16 @@ pub enum Command {
     Finish {
         eos: bool,
     },
+    /// A marker (its start on the recording-time axis; a SCTE-35 one with
+    /// `splice`: whether it is an out), answered on `reply` when someone
+    /// waits for it.
+    Mark {
+        marker: super::markers::Marker,
+        splice: Option<Option<bool>>,
+        reply: Option<
+            std::sync::mpsc::SyncSender<Result<super::markers::Marker, super::clip::ClipError>>,
+        >,
+    },
 }
 
 /// What one input produced.
@@ -432,6 +442,17 @@ impl Planner {
         self.plan(selections, false, now)
     }
 
+    /// The recording time of the real running time `rt` (`None`: the
+    /// newest leading-track presentation time, the stream's "now"); before
+    /// anything was recorded, where this run starts.
+    pub fn recording_time_of(&self, rt: Option<RunningTime>) -> RecordingTime {
+        let closed = rt.map_or(self.latest, |r| self.closed(r));
+        match self.offset {
+            Some(offset) => RecordingTime((closed.0 - offset).max(0)),
+            None => self.cfg.base,
+        }
+    }
+
     pub fn is_finished(&self) -> bool {
         self.finished
     }
@@ -454,6 +475,17 @@ impl Planner {
             .rev()
             .find(|s| s.from <= rt)
             .map_or(0, |s| s.total)
+    }
+
+    /// The (shifted) running time of a real running time.
+    fn closed(&self, real: RunningTime) -> RunningTime {
+        let total = self
+            .shifts
+            .iter()
+            .rev()
+            .find(|s| real.0 - s.total >= s.from.0)
+            .map_or(0, |s| s.total);
+        RunningTime(real.0 - total)
     }
 
     /// The real running time of a (shifted) running time.
@@ -913,6 +945,7 @@ mod tests {
                 Command::Close => 'C',
                 Command::Discontinuity => 'D',
                 Command::Finish { .. } => 'F',
+                Command::Mark { .. } => 'K',
             })
             .collect()
     }

@@ -4,6 +4,8 @@
 
 use m3u8_rs::{MediaPlaylist, MediaPlaylistType, MediaSegment};
 
+use super::markers::{Marker, daterange_tags};
+
 /// A session's replay playlist (EVENT while live, VOD once ended).
 pub const REPLAY: &str = "replay.m3u8";
 /// A session's live playlist (a sliding window).
@@ -42,21 +44,34 @@ pub enum Kind {
     Replay,
 }
 
-/// Renders a playlist of `segments` (ascending sequence).
-///
-/// `removed_discontinuities` counts the discontinuities of segments that were
-/// deleted before `segments[0]` (EXT-X-DISCONTINUITY-SEQUENCE). `complete`
-/// says whether more segments will be added; `trimmed` whether the replay
-/// lost segments at its front (then it can't be an EVENT playlist).
-pub fn render(
-    segments: &[Segment],
-    kind: Kind,
-    target_duration: u32,
-    removed_discontinuities: u64,
-    complete: bool,
-    trimmed: bool,
-    pdt: bool,
-) -> String {
+/// How a playlist is rendered, besides its segments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub target_duration: u32,
+    /// The discontinuities of segments that were deleted before the first
+    /// one (EXT-X-DISCONTINUITY-SEQUENCE).
+    pub removed_discontinuities: u64,
+    /// No more segments will be added.
+    pub complete: bool,
+    /// The replay lost segments at its front (then it can't be an EVENT
+    /// playlist).
+    pub trimmed: bool,
+    /// EXT-X-PROGRAM-DATE-TIME on every segment (also written, whatever
+    /// this says, when markers need them: EXT-X-DATERANGE dates are on
+    /// their axis).
+    pub pdt: bool,
+}
+
+/// Renders a playlist of `segments` (ascending sequence) with the
+/// EXT-X-DATERANGE tags of the `markers` it shows.
+pub fn render(segments: &[Segment], kind: Kind, o: &Options, markers: &[Marker]) -> String {
+    let Options {
+        target_duration,
+        removed_discontinuities,
+        complete,
+        trimmed,
+        pdt,
+    } = *o;
     let shown = match kind {
         Kind::Live { window } if window > 0 && segments.len() > window => {
             &segments[segments.len() - window..]
@@ -71,6 +86,12 @@ pub fn render(
         .map(|s| (s.duration as f64 / 1e9).round() as u64)
         .max()
         .unwrap_or(0);
+    let spans: Vec<(u64, u64)> = shown.iter().map(|s| (s.start, s.end())).collect();
+    let mut tags = daterange_tags(markers, &spans, true, |t| utc_at(segments, t)).into_iter();
+    let pdt = pdt
+        || markers
+            .iter()
+            .any(|m| m.end() >= spans.first().map_or(0, |s| s.0));
     let mut last_map: Option<&str> = None;
     let mut out_segments = Vec::with_capacity(shown.len());
     for s in shown {
@@ -89,6 +110,7 @@ pub fn render(
             } else {
                 None
             },
+            unknown_tags: tags.next().unwrap_or_default(),
             ..Default::default()
         });
     }
@@ -113,6 +135,18 @@ pub fn render(
         .write_to(&mut out)
         .expect("writing to a Vec does not fail");
     String::from_utf8(out).expect("m3u8-rs writes UTF-8")
+}
+
+/// Wall clock at recording time `t`, from the nearest program date time
+/// at or before it (else the first one).
+pub fn utc_at(segments: &[Segment], t: u64) -> Option<chrono::DateTime<chrono::Utc>> {
+    let anchor = segments
+        .iter()
+        .rev()
+        .find(|s| s.pdt.is_some() && s.start <= t)
+        .or_else(|| segments.iter().find(|s| s.pdt.is_some()))?;
+    let delta = t as i64 - anchor.start as i64;
+    Some(anchor.pdt? + chrono::Duration::nanoseconds(delta))
 }
 
 #[cfg(test)]
@@ -141,6 +175,16 @@ mod tests {
             .collect()
     }
 
+    fn opts(td: u32, rd: u64, complete: bool, trimmed: bool, pdt: bool) -> Options {
+        Options {
+            target_duration: td,
+            removed_discontinuities: rd,
+            complete,
+            trimmed,
+            pdt,
+        }
+    }
+
     fn parse(text: &str) -> MediaPlaylist {
         m3u8_rs::parse_media_playlist_res(text.as_bytes()).expect("parses")
     }
@@ -148,7 +192,7 @@ mod tests {
     #[test]
     fn replay_event_then_vod() {
         let s = segs(5);
-        let text = render(&s, Kind::Replay, 6, 0, false, false, true);
+        let text = render(&s, Kind::Replay, &opts(6, 0, false, false, true), &[]);
         assert!(text.contains("#EXT-X-INDEPENDENT-SEGMENTS"), "{text}");
         let p = parse(&text);
         assert_eq!(p.version, Some(7));
@@ -160,10 +204,15 @@ mod tests {
         assert!(p.segments[3].discontinuity);
         assert_eq!(p.segments[3].map.as_ref().unwrap().uri, "init-1.mp4");
         assert!(p.segments[0].program_date_time.is_some());
-        let vod = parse(&render(&s, Kind::Replay, 6, 0, true, false, true));
+        let vod = parse(&render(
+            &s,
+            Kind::Replay,
+            &opts(6, 0, true, false, true),
+            &[],
+        ));
         assert_eq!(vod.playlist_type, Some(MediaPlaylistType::Vod));
         assert!(vod.end_list);
-        let no_pdt = render(&s, Kind::Replay, 6, 0, true, false, false);
+        let no_pdt = render(&s, Kind::Replay, &opts(6, 0, true, false, false), &[]);
         assert!(!no_pdt.contains("PROGRAM-DATE-TIME"));
     }
 
@@ -173,11 +222,8 @@ mod tests {
         let p = parse(&render(
             &s,
             Kind::Live { window: 3 },
-            6,
-            0,
-            false,
-            false,
-            true,
+            &opts(6, 0, false, false, true),
+            &[],
         ));
         assert_eq!(p.playlist_type, None);
         assert_eq!(p.segments.len(), 3);
@@ -194,12 +240,91 @@ mod tests {
     fn target_duration_covers_every_rounded_extinf() {
         let mut s = segs(3);
         s[1].duration = 7_600_000_000;
-        let p = parse(&render(&s, Kind::Replay, 6, 0, false, false, true));
+        let p = parse(&render(
+            &s,
+            Kind::Replay,
+            &opts(6, 0, false, false, true),
+            &[],
+        ));
         assert_eq!(p.target_duration, 8);
-        let p = parse(&render(&segs(3), Kind::Replay, 6, 0, false, false, true));
+        let p = parse(&render(
+            &segs(3),
+            Kind::Replay,
+            &opts(6, 0, false, false, true),
+            &[],
+        ));
         assert_eq!(p.target_duration, 6, "6.4 rounds to 6");
-        let trimmed = parse(&render(&s[1..], Kind::Replay, 6, 0, false, true, true));
+        let trimmed = parse(&render(
+            &s[1..],
+            Kind::Replay,
+            &opts(6, 0, false, true, true),
+            &[],
+        ));
         assert_eq!(trimmed.playlist_type, None);
         assert_eq!(trimmed.media_sequence, 1);
+    }
+
+    #[test]
+    fn markers_become_dateranges_on_the_pdt_axis_even_without_pdt() {
+        use crate::hls::markers::{Marker, Source};
+        let s = segs(5);
+        let marker = |id: &str, start: u64, duration: Option<u64>| Marker {
+            id: id.into(),
+            class: Some("com.example.goal".into()),
+            start,
+            duration,
+            planned_duration: None,
+            start_utc: None,
+            attributes: Default::default(),
+            source: Source::Api,
+            scte35: None,
+        };
+        let ms = [
+            marker("early", 1_000_000_000, None),
+            marker("goal", 13_500_000_000, Some(4_000_000_000)),
+        ];
+        // PDT off: the playlist still gets them (DATERANGE needs them).
+        let text = render(&s, Kind::Replay, &opts(6, 0, false, false, false), &ms);
+        let p = parse(&text);
+        assert!(p.segments[0].program_date_time.is_some(), "{text}");
+        let early = p.segments[0]
+            .daterange
+            .as_ref()
+            .expect("early on segment 0");
+        assert_eq!(early.id, "early");
+        assert_eq!(
+            early.start_date.to_utc(),
+            "2026-11-23T12:00:01Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+        );
+        let goal = p.segments[2].daterange.as_ref().expect("goal on segment 2");
+        assert_eq!(goal.id, "goal");
+        assert_eq!(goal.duration, Some(4.0));
+        assert_eq!(
+            goal.start_date.to_utc(),
+            "2026-11-23T12:00:13.500Z"
+                .parse::<chrono::DateTime<chrono::Utc>>()
+                .unwrap()
+        );
+        // A live window that starts after "early" ended shows only "goal",
+        // on its first segment.
+        let live = parse(&render(
+            &s,
+            Kind::Live { window: 2 },
+            &opts(6, 0, false, false, false),
+            &ms,
+        ));
+        assert!(live.segments.iter().all(|x| x.daterange.is_none()));
+        let live = parse(&render(
+            &s,
+            Kind::Live { window: 3 },
+            &opts(6, 0, false, false, false),
+            &ms,
+        ));
+        assert_eq!(live.segments[0].daterange.as_ref().unwrap().id, "goal");
+        // No markers, no PDT asked: none written.
+        let plain = render(&s, Kind::Replay, &opts(6, 0, false, false, false), &[]);
+        assert!(!plain.contains("PROGRAM-DATE-TIME") && !plain.contains("DATERANGE"));
     }
 }

@@ -26,6 +26,7 @@ use chrono::{DateTime, Utc};
 
 use super::index::{FragmentInfo, LiveIndex, PartInfo, SegmentInfo, SessionIndex};
 use super::ladder::{self, MASTER, Rendition, RenditionSpec};
+use super::markers::{self, Added, Marker, MarkerBook};
 use super::planner::Fragment;
 use super::playlist::{self, Kind, Segment};
 use super::sessions::{SessionRecord, SessionsFile, State, new_media_id};
@@ -64,6 +65,15 @@ pub struct StartReport {
     /// Torn bytes cut off segment files (and, in a ladder, fragments that
     /// not every rendition had).
     pub truncated_bytes: u64,
+}
+
+/// Why a marker was not added.
+#[derive(Debug)]
+pub enum MarkError {
+    /// The request itself (a taken id, a full list).
+    Refused(super::clip::ClipError),
+    /// markers.json or a playlist could not be written.
+    Io(io::Error),
 }
 
 struct OpenSegment {
@@ -172,6 +182,9 @@ pub struct Recorder {
     started: DateTime<Utc>,
     /// Where clip requests see the session being recorded.
     live: Option<Arc<LiveIndex>>,
+    /// The session's markers, and the copy the live index shares.
+    book: MarkerBook,
+    markers: Arc<Vec<Marker>>,
 }
 
 /// Closed segments whose parts the live index keeps (for the low-latency
@@ -499,18 +512,20 @@ impl Media {
         Ok(Some(seg))
     }
 
-    fn write_playlists(&self, cfg: &RecorderConfig, ended: bool) -> io::Result<()> {
-        let render = |kind| {
-            playlist::render(
-                &self.segments,
-                kind,
-                cfg.target_duration,
-                self.removed_discontinuities,
-                ended,
-                self.trimmed,
-                cfg.enable_pdt,
-            )
+    fn write_playlists(
+        &self,
+        cfg: &RecorderConfig,
+        ended: bool,
+        markers: &[Marker],
+    ) -> io::Result<()> {
+        let options = playlist::Options {
+            target_duration: cfg.target_duration,
+            removed_discontinuities: self.removed_discontinuities,
+            complete: ended,
+            trimmed: self.trimmed,
+            pdt: cfg.enable_pdt,
         };
+        let render = |kind| playlist::render(&self.segments, kind, &options, markers);
         let live = render(Kind::Live {
             window: cfg.playlist_length,
         });
@@ -568,7 +583,13 @@ impl Media {
     }
 
     /// Its part of the live index.
-    fn index(&self, media_id: &str, cfg: &RecorderConfig, live: bool) -> SessionIndex {
+    fn index(
+        &self,
+        media_id: &str,
+        cfg: &RecorderConfig,
+        live: bool,
+        markers: &Arc<Vec<Marker>>,
+    ) -> SessionIndex {
         SessionIndex {
             media_id: media_id.to_string(),
             dir: self.dir.clone(),
@@ -591,6 +612,7 @@ impl Media {
                 .flatten(),
             part_target: cfg.part_duration.as_nanos() as u64,
             live_window: cfg.playlist_length,
+            markers: markers.clone(),
         }
     }
 
@@ -697,6 +719,8 @@ impl Recorder {
             ended: false,
             started: now,
             live: None,
+            book: MarkerBook::default(),
+            markers: Arc::default(),
         };
         // Older sessions a crash left open are closed.
         for f in found {
@@ -772,6 +796,16 @@ impl Recorder {
         self.media_id = f.media_id;
         self.dir = self.stream_dir.join(&self.media_id);
         self.ended = false;
+        // A marker list a crash could not have torn (it is replaced
+        // atomically); one damaged otherwise is set aside, not lost.
+        self.book = MarkerBook::load(&self.dir).unwrap_or_else(|_| {
+            let _ = std::fs::rename(
+                self.dir.join(markers::FILE),
+                self.dir.join(format!("{}.damaged", markers::FILE)),
+            );
+            MarkerBook::default()
+        });
+        self.markers = Arc::new(self.book.markers.clone());
         let mut found = f.renditions;
         self.media = layout
             .iter()
@@ -806,6 +840,8 @@ impl Recorder {
     }
 
     fn new_session(&mut self, now: DateTime<Utc>, layout: Vec<RenditionSpec>) {
+        self.book = MarkerBook::default();
+        self.markers = Arc::default();
         let media_id = new_media_id(now);
         self.dir = self.stream_dir.join(&media_id);
         self.media_id = media_id;
@@ -882,10 +918,11 @@ impl Recorder {
                 *slot = self
                     .media
                     .iter()
-                    .map(|m| m.index(&self.media_id, &self.cfg, is_live))
+                    .map(|m| m.index(&self.media_id, &self.cfg, is_live, &self.markers))
                     .collect();
             }
             for (idx, m) in slot.iter_mut().zip(&self.media) {
+                idx.markers = self.markers.clone();
                 if segments {
                     m.publish_segments(idx);
                     idx.rendition = (!m.spec.name.is_empty()).then(|| m.rendition()).flatten();
@@ -900,6 +937,40 @@ impl Recorder {
 
     pub fn media_id(&self) -> &str {
         &self.media_id
+    }
+
+    /// Adds a marker to the session (a SCTE-35 one with `splice`: `Some`
+    /// of whether it is an out), keeps the list in markers.json and
+    /// rewrites the playlists so that their EXT-X-DATERANGE tags show it.
+    /// The start is completed with its wall clock. Nothing changes on
+    /// error (a taken id, a full list, a write error).
+    pub fn mark(
+        &mut self,
+        mut m: Marker,
+        splice: Option<Option<bool>>,
+    ) -> Result<Added, MarkError> {
+        if m.start_utc.is_none() {
+            m.start_utc = playlist::utc_at(self.segments(), m.start);
+        }
+        let before = self.book.clone();
+        let added = match splice {
+            Some(out) => self.book.add_splice(m, out),
+            None => self.book.add(m),
+        }
+        .map_err(MarkError::Refused)?;
+        if added == Added::Repeat {
+            return Ok(added);
+        }
+        let written = std::fs::create_dir_all(&self.dir)
+            .and_then(|()| self.book.save(&self.dir))
+            .and_then(|()| self.write_playlists());
+        if let Err(e) = written {
+            self.book = before;
+            return Err(MarkError::Io(e));
+        }
+        self.markers = Arc::new(self.book.markers.clone());
+        self.publish(false);
+        Ok(added)
     }
 
     pub fn session_dir(&self) -> &Path {
@@ -1037,7 +1108,7 @@ impl Recorder {
     fn write_playlists(&self) -> io::Result<()> {
         for m in &self.media {
             if m.on_disk {
-                m.write_playlists(&self.cfg, self.ended)?;
+                m.write_playlists(&self.cfg, self.ended, &self.book.markers)?;
             }
         }
         if self.is_ladder() {

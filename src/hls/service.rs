@@ -8,12 +8,15 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
 use super::clip::{self, ClipError, ClipInfo, ClipRequest, Placement, Preview, Range};
 use super::index::{LiveIndex, SessionIndex};
 use super::ladder::{self, Pick, Rendition};
+use super::markers::{MarkInput, Marker, Source, When};
+use super::planner::Command;
 use super::sessions::{SessionsFile, State, is_safe_id};
 use super::still::{StillCache, StillFrames};
 use crate::mp4::Mp4Clip;
@@ -180,6 +183,9 @@ impl Permits {
     }
 }
 
+/// How far past the live edge a marker may start (ns).
+const MARK_AHEAD: u64 = 60 * NS;
+
 /// Clip requests of one stream (`{location}/{stream-id}`).
 pub struct ClipService {
     stream_dir: PathBuf,
@@ -193,6 +199,9 @@ pub struct ClipService {
     storyboards: Mutex<VecDeque<(String, u64, Bytes)>>,
     /// Low-latency requests waiting.
     blocking: AtomicUsize,
+    /// The queue of the writer thread recording the live session (markers
+    /// go there).
+    writer: Mutex<Option<SyncSender<Command>>>,
 }
 
 /// A low-latency live playlist to render: the rendition's live index and
@@ -260,7 +269,98 @@ impl ClipService {
             stills: StillCache::default(),
             storyboards: Mutex::new(VecDeque::new()),
             blocking: AtomicUsize::new(0),
+            writer: Mutex::new(None),
         })
+    }
+
+    /// Where markers of the live session go: the writer thread's queue
+    /// while a session is recorded, `None` after.
+    pub fn set_writer(&self, writer: Option<SyncSender<Command>>) {
+        *self.writer.lock().unwrap() = writer;
+    }
+
+    /// Adds the marker `input` asks for to the live session: placed at the
+    /// live edge (or `ago` before it, or at `time`), which must lie in what
+    /// the session recorded or at most a minute past it; stored by the
+    /// writer thread (waits for it, at most 10 s). Returns the session and
+    /// the marker.
+    pub fn mark(&self, input: &MarkInput, source: Source) -> Result<(String, Marker), ClipError> {
+        let when = input.when()?;
+        let writer = self.writer.lock().unwrap().clone();
+        let placed = self.live.with(|index| -> Result<(String, u64), ClipError> {
+            let edge = index.end();
+            let start = match when {
+                When::Now => i128::from(edge),
+                When::Ago(ago) => i128::from(edge) - i128::from(ago),
+                When::At(p) => clip::point(index, p, "time")?,
+            };
+            let begin = i128::from(index.begin());
+            if start < begin {
+                return Err(ClipError::OutOfRange(format!(
+                    "the marker starts at {:.3} s, before what session {} holds ({:.3} s to {:.3} s)",
+                    start as f64 / 1e9,
+                    index.media_id,
+                    begin as f64 / 1e9,
+                    edge as f64 / 1e9
+                )));
+            }
+            if start > i128::from(edge) + i128::from(MARK_AHEAD) {
+                return Err(ClipError::OutOfRange(format!(
+                    "the marker starts at {:.3} s, more than {} s past the live edge of session {} ({:.3} s)",
+                    start as f64 / 1e9,
+                    MARK_AHEAD / NS,
+                    index.media_id,
+                    edge as f64 / 1e9
+                )));
+            }
+            Ok((index.media_id.clone(), start as u64))
+        });
+        let (Some(placed), Some(writer)) = (placed, writer) else {
+            return Err(ClipError::NotFound(format!(
+                "stream {} is not recording: markers are added to the session being recorded",
+                self.stream_dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            )));
+        };
+        let (media_id, start) = placed?;
+        let n = self.next_id();
+        let marker = input.to_marker(start, source, || {
+            format!("marker-{}-{n}", start / 1_000_000)
+        })?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let cmd = Command::Mark {
+            marker,
+            splice: None,
+            reply: Some(tx),
+        };
+        if writer.send(cmd).is_err() {
+            return Err(ClipError::NotFound(
+                "the recording stopped before the marker was stored".into(),
+            ));
+        }
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(result) => result.map(|m| (media_id, m)),
+            Err(_) => Err(ClipError::Busy(
+                "the recording's writer did not store the marker within 10 s (disk too slow)"
+                    .into(),
+            )),
+        }
+    }
+
+    /// The markers of session `media_id` (`None`: the live or newest one):
+    /// its media id, whether it is live, and the markers.
+    pub fn markers(
+        &self,
+        media_id: Option<&str>,
+    ) -> Result<(String, bool, Arc<Vec<Marker>>), ClipError> {
+        match self.find(media_id)? {
+            Found::Stored(all) => Ok((all[0].media_id.clone(), false, all[0].markers.clone())),
+            Found::Live(id) => {
+                self.with_live(&id, |all| (id.clone(), all[0].live, all[0].markers.clone()))
+            }
+        }
     }
 
     pub fn stream_dir(&self) -> &Path {

@@ -21,6 +21,7 @@ use crate::core::{Sample, TrackKind};
 use crate::hls::clip::ClipError;
 use crate::hls::index::LiveIndex;
 use crate::hls::ladder::RenditionSpec;
+use crate::hls::markers::Source;
 use crate::hls::planner::{Command, Now, Plan, Planner, PlannerConfig, RecordingTime, RunningTime};
 use crate::hls::recorder::Recorder;
 use crate::hls::service::ClipService;
@@ -105,8 +106,11 @@ impl ObjectImpl for HlsClipSink {
 
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         if pspec.name() != "clip-location" {
-            // Made again from the new settings when next needed.
-            *self.service.lock().unwrap() = None;
+            // Made again from the new settings when next needed (with
+            // the writer's queue, which the old one lets go).
+            if let Some(old) = self.service.lock().unwrap().take() {
+                old.set_writer(None);
+            }
         }
         self.settings.lock().unwrap().set(value, pspec);
     }
@@ -168,6 +172,45 @@ impl ObjectImpl for HlsClipSink {
                 action::<gst::Structure>("get-thumbnail", |imp, id, q| {
                     imp.thumbnail(id, q).to_value()
                 }),
+                // (id or NULL, class or NULL, duration in seconds (0: a
+                // point), attributes GstStructure or NULL: its fields are
+                // X- attributes, except time, ago and planned-duration) ->
+                // GstStructure hlsclipsink-mark: media-id, id, class, start,
+                // duration, utc, source, json; or error, status, kind.
+                glib::subclass::Signal::builder("mark")
+                    .param_types([
+                        String::static_type(),
+                        String::static_type(),
+                        f64::static_type(),
+                        gst::Structure::static_type(),
+                    ])
+                    .return_type::<gst::Structure>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = args[0].get::<super::HlsClipSink>().ok()?;
+                        let text = |v: &glib::Value| v.get::<Option<String>>().ok().flatten();
+                        let duration = args[3].get::<f64>().unwrap_or(0.0);
+                        let attributes = args[4].get::<Option<gst::Structure>>().ok().flatten();
+                        Some(
+                            obj.imp()
+                                .mark(text(&args[1]), text(&args[2]), duration, attributes)
+                                .to_value(),
+                        )
+                    })
+                    .build(),
+                // (media-id or NULL) -> GstStructure hlsclipsink-markers:
+                // media-id, live, count, json (as GET /{id}/markers); or
+                // error, status, kind.
+                glib::subclass::Signal::builder("get-markers")
+                    .param_types([String::static_type()])
+                    .return_type::<gst::Structure>()
+                    .action()
+                    .class_handler(|args| {
+                        let obj = args[0].get::<super::HlsClipSink>().ok()?;
+                        let id = args[1].get::<Option<String>>().ok().flatten();
+                        Some(obj.imp().markers(id).to_value())
+                    })
+                    .build(),
             ]
         });
         SIGNALS.as_ref()
@@ -329,6 +372,9 @@ impl HlsClipSink {
                 return Err(());
             }
         };
+        if let Some(service) = self.service.lock().unwrap().as_ref() {
+            service.set_writer(Some(worker.sender()));
+        }
         *self.state.lock().unwrap() = State {
             planner,
             worker: Some(worker),
@@ -350,6 +396,10 @@ impl HlsClipSink {
         // A stop without EOS still ends the session cleanly: what was
         // received is written, the playlists get their ENDLIST.
         self.plan(|planner, now| planner.finish(now));
+        // The writer's queue closes only when no one holds a sender.
+        if let Some(service) = self.service.lock().unwrap().as_ref() {
+            service.set_writer(None);
+        }
         let worker = self.state.lock().unwrap().worker.take();
         if let Some(worker) = worker {
             worker.stop();
@@ -424,6 +474,14 @@ impl HlsClipSink {
             return Err(ClipError::NotFound(format!("no stream {stream_id:?}")));
         }
         let service = self.new_service(&settings, &stream_id);
+        let writer = self
+            .state
+            .lock()
+            .unwrap()
+            .worker
+            .as_ref()
+            .map(Worker::sender);
+        service.set_writer(writer);
         *self.service.lock().unwrap() = Some(service.clone());
         Ok(service)
     }
@@ -513,4 +571,50 @@ impl sink::EncodedSink for HlsClipSink {
     fn flush(&self, track: usize) {
         self.plan(|planner, now| planner.flush(track, now));
     }
+
+    fn custom_event(&self, pad: &gst::Pad, _track: usize, event: &gst::Event) {
+        let Some(s) = event.structure() else { return };
+        if s.name() != MARKER_EVENT {
+            return;
+        }
+        let input = actions::mark_fields(s, &["running-time", "time", "ago"]);
+        let rt = s
+            .get::<gst::ClockTime>("running-time")
+            .ok()
+            .or_else(|| {
+                s.get::<u64>("running-time")
+                    .ok()
+                    .map(gst::ClockTime::from_nseconds)
+            })
+            .map(|t| RunningTime(t.nseconds() as i64));
+        self.plan(|planner, _| {
+            let start = planner.recording_time_of(rt).ns();
+            let marker = input.and_then(|i| {
+                i.to_marker(start, Source::Event, || {
+                    format!("event-{}", start / 1_000_000)
+                })
+            });
+            match marker {
+                Ok(marker) => Plan {
+                    commands: vec![Command::Mark {
+                        marker,
+                        splice: None,
+                        reply: None,
+                    }],
+                    ..Default::default()
+                },
+                Err(e) => {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Format,
+                        ("{}: a {MARKER_EVENT} event was left out: {e}", pad.name())
+                    );
+                    Plan::default()
+                }
+            }
+        });
+    }
 }
+
+/// The custom downstream event that carries a marker.
+pub const MARKER_EVENT: &str = "liveclip-marker";

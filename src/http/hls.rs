@@ -8,6 +8,8 @@
 //! GET /{id}/clip.mp4?time=&duration=&filename=  MP4 clip, streamed with a Content-Length
 //! GET /{id}.m3u8?start=&end=                  the clip manifest, FastPix style
 //! GET /{stream-id}/sessions                   sessions.json
+//! GET /{id}/markers                           a session's markers
+//! POST /{stream-id}/markers                   a marker on the live session
 //! GET /{media-id}/{init-N.mp4|segment-N.m4s}  media, with Range
 //! ```
 //!
@@ -24,6 +26,7 @@ use axum::response::Response;
 use super::{Params, StreamTarget, clip_error, error, json, no_route, param};
 use crate::hls::clip::{ClipError, ClipRequest};
 use crate::hls::ladder::Pick;
+use crate::hls::markers::{MarkInput, Source, markers_json};
 use crate::hls::sessions::is_safe_id;
 
 const M3U8: &str = "application/vnd.apple.mpegurl";
@@ -444,6 +447,58 @@ pub(crate) async fn sessions(StreamTarget { service, media }: StreamTarget, uri:
     match serde_json::to_value(&sessions) {
         Ok(v) => json(&v),
         Err(e) => error(500, "storage", &e.to_string()),
+    }
+}
+
+/// Longest marker request body.
+const MAX_MARKER_BODY: usize = 64 * 1024;
+
+/// `GET /{id}/markers`: the markers of the live or newest session of a
+/// stream, or of a session.
+pub(crate) async fn markers(StreamTarget { service, media }: StreamTarget) -> Response {
+    match blocking(move || service.markers(media.as_deref())).await {
+        Ok((id, live, markers)) => json(&markers_json(&id, live, &markers)),
+        Err(e) => clip_error(&e),
+    }
+}
+
+/// `POST /{stream-id}/markers`: a marker on the session being recorded
+/// (201 with it, or a JSON error).
+pub(crate) async fn add_marker(
+    StreamTarget { service, media }: StreamTarget,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Some(id) = media {
+        return error(
+            405,
+            "method-not-allowed",
+            &format!(
+                "{id} is a session: markers are added to the session being recorded, with \
+                 POST /{{stream-id}}/markers"
+            ),
+        );
+    }
+    if body.len() > MAX_MARKER_BODY {
+        return error(
+            413,
+            "bad-request",
+            &format!("a marker is at most {MAX_MARKER_BODY} bytes of JSON"),
+        );
+    }
+    let input = match MarkInput::from_json(&body) {
+        Ok(i) => i,
+        Err(e) => return clip_error(&e),
+    };
+    match blocking(move || service.mark(&input, Source::Api)).await {
+        Ok((media_id, marker)) => {
+            let mut r = json(&serde_json::json!({
+                "media_id": media_id,
+                "marker": marker.to_json(),
+            }));
+            *r.status_mut() = StatusCode::CREATED;
+            r
+        }
+        Err(e) => clip_error(&e),
     }
 }
 

@@ -289,6 +289,7 @@ fn router(routes: Shared) -> Router {
         // `/{id}.m3u8`: a clip manifest.
         .route("/{id}", any(by_name))
         .route("/{id}/sessions", get(hls::sessions))
+        .route("/{id}/markers", get(hls::markers).post(hls::add_marker))
         .route("/{id}/clip.mp4", get(hls::clip_mp4))
         .route("/{id}/manifest/video.m3u8", get(hls::video))
         .route("/{id}/manifest/clip.m3u8", get(hls::clip_manifest))

@@ -118,6 +118,10 @@ pub trait EncodedSink: ElementImpl {
 
     /// `track` was flushed (running time starts again).
     fn flush(&self, track: usize);
+
+    /// A custom downstream event on `track`'s pad (markers come this way),
+    /// in order with its buffers.
+    fn custom_event(&self, _pad: &gst::Pad, _track: usize, _event: &gst::Event) {}
 }
 
 /// `request_new_pad` of an [`EncodedSink`]: one pad per template.
@@ -393,6 +397,11 @@ fn sink_event<T: EncodedSink>(imp: &T, pad: &gst::Pad, event: gst::Event) -> boo
             p.eos = false;
             drop(pads);
             imp.flush(track);
+            true
+        }
+        EventView::CustomDownstream(_) | EventView::CustomDownstreamOob(_) => {
+            drop(pads);
+            imp.custom_event(pad, track, &event);
             true
         }
         // Sticky events are kept by the pad; nothing goes downstream of a

@@ -41,16 +41,11 @@ impl Resp {
 
 /// Sends one request.
 pub async fn send(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
-    send_with_body(method, url, headers, Vec::new()).await
+    send_body(method, url, headers, Vec::new()).await
 }
 
-/// Sends one request with `body`.
-pub async fn send_with_body(
-    method: &str,
-    url: &str,
-    headers: &[(&str, &str)],
-    body: Vec<u8>,
-) -> Resp {
+/// Sends one request with a body.
+pub async fn send_body(method: &str, url: &str, headers: &[(&str, &str)], body: Vec<u8>) -> Resp {
     let client: Client<_, Full<bytes::Bytes>> = Client::builder(TokioExecutor::new()).build_http();
     let mut req = hyper::Request::builder().method(method).uri(url);
     for (k, v) in headers {
@@ -80,13 +75,13 @@ pub fn request(method: &str, url: &str, headers: &[(&str, &str)]) -> Resp {
     RUNTIME.block_on(send(method, url, headers))
 }
 
-/// POSTs `json` (as `application/json`).
-pub fn post_json(url: &str, json: &serde_json::Value) -> Resp {
-    RUNTIME.block_on(send_with_body(
+/// POSTs `json` (`Content-Type: application/json`).
+pub fn post_json(url: &str, json: &str) -> Resp {
+    RUNTIME.block_on(send_body(
         "POST",
         url,
         &[("content-type", "application/json")],
-        serde_json::to_vec(json).unwrap(),
+        json.as_bytes().to_vec(),
     ))
 }
 

@@ -4,12 +4,14 @@
 
 use std::path::PathBuf;
 
+use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 use super::{CAT, HlsClipSink};
 use crate::hls::clip::{ClipError, ClipRequest};
 use crate::hls::ladder::Pick;
+use crate::hls::markers::{MarkInput, Marker, Source, markers_json};
 use crate::hls::service::ClipDone;
 use crate::hls::still::StillRequest;
 
@@ -48,7 +50,141 @@ fn preview_request(text: &str) -> Result<(std::time::Duration, Pick), ClipError>
     Ok((duration, pick))
 }
 
+/// A marker as a structure `name`: media-id, id, class, start, duration,
+/// planned-duration (GstClockTime, NONE when absent), utc, source, json
+/// (the marker as the HTTP API shows it).
+pub(super) fn marker_structure(name: &str, media_id: &str, m: &Marker) -> gst::Structure {
+    let time = |ns: Option<u64>| gst::ClockTime::from_nseconds(ns.unwrap_or(0));
+    let opt = |ns: Option<u64>| ns.map(gst::ClockTime::from_nseconds);
+    gst::Structure::builder(name)
+        .field("media-id", media_id)
+        .field("id", m.id.as_str())
+        .field("class", m.class.clone().unwrap_or_default())
+        .field("start", time(Some(m.start)))
+        .field("duration", opt(m.duration))
+        .field("planned-duration", opt(m.planned_duration))
+        .field(
+            "utc",
+            m.start_utc
+                .map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default(),
+        )
+        .field("source", m.to_json()["source"].as_str().unwrap_or_default())
+        .field("json", m.to_json().to_string())
+        .build()
+}
+
+/// A structure field as a marker request value: text or a number.
+fn field_value(name: &str, value: &glib::SendValue) -> Result<serde_json::Value, ClipError> {
+    if let Ok(t) = value.get::<String>() {
+        return Ok(serde_json::Value::String(t));
+    }
+    if let Ok(f) = value.get::<f64>() {
+        return Ok(serde_json::json!(f));
+    }
+    if let Ok(i) = value.get::<i32>() {
+        return Ok(serde_json::json!(i));
+    }
+    if let Ok(i) = value.get::<u32>() {
+        return Ok(serde_json::json!(i));
+    }
+    if let Ok(i) = value.get::<i64>() {
+        return Ok(serde_json::json!(i));
+    }
+    if let Ok(i) = value.get::<u64>() {
+        return Ok(serde_json::json!(i));
+    }
+    Err(ClipError::BadRequest(format!(
+        "field {name}: a string or a number, not a {}",
+        value.type_()
+    )))
+}
+
+/// The fields of `s` as a marker request: `id`, `class`, `duration` and
+/// `planned-duration` (seconds), `time` and `ago` (text, as the HTTP API
+/// takes them), and the rest client attributes (`X-` added to names
+/// without it); fields of `skip` are left out.
+pub(super) fn mark_fields(s: &gst::StructureRef, skip: &[&str]) -> Result<MarkInput, ClipError> {
+    let mut input = MarkInput::default();
+    for (name, value) in s.iter() {
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
+        let v = field_value(name, value)?;
+        let text = || {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| ClipError::BadRequest(format!("field {name}: a string")))
+        };
+        match name.as_str() {
+            "id" => input.id = Some(text()?),
+            "class" => input.class = Some(text()?),
+            "time" => input.time = Some(text()?),
+            "ago" => input.ago = Some(text()?),
+            "duration" => input.duration = Some(v),
+            "planned-duration" => input.planned_duration = Some(v),
+            _ => {
+                input.attributes.insert(name.to_string(), v);
+            }
+        }
+    }
+    Ok(input)
+}
+
+/// The `mark` signal's arguments as a marker request: `attributes`'
+/// fields are client attributes, except `time`, `ago` and
+/// `planned-duration`.
+fn mark_input(
+    id: Option<String>,
+    class: Option<String>,
+    duration: f64,
+    attributes: Option<gst::Structure>,
+) -> Result<MarkInput, ClipError> {
+    let mut input = match &attributes {
+        Some(s) => mark_fields(s, &["id", "class", "duration"])?,
+        None => MarkInput::default(),
+    };
+    input.id = id.filter(|i| !i.is_empty());
+    input.class = class.filter(|c| !c.is_empty());
+    input.duration = (duration > 0.0).then(|| serde_json::json!(duration));
+    Ok(input)
+}
+
 impl HlsClipSink {
+    /// Adds a marker to the live session (the `mark` signal).
+    pub(super) fn mark(
+        &self,
+        id: Option<String>,
+        class: Option<String>,
+        duration: f64,
+        attributes: Option<gst::Structure>,
+    ) -> gst::Structure {
+        const NAME: &str = "hlsclipsink-mark";
+        let result = mark_input(id, class, duration, attributes)
+            .and_then(|input| self.service()?.mark(&input, Source::Signal));
+        match result {
+            Ok((media_id, m)) => marker_structure(NAME, &media_id, &m),
+            Err(e) => {
+                gst::info!(CAT, imp = self, "marker refused: {e}");
+                Self::error_structure(NAME, &e)
+            }
+        }
+    }
+
+    /// The markers of a session as JSON (the `get-markers` signal).
+    pub(super) fn markers(&self, media_id: Option<String>) -> gst::Structure {
+        const NAME: &str = "hlsclipsink-markers";
+        match self.service().and_then(|s| s.markers(media_id.as_deref())) {
+            Ok((id, live, markers)) => gst::Structure::builder(NAME)
+                .field("media-id", id.as_str())
+                .field("live", live)
+                .field("count", markers.len() as u32)
+                .field("json", markers_json(&id, live, &markers).to_string())
+                .build(),
+            Err(e) => Self::error_structure(NAME, &e),
+        }
+    }
+
     fn error_structure(name: &str, e: &ClipError) -> gst::Structure {
         gst::Structure::builder(name)
             .field("error", e.to_string())

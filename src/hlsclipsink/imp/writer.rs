@@ -10,8 +10,10 @@ use chrono::Utc;
 use gst::glib;
 use gst::prelude::*;
 
+use crate::hls::clip::ClipError;
+use crate::hls::markers::{Added, Marker};
 use crate::hls::planner::Command;
-use crate::hls::recorder::Recorder;
+use crate::hls::recorder::{MarkError, Recorder};
 
 /// Carries out the planner's commands on the recorder until the queue
 /// closes; a write error is an element error, and what follows is dropped.
@@ -60,6 +62,16 @@ pub(super) fn run(
                 }
             }
             Command::Close => close(&weak, &mut recorder, &mut segment_rt, &fail),
+            Command::Mark {
+                marker,
+                splice,
+                reply,
+            } => {
+                let result = mark(&weak, &mut recorder, marker, splice);
+                if let Some(reply) = reply {
+                    let _ = reply.try_send(result);
+                }
+            }
             Command::Finish { eos } => {
                 finished = true;
                 close(&weak, &mut recorder, &mut segment_rt, &fail);
@@ -86,6 +98,46 @@ pub(super) fn run(
     // now, recovery closes at the next start.
     if !finished {
         let _ = recorder.finish_session(Utc::now());
+    }
+}
+
+/// Adds a marker and announces it (`hlsclipsink-marker`); a marker that
+/// could not be stored is a warning (the recording goes on).
+fn mark(
+    weak: &glib::WeakRef<crate::hlsclipsink::HlsClipSink>,
+    recorder: &mut Recorder,
+    marker: Marker,
+    splice: Option<Option<bool>>,
+) -> Result<Marker, ClipError> {
+    let obj = weak.upgrade();
+    match recorder.mark(marker.clone(), splice) {
+        Ok(Added::New(m)) | Ok(Added::Ended(m)) => {
+            if let Some(obj) = obj {
+                let s =
+                    super::actions::marker_structure("hlsclipsink-marker", recorder.media_id(), &m);
+                let _ = obj.post_message(gst::message::Element::builder(s).src(&obj).build());
+            }
+            Ok(m)
+        }
+        // A splice event seen before: nothing new.
+        Ok(Added::Repeat) => Ok(marker),
+        Err(MarkError::Refused(e)) => {
+            if let Some(obj) = obj {
+                gst::warning!(super::CAT, obj = obj, "marker {:?} refused: {e}", marker.id);
+            }
+            Err(e)
+        }
+        Err(MarkError::Io(e)) => {
+            let why = format!(
+                "Could not store marker {:?} in {}: {e}",
+                marker.id,
+                recorder.session_dir().display()
+            );
+            if let Some(obj) = obj {
+                gst::element_warning!(obj, gst::ResourceError::Write, ("{why}"));
+            }
+            Err(ClipError::Storage(why))
+        }
     }
 }
 
