@@ -643,7 +643,8 @@ fn live_replay_page_shows_and_clips_markers() {
     let (point, range) = ("kickoff", "goal-1");
     let r = post_json(
         &format!("{base}/cam/markers"),
-        &serde_json::json!({"id": point, "class": "com.example.kickoff", "time": "14s"}),
+        &serde_json::json!({"id": point, "class": "com.example.kickoff", "time": "14s"})
+            .to_string(),
     );
     assert_eq!(r.status, 201, "{}", r.text());
     let media = r.json()["media_id"].as_str().unwrap().to_string();
@@ -655,7 +656,8 @@ fn live_replay_page_shows_and_clips_markers() {
             "time": "5s",
             "duration": 4,
             "attributes": {"X-SCORE": "1-0"},
-        }),
+        })
+        .to_string(),
     );
     assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["media_id"], media.as_str());

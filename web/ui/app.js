@@ -1277,10 +1277,13 @@
     const now = Date.now();
     for (const mediaId of shown) {
       const entry = markerStore.get(mediaId);
+      // Live by the markers' answer, or by the sessions list (a session
+      // another process records, which a server may list as stored).
+      const live = entry && (entry.live || sessions.some((x) => x.media_id === mediaId && x.state === 'live'));
       const due =
         !entry ||
         (!entry.loading &&
-          (entry.error ? now - entry.at >= MARKERS_RETRY_MS : entry.live && now - entry.at >= MARKERS_EVERY_MS));
+          (entry.error ? now - entry.at >= MARKERS_RETRY_MS : live && now - entry.at >= MARKERS_EVERY_MS));
       if (due) loadMarkers(mediaId);
     }
     for (const mediaId of markerStore.keys()) {
@@ -1293,14 +1296,17 @@
   /**
    * The range the server clips for `marker=` alone: a range marker (one
    * with an end: a duration, or a planned one) from its start to its end, a
-   * point marker from POINT_BEFORE before it to POINT_AFTER after it; In
-   * stops at 0, the session's start.
+   * point marker from POINT_BEFORE before it to POINT_AFTER after it. In
+   * stops at 0, the session's start; Out of an ended session at its end.
    */
-  function markerClipRange(m) {
+  function markerClipRange(m, mediaId) {
     const ranged = isRange(m);
+    let outTime = ranged ? m.end : m.start + POINT_AFTER;
+    const s = sessions.find((x) => x.media_id === mediaId);
+    if (s && s.state !== 'live' && Number.isFinite(s.duration)) outTime = Math.min(outTime, s.duration);
     return {
       inTime: round3(Math.max(0, m.start - (ranged ? 0 : POINT_BEFORE))),
-      outTime: round3(ranged ? m.end : m.start + POINT_AFTER),
+      outTime: round3(outTime),
     };
   }
 
@@ -1315,7 +1321,7 @@
   function clipThisMoment(id, mediaId = listedSession()) {
     const m = (markersOf(mediaId) || []).find((x) => x.id === id);
     if (!m) throw new Error(`no marker ${id} in session ${mediaId}`);
-    const r = markerClipRange(m);
+    const r = markerClipRange(m, mediaId);
     mark('in', r.inTime, mediaId);
     mark('out', r.outTime, mediaId);
     state.marker = { mediaId, id: m.id, ...r };
@@ -1461,7 +1467,7 @@
       li.querySelector('.marker-attrs').textContent = attrs.map(([k, v]) => `${k}=${v}`).join(' ');
       li.querySelector('.marker-go').setAttribute('aria-label', `Go to marker ${m.id}`);
       li.querySelector('.marker-go').title = `Show marker ${m.id} in a player`;
-      const r = markerClipRange(m);
+      const r = markerClipRange(m, mediaId);
       const clip = li.querySelector('.marker-clip');
       clip.setAttribute('aria-label', `Clip this moment: marker ${m.id}`);
       clip.title = `Set In and Out to ${fmtSeconds(r.inTime)} – ${fmtSeconds(r.outTime)}, then Clip & Share`;
