@@ -364,3 +364,104 @@ fn markers_survive_sigkill() {
     assert_eq!(json["markers"][0]["id"], "before-crash");
     assert!((secs(&json["markers"][0]["start"]) - start).abs() < 1e-6);
 }
+
+/// A marker event in the stream: hlsclipsink (`marker-clips`) clips it
+/// once its range is recorded and tells the webhook; periodicclipper
+/// (`clip-at-markers`) writes the media since its last clip.
+#[test]
+fn marker_events_trigger_clips() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let hook = hook_server(200);
+    let loc = dir.path();
+    let pipeline = numbered_av_with(
+        loc,
+        &format!(
+            "target-duration=1 marker-clips=com.example.goal,other webhook-url={} \
+             clip-location={}/auto-%05d.mp4",
+            hook.url,
+            loc.display()
+        ),
+        &format!(
+            "periodicclipper name=p interval=0 clip-at-markers=true location={}/p-%05d.mp4 \
+             tv. ! queue ! p.video ta. ! queue ! p.audio",
+            loc.display()
+        ),
+        12,
+        30,
+        true,
+    );
+    play_until_segments(&pipeline, 3);
+    let src = pipeline.by_name("src").unwrap();
+    // Not a class to clip: a marker only.
+    for (id, class) in [("note", "com.example.note"), ("goal", "com.example.goal")] {
+        let event = gst::event::CustomDownstream::new(
+            gst::Structure::builder("liveclip-marker")
+                .field("id", id)
+                .field("class", class)
+                .field("duration", 1.0f64)
+                .build(),
+        );
+        assert!(src.send_event(event));
+    }
+    let bus = pipeline.bus().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (mut done, mut periodic) = (None, None);
+    while (done.is_none() || periodic.is_none()) && std::time::Instant::now() < deadline {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
+            continue;
+        };
+        if let gst::MessageView::Error(e) = msg.view() {
+            panic!("{e:?}");
+        }
+        let Some(s) = msg.structure() else { continue };
+        match s.name().as_str() {
+            "hlsclipsink-clip-done" => done = Some(s.to_owned()),
+            "periodicclipper-clip-ready" => periodic = Some(s.to_owned()),
+            _ => {}
+        }
+    }
+    // Before the end of the stream, because of the marker.
+    let done = done.expect("an automatic marker clip");
+    assert!(!done.has_field("error"), "{done}");
+    assert_eq!(done.get::<&str>("marker").unwrap(), "goal");
+    let file = std::path::PathBuf::from(done.get::<String>("location").unwrap());
+    assert_eq!(decode_errors(&file), "");
+    let frames = frame_numbers(&file);
+    assert!((frames.len() as i64 - 30).abs() <= 1, "{frames:?}");
+    assert!(frames.windows(2).all(|w| w[1] == w[0] + 1), "{frames:?}");
+    assert!(
+        wait_for(Duration::from_secs(10), || !hook
+            .received
+            .lock()
+            .unwrap()
+            .is_empty()),
+        "the webhook heard of it"
+    );
+    let notice = hook.received.lock().unwrap()[0].clone();
+    assert_eq!(notice["event"], "marker-clip");
+    assert_eq!(notice["marker"], "goal");
+    assert_eq!(notice["success"], true);
+    assert!(
+        (notice["duration"].as_f64().unwrap() - 1.0).abs() < 0.05,
+        "{notice}"
+    );
+    let periodic = periodic.expect("periodicclipper clipped at the marker");
+    let clip = std::path::PathBuf::from(periodic.get::<String>("location").unwrap());
+    assert_eq!(decode_errors(&clip), "");
+    let frames = frame_numbers(&clip);
+    assert_eq!(frames.first(), Some(&0), "{frames:?}");
+    pipeline.set_state(gst::State::Null).unwrap();
+    // Only the goal was clipped.
+    assert_eq!(
+        files(loc, "mp4")
+            .iter()
+            .filter(|p| p
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("auto-"))
+            .count(),
+        1
+    );
+}

@@ -22,6 +22,14 @@ use crate::core::NS;
 use crate::core::atomic::write_atomic;
 use crate::core::timespec::{TimePoint, parse_duration, parse_time_point};
 
+/// The custom downstream event that carries a marker in a stream.
+pub const EVENT: &str = "liveclip-marker";
+
+/// Whether `event` marks a moment: a `liveclip-marker` event.
+pub fn is_marker_event(event: &gst::Event) -> bool {
+    event.structure().is_some_and(|s| s.name() == EVENT)
+}
+
 /// The file beside a session's playlists.
 pub const FILE: &str = "markers.json";
 

@@ -68,6 +68,8 @@ pub struct HlsClipSink {
     service: Mutex<Option<Arc<ClipService>>>,
     /// Routes on the HTTP listener while running.
     http: Mutex<Option<crate::http::Registration>>,
+    /// Where automatic marker clips are announced, while running.
+    webhook: Mutex<Option<crate::http::webhook::Webhook>>,
 }
 
 #[glib::object_subclass]
@@ -260,7 +262,7 @@ impl ElementImpl for HlsClipSink {
 
 impl HlsClipSink {
     /// The `stream-id` setting, else the element's name.
-    fn stream_id(&self) -> String {
+    pub(super) fn stream_id(&self) -> String {
         let id = self.settings.lock().unwrap().stream_id.clone();
         id.unwrap_or_else(|| self.obj().name().to_string())
     }
@@ -306,6 +308,22 @@ impl HlsClipSink {
                 }
                 Err(e) => {
                     gst::element_imp_error!(self, gst::ResourceError::OpenRead, ("{}", e));
+                    return Err(());
+                }
+            }
+        }
+        if let Some(url) = settings.webhook_url.as_deref().filter(|u| !u.is_empty()) {
+            let weak = self.obj().downgrade();
+            let hook = crate::http::webhook::Webhook::start(url, move |reason| {
+                if let Some(obj) = weak.upgrade() {
+                    gst::element_warning!(obj, gst::ResourceError::Write, ("{}", reason));
+                }
+            });
+            match hook {
+                Ok(h) => *self.webhook.lock().unwrap() = Some(h),
+                Err(e) => {
+                    self.http.lock().unwrap().take();
+                    gst::element_imp_error!(self, gst::LibraryError::Settings, ("{}", e));
                     return Err(());
                 }
             }
@@ -407,6 +425,7 @@ impl HlsClipSink {
         // The session is on disk now: requests read it from there.
         self.live.update(Vec::clear);
         self.http.lock().unwrap().take();
+        self.webhook.lock().unwrap().take();
     }
 
     /// The renditions the pads make: one (every track in the session's
@@ -574,7 +593,7 @@ impl sink::EncodedSink for HlsClipSink {
 
     fn custom_event(&self, pad: &gst::Pad, _track: usize, event: &gst::Event) {
         let Some(s) = event.structure() else { return };
-        if s.name() != MARKER_EVENT {
+        if s.name() != crate::hls::markers::EVENT {
             return;
         }
         let input = actions::mark_fields(s, &["running-time", "time", "ago"]);
@@ -607,7 +626,11 @@ impl sink::EncodedSink for HlsClipSink {
                     gst::element_imp_warning!(
                         self,
                         gst::StreamError::Format,
-                        ("{}: a {MARKER_EVENT} event was left out: {e}", pad.name())
+                        (
+                            "{}: a {} event was left out: {e}",
+                            pad.name(),
+                            crate::hls::markers::EVENT
+                        )
                     );
                     Plan::default()
                 }
@@ -615,6 +638,3 @@ impl sink::EncodedSink for HlsClipSink {
         });
     }
 }
-
-/// The custom downstream event that carries a marker.
-pub const MARKER_EVENT: &str = "liveclip-marker";

@@ -203,6 +203,7 @@ impl ObjectImpl for PeriodicClipper {
             "http-address" => settings.http_address = value.get().unwrap(),
             "http-token" => settings.http_token = value.get().unwrap(),
             "webhook-url" => settings.webhook_url = value.get().unwrap(),
+            "clip-at-markers" => settings.clip_at_markers = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -701,6 +702,26 @@ impl sink::EncodedSink for PeriodicClipper {
             .cutter
             .set_eos(track, Instant::now());
         self.dispatch(selections);
+    }
+
+    fn custom_event(&self, pad: &gst::Pad, _track: usize, event: &gst::Event) {
+        if !self.settings.lock().unwrap().clip_at_markers
+            || !crate::hls::markers::is_marker_event(event)
+        {
+            return;
+        }
+        // The event comes on each pad: the first asks for the clip, the
+        // others find it waiting.
+        match self.clip_now() {
+            Some(location) => {
+                gst::info!(
+                    CAT,
+                    obj = pad,
+                    "marker: clipping up to here into {location}"
+                )
+            }
+            None => gst::info!(CAT, obj = pad, "marker: nothing to clip yet"),
+        }
     }
 
     fn flush(&self, track: usize) {

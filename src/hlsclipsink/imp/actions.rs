@@ -151,6 +151,48 @@ fn mark_input(
 }
 
 impl HlsClipSink {
+    /// The webhook notice of an automatic marker clip.
+    fn notify_marker_clip(
+        &self,
+        marker: &str,
+        done: &ClipDone,
+        media_id: Option<&str>,
+        location: &std::path::Path,
+    ) {
+        let hook = self.webhook.lock().unwrap();
+        let Some(hook) = hook.as_ref() else {
+            return;
+        };
+        let mut v = serde_json::json!({
+            "event": "marker-clip",
+            "stream_id": self.stream_id(),
+            "marker": marker,
+            "request_id": done.id,
+            "location": location.display().to_string(),
+        });
+        match &done.result {
+            Ok((_, info, bytes)) => {
+                v["success"] = true.into();
+                v["media_id"] = info.media_id.clone().into();
+                v["start"] = (info.start as f64 / 1e9).into();
+                v["duration"] = (info.duration() as f64 / 1e9).into();
+                v["bytes"] = (*bytes).into();
+            }
+            Err(e) => {
+                v["success"] = false.into();
+                v["media_id"] = media_id.unwrap_or_default().into();
+                v["error"] = e.to_string().into();
+            }
+        }
+        if !hook.notify(v) {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "webhook queue full: marker clip notice dropped"
+            );
+        }
+    }
+
     /// Adds a marker to the live session (the `mark` signal).
     pub(super) fn mark(
         &self,
@@ -267,11 +309,44 @@ impl HlsClipSink {
     }
 
     pub(super) fn clip_mp4(&self, media_id: Option<String>, query: String) -> u64 {
+        self.clip_mp4_of(media_id, query, None)
+    }
+
+    /// Whether `marker-clips` asks for markers like `m` to be clipped.
+    pub(super) fn wants_clip(&self, m: &Marker) -> bool {
+        let settings = self.settings.lock().unwrap();
+        let Some(classes) = settings.marker_clips.as_deref() else {
+            return false;
+        };
+        classes
+            .split(',')
+            .map(str::trim)
+            .any(|c| c == "*" || (!c.is_empty() && m.class.as_deref() == Some(c)))
+    }
+
+    /// Clips marker `m` of session `media_id` into a file (an automatic
+    /// marker clip): the result is an hlsclipsink-clip-done message with
+    /// the marker's id, and a webhook notice.
+    pub(super) fn marker_clip(&self, media_id: &str, m: &Marker) -> u64 {
+        let id = self.clip_mp4_of(
+            Some(media_id.to_string()),
+            format!("marker={}", m.id),
+            Some(m.id.clone()),
+        );
+        gst::info!(CAT, imp = self, "clip {id}: marker {} of {media_id}", m.id);
+        id
+    }
+
+    fn clip_mp4_of(&self, media_id: Option<String>, query: String, marker: Option<String>) -> u64 {
         let weak = self.obj().downgrade();
         let post = move |done: ClipDone, media_id: Option<&str>, location: &std::path::Path| {
             let Some(obj) = weak.upgrade() else { return };
+            if let Some(m) = &marker {
+                obj.imp().notify_marker_clip(m, &done, media_id, location);
+            }
             let b = gst::Structure::builder("hlsclipsink-clip-done")
                 .field("request-id", done.id)
+                .field("marker", marker.clone().unwrap_or_default())
                 .field("location", location.display().to_string());
             let s = match done.result {
                 Ok((_, info, bytes)) => b

@@ -46,6 +46,8 @@ pub(super) struct Settings {
     pub(super) http_address: Option<String>,
     pub(super) http_token: Option<String>,
     pub(super) http_web_root: Option<String>,
+    pub(super) marker_clips: Option<String>,
+    pub(super) webhook_url: Option<String>,
 }
 
 impl Default for Settings {
@@ -70,6 +72,8 @@ impl Default for Settings {
             http_address: None,
             http_token: None,
             http_web_root: None,
+            marker_clips: None,
+            webhook_url: None,
         }
     }
 }
@@ -189,6 +193,16 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                 .blurb("File pattern of MP4 clips made by clip-mp4 without a location, with %d for the request id (default: {location}/clips/{stream-id}-%05d.mp4)")
                 .mutable_playing()
                 .build(),
+            glib::ParamSpecString::builder("marker-clips")
+                .nick("Marker clips")
+                .blurb("Classes of markers (comma-separated; * = every marker) clipped automatically as MP4 once their range is recorded: to clip-location, announced by hlsclipsink-clip-done with the marker's id, and to webhook-url; unset = none")
+                .mutable_playing()
+                .build(),
+            glib::ParamSpecString::builder("webhook-url")
+                .nick("Webhook URL")
+                .blurb("POST a JSON notice for every automatic marker clip to this http:// URL (off the streaming thread, with retries; unset = none)")
+                .mutable_ready()
+                .build(),
             glib::ParamSpecString::builder("http-address")
                 .nick("HTTP address")
                 .blurb("Serve the HTTP API (playlists, preview and clip manifests, MP4 clips, sessions, media) on this address, e.g. 127.0.0.1:8080; unset = no server. Elements naming the same address share one listener")
@@ -279,6 +293,8 @@ impl Settings {
             "http-address" => s.http_address = value.get().unwrap(),
             "http-token" => s.http_token = value.get().unwrap(),
             "http-web-root" => s.http_web_root = value.get().unwrap(),
+            "marker-clips" => s.marker_clips = value.get().unwrap(),
+            "webhook-url" => s.webhook_url = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -304,6 +320,8 @@ impl Settings {
             "http-address" => s.http_address.to_value(),
             "http-token" => s.http_token.to_value(),
             "http-web-root" => s.http_web_root.to_value(),
+            "marker-clips" => s.marker_clips.to_value(),
+            "webhook-url" => s.webhook_url.to_value(),
             _ => unimplemented!(),
         }
     }

@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use chrono::Utc;
 use gst::glib;
 use gst::prelude::*;
+use gst::subclass::prelude::*;
 
 use crate::hls::clip::ClipError;
 use crate::hls::markers::{Added, Marker};
@@ -25,6 +26,7 @@ pub(super) fn run(
 ) {
     let mut segment_rt: Option<i64> = None;
     let mut finished = false;
+    let mut auto = AutoClips::default();
     let fail = |what: &str, path: &std::path::Path, e: &dyn std::fmt::Display| {
         failed.store(true, Ordering::SeqCst);
         if let Some(obj) = weak.upgrade() {
@@ -68,6 +70,9 @@ pub(super) fn run(
                 reply,
             } => {
                 let result = mark(&weak, &mut recorder, marker, splice);
+                if let Ok(m) = &result {
+                    auto.consider(&weak, m);
+                }
                 if let Some(reply) = reply {
                     let _ = reply.try_send(result);
                 }
@@ -78,6 +83,8 @@ pub(super) fn run(
                 if let Err(e) = recorder.finish_session(Utc::now()) {
                     fail("the final playlist", &dir, &e);
                 }
+                // What the session recorded of the markers still waiting.
+                auto.submit(&weak, recorder.media_id(), u64::MAX);
                 if let Some(obj) = weak.upgrade() {
                     let s = gst::Structure::builder("hlsclipsink-session-ended")
                         .field("media-id", recorder.media_id())
@@ -92,12 +99,60 @@ pub(super) fn run(
                 }
             }
         }
+        auto.submit(&weak, recorder.media_id(), recorder.end());
     }
     // Stopped without EOS, or after a write error: the session is closed
     // (ENDLIST, `ended`) as far as the disk allows; what is not written
     // now, recovery closes at the next start.
     if !finished {
         let _ = recorder.finish_session(Utc::now());
+    }
+}
+
+/// Markers `marker-clips` asks to clip, waiting until their range is
+/// recorded.
+#[derive(Default)]
+struct AutoClips {
+    /// (marker, where its clip ends, ns).
+    waiting: Vec<(Marker, u64)>,
+    /// Markers clipped already (an in ending an out after its planned
+    /// duration does not clip it again).
+    done: std::collections::HashSet<String>,
+}
+
+impl AutoClips {
+    /// A marker added or ended: clipped once its clip's end is recorded;
+    /// one that has only a planned duration, at its planned end (unless
+    /// its actual end comes first).
+    fn consider(&mut self, weak: &glib::WeakRef<crate::hlsclipsink::HlsClipSink>, m: &Marker) {
+        let Some(obj) = weak.upgrade() else { return };
+        if self.done.contains(&m.id) || !obj.imp().wants_clip(m) {
+            return;
+        }
+        let end = m.clip_range(None, None).1;
+        self.waiting.retain(|(w, _)| w.id != m.id);
+        self.waiting.push((m.clone(), end));
+    }
+
+    /// Clips the markers whose clip ends at or before `recorded` (ns).
+    fn submit(
+        &mut self,
+        weak: &glib::WeakRef<crate::hlsclipsink::HlsClipSink>,
+        media_id: &str,
+        recorded: u64,
+    ) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let Some(obj) = weak.upgrade() else { return };
+        let (ready, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting)
+            .into_iter()
+            .partition(|(_, end)| *end <= recorded);
+        self.waiting = wait;
+        for (m, _) in ready {
+            self.done.insert(m.id.clone());
+            obj.imp().marker_clip(media_id, &m);
+        }
     }
 }
 

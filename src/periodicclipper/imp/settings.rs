@@ -21,6 +21,7 @@ pub(super) struct Settings {
     pub(super) http_address: Option<String>,
     pub(super) http_token: Option<String>,
     pub(super) webhook_url: Option<String>,
+    pub(super) clip_at_markers: bool,
 }
 
 impl Default for Settings {
@@ -35,6 +36,7 @@ impl Default for Settings {
             http_address: None,
             http_token: None,
             webhook_url: None,
+            clip_at_markers: false,
         }
     }
 }
@@ -103,6 +105,12 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                 .blurb("POST a JSON clip-ready notice for every clip to this http:// URL (off the streaming thread, with retries; unset = none)")
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecBoolean::builder("clip-at-markers")
+                .nick("Clip at markers")
+                .blurb("A marker in the stream (a liveclip-marker event, or a SCTE-35 splice event from tsdemux) writes the media since the last clip, cut at the next keyframe, as clip-now does")
+                .default_value(false)
+                .mutable_playing()
+                .build(),
         ]
 }
 
@@ -118,6 +126,7 @@ impl Settings {
             "http-address" => self.http_address.to_value(),
             "http-token" => self.http_token.to_value(),
             "webhook-url" => self.webhook_url.to_value(),
+            "clip-at-markers" => self.clip_at_markers.to_value(),
             _ => unimplemented!(),
         }
     }
