@@ -1373,13 +1373,9 @@
       loadMarkers(answer.media_id);
       return answer;
     } catch (e) {
-      const why = {
-        400: 'the request was refused',
-        404: 'nothing is recorded live now',
-        409: 'a marker with that id exists',
-        416: 'that time is outside the session',
-      }[e.status];
-      reportError('mark now', `${e.message}${e.status ? ` (HTTP ${e.status}${why ? `: ${why}` : ''})` : ''}`);
+      // The server's own words say what went wrong (an id taken, a stream
+      // this server does not record, …); the status is said with them.
+      reportError('mark now', `${e.message}${e.status ? ` (HTTP ${e.status})` : ''}`);
       return null;
     } finally {
       markNowBusy = false;
