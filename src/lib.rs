@@ -11,7 +11,7 @@
 //! - [`core`]: pure Rust, no GStreamer: samples and random access from the
 //!   bitstream ([`core::nal`]), timelines, clip selection
 //!   ([`core::periodic::Cutter`]), time and duration parsing, file patterns,
-//!   atomic writes.
+//!   atomic writes, SCTE-35 splice information ([`core::scte35`]).
 //! - [`mp4`]: ISO-BMFF on the `mp4-atom` crate: codec configuration from
 //!   caps, progressive (faststart) MP4 clips, CMAF init segments and
 //!   fragments, reading fragments back ([`mp4::scan`]), time arithmetic
@@ -25,8 +25,9 @@
 //!   elements of a process) and webhooks.
 //! - [`media`] and [`frames`]: GStreamer plumbing shared by the elements:
 //!   request pads, buffers to samples and the writer thread of the two
-//!   sinks; the frame worker of thumbnailer and motionclipenc (pads, work
-//!   queue, worker thread, numbered files, private pipelines).
+//!   sinks, SCTE-35 cues from tsdemux's events ([`media::scte35`]); the
+//!   frame worker of thumbnailer and motionclipenc (pads, work queue,
+//!   worker thread, numbered files, private pipelines).
 //! - the elements (`hlsclipsink`, `periodicclipper`, `motionclipenc`,
 //!   `thumbnailer`): GStreamer glue from pads, events, properties and
 //!   signals to the layers above.

@@ -230,10 +230,12 @@ fn low_latency_playlist_blocking_reload_preload_hint_and_clips_near_live() {
     // The live window: `playlist-length` segments, as the stored live
     // playlist.
     std::thread::sleep(Duration::from_secs(6));
-    let p = parse(&get(&playlist).text());
-    assert_eq!(p.segments.len(), 3, "{p:?}");
+    // The stored playlist first: a segment closing in between only moves
+    // the served one further.
     let session = session_dirs(&dir.path().join("cam"))[0].clone();
     let stored = media_playlist(&session.join("live.m3u8"));
+    let p = parse(&get(&playlist).text());
+    assert_eq!(p.segments.len(), 3, "{p:?}");
     assert!(
         p.media_sequence >= stored.media_sequence && p.media_sequence > 0,
         "{} vs stored {}",

@@ -465,3 +465,105 @@ fn marker_events_trigger_clips() {
         1
     );
 }
+
+/// SCTE-35 cues of an MPEG-TS (made by mpegtsmux from libgstmpegts
+/// sections), demuxed by tsdemux: the out and in of a break become one
+/// marker with SCTE35-OUT, SCTE35-IN and its DURATION, the time_signal a
+/// marker of its own with its planned duration; both on their splice
+/// points, and the break clips to its 4 s.
+#[test]
+fn scte35_cues_become_markers() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let ts = dir.path().join("cues.ts");
+    let cues = common::scte35::write_ts(&ts);
+    let pipeline = launch(&format!(
+        "hlsclipsink name=h location={loc} stream-id=cam target-duration=2 \
+         filesrc location={ts} ! tsdemux name=d send-scte35-events=true \
+         d. ! queue ! h264parse ! h.video \
+         d. ! queue ! aacparse ! h.audio",
+        loc = dir.path().display(),
+        ts = ts.display(),
+    ));
+    let run = run(&pipeline, Duration::from_secs(60));
+    assert!(run.error.is_none(), "{:?}", run.error);
+    let announced = run.named("hlsclipsink-marker");
+    assert!(!announced.is_empty());
+    let session = session_dirs(&dir.path().join("cam"))[0].clone();
+    let text = std::fs::read(session.join("replay.m3u8")).unwrap();
+    let tags = dateranges(&text);
+    let break_id = format!("scte35-{}", cues.event_id);
+    let signal_id = format!("scte35-{}", cues.segmentation.event_id);
+    assert_eq!(
+        ids(&text),
+        {
+            let mut v = vec![break_id.clone(), signal_id.clone()];
+            v.sort();
+            v
+        },
+        "{}",
+        String::from_utf8_lossy(&text)
+    );
+    let pl = m3u8_rs::parse_media_playlist_res(&text).unwrap();
+    let pdt0 = pl.segments[0].program_date_time.unwrap();
+    let at =
+        |d: &m3u8_rs::DateRange| (d.start_date - pdt0).num_microseconds().unwrap() as f64 / 1e6;
+    let frame = 1.0 / 30.0;
+    let tag = |id: &str| tags.iter().find(|(i, ..)| i == id).unwrap().2.clone();
+    let brk = tag(&break_id);
+    assert!(
+        (at(&brk) - cues.out_at.as_secs_f64()).abs() < frame,
+        "{brk:?}"
+    );
+    let d = brk.duration.expect("the in gave the break its duration");
+    assert!(
+        (d - (cues.in_at - cues.out_at).as_secs_f64()).abs() < frame,
+        "{brk:?}"
+    );
+    let other = brk.other_attributes.as_ref().unwrap();
+    let out = other["SCTE35-OUT"].to_string();
+    let back = other["SCTE35-IN"].to_string();
+    assert!(out.starts_with("0xFC") && back.starts_with("0xFC") && out != back);
+    let sig = tag(&signal_id);
+    assert!(
+        (at(&sig) - cues.signal_at.as_secs_f64()).abs() < frame,
+        "{sig:?}"
+    );
+    assert!(
+        sig.other_attributes
+            .as_ref()
+            .unwrap()
+            .contains_key("SCTE35-OUT")
+    );
+    assert!(
+        (sig.planned_duration.unwrap() - cues.segmentation.duration as f64 / 90_000.0).abs() < 1e-3,
+        "{sig:?}"
+    );
+    // The stored list says where they came from; the break clips to 4 s.
+    let sink = pipeline.by_name("h").unwrap();
+    let mid = session.file_name().unwrap().to_str().unwrap().to_string();
+    let s = sink.emit_by_name::<gst::Structure>("get-markers", &[&mid]);
+    let json: serde_json::Value = serde_json::from_str(s.get::<&str>("json").unwrap()).unwrap();
+    assert!(
+        json["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["source"] == "scte35")
+    );
+    let out_file = dir.path().join("break.mp4");
+    let (requester, bus) = requester(dir.path());
+    let id = requester.emit_by_name::<u64>(
+        "clip-mp4",
+        &[
+            &mid,
+            &format!("marker={break_id}&location={}", out_file.display()),
+        ],
+    );
+    let done = clip_done(&bus, id);
+    assert!(!done.has_field("error"), "{done}");
+    assert_eq!(decode_errors(&out_file), "");
+    let video = streams(&out_file);
+    let v = stream(&video, "video").unwrap();
+    assert!((v.frames as i64 - 120).abs() <= 1, "{v:?}");
+}

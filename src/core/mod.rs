@@ -8,6 +8,7 @@ pub mod pattern;
 pub mod periodic;
 pub mod query;
 pub mod sample;
+pub mod scte35;
 pub mod thumbs;
 pub mod timeline;
 pub mod timespec;

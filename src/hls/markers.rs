@@ -20,15 +20,25 @@ use serde::{Deserialize, Serialize};
 use super::clip::ClipError;
 use crate::core::NS;
 use crate::core::atomic::write_atomic;
+use crate::core::scte35::{SpliceCommand, SpliceInfo};
 use crate::core::timespec::{TimePoint, parse_duration, parse_time_point};
 
 /// The custom downstream event that carries a marker in a stream.
 pub const EVENT: &str = "liveclip-marker";
 
-/// Whether `event` marks a moment: a `liveclip-marker` event.
+/// Whether `event` marks a moment: a `liveclip-marker` event, or a SCTE-35
+/// cue from tsdemux other than a heartbeat (splice_null).
 pub fn is_marker_event(event: &gst::Event) -> bool {
-    event.structure().is_some_and(|s| s.name() == EVENT)
+    match crate::media::scte35::from_event(event) {
+        Some(Ok(cue)) => !matches!(cue.info.command, SpliceCommand::Null),
+        Some(Err(_)) => false,
+        None => event.structure().is_some_and(|s| s.name() == EVENT),
+    }
 }
+
+/// The class of markers made from SCTE-35 cues (the scheme DASH names the
+/// binary SCTE-35 format with).
+pub const SCTE35_CLASS: &str = "urn:scte:scte35:2013:bin";
 
 /// The file beside a session's playlists.
 pub const FILE: &str = "markers.json";
@@ -97,6 +107,51 @@ pub struct Marker {
 }
 
 impl Marker {
+    /// The marker of a SCTE-35 cue at recording time `start`, and whether
+    /// the cue is an out (`Some(true)`: a break or segment starts), an in
+    /// (`Some(false)`), or neither. Its id is `scte35-{event id}` (an in
+    /// then ends the out of the same id), its planned duration the break's
+    /// or segment's, and the message goes into SCTE35-OUT, SCTE35-IN or
+    /// SCTE35-CMD.
+    pub fn from_splice(info: &SpliceInfo, start: u64) -> (Marker, Option<bool>) {
+        let out = if info.is_cancel() {
+            None
+        } else {
+            info.is_out()
+        };
+        let hex = info.hex();
+        let id = match info.event_id() {
+            Some(e) => format!("scte35-{e}"),
+            None => format!("scte35-{}", start / 1_000_000),
+        };
+        let mut attributes = BTreeMap::new();
+        attributes.insert("X-SCTE35-COMMAND".into(), info.class().into());
+        if let Some(d) = info.primary_segmentation() {
+            attributes.insert("X-SEGMENTATION-TYPE".into(), format!("{}", d.type_id));
+        }
+        let marker = Marker {
+            id,
+            class: Some(SCTE35_CLASS.into()),
+            start,
+            duration: None,
+            planned_duration: (out == Some(true))
+                .then(|| info.duration())
+                .flatten()
+                .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+                .filter(|&d| d > 0),
+            start_utc: None,
+            attributes,
+            source: Source::Scte35,
+            scte35: Some(Scte35 {
+                event_id: info.event_id(),
+                out: (out == Some(true)).then(|| hex.clone()),
+                r#in: (out == Some(false)).then(|| hex.clone()),
+                cmd: out.is_none().then_some(hex),
+            }),
+        };
+        (marker, out)
+    }
+
     /// Where it ends (ns): its duration, else its planned one, else its
     /// start.
     pub fn end(&self) -> u64 {

@@ -244,6 +244,13 @@ pub struct Planner {
     misaligned: std::collections::HashSet<usize>,
     /// Samples of the pending media written as parts, per track.
     parted: Vec<usize>,
+    /// Markers that came before recording time was placed: (real running
+    /// time, marker, splice).
+    early_marks: Vec<(
+        Option<RunningTime>,
+        super::markers::Marker,
+        Option<Option<bool>>,
+    )>,
 }
 
 impl Planner {
@@ -268,6 +275,7 @@ impl Planner {
             latest: RunningTime(0),
             shifts: Vec::new(),
             requested_for: None,
+            early_marks: Vec::new(),
             finished: false,
             misaligned: Default::default(),
             parted: Vec::new(),
@@ -368,6 +376,7 @@ impl Planner {
         if self.offset.is_none() {
             self.offset = self.cutter.pending_start().map(|s| s - self.cfg.base.0);
         }
+        self.place_marks(&mut plan.commands);
         let closed = self.prepare(selections, now, &mut plan.commands);
         self.part(now, &mut plan.commands);
         // A rendition cut off the leading video's keyframes matters where a
@@ -443,13 +452,46 @@ impl Planner {
     }
 
     /// The recording time of the real running time `rt` (`None`: the
-    /// newest leading-track presentation time, the stream's "now"); before
-    /// anything was recorded, where this run starts.
-    pub fn recording_time_of(&self, rt: Option<RunningTime>) -> RecordingTime {
+    /// newest leading-track presentation time, the stream's "now"), once
+    /// the first keyframe placed recording time on running time.
+    pub fn recording_time_of(&self, rt: Option<RunningTime>) -> Option<RecordingTime> {
         let closed = rt.map_or(self.latest, |r| self.closed(r));
-        match self.offset {
-            Some(offset) => RecordingTime((closed.0 - offset).max(0)),
-            None => self.cfg.base,
+        self.offset
+            .map(|offset| RecordingTime((closed.0 - offset).max(0)))
+    }
+
+    /// A marker at real running time `rt` (`None`: the stream's "now"),
+    /// placed on recording time: at once, or, when it comes before the
+    /// first keyframe (on another pad, or ahead of the video), as soon as
+    /// that keyframe places recording time (a marker of "now" then goes to
+    /// where recording starts).
+    pub fn mark(
+        &mut self,
+        rt: Option<RunningTime>,
+        marker: super::markers::Marker,
+        splice: Option<Option<bool>>,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        self.early_marks.push((rt, marker, splice));
+        self.place_marks(&mut plan.commands);
+        plan
+    }
+
+    fn place_marks(&mut self, cmds: &mut Vec<Command>) {
+        if self.offset.is_none() {
+            return;
+        }
+        for (rt, mut marker, splice) in std::mem::take(&mut self.early_marks) {
+            let at = match rt {
+                Some(_) => self.recording_time_of(rt),
+                None => self.recording_time_of(None).map(|t| t.max(self.cfg.base)),
+            };
+            marker.start = at.unwrap_or(self.cfg.base).ns();
+            cmds.push(Command::Mark {
+                marker,
+                splice,
+                reply: None,
+            });
         }
     }
 
@@ -1363,5 +1405,43 @@ mod tests {
             panic!("no fragment: {}", shape(&cmds));
         };
         assert_eq!(f.pdt, Some(utc));
+    }
+
+    #[test]
+    fn markers_before_the_first_keyframe_wait_for_recording_time() {
+        use crate::hls::markers::{Marker, Source};
+        let marker = |id: &str| Marker {
+            id: id.into(),
+            class: None,
+            start: 0,
+            duration: None,
+            planned_duration: None,
+            start_utc: None,
+            attributes: Default::default(),
+            source: Source::Event,
+            scte35: None,
+        };
+        let starts = |cmds: &[Command]| -> Vec<(String, u64)> {
+            cmds.iter()
+                .filter_map(|c| match c {
+                    Command::Mark { marker, .. } => Some((marker.id.clone(), marker.start)),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut p = av(2);
+        // Running time starts at 10 s; a cue for 13 s arrives first.
+        let early = p.mark(Some(RunningTime(13 * S)), marker("cue"), Some(Some(true)));
+        assert!(starts(&early.commands).is_empty());
+        assert_eq!(p.recording_time_of(None), None);
+        let mut cmds = Vec::new();
+        feed(&mut p, 0, 50, 10 * S, &mut cmds);
+        assert_eq!(starts(&cmds), vec![("cue".to_string(), 3 * S as u64)]);
+        // Once placed: at once, "now" at the newest frame.
+        let now = p.mark(None, marker("now"), None);
+        assert_eq!(
+            starts(&now.commands),
+            vec![("now".to_string(), 49 * FRAME as u64)]
+        );
     }
 }

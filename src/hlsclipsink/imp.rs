@@ -553,6 +553,33 @@ impl HlsClipSink {
     }
 }
 
+impl HlsClipSink {
+    /// A SCTE-35 cue from tsdemux: a marker at its splice point (see
+    /// [`crate::hls::markers::Marker::from_splice`]); a cue that can't be
+    /// used is a warning.
+    fn splice(&self, pad: &gst::Pad, cue: Result<crate::media::scte35::Scte35Event, String>) {
+        let cue = match cue {
+            Ok(c) => c,
+            Err(e) => {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Format,
+                    ("{}: a SCTE-35 cue was left out: {e}", pad.name())
+                );
+                return;
+            }
+        };
+        if matches!(cue.info.command, crate::core::scte35::SpliceCommand::Null) {
+            // Heartbeats.
+            return;
+        }
+        let rt = cue.running_time.map(|t| RunningTime(t.nseconds() as i64));
+        // Placed by the planner (the start is filled in there).
+        let (marker, out) = crate::hls::markers::Marker::from_splice(&cue.info, 0);
+        self.plan(|planner, _| planner.mark(rt, marker, Some(out)));
+    }
+}
+
 impl sink::EncodedSink for HlsClipSink {
     const FORMAT: &'static str = "CMAF";
 
@@ -592,6 +619,10 @@ impl sink::EncodedSink for HlsClipSink {
     }
 
     fn custom_event(&self, pad: &gst::Pad, _track: usize, event: &gst::Event) {
+        if let Some(cue) = crate::media::scte35::from_event(event) {
+            self.splice(pad, cue);
+            return;
+        }
         let Some(s) = event.structure() else { return };
         if s.name() != crate::hls::markers::EVENT {
             return;
@@ -607,21 +638,14 @@ impl sink::EncodedSink for HlsClipSink {
             })
             .map(|t| RunningTime(t.nseconds() as i64));
         self.plan(|planner, _| {
-            let start = planner.recording_time_of(rt).ns();
+            let start = planner.recording_time_of(rt).map_or(0, RecordingTime::ns);
             let marker = input.and_then(|i| {
                 i.to_marker(start, Source::Event, || {
                     format!("event-{}", start / 1_000_000)
                 })
             });
             match marker {
-                Ok(marker) => Plan {
-                    commands: vec![Command::Mark {
-                        marker,
-                        splice: None,
-                        reply: None,
-                    }],
-                    ..Default::default()
-                },
+                Ok(marker) => planner.mark(rt, marker, None),
                 Err(e) => {
                     gst::element_imp_warning!(
                         self,

@@ -3,6 +3,7 @@
 //! `video` and `audio` request pads: pad templates, buffers to samples, the
 //! pads themselves ([`sink`]) and the thread that writes ([`Worker`]).
 
+pub mod scte35;
 pub mod sink;
 mod worker;
 

@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod http;
 pub mod numbered;
+pub mod scte35;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
