@@ -489,3 +489,394 @@ fn live_replay_page_shows_the_storyboard_and_a_clip_poster() {
     );
     pipeline.set_state(gst::State::Null).unwrap();
 }
+
+/// Drives the page on the markers of a live session (`media=`, with the
+/// markers `point=` and `range=`): it rewatches the session and reads back
+/// where the strips draw the markers (in recording time, from the pixels),
+/// what the tip says over the point, the rows of the Markers card, the
+/// EXT-X-DATERANGE tags hls.js parsed from the replay playlist, the clips
+/// "Clip this moment" and Clip & Share make of both markers, a marker added
+/// with Mark now, and Mark now refused for an id that exists.
+const MARKERS_DRIVER: &str = r##"
+(async () => {
+  // Console lines end at a double quote (see tests/common/browser.rs).
+  const log = (m) => console.log("liveclip: autotest " + String(m).replace(/"/g, "'"));
+  const until = async (f, ms = 45000) => {
+    const t = Date.now();
+    while (!f()) {
+      if (Date.now() - t > ms) throw new Error("timeout waiting for " + f);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  const q = new URLSearchParams(location.search);
+  const media = q.get("media");
+  const ids = [q.get("point"), q.get("range")];
+  try {
+    await until(() => window.liveclip);
+    const L = window.liveclip;
+    const rewatch = () => document.querySelector(`#sessions .session[data-media-id="${media}"] .rewatch`);
+    await until(rewatch);
+    rewatch().click();
+    await until(() => L.state.mainMode === "replay" && L.listedSession() === media);
+
+    // Both strips (the rewatched session, and the preview of the live
+    // session, which is the same one) draw both markers.
+    const strips = [
+      ["main", document.getElementById("main-scrub"), document.getElementById("live-player")],
+      ["preview", document.getElementById("preview-scrub"), document.getElementById("preview-player")],
+    ];
+    for (const [name, strip, video] of strips) {
+      const player = L.players[name];
+      const drawn = () => ids.every((id) => strip.querySelector(`.scrub-marker[data-marker-id="${id}"]`));
+      await until(() => player.anchor && player.anchor.mediaId === media && !strip.hidden &&
+                        video.seekable.length > 0 && drawn());
+      // Drawn for the range of now, then measured in the same task.
+      player.scrub.drawMarkers();
+      const track = strip.querySelector(".scrub-track").getBoundingClientRect();
+      const start = video.seekable.start(0);
+      const end = video.seekable.end(video.seekable.length - 1);
+      const a = player.anchor;
+      const timeAt = (x) => a.recStart + (start + ((x - track.left) / track.width) * (end - start) - a.fragStart);
+      const px = (end - start) / track.width;
+      for (const el of strip.querySelectorAll(".scrub-marker")) {
+        const r = el.getBoundingClientRect();
+        const kind = el.classList.contains("range") ? "range" : "point";
+        const t0 = kind === "point" ? timeAt(r.left + r.width / 2) : timeAt(r.left);
+        const t1 = kind === "point" ? t0 : timeAt(r.right);
+        log(`tick ${name} ${el.dataset.markerId} ${kind} ${t0.toFixed(3)} ${t1.toFixed(3)} px ${px.toFixed(4)} title ${el.title}`);
+      }
+      if (name === "main") {
+        // The tip over the point marker names it.
+        const point = strip.querySelector(`.scrub-marker[data-marker-id="${ids[0]}"]`).getBoundingClientRect();
+        const at = { clientX: point.left + point.width / 2, clientY: track.top + track.height / 2, pointerType: "mouse", isPrimary: true };
+        strip.dispatchEvent(new PointerEvent("pointerenter", at));
+        strip.dispatchEvent(new PointerEvent("pointermove", { ...at, bubbles: true }));
+        const tip = strip.querySelector(".scrub-marker-name");
+        log(`hover main ${tip.hidden ? "(hidden)" : tip.textContent}`);
+        strip.dispatchEvent(new PointerEvent("pointerleave", at));
+      }
+    }
+
+    // The Markers card lists them.
+    await until(() => ids.every((id) => document.querySelector(`#markers .marker[data-marker-id="${id}"]`)));
+    for (const li of document.querySelectorAll("#markers .marker")) {
+      const text = (c) => li.querySelector(c).textContent.trim();
+      const clip = li.querySelector(".marker-clip");
+      log(`row ${li.dataset.markerId}|${text(".marker-class")}|${text(".marker-time")}|` +
+          `${text(".marker-duration")}|${text(".marker-attrs")}|${clip.getAttribute("aria-label")}|${clip.tabIndex}`);
+    }
+
+    // hls.js parsed both from the replay playlist.
+    await until(() => ids.every((id) => L.dateRanges("main").some((d) => d.id === id)));
+    for (const d of L.dateRanges("main")) {
+      const attrs = Object.entries(d.attributes).map(([k, v]) => `${k}=${v}`).join(",");
+      log(`daterange ${d.id} class ${d.class} duration ${d.duration} planned ${d.plannedDuration} start ${d.startDate} attrs ${attrs}`);
+    }
+
+    // Clip this moment, then Clip & Share, for each marker.
+    for (const id of ids) {
+      document.querySelector(`#markers .marker[data-marker-id="${id}"] .marker-clip`).click();
+      log(`moment ${id} in ${L.state.inTime.toFixed(3)} out ${L.state.outTime.toFixed(3)} focus ${document.activeElement.id}`);
+      const before = L.state.lastClip;
+      const share = document.getElementById("clip-share");
+      await until(() => !share.disabled);
+      share.click();
+      await until(() => L.state.lastClip !== before && L.state.lastClip);
+      const c = L.state.lastClip;
+      log(`clip ${id} marker ${c.marker} mp4 ${new URL(c.mp4Url, location.href).href}`);
+      log(`clip ${id} manifest ${new URL(c.manifestUrl, location.href).href}`);
+      log(`clip ${id} link ${document.getElementById("mp4-link").href}`);
+    }
+
+    // Mark now, on the live session.
+    const now = document.getElementById("mark-now");
+    await until(() => !now.disabled);
+    log(`mark now label ${now.textContent.trim()} title ${now.title}`);
+    now.click();
+    await until(() => (L.markers(media) || []).some((m) => m.class === "com.liveclip.manual"));
+    const manual = L.markers(media).find((m) => m.class === "com.liveclip.manual");
+    log(`marked ${manual.id} ${manual.start.toFixed(3)} listed ${!!document.querySelector(`#markers .marker[data-marker-id="${manual.id}"]`)}`);
+    // An id that exists: refused, and said so.
+    await until(() => !now.disabled);
+    const refused = await L.markNow({ id: ids[0] });
+    log(`duplicate ${refused === null ? "refused" : "accepted"} status ${document.getElementById("status").textContent}`);
+    log("done");
+  } catch (e) {
+    log("failed " + e.message);
+  }
+})();
+"##;
+
+/// A live session with two markers added over HTTP, a point and a 4 s range
+/// with an X- attribute: the page draws both over the strips where they
+/// are and lists them; hls.js finds both in the replay playlist's
+/// EXT-X-DATERANGE tags; "Clip this moment" and Clip & Share make clips by
+/// `marker=` that hold exactly the range the server's rule gives (a range as
+/// it is, a point from 10 s before to 5 s after); Mark now adds a marker at
+/// the live edge, and a refused one is said in the status line.
+#[test]
+fn live_replay_page_shows_and_clips_markers() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let site = site(dir.path(), Some(MARKERS_DRIVER));
+    let pipeline = numbered_av(
+        dir.path(),
+        &format!(
+            "target-duration=1 http-address=127.0.0.1:{port} http-web-root={}",
+            site.display()
+        ),
+        120,
+        30,
+        true,
+    );
+    // Ended however the test ends.
+    struct Stop(gst::Pipeline);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.set_state(gst::State::Null);
+        }
+    }
+    let pipeline = Stop(pipeline);
+    play_until_segments(&pipeline.0, 18);
+
+    let (point, range) = ("kickoff", "goal-1");
+    let r = post_json(
+        &format!("{base}/cam/markers"),
+        &serde_json::json!({"id": point, "class": "com.example.kickoff", "time": "14s"})
+            .to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let media = r.json()["media_id"].as_str().unwrap().to_string();
+    let r = post_json(
+        &format!("{base}/cam/markers"),
+        &serde_json::json!({
+            "id": range,
+            "class": "com.example.goal",
+            "time": "5s",
+            "duration": 4,
+            "attributes": {"X-SCORE": "1-0"},
+        })
+        .to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["media_id"], media.as_str());
+
+    // What the server says of them: the page is checked against this.
+    let r = get(&format!("{base}/{media}/markers"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let listed = r.json();
+    assert_eq!(listed["live"], true, "{listed}");
+    let marker = |id: &str| {
+        listed["markers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == id)
+            .unwrap_or_else(|| panic!("no {id} in {listed}"))
+            .clone()
+    };
+    let (p, g) = (marker(point), marker(range));
+    let p_start = p["start"].as_f64().unwrap();
+    let g_start = g["start"].as_f64().unwrap();
+    let g_end = g["end"].as_f64().unwrap();
+    assert!((p_start - 14.0).abs() < 1e-3, "{p}");
+    assert!(p["end"].is_null() && p["duration"].is_null(), "{p}");
+    assert!(
+        (g_start - 5.0).abs() < 1e-3 && (g_end - 9.0).abs() < 1e-3,
+        "{g}"
+    );
+    assert_eq!(g["duration"].as_f64(), Some(4.0), "{g}");
+    assert_eq!(g["attributes"]["X-SCORE"], "1-0", "{g}");
+
+    let page = format!("{base}/ui/?stream=cam&media={media}&point={point}&range={range}");
+    let lines = chromium(
+        &page,
+        &["autotest done", "autotest failed"],
+        Duration::from_secs(120),
+    );
+    let find = |p: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(p))
+            .unwrap_or_else(|| panic!("no {p:?} in {lines:?}"))
+            .to_string()
+    };
+    assert!(lines.iter().any(|l| l == "autotest done"), "{lines:?}");
+    // The one error: the refused Mark now, below.
+    let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "the page reported errors: {lines:?}");
+    assert!(errors[0].starts_with("error mark now: "), "{lines:?}");
+    assert!(
+        !lines.iter().any(|l| l.starts_with("markers unavailable")),
+        "{lines:?}"
+    );
+
+    // (a) Drawn on both strips where they are: a tick at the point, a band
+    // over the range, within two pixels of the strip; named in the tip.
+    for strip in ["main", "preview"] {
+        for (id, kind, from, to) in [
+            (point, "point", p_start, p_start),
+            (range, "range", g_start, g_end),
+        ] {
+            let tick = find(&format!("autotest tick {strip} {id} {kind} "));
+            let w: Vec<&str> = tick.split_whitespace().collect();
+            let (t0, t1, px): (f64, f64, f64) = (
+                w[0].parse().unwrap(),
+                w[1].parse().unwrap(),
+                w[3].parse().unwrap(),
+            );
+            assert!(
+                (t0 - from).abs() <= 2.0 * px && (t1 - to).abs() <= 2.0 * px,
+                "{strip} {id}: drawn at {t0}..{t1} for {from}..{to}: {tick}"
+            );
+            assert!(tick.contains(&format!("title {id} · ")), "{tick}");
+        }
+    }
+    assert_eq!(
+        find("autotest hover main "),
+        "kickoff · com.example.kickoff"
+    );
+
+    // ... and listed: id, class, time, duration, attributes, and a labelled
+    // button in the tab order.
+    assert_eq!(
+        find(&format!("autotest row {point}|")),
+        "com.example.kickoff|0:00:14.000|point||Clip this moment: marker kickoff|0"
+    );
+    assert_eq!(
+        find(&format!("autotest row {range}|")),
+        "com.example.goal|0:00:05.000|4.000 s|X-SCORE=1-0|Clip this moment: marker goal-1|0"
+    );
+
+    // (b) hls.js parsed both from the replay playlist's EXT-X-DATERANGE tags.
+    let millis = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .unwrap_or_else(|e| panic!("{s}: {e}"))
+            .timestamp_millis()
+    };
+    for (id, class, duration, attrs, m) in [
+        (point, "com.example.kickoff", "null", "", &p),
+        (range, "com.example.goal", "4", "X-SCORE=1-0", &g),
+    ] {
+        let d = find(&format!("autotest daterange {id} "));
+        assert!(
+            d.starts_with(&format!(
+                "class {class} duration {duration} planned null start "
+            )),
+            "{id}: {d}"
+        );
+        assert!(d.ends_with(&format!(" attrs {attrs}")), "{id}: {d}");
+        // START-DATE is the marker's wall-clock start.
+        if let Some(start) = m["start_utc"].as_str() {
+            let shown = d.split_whitespace().nth(7).unwrap();
+            assert!(
+                (millis(shown) - millis(start)).abs() <= 1,
+                "{id}: {d} for {m}"
+            );
+        }
+    }
+
+    // (c) Clip this moment: In and Out as the server's rule has them, Clip &
+    // Share asks by marker=, and the MP4 holds exactly that range.
+    for (id, from, to) in [
+        (range, g_start, g_end),
+        (point, p_start - 10.0, p_start + 5.0),
+    ] {
+        let moment = find(&format!("autotest moment {id} "));
+        let w: Vec<&str> = moment.split_whitespace().collect();
+        let (i, o): (f64, f64) = (w[1].parse().unwrap(), w[3].parse().unwrap());
+        assert!(
+            (i - from).abs() < 1e-3 && (o - to).abs() < 1e-3,
+            "{id}: {moment} for {from}..{to}"
+        );
+        assert_eq!(w[5], "clip-share", "the focus moves on to Clip & Share");
+        let mp4 = find(&format!("autotest clip {id} marker {id} mp4 "));
+        assert_eq!(find(&format!("autotest clip {id} link ")), mp4);
+        let manifest = find(&format!("autotest clip {id} manifest "));
+        for url in [&mp4, &manifest] {
+            let query = url.split_once('?').unwrap().1;
+            assert!(
+                query.split('&').any(|kv| kv == format!("marker={id}")),
+                "{url}"
+            );
+            assert!(!query.split('&').any(|kv| kv.starts_with("time=")), "{url}");
+        }
+        let r = get(&mp4);
+        assert_eq!(r.status, 200, "{mp4}: {}", r.text());
+        let file = dir.path().join(format!("{id}.mp4"));
+        std::fs::write(&file, &r.body).unwrap();
+        assert_eq!(decode_errors(&file), "", "{id}");
+        let video = streams(&file)
+            .into_iter()
+            .find(|s| s.codec_type == "video")
+            .unwrap();
+        let frame = 1.0 / FPS as f64;
+        assert!(
+            (video.duration - (to - from)).abs() <= frame + 1e-3,
+            "{id}: {} s for {from}..{to}",
+            video.duration
+        );
+        let frames = frame_numbers(&file);
+        let first = (from * FPS as f64).ceil() as i64;
+        assert!(
+            (i64::from(frames[0]) - first).abs() <= 1,
+            "{id}: first frame {} for {from} (frame {first})",
+            frames[0]
+        );
+        let count = ((to - from) * FPS as f64).round() as i64;
+        assert!(
+            (frames.len() as i64 - count).abs() <= 1,
+            "{id}: {} frames for {from}..{to}",
+            frames.len()
+        );
+        // The shared manifest plays the same frames.
+        let played = frame_numbers(Path::new(&manifest));
+        assert!(
+            played.contains(&frames[0]) && played.contains(frames.last().unwrap()),
+            "{id}"
+        );
+    }
+
+    // Mark now: a manual marker at the live edge, listed; the server has it.
+    let label = find("autotest mark now label ");
+    assert!(label.starts_with("◆ Mark now title "), "{label}");
+    let marked = find("autotest marked ");
+    let w: Vec<&str> = marked.split_whitespace().collect();
+    assert_eq!(w[3], "true", "listed: {marked}");
+    let r = get(&format!("{base}/{media}/markers"));
+    let manual = r.json()["markers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["id"] == w[0])
+        .cloned()
+        .unwrap_or_else(|| panic!("{marked}: {}", r.text()));
+    assert_eq!(manual["class"], "com.liveclip.manual", "{manual}");
+    assert_eq!(manual["source"], "api", "{manual}");
+    // At the live edge: after the 18 s recorded before the markers were added.
+    let start = manual["start"].as_f64().unwrap();
+    assert!(start >= 17.0, "{manual}");
+    assert!(
+        (start - w[1].parse::<f64>().unwrap()).abs() < 1e-3,
+        "{marked}"
+    );
+    // Refused for an id that exists, and said in the status line.
+    let duplicate = find("autotest duplicate ");
+    assert!(
+        duplicate.starts_with("refused status ")
+            && duplicate.contains("mark now: ")
+            && duplicate.contains("HTTP 409"),
+        "{duplicate}"
+    );
+
+    // A screenshot of the page with the markers (kept with the build for a
+    // look).
+    let shot = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/live-replay-markers.png");
+    std::fs::create_dir_all(shot.parent().unwrap()).unwrap();
+    screenshot(&format!("{base}/ui/?stream=cam"), &shot, 12_000);
+    assert!(
+        std::fs::metadata(&shot).unwrap().len() > 20_000,
+        "a real page"
+    );
+}

@@ -29,6 +29,8 @@ pub fn chromium(url: &str, ends: &[&str], timeout: Duration) -> Vec<String> {
         .spawn()
         .expect("chromium (Debian package chromium) runs");
     let mut err = child.stderr.take().unwrap();
+    // Killed however this ends (a panic too).
+    let _guard = KillOnDrop(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut buf = [0u8; 8192];
@@ -63,9 +65,17 @@ pub fn chromium(url: &str, ends: &[&str], timeout: Duration) -> Vec<String> {
             Err(_) => break,
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
     lines
+}
+
+/// A child process killed (and reaped) when this is dropped.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// The Live Replay page's files and hls.js in `{dir}/site`, as the demo

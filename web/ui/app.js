@@ -48,6 +48,20 @@
 // first hovered, and again after a while for a session still recorded). A
 // clip made with Clip & Share has the still of its first frame as its poster
 // (`/{media-id}/thumbnails/thumbnail.jpg?time=<In>`).
+//
+// ─── Markers ─────────────────────────────────────────────────────────────────
+// Markers are named moments of a session (`/{media-id}/markers`, with
+// `start`/`end` in recording time), also written into its playlists as
+// EXT-X-DATERANGE tags. The page asks for the markers of the session it
+// lists (the rewatched one, else the live one) and of the sessions under the
+// strips; a live session's again every few seconds, and at once when hls.js
+// reports a DATERANGE it had not seen. The strips draw them (a tick for a
+// point, a band for a range), the Markers card lists them. "Clip this
+// moment" sets In and Out to the range the server clips for the marker
+// (a range as it is; a point from POINT_BEFORE before to POINT_AFTER after
+// it), and Clip & Share then asks for the clip by `marker=` rather than by
+// time, so the link names the moment. "Mark now" adds a marker at the live
+// edge (`POST /{stream}/markers`).
 // ─────────────────────────────────────────────────────────────────────────────
 //
 // Test hooks: window.liveclip = { markIn(s), markOut(s), clip(), state, … }
@@ -82,6 +96,17 @@
   const LATENCY_EVERY_MS = 1_000;
   /** Fastest playback rate hls.js may use to catch up with a low-latency stream. */
   const LL_CATCH_UP_RATE = 1.25;
+  /** A live session's markers are asked for again after this. */
+  const MARKERS_EVERY_MS = 3_000;
+  /** After a failed markers request, the next try waits this long. */
+  const MARKERS_RETRY_MS = 15_000;
+  /** The class of a marker added with Mark now. */
+  const MANUAL_MARKER_CLASS = 'com.liveclip.manual';
+  /** What the server clips around a point marker: seconds before, after. */
+  const POINT_BEFORE = 10;
+  const POINT_AFTER = 5;
+  /** How near (CSS pixels) the pointer must be to a point marker to name it. */
+  const MARKER_HIT_PX = 5;
 
   const THUMB_URL = '/ui/thumbs/latest.jpg';
   const MOTION_URL = '/ui/motion/latest.mp4';
@@ -298,6 +323,7 @@
       this.mediaRecoveries = 0;
       this.playingLogged = false;
       this.scrub = null; // the storyboard strip under the player (a Scrub sets it)
+      this.dateRangeSig = null; // what the last playlist's EXT-X-DATERANGE tags said
       video.addEventListener('playing', () => {
         if (!this.playingLogged && this.hls) {
           this.playingLogged = true;
@@ -344,6 +370,7 @@
         const fragStart = frags && frags.length ? frags[0].start : 0;
         this.details = data.details || null;
         this.noteLowLatency(this.details);
+        this.noteDateRanges(this.details);
         if (!this.anchor && this.manifestData) {
           const found = this.opts.anchorFrom ? this.opts.anchorFrom(this.manifestData, data, this) : null;
           this.manifestData = null;
@@ -406,6 +433,7 @@
       this.manifestData = null;
       this.details = null;
       this.lowLatency = null;
+      this.dateRangeSig = null;
       this.mediaRecoveries = 0;
       this.playingLogged = false;
       if (this.scrub) this.scrub.hide();
@@ -487,6 +515,47 @@
         hls.currentLevel = index;
         log(`${this.name} pick ${levelLabel(hls.levels[index])}`);
       }
+    }
+
+    // ── markers in the playlist ──
+
+    /**
+     * The EXT-X-DATERANGE tags of the loaded playlist as hls.js parsed them
+     * (`details.dateRanges`), as plain objects by start date.
+     */
+    dateRanges() {
+      const ranges = (this.details && this.details.dateRanges) || {};
+      return Object.values(ranges)
+        .filter(Boolean)
+        .map((d) => {
+          const attributes = {};
+          for (const key of Object.keys(d.attr || {})) {
+            if (key.startsWith('X-') || key.startsWith('SCTE35-')) attributes[key] = d.attr[key];
+          }
+          const startDate = d.startDate && Number.isFinite(d.startDate.getTime()) ? d.startDate.toISOString() : null;
+          return {
+            id: d.id,
+            class: d.class || null,
+            startDate,
+            duration: d.duration,
+            plannedDuration: d.plannedDuration,
+            attributes,
+          };
+        })
+        .sort((a, b) => String(a.startDate).localeCompare(String(b.startDate)) || a.id.localeCompare(b.id));
+    }
+
+    /** Tells the page when the playlist's date ranges changed (new, ended, …). */
+    noteDateRanges(details) {
+      if (!details) return;
+      const ranges = this.dateRanges();
+      const sig = JSON.stringify(ranges.map((d) => [d.id, d.duration, d.plannedDuration]));
+      if (sig === this.dateRangeSig) return;
+      const first = this.dateRangeSig === null;
+      this.dateRangeSig = sig;
+      if (first && !ranges.length) return;
+      log(`${this.name} dateranges ${ranges.length}${ranges.length ? ` ${ranges.map((d) => d.id).join(' ')}` : ''}`);
+      dateRangesChanged(this);
     }
 
     // ── low-latency HLS and the latency behind live ──
@@ -575,7 +644,8 @@
     stream: null,
     mainMode: 'live', // 'live' | 'replay'
     mainMediaId: null, // the session shown in the main player
-    lastClip: null, // { manifestUrl, mp4Url, filename, posterUrl } of the last Clip & Share
+    lastClip: null, // { manifestUrl, mp4Url, filename, posterUrl, marker } of the last Clip & Share
+    marker: null, // { mediaId, id, inTime, outTime }: the marks came from this marker
     lowLatency: false, // the main player plays a low-latency live playlist
     latency: null, // seconds the main player's live picture is behind live
   };
@@ -641,17 +711,22 @@
     mainPlayer.load(apiUrl(`/${enc(stream)}/manifest/video.m3u8`), { lowLatencyMode: true });
     updateMainUi();
     updateSessionHighlights();
+    renderMarkers();
   }
 
-  function rewatch(mediaId) {
+  /** Plays a session's replay in the main player, from recording time `at`. */
+  function rewatch(mediaId, at = 0) {
     state.mainMode = 'replay';
     state.mainMediaId = mediaId;
-    log(`rewatch ${mediaId}`);
-    // From the start, also for a session still recorded (an EVENT playlist,
-    // which hls.js would otherwise join at its live edge).
-    mainPlayer.load(apiUrl(`/${enc(mediaId)}/manifest/video.m3u8`), { startPosition: 0 });
+    log(`rewatch ${mediaId}${at ? ` at ${at.toFixed(3)}` : ''}`);
+    // From `at` (the start by default), also for a session still recorded
+    // (an EVENT playlist, which hls.js would otherwise join at its live
+    // edge). The replay's player time is its recording time.
+    mainPlayer.load(apiUrl(`/${enc(mediaId)}/manifest/video.m3u8`), { startPosition: at });
     updateMainUi();
     updateSessionHighlights();
+    loadMarkers(mediaId);
+    renderMarkers();
     setStatus(`Rewatching session ${mediaId}`, 'info');
   }
 
@@ -718,6 +793,7 @@
       );
       $('preview-start').textContent = `${fmtSeconds(p.anchor.recStart)} (${fmtClock(p.anchor.recStart, 3)})`;
       $('preview-media').textContent = p.anchor.mediaId;
+      refreshMarkers();
     },
     onLevel(data, fragStart, p) {
       const a = p.anchor;
@@ -890,6 +966,8 @@
    * seekable range. Hovering shows the storyboard tile of the time under the
    * pointer (the sprite as the background of a small box); a click or a drag
    * seeks there. The storyboard loads when the pointer first comes over it.
+   * The session's markers are drawn over it (a tick for a point, a band for
+   * a range), and the tip names the marker under the pointer.
    */
   class Scrub {
     constructor(player, el) {
@@ -900,6 +978,9 @@
       this.tip = el.querySelector('.scrub-tip');
       this.tile = el.querySelector('.scrub-tile');
       this.timeLabel = el.querySelector('.scrub-time');
+      this.markLayer = el.querySelector('.scrub-marks');
+      this.markName = el.querySelector('.scrub-marker-name');
+      this.markEls = new Map(); // marker id -> its tick or band
       this.mediaId = null; // the session of the player's anchor
       this.pointer = null; // fraction of the strip under the pointer, while over it
       this.shown = null; // index of the tile shown
@@ -943,6 +1024,7 @@
     show(mediaId) {
       this.mediaId = mediaId;
       this.el.hidden = false;
+      loadMarkers(mediaId);
       this.tick();
     }
 
@@ -951,6 +1033,7 @@
       this.dragging = false;
       this.el.hidden = true;
       this.leave();
+      this.drawMarkers();
     }
 
     leave() {
@@ -1006,6 +1089,9 @@
       if (board && !board.final && at.time > board.duration) this.ensureBoard();
       const tile = board ? tileAt(board, at.time) : null;
       this.timeLabel.textContent = fmtClock(at.time, 1);
+      const marker = this.markerAt(at.time);
+      this.markName.textContent = marker ? markerName(marker) : '';
+      this.markName.hidden = !marker;
       if (tile) {
         const scale = TILE_BOX_WIDTH / board.tileWidth;
         const s = this.tile.style;
@@ -1034,11 +1120,367 @@
       const range = this.range();
       const f = range ? (this.player.video.currentTime - range.start) / (range.end - range.start) : 0;
       this.played.style.width = `${(Math.min(1, Math.max(0, f)) * 100).toFixed(2)}%`;
+      this.drawMarkers();
       if (this.pointer !== null) this.redraw();
+    }
+
+    /** Fraction of the strip at recording time `time` (may lie outside 0…1), or null. */
+    fraction(time) {
+      const range = this.range();
+      const a = this.player.anchor;
+      if (!range || !a) return null;
+      return (a.fragStart + (time - a.recStart) - range.start) / (range.end - range.start);
+    }
+
+    /**
+     * The session's markers over the strip, where the player's range has
+     * them (a preview's window may have slid past one); the elements are
+     * kept by id and only moved.
+     */
+    drawMarkers() {
+      const list = (!this.el.hidden && this.mediaId && markersOf(this.mediaId)) || [];
+      const clamp = (f) => Math.min(1, Math.max(0, f));
+      const seen = new Set();
+      for (const m of list) {
+        const f0 = this.fraction(m.start);
+        if (f0 === null) break;
+        const ranged = isRange(m);
+        const f1 = ranged ? this.fraction(m.end) : f0;
+        if (f0 > 1 || f1 < 0) continue;
+        let el = this.markEls.get(m.id);
+        if (!el) {
+          el = document.createElement('div');
+          el.dataset.markerId = m.id;
+          this.markLayer.append(el);
+          this.markEls.set(m.id, el);
+        }
+        el.className = `scrub-marker ${ranged ? 'range' : 'point'} source-${m.source || 'api'}`;
+        el.title = `${markerName(m)} · ${fmtClock(m.start, 1)}${ranged ? `–${fmtClock(m.end, 1)}` : ''}`;
+        el.style.left = `${(clamp(f0) * 100).toFixed(3)}%`;
+        el.style.width = ranged ? `${((clamp(f1) - clamp(f0)) * 100).toFixed(3)}%` : '';
+        seen.add(m.id);
+      }
+      for (const [id, el] of this.markEls) {
+        if (seen.has(id)) continue;
+        el.remove();
+        this.markEls.delete(id);
+      }
+    }
+
+    /** The marker under recording time `time`: a point within a few pixels, else a range holding it. */
+    markerAt(time) {
+      const list = (this.mediaId && markersOf(this.mediaId)) || [];
+      const range = this.range();
+      const width = this.track.clientWidth;
+      if (!list.length || !range || !(width > 0)) return null;
+      const tolerance = ((range.end - range.start) * MARKER_HIT_PX) / width;
+      let best = null;
+      for (const m of list) {
+        if (isRange(m)) continue;
+        const d = Math.abs(m.start - time);
+        if (d <= tolerance && (!best || d < Math.abs(best.start - time))) best = m;
+      }
+      return best || list.find((m) => isRange(m) && m.start <= time && time <= m.end) || null;
     }
   }
 
   const scrubs = [new Scrub(mainPlayer, $('main-scrub')), new Scrub(previewPlayer, $('preview-scrub'))];
+
+  // ───────────────────────────── markers ─────────────────────────────
+
+  /**
+   * Markers of sessions (`GET /{media-id}/markers`), by media id:
+   *   { list: markers by start, live, sig, at (end of the last attempt),
+   *     loading, again (asked for while loading), error }
+   * A marker is the server's: { id, class, start, end (null for a point),
+   * duration, planned_duration, start_utc, attributes, source, scte35 }.
+   */
+  const markerStore = new Map();
+  /** Sessions whose markers are kept while nothing shows them. */
+  const MARKERS_KEPT = 6;
+  let markNowBusy = false;
+  let markersDrawn = null; // what the Markers card shows (see renderMarkers)
+
+  const isRange = (m) => m.end !== null && m.end !== undefined && Number.isFinite(m.end) && m.end > m.start;
+  const markerName = (m) => (m.class ? `${m.id} · ${m.class}` : m.id);
+  const markersOf = (mediaId) => {
+    const entry = markerStore.get(mediaId);
+    return entry ? entry.list : null;
+  };
+
+  /** Asks for a session's markers now (once more after a request under way). */
+  function loadMarkers(mediaId) {
+    if (!mediaId) return;
+    let entry = markerStore.get(mediaId);
+    if (!entry) {
+      entry = { list: [], live: false, sig: null, at: 0, loading: false, again: false, error: null };
+      markerStore.set(mediaId, entry);
+    }
+    if (entry.loading) {
+      entry.again = true;
+      return;
+    }
+    entry.loading = true;
+    getJSON(apiUrl(`/${enc(mediaId)}/markers`))
+      .then((body) => {
+        const list = (Array.isArray(body.markers) ? body.markers : [])
+          .filter((m) => m && typeof m.id === 'string' && Number.isFinite(m.start))
+          .sort((a, b) => a.start - b.start || a.id.localeCompare(b.id));
+        const sig = JSON.stringify(list);
+        entry.live = !!body.live;
+        entry.error = null;
+        if (sig !== entry.sig) {
+          entry.sig = sig;
+          entry.list = list;
+          log(`markers ${mediaId} ${list.length}${list.length ? ` ${list.map((m) => m.id).join(' ')}` : ''}`);
+        }
+      })
+      .catch((e) => {
+        // The strips and the clip flow work without markers: said in the
+        // Markers card (and once in the log), not as an error.
+        if (entry.error !== e.message) log(`markers unavailable ${mediaId}: ${e.message}`);
+        entry.error = e.message;
+      })
+      .finally(() => {
+        entry.loading = false;
+        entry.at = Date.now();
+        renderMarkers();
+        for (const s of scrubs) if (s.mediaId === mediaId) s.tick();
+        if (entry.again) {
+          entry.again = false;
+          loadMarkers(mediaId);
+        }
+      });
+  }
+
+  /** A player's playlist brought new or changed EXT-X-DATERANGE tags: markers again. */
+  function dateRangesChanged(player) {
+    const mediaId =
+      (player.anchor && player.anchor.mediaId) ||
+      (player === mainPlayer ? state.mainMediaId : null) ||
+      (player === previewPlayer ? liveSessionId : null);
+    if (mediaId) loadMarkers(mediaId);
+  }
+
+  /** The session the Markers card lists: the rewatched one, else the live one. */
+  function listedSession() {
+    if (state.mainMode === 'replay' && state.mainMediaId) return state.mainMediaId;
+    if (previewPlayer.anchor) return previewPlayer.anchor.mediaId;
+    if (liveSessionId) return liveSessionId;
+    if (state.mainMediaId) return state.mainMediaId;
+    return sessions.length ? sessions[sessions.length - 1].media_id : null;
+  }
+
+  /** Keeps the markers shown up to date: once for an ended session, every few seconds for a live one. */
+  function refreshMarkers() {
+    const shown = new Set([listedSession(), ...scrubs.map((s) => s.mediaId)].filter(Boolean));
+    const now = Date.now();
+    for (const mediaId of shown) {
+      const entry = markerStore.get(mediaId);
+      // Live by the markers' answer, or by the sessions list (a session
+      // another process records, which a server may list as stored).
+      const live = entry && (entry.live || sessions.some((x) => x.media_id === mediaId && x.state === 'live'));
+      const due =
+        !entry ||
+        (!entry.loading &&
+          (entry.error ? now - entry.at >= MARKERS_RETRY_MS : live && now - entry.at >= MARKERS_EVERY_MS));
+      if (due) loadMarkers(mediaId);
+    }
+    for (const mediaId of markerStore.keys()) {
+      if (markerStore.size <= MARKERS_KEPT) break;
+      if (!shown.has(mediaId) && !markerStore.get(mediaId).loading) markerStore.delete(mediaId);
+    }
+    renderMarkers();
+  }
+
+  /**
+   * The range the server clips for `marker=` alone: a range marker (one
+   * with an end: a duration, or a planned one) from its start to its end, a
+   * point marker from POINT_BEFORE before it to POINT_AFTER after it. In
+   * stops at 0, the session's start; Out of an ended session at its end.
+   */
+  function markerClipRange(m, mediaId) {
+    const ranged = isRange(m);
+    let outTime = ranged ? m.end : m.start + POINT_AFTER;
+    const s = sessions.find((x) => x.media_id === mediaId);
+    if (s && s.state !== 'live' && Number.isFinite(s.duration)) outTime = Math.min(outTime, s.duration);
+    return {
+      inTime: round3(Math.max(0, m.start - (ranged ? 0 : POINT_BEFORE))),
+      outTime: round3(outTime),
+    };
+  }
+
+  /** The marker In and Out were set from, while they still are its range. */
+  function markerOfMarks() {
+    const m = state.marker;
+    if (!m || m.mediaId !== state.mediaId || m.inTime !== state.inTime || m.outTime !== state.outTime) return null;
+    return m;
+  }
+
+  /** "Clip this moment": In and Out to the marker's clip range; Clip & Share makes the link. */
+  function clipThisMoment(id, mediaId = listedSession()) {
+    const m = (markersOf(mediaId) || []).find((x) => x.id === id);
+    if (!m) throw new Error(`no marker ${id} in session ${mediaId}`);
+    const r = markerClipRange(m, mediaId);
+    mark('in', r.inTime, mediaId);
+    mark('out', r.outTime, mediaId);
+    state.marker = { mediaId, id: m.id, ...r };
+    log(`clip marker ${m.id} ${r.inTime.toFixed(3)} ${r.outTime.toFixed(3)} media ${mediaId}`);
+    updateMarksUi();
+    renderMarkers();
+    setStatus(`Marked ${m.id}: ${fmtSeconds(r.inTime)} to ${fmtSeconds(r.outTime)}; press Clip & Share`, 'info');
+    return { ...state.marker };
+  }
+
+  /** Shows a marker's moment: in a player on its session, else rewatching it from there. */
+  function goToMarker(id, mediaId = listedSession()) {
+    const m = (markersOf(mediaId) || []).find((x) => x.id === id);
+    if (!m) return;
+    const players = state.mainMode === 'replay' ? [mainPlayer, previewPlayer] : [previewPlayer, mainPlayer];
+    for (const p of players) {
+      const a = p.anchor;
+      if (!a || a.mediaId !== mediaId || !p.scrub) continue;
+      const f = p.scrub.fraction(m.start);
+      if (f === null || f < 0 || f > 1) continue;
+      p.video.currentTime = a.fragStart + (m.start - a.recStart);
+      log(`go to marker ${m.id} on ${p.name}`);
+      return;
+    }
+    log(`go to marker ${m.id} by rewatching ${mediaId}`);
+    rewatch(mediaId, m.start);
+  }
+
+  /**
+   * "Mark now": a marker at the live edge of the stream's live session
+   * (`extra` adds to what is sent, e.g. an id). Resolves to the server's
+   * answer, or null after showing why not.
+   */
+  async function markNow(extra = {}) {
+    if (!stream || markNowBusy) return null;
+    markNowBusy = true;
+    renderMarkers();
+    const body = { class: MANUAL_MARKER_CLASS, ...extra };
+    try {
+      const response = await apiFetch(apiUrl(`/${enc(stream)}/markers`), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      const answer = await response.json();
+      const m = answer.marker || {};
+      log(`marked now ${m.id} at ${Number(m.start).toFixed(3)} media ${answer.media_id}`);
+      setStatus(`Marker ${m.id} added at ${fmtClock(m.start, 1)} of ${answer.media_id}`, 'ok');
+      loadMarkers(answer.media_id);
+      return answer;
+    } catch (e) {
+      // The server's own words say what went wrong (an id taken, a stream
+      // this server does not record, …); the status is said with them.
+      reportError('mark now', `${e.message}${e.status ? ` (HTTP ${e.status})` : ''}`);
+      return null;
+    } finally {
+      markNowBusy = false;
+      renderMarkers();
+    }
+  }
+
+  function markerItem(id) {
+    const li = document.createElement('li');
+    li.className = 'marker';
+    li.dataset.markerId = id;
+    li.innerHTML = `
+      <span class="marker-swatch" aria-hidden="true"></span>
+      <div class="marker-main">
+        <div class="marker-line">
+          <code class="marker-id"></code>
+          <span class="marker-source chip"></span>
+        </div>
+        <div class="marker-class muted small"></div>
+        <div class="marker-meta small">
+          <span class="marker-time timecode"></span>
+          <span class="marker-duration timecode muted"></span>
+          <span class="marker-attrs muted"></span>
+        </div>
+      </div>
+      <div class="marker-actions">
+        <button class="btn btn-small marker-go" type="button">▶ Go</button>
+        <button class="btn btn-small marker-clip" type="button">✂ Clip this moment</button>
+      </div>`;
+    li.querySelector('.marker-go').addEventListener('click', () => goToMarker(li.dataset.markerId, li.dataset.mediaId));
+    li.querySelector('.marker-clip').addEventListener('click', () => {
+      try {
+        clipThisMoment(li.dataset.markerId, li.dataset.mediaId);
+        // On to the button that makes the clip.
+        $('clip-share').focus();
+      } catch (e) {
+        reportError('clip this moment', e.message);
+      }
+    });
+    return li;
+  }
+
+  /** The duration column: `4.000 s`, `planned 30.000 s`, or `point`. */
+  function markerDuration(m) {
+    if (Number.isFinite(m.duration)) return fmtSeconds(m.duration);
+    if (Number.isFinite(m.planned_duration)) return `planned ${fmtSeconds(m.planned_duration)}`;
+    return isRange(m) ? fmtSeconds(m.end - m.start) : 'point';
+  }
+
+  /** The Markers card: the listed session's markers, and Mark now while something is live. */
+  function renderMarkers() {
+    const mediaId = listedSession();
+    const entry = mediaId ? markerStore.get(mediaId) : null;
+    const chosen = markerOfMarks();
+    const now = $('mark-now');
+    now.disabled = !stream || !liveSessionId || markNowBusy;
+    now.title = liveSessionId
+      ? `Add a marker at the live edge of ${liveSessionId} (key M)`
+      : 'Nothing is recorded live now: markers are added to a live session';
+    const sig = JSON.stringify([mediaId, entry && entry.sig, entry && entry.error, chosen && chosen.id]);
+    if (sig === markersDrawn) return;
+    markersDrawn = sig;
+    $('markers-session').textContent = mediaId || '';
+    const list = (entry && entry.list) || [];
+    const ul = $('markers');
+    const byId = new Map([...ul.children].map((li) => [li.dataset.markerId, li]));
+    const keep = new Set();
+    list.forEach((m, i) => {
+      const li = byId.get(m.id) || markerItem(m.id);
+      li.dataset.mediaId = mediaId;
+      li.classList.toggle('range', isRange(m));
+      li.classList.toggle('chosen', !!chosen && chosen.id === m.id);
+      li.querySelector('.marker-id').textContent = m.id;
+      const source = li.querySelector('.marker-source');
+      const event = m.scte35 && m.scte35.event_id !== undefined ? ` #${m.scte35.event_id}` : '';
+      source.textContent = m.scte35 ? `SCTE-35${event}` : m.source || 'api';
+      source.className = `marker-source chip source-${m.source || 'api'}`;
+      source.title = `Added by ${m.source || 'api'}`;
+      li.querySelector('.marker-class').textContent = m.class || 'no class';
+      const time = li.querySelector('.marker-time');
+      time.textContent = fmtClock(m.start, 3);
+      time.title = `${fmtSeconds(m.start)} of the recording${m.start_utc ? ` · ${fmtUtc(m.start_utc)}` : ''}`;
+      li.querySelector('.marker-duration').textContent = markerDuration(m);
+      const attrs = Object.entries(m.attributes || {});
+      li.querySelector('.marker-attrs').textContent = attrs.map(([k, v]) => `${k}=${v}`).join(' ');
+      li.querySelector('.marker-go').setAttribute('aria-label', `Go to marker ${m.id}`);
+      li.querySelector('.marker-go').title = `Show marker ${m.id} in a player`;
+      const r = markerClipRange(m, mediaId);
+      const clip = li.querySelector('.marker-clip');
+      clip.setAttribute('aria-label', `Clip this moment: marker ${m.id}`);
+      clip.title = `Set In and Out to ${fmtSeconds(r.inTime)} – ${fmtSeconds(r.outTime)}, then Clip & Share`;
+      if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
+      keep.add(m.id);
+    });
+    for (const li of [...ul.children]) if (!keep.has(li.dataset.markerId)) li.remove();
+    const empty = $('markers-empty');
+    empty.hidden = list.length > 0;
+    empty.textContent = !mediaId
+      ? 'No session yet.'
+      : entry && entry.error
+        ? `Markers unavailable: ${entry.error}`
+        : entry && entry.sig !== null
+          ? 'No markers in this session.'
+          : 'Loading markers…';
+  }
 
   // ───────────────────────────── marking ─────────────────────────────
 
@@ -1133,7 +1575,9 @@
         message: `The clip is ${duration.toFixed(3)} s; at most ${MAX_CLIP_SECONDS} s are allowed.`,
       };
     }
-    return { ok: true, message: `Ready: ${duration.toFixed(3)} s of ${mediaId}.`, duration };
+    const marker = markerOfMarks();
+    const of = marker ? ` (marker ${marker.id})` : '';
+    return { ok: true, message: `Ready: ${duration.toFixed(3)} s of ${mediaId}${of}.`, duration };
   }
 
   function updateMarksUi() {
@@ -1184,7 +1628,10 @@
   /**
    * Asks the API for the clip manifest of the marked range (which reports
    * range errors as JSON, and waits at the live edge), then shows the links
-   * and plays the clip. Returns { manifestUrl, mp4Url, filename } or null.
+   * and plays the clip. Marks set by "Clip this moment" (and not changed
+   * since) ask by `marker=` instead of time and duration: the server cuts
+   * the same range, and the link names the moment. Returns
+   * { manifestUrl, mp4Url, filename, posterUrl, marker } or null.
    */
   async function clipAndShare() {
     const v = validateMarks();
@@ -1195,13 +1642,21 @@
     const media = state.mediaId;
     const time = state.inTime.toFixed(3); // recording time
     const duration = v.duration.toFixed(3);
-    const filename = `clip-${media}-${time}.mp4`;
-    const manifestUrl = apiUrl(`/${enc(media)}/manifest/clip.m3u8`, { time, duration });
-    const mp4Url = apiUrl(`/${enc(media)}/clip.mp4`, { time, duration, filename });
+    const marker = markerOfMarks();
+    let query = { time, duration };
+    let filename = `clip-${media}-${time}.mp4`;
+    if (marker) {
+      // The server's own range for the marker: the marks are that range.
+      query = { marker: marker.id };
+      filename = `clip-${media}-${marker.id}.mp4`;
+    }
+    const manifestUrl = apiUrl(`/${enc(media)}/manifest/clip.m3u8`, query);
+    const mp4Url = apiUrl(`/${enc(media)}/clip.mp4`, { ...query, filename });
 
     clipBusy = true;
     updateMarksUi();
-    setStatus(`Making the clip: ${duration} s from ${time} s of ${media}…`, 'info');
+    const what = marker ? ` (marker ${marker.id})` : '';
+    setStatus(`Making the clip: ${duration} s from ${time} s of ${media}${what}…`, 'info');
     try {
       await (await apiFetch(manifestUrl)).text();
     } catch (e) {
@@ -1224,11 +1679,11 @@
     // The clip's first frame stands for it until it plays.
     const posterUrl = apiUrl(`/${enc(media)}/thumbnails/thumbnail.jpg`, { time, width: POSTER_WIDTH });
     $('clip-player').poster = posterUrl;
-    state.lastClip = { manifestUrl, mp4Url, filename, posterUrl };
+    state.lastClip = { manifestUrl, mp4Url, filename, posterUrl, marker: marker ? marker.id : null };
     log(`clip-link ${manifestUrl}`);
     log(`mp4-link ${mp4Url}`);
     log(`poster ${posterUrl}`);
-    setStatus(`Clip ready: ${duration} s from ${time} s`, 'ok');
+    setStatus(`Clip ready: ${duration} s from ${time} s${what}`, 'ok');
     clipPlayer.load(manifestUrl);
     return { ...state.lastClip };
   }
@@ -1333,6 +1788,7 @@
       if (liveId && previewPlayer.anchor && previewPlayer.anchor.mediaId !== liveId) loadPreview();
     }
     liveSessionId = liveId;
+    refreshMarkers();
   }
 
   function updateSessionHighlights() {
@@ -1504,6 +1960,7 @@
     $('mark-out').addEventListener('click', () => markFromUi('out'));
     $('clip-share').addEventListener('click', () => clipAndShare());
     $('copy-link').addEventListener('click', copyLink);
+    $('mark-now').addEventListener('click', () => markNow());
     $('status').addEventListener('click', () => {
       $('status').textContent = 'Ready';
       $('status').className = 'status idle';
@@ -1521,6 +1978,7 @@
       if (/^(INPUT|SELECT|TEXTAREA)$/.test(tag)) return;
       if (e.key === 'i' || e.key === 'I') markFromUi('in');
       else if (e.key === 'o' || e.key === 'O') markFromUi('out');
+      else if ((e.key === 'm' || e.key === 'M') && !$('mark-now').disabled) markNow();
     });
     const tick = () => {
       $('utc-clock').textContent = `${nowUtc()} UTC`;
@@ -1532,6 +1990,7 @@
       for (const s of scrubs) s.tick();
     }, 250);
     setInterval(updateLatency, LATENCY_EVERY_MS);
+    setInterval(refreshMarkers, 1000);
     updateMarksUi();
     updatePosition();
   }
@@ -1582,6 +2041,10 @@
    *   liveclip.clip()           Clip & Share; resolves to the URLs or null
    *   liveclip.state            { mediaId, inTime, outTime, previewStart, … }
    *   liveclip.storyboard(id)   the loaded storyboard of a session (or null)
+   *   liveclip.markers(id)      the loaded markers of a session (default: the listed one)
+   *   liveclip.clipMarker(m)    "Clip this moment" on marker id m (of the listed session)
+   *   liveclip.markNow(extra)   "Mark now" (extra: more of the POST body); resolves to the answer or null
+   *   liveclip.dateRanges(p)    the EXT-X-DATERANGE tags hls.js parsed in player p ('main', 'preview')
    */
   window.liveclip = {
     state,
@@ -1612,6 +2075,18 @@
       const entry = storyboards.get(mediaId);
       return (entry && entry.board) || null;
     },
+    markers: (mediaId) => markersOf(mediaId || listedSession()),
+    listedSession: () => listedSession(),
+    clipMarker(id, mediaId) {
+      try {
+        return clipThisMoment(id, mediaId);
+      } catch (e) {
+        reportError('clip this moment', e.message);
+        throw e;
+      }
+    },
+    markNow: (extra) => markNow(extra),
+    dateRanges: (name = 'main') => ({ main: mainPlayer, preview: previewPlayer, clip: clipPlayer })[name].dateRanges(),
   };
 
   if (document.readyState === 'loading') {
