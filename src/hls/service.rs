@@ -356,7 +356,11 @@ impl ClipService {
         media_id: Option<&str>,
     ) -> Result<(String, bool, Arc<Vec<Marker>>), ClipError> {
         match self.find(media_id)? {
-            Found::Stored(all) => Ok((all[0].media_id.clone(), false, all[0].markers.clone())),
+            // A stored session another process records (no ENDLIST) is
+            // live too.
+            Found::Stored(all) => {
+                Ok((all[0].media_id.clone(), all[0].live, all[0].markers.clone()))
+            }
             Found::Live(id) => {
                 self.with_live(&id, |all| (id.clone(), all[0].live, all[0].markers.clone()))
             }

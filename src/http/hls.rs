@@ -481,7 +481,7 @@ pub(crate) async fn add_marker(
     if body.len() > MAX_MARKER_BODY {
         return error(
             413,
-            "bad-request",
+            "too-large",
             &format!("a marker is at most {MAX_MARKER_BODY} bytes of JSON"),
         );
     }
