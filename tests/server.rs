@@ -184,6 +184,26 @@ fn serves_ended_and_growing_recordings_without_a_pipeline() {
             assert!(r.body == element.body, "{query}: the same bytes from {b}");
         }
     }
+    // A marker added through the recording element: the server lists it
+    // (the session is live: another process records it) and writes it
+    // into the clip manifests it makes; it can't add one itself.
+    let r = post_json(
+        &format!("http://127.0.0.1:{element_port}/live/markers"),
+        r#"{"id":"m1","time":"1s","duration":1}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    let listed = get(&format!("{base}/live/markers")).json();
+    assert_eq!(listed["live"], true, "{listed}");
+    assert_eq!(listed["markers"][0]["id"], "m1", "{listed}");
+    let r = get(&format!("{base}/live/manifest/clip.m3u8?marker=m1"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        r.text().contains("#EXT-X-DATERANGE:ID=\"m1\""),
+        "{}",
+        r.text()
+    );
+    let r = post_json(&format!("{base}/live/markers"), "{}");
+    assert_eq!(r.status, 404, "{}", r.text());
     // The preview of the live session too, whenever no segment closed
     // between the element's answers around the server's.
     let preview = "manifest/video.m3u8?duration=4s";
