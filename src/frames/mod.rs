@@ -31,6 +31,7 @@ use gst::prelude::*;
 use gst::subclass::prelude::*;
 
 pub mod animated;
+pub mod export;
 mod files;
 pub mod pipeline;
 mod queue;

@@ -142,6 +142,11 @@ pub struct ClipRequest {
     /// Padding before and after a marker's range (ns).
     pub before: Option<u64>,
     pub after: Option<u64>,
+    /// Re-encode the clip with this export profile.
+    pub profile: Option<String>,
+    /// Where an export's crop is taken across the picture, in thousandths
+    /// (0: the left edge, 500: the middle, 1000: the right edge).
+    pub crop_x: Option<u16>,
 }
 
 impl ClipRequest {
@@ -159,6 +164,8 @@ impl ClipRequest {
         "marker",
         "before",
         "after",
+        "profile",
+        "crop_x",
         "token",
     ];
 
@@ -213,6 +220,24 @@ impl ClipRequest {
                         "parameter marker: {value:?} is not a marker id"
                     )));
                 }
+                "profile" if is_safe_id(&value) => req.profile = Some(value),
+                "profile" => {
+                    return Err(ClipError::BadRequest(format!(
+                        "parameter profile: {value:?} is not a profile name"
+                    )));
+                }
+                "crop_x" => {
+                    let x = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|x| (0.0..=1.0).contains(x))
+                        .ok_or_else(|| {
+                            ClipError::BadRequest(format!(
+                                "parameter crop_x: {value:?} is not a number from 0 (left) to 1 (right)"
+                            ))
+                        })?;
+                    req.crop_x = Some((x * 1000.0).round() as u16);
+                }
                 "before" | "after" => {
                     let d = parse_duration(&value).map_err(|e| bad(&name, &e))?;
                     let d = Some(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
@@ -225,6 +250,11 @@ impl ClipRequest {
                 // `token`; other names were refused above.
                 _ => {}
             }
+        }
+        if req.crop_x.is_some() && req.profile.is_none() {
+            return Err(ClipError::BadRequest(
+                "crop_x places an export's crop: give profile= too".into(),
+            ));
         }
         if req.marker.is_some() {
             if req.start.is_some() || req.duration.is_some() || req.end.is_some() {

@@ -65,6 +65,32 @@ pub struct ClipDone {
     pub result: Result<(PathBuf, ClipInfo, u64), ClipError>,
 }
 
+/// Exports kept for `GET /{id}/exports/{n}` (the oldest's file goes when
+/// a newer one comes).
+const EXPORTS_KEPT: usize = 32;
+
+/// Where an export stands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ExportState {
+    Queued,
+    /// Share done, 0..1.
+    Running(f64),
+    Done {
+        path: PathBuf,
+        bytes: u64,
+        info: ClipInfo,
+    },
+    Failed(ClipError),
+}
+
+/// An export asked over HTTP.
+#[derive(Debug, Clone)]
+pub struct ExportJob {
+    pub id: u64,
+    pub profile: String,
+    pub state: ExportState,
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Worker threads with a bounded queue: `submit` never blocks.
@@ -202,6 +228,11 @@ pub struct ClipService {
     /// The queue of the writer thread recording the live session (markers
     /// go there).
     writer: Mutex<Option<SyncSender<Command>>>,
+    /// Export profiles, and the pool that runs exports (one at a time:
+    /// an encoder uses every core).
+    profiles: Mutex<Vec<crate::frames::export::Profile>>,
+    export_pool: Pool,
+    exports: Mutex<VecDeque<Arc<Mutex<ExportJob>>>>,
 }
 
 /// A low-latency live playlist to render: the rendition's live index and
@@ -270,7 +301,153 @@ impl ClipService {
             storyboards: Mutex::new(VecDeque::new()),
             blocking: AtomicUsize::new(0),
             writer: Mutex::new(None),
+            profiles: Mutex::new(crate::frames::export::builtin()),
+            export_pool: Pool::new(1, 8),
+            exports: Mutex::new(VecDeque::new()),
         })
+    }
+
+    /// The export profiles (`export-profiles`).
+    pub fn set_profiles(&self, profiles: Vec<crate::frames::export::Profile>) {
+        *self.profiles.lock().unwrap() = profiles;
+    }
+
+    fn profile(&self, name: &str) -> Result<crate::frames::export::Profile, ClipError> {
+        let all = self.profiles.lock().unwrap();
+        all.iter().find(|p| p.name == name).cloned().ok_or_else(|| {
+            ClipError::BadRequest(format!(
+                "no export profile {name:?} (profiles: {})",
+                all.iter()
+                    .map(|p| p.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+
+    /// Cuts the clip `req` asks for and re-encodes it with its profile to
+    /// `location`; `progress` hears the share done. Runs on the caller's
+    /// thread (an export worker).
+    fn export(
+        &self,
+        media_id: Option<&str>,
+        req: &ClipRequest,
+        location: &Path,
+        progress: &dyn Fn(f64),
+    ) -> Result<(PathBuf, ClipInfo, u64), ClipError> {
+        let name = req.profile.as_deref().unwrap_or_default();
+        let profile = self.profile(name)?;
+        let (clip, info) = self.make_clip(media_id, req)?;
+        if info.duration() > profile.max_duration.as_nanos() as u64 {
+            return Err(ClipError::BadRequest(format!(
+                "the clip is {:.3} s long; profile {name} exports at most {} s",
+                info.duration() as f64 / 1e9,
+                profile.max_duration.as_secs()
+            )));
+        }
+        let video = clip
+            .tracks
+            .iter()
+            .find(|t| t.config.kind == TrackKind::Video)
+            .map(|t| (t.config.width, t.config.height))
+            .ok_or_else(|| ClipError::BadRequest("the clip has no video to export".into()))?;
+        if let Some(parent) = location.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                ClipError::Storage(format!("cannot create {}: {e}", parent.display()))
+            })?;
+        }
+        let with = |suffix: &str| {
+            let mut p = location.as_os_str().to_owned();
+            p.push(suffix);
+            PathBuf::from(p)
+        };
+        let (src, part) = (with(".src.mp4"), with(".part"));
+        struct Remove(Vec<PathBuf>);
+        impl Drop for Remove {
+            fn drop(&mut self) {
+                for p in &self.0 {
+                    let _ = std::fs::remove_file(p);
+                }
+            }
+        }
+        let _cleanup = Remove(vec![src.clone(), part.clone()]);
+        clip.write_file(&src, false)
+            .map_err(|e| ClipError::Storage(format!("cannot write {}: {e}", src.display())))?;
+        let made = crate::frames::export::export(
+            &src,
+            &part,
+            &profile,
+            (video, (1, 1)),
+            req.crop_x.map(|x| f64::from(x) / 1000.0),
+            Duration::from_nanos(info.duration()),
+            progress,
+        )
+        .map_err(|e| ClipError::Storage(format!("the export to profile {name} failed: {e}")))?;
+        std::fs::rename(&part, location)
+            .map_err(|e| ClipError::Storage(format!("cannot write {}: {e}", location.display())))?;
+        Ok((location.to_path_buf(), info, made.bytes))
+    }
+
+    /// Queues an export asked over HTTP: its job, to follow with
+    /// [`Self::export_job`]. The file goes to
+    /// `{location}/exports/{stream-id}/{n}-{profile}.mp4`.
+    pub fn start_export(
+        self: &Arc<Self>,
+        media_id: Option<String>,
+        req: ClipRequest,
+    ) -> Result<u64, ClipError> {
+        let name = req.profile.clone().ok_or_else(|| {
+            ClipError::BadRequest("missing profile, e.g. profile=vertical".into())
+        })?;
+        self.profile(&name)?;
+        let id = self.next_id();
+        let stream = self
+            .stream_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let location = self
+            .stream_dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("exports")
+            .join(stream)
+            .join(format!("{id}-{name}.mp4"));
+        let job = Arc::new(Mutex::new(ExportJob {
+            id,
+            profile: name,
+            state: ExportState::Queued,
+        }));
+        let (this, j) = (self.clone(), job.clone());
+        self.export_pool.submit(Box::new(move || {
+            j.lock().unwrap().state = ExportState::Running(0.0);
+            let progress = |share: f64| j.lock().unwrap().state = ExportState::Running(share);
+            let result = this.export(media_id.as_deref(), &req, &location, &progress);
+            j.lock().unwrap().state = match result {
+                Ok((path, info, bytes)) => ExportState::Done { path, bytes, info },
+                Err(e) => ExportState::Failed(e),
+            };
+        }))?;
+        let mut all = self.exports.lock().unwrap();
+        all.push_back(job);
+        while all.len() > EXPORTS_KEPT {
+            if let Some(old) = all.pop_front()
+                && let ExportState::Done { path, .. } = &old.lock().unwrap().state
+            {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Export `id` as it stands.
+    pub fn export_job(&self, id: u64) -> Option<ExportJob> {
+        self.exports
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|j| j.lock().unwrap().id == id)
+            .map(|j| j.lock().unwrap().clone())
     }
 
     /// Where markers of the live session go: the writer thread's queue
@@ -859,6 +1036,15 @@ impl ClipService {
         done: impl FnOnce(ClipDone) + Send + 'static,
     ) -> Result<u64, ClipError> {
         let this = self.clone();
+        if req.profile.is_some() {
+            // Takes seconds: on the export worker, not a clip permit.
+            self.profile(req.profile.as_deref().unwrap_or_default())?;
+            self.export_pool.submit(Box::new(move || {
+                let result = this.export(media_id.as_deref(), &req, &location, &|_| {});
+                done(ClipDone { id, result });
+            }))?;
+            return Ok(id);
+        }
         self.pool.submit(Box::new(move || {
             let result = this.with_permit(|| {
                 this.make_clip(media_id.as_deref(), &req)

@@ -278,6 +278,12 @@ impl HlsClipSink {
             );
             return Err(());
         }
+        if let Err(e) = crate::frames::export::parse_profiles(
+            settings.export_profiles.as_deref().unwrap_or_default(),
+        ) {
+            gst::element_imp_error!(self, gst::LibraryError::Settings, ("export-profiles: {e}"));
+            return Err(());
+        }
         let location = PathBuf::from(&settings.location);
         let cfg = settings.recorder_config();
         let tracks = self.pads.restart();
@@ -468,11 +474,18 @@ impl HlsClipSink {
     }
 
     fn new_service(&self, settings: &Settings, stream_id: &str) -> Arc<ClipService> {
-        ClipService::new(
+        let service = ClipService::new(
             PathBuf::from(&settings.location).join(stream_id),
             self.live.clone(),
             settings.limits(),
-        )
+        );
+        // A bad list is an error at start; until then the built-in ones.
+        if let Ok(profiles) = crate::frames::export::parse_profiles(
+            settings.export_profiles.as_deref().unwrap_or_default(),
+        ) {
+            service.set_profiles(profiles);
+        }
+        service
     }
 
     /// The clip service; made from the settings when the element has not

@@ -310,6 +310,13 @@ pub(crate) async fn manifest(
     file: &str,
 ) -> Response {
     let request = match ClipRequest::parse_query(query) {
+        Ok(r) if r.profile.is_some() => {
+            return error(
+                400,
+                "bad-request",
+                "a clip manifest reuses the stored segments: profile is for exports (POST /{id}/exports)",
+            );
+        }
         Ok(r) => r,
         Err(e) => return clip_error(&e),
     };
@@ -383,6 +390,13 @@ pub(crate) async fn clip_mp4(
             "location is for the clip-mp4 signal; over HTTP the clip is the response (use filename)",
         );
     }
+    if request.profile.is_some() {
+        return error(
+            400,
+            "bad-request",
+            "an export takes seconds: POST /{id}/exports with the same query, then follow it",
+        );
+    }
     let req_clone = request.clone();
     // On the blocking pool, under the same permits as the clip-mp4 signal.
     let result = blocking(move || {
@@ -447,6 +461,117 @@ pub(crate) async fn sessions(StreamTarget { service, media }: StreamTarget, uri:
     match serde_json::to_value(&sessions) {
         Ok(v) => json(&v),
         Err(e) => error(500, "storage", &e.to_string()),
+    }
+}
+
+/// `POST /{id}/exports?profile=&time=&duration=`: queues an export (202
+/// with where to follow it).
+pub(crate) async fn start_export(
+    StreamTarget { service, media }: StreamTarget,
+    RawQuery(query): RawQuery,
+    uri: Uri,
+) -> Response {
+    let request = match ClipRequest::parse_query(&query.unwrap_or_default()) {
+        Ok(r) => r,
+        Err(e) => return clip_error(&e),
+    };
+    if request.location.is_some() {
+        return error(400, "bad-request", "location is for the clip-mp4 signal");
+    }
+    let base = uri.path().trim_end_matches('/').to_string();
+    match service.start_export(media, request) {
+        Ok(id) => {
+            let mut r = json(&serde_json::json!({
+                "export_id": id,
+                "status": format!("{base}/{id}"),
+                "file": format!("{base}/{id}/clip.mp4"),
+            }));
+            *r.status_mut() = StatusCode::ACCEPTED;
+            r
+        }
+        Err(e) => clip_error(&e),
+    }
+}
+
+fn export_json(job: &crate::hls::service::ExportJob) -> serde_json::Value {
+    use crate::hls::service::ExportState;
+    let mut v = serde_json::json!({ "export_id": job.id, "profile": job.profile });
+    match &job.state {
+        ExportState::Queued => {
+            v["state"] = "queued".into();
+            v["progress"] = 0.0.into();
+        }
+        ExportState::Running(p) => {
+            v["state"] = "running".into();
+            v["progress"] = (*p).into();
+        }
+        ExportState::Done { bytes, info, .. } => {
+            v["state"] = "done".into();
+            v["progress"] = 1.0.into();
+            v["bytes"] = (*bytes).into();
+            v["media_id"] = info.media_id.clone().into();
+            v["start"] = (info.start as f64 / 1e9).into();
+            v["duration"] = (info.duration() as f64 / 1e9).into();
+        }
+        ExportState::Failed(e) => {
+            v["state"] = "failed".into();
+            v["error"] = e.to_string().into();
+            v["status"] = e.status().into();
+            v["kind"] = e.kind().into();
+        }
+    }
+    v
+}
+
+/// `GET /{id}/exports/{n}`: where export `n` stands.
+pub(crate) async fn export_status(
+    StreamTarget { service, .. }: StreamTarget,
+    Params((_, n)): Params<(String, u64)>,
+) -> Response {
+    match service.export_job(n) {
+        Some(job) => json(&export_json(&job)),
+        None => error(
+            404,
+            "not-found",
+            &format!("no export {n} (the newest 32 are kept)"),
+        ),
+    }
+}
+
+/// `GET /{id}/exports/{n}/clip.mp4`: the exported file once done (425
+/// before, the export's error if it failed).
+pub(crate) async fn export_file(
+    StreamTarget { service, .. }: StreamTarget,
+    Params((_, n)): Params<(String, u64)>,
+) -> Response {
+    use crate::hls::service::ExportState;
+    let Some(job) = service.export_job(n) else {
+        return error(
+            404,
+            "not-found",
+            &format!("no export {n} (the newest 32 are kept)"),
+        );
+    };
+    match job.state {
+        ExportState::Done { path, .. } => {
+            match tokio::task::spawn_blocking(move || std::fs::read(path)).await {
+                Ok(Ok(bytes)) => Response::builder()
+                    .header(header::CONTENT_TYPE, "video/mp4")
+                    .header(
+                        header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"export-{n}-{}.mp4\"", job.profile),
+                    )
+                    .body(Body::from(bytes))
+                    .expect("valid response"),
+                _ => error(410, "gone", &format!("export {n}'s file is gone")),
+            }
+        }
+        ExportState::Failed(e) => clip_error(&e),
+        _ => error(
+            425,
+            "not-yet",
+            &format!("export {n} is not done yet: follow /{{id}}/exports/{n}"),
+        ),
     }
 }
 

@@ -290,6 +290,9 @@ fn router(routes: Shared) -> Router {
         .route("/{id}", any(by_name))
         .route("/{id}/sessions", get(hls::sessions))
         .route("/{id}/markers", get(hls::markers).post(hls::add_marker))
+        .route("/{id}/exports", post(hls::start_export))
+        .route("/{id}/exports/{n}", get(hls::export_status))
+        .route("/{id}/exports/{n}/clip.mp4", get(hls::export_file))
         .route("/{id}/clip.mp4", get(hls::clip_mp4))
         .route("/{id}/manifest/video.m3u8", get(hls::video))
         .route("/{id}/manifest/clip.m3u8", get(hls::clip_manifest))
@@ -401,7 +404,9 @@ async fn known_parameters(req: Request, next: Next) -> Response {
         .unwrap_or_default();
     let clip_manifest = route == "/{id}" && req.uri().path().ends_with(".m3u8");
     let known: &[&str] = match route.as_str() {
-        "/{id}/clip.mp4" | "/{id}/manifest/clip.m3u8" => crate::hls::clip::ClipRequest::PARAMS,
+        "/{id}/clip.mp4" | "/{id}/manifest/clip.m3u8" | "/{id}/exports" => {
+            crate::hls::clip::ClipRequest::PARAMS
+        }
         _ if clip_manifest => crate::hls::clip::ClipRequest::PARAMS,
         "/{id}/manifest/video.m3u8" => &[
             "duration",

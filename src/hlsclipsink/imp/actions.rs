@@ -339,6 +339,10 @@ impl HlsClipSink {
 
     fn clip_mp4_of(&self, media_id: Option<String>, query: String, marker: Option<String>) -> u64 {
         let weak = self.obj().downgrade();
+        let profile = ClipRequest::parse_query(&query)
+            .ok()
+            .and_then(|r| r.profile)
+            .unwrap_or_default();
         let post = move |done: ClipDone, media_id: Option<&str>, location: &std::path::Path| {
             let Some(obj) = weak.upgrade() else { return };
             if let Some(m) = &marker {
@@ -347,6 +351,7 @@ impl HlsClipSink {
             let b = gst::Structure::builder("hlsclipsink-clip-done")
                 .field("request-id", done.id)
                 .field("marker", marker.clone().unwrap_or_default())
+                .field("profile", profile.clone())
                 .field("location", location.display().to_string());
             let s = match done.result {
                 Ok((_, info, bytes)) => b

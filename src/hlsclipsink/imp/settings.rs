@@ -48,6 +48,7 @@ pub(super) struct Settings {
     pub(super) http_web_root: Option<String>,
     pub(super) marker_clips: Option<String>,
     pub(super) webhook_url: Option<String>,
+    pub(super) export_profiles: Option<String>,
 }
 
 impl Default for Settings {
@@ -74,6 +75,7 @@ impl Default for Settings {
             http_web_root: None,
             marker_clips: None,
             webhook_url: None,
+            export_profiles: None,
         }
     }
 }
@@ -203,6 +205,11 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                 .blurb("POST a JSON notice for every automatic marker clip to this http:// URL (off the streaming thread, with retries; unset = none)")
                 .mutable_ready()
                 .build(),
+            glib::ParamSpecString::builder("export-profiles")
+                .nick("Export profiles")
+                .blurb("Export profiles besides (or replacing, by name) the built-in landscape, vertical, square, vertical-pad and small: name=WIDTHxHEIGHT[,fit=crop|pad][,video-kbps=N][,audio-kbps=N][,max-duration=SECONDS], separated by ';'")
+                .mutable_ready()
+                .build(),
             glib::ParamSpecString::builder("http-address")
                 .nick("HTTP address")
                 .blurb("Serve the HTTP API (playlists, preview and clip manifests, MP4 clips, sessions, media) on this address, e.g. 127.0.0.1:8080; unset = no server. Elements naming the same address share one listener")
@@ -295,6 +302,7 @@ impl Settings {
             "http-web-root" => s.http_web_root = value.get().unwrap(),
             "marker-clips" => s.marker_clips = value.get().unwrap(),
             "webhook-url" => s.webhook_url = value.get().unwrap(),
+            "export-profiles" => s.export_profiles = value.get().unwrap(),
             _ => unimplemented!(),
         }
     }
@@ -322,6 +330,7 @@ impl Settings {
             "http-web-root" => s.http_web_root.to_value(),
             "marker-clips" => s.marker_clips.to_value(),
             "webhook-url" => s.webhook_url.to_value(),
+            "export-profiles" => s.export_profiles.to_value(),
             _ => unimplemented!(),
         }
     }
