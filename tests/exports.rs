@@ -126,6 +126,28 @@ fn exports_by_signal_and_over_http() {
         );
     }
 
+    // HTTP: the profiles, built-in and from the property.
+    let listed = get(&format!("{base}/cam/exports")).json();
+    let names: Vec<&str> = listed["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    for name in ["landscape", "vertical", "square", "tiny-v", "tiny-sq"] {
+        assert!(names.contains(&name), "{name} in {listed}");
+    }
+    let tiny = listed["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "tiny-sq")
+        .unwrap();
+    assert_eq!(
+        (tiny["width"].as_u64(), tiny["fit"].as_str()),
+        (Some(240), Some("pad"))
+    );
+
     // HTTP: queued, followed, downloaded.
     let r = request(
         "POST",

@@ -312,6 +312,11 @@ impl ClipService {
         *self.profiles.lock().unwrap() = profiles;
     }
 
+    /// The export profiles.
+    pub fn profiles(&self) -> Vec<crate::frames::export::Profile> {
+        self.profiles.lock().unwrap().clone()
+    }
+
     fn profile(&self, name: &str) -> Result<crate::frames::export::Profile, ClipError> {
         let all = self.profiles.lock().unwrap();
         all.iter().find(|p| p.name == name).cloned().ok_or_else(|| {

@@ -493,6 +493,29 @@ pub(crate) async fn start_export(
     }
 }
 
+/// `GET /{id}/exports`: the export profiles.
+pub(crate) async fn export_profiles(StreamTarget { service, .. }: StreamTarget) -> Response {
+    let profiles: Vec<serde_json::Value> = service
+        .profiles()
+        .iter()
+        .map(|p| {
+            serde_json::json!({
+                "name": p.name,
+                "width": p.width,
+                "height": p.height,
+                "fit": match p.fit {
+                    crate::core::thumbs::Fit::Pad => "pad",
+                    _ => "crop",
+                },
+                "video_kbps": p.video_kbps,
+                "audio_kbps": p.audio_kbps,
+                "max_duration": p.max_duration.as_secs(),
+            })
+        })
+        .collect();
+    json(&serde_json::json!({ "profiles": profiles }))
+}
+
 fn export_json(job: &crate::hls::service::ExportJob) -> serde_json::Value {
     use crate::hls::service::ExportState;
     let mut v = serde_json::json!({ "export_id": job.id, "profile": job.profile });

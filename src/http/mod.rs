@@ -290,7 +290,10 @@ fn router(routes: Shared) -> Router {
         .route("/{id}", any(by_name))
         .route("/{id}/sessions", get(hls::sessions))
         .route("/{id}/markers", get(hls::markers).post(hls::add_marker))
-        .route("/{id}/exports", post(hls::start_export))
+        .route(
+            "/{id}/exports",
+            get(hls::export_profiles).post(hls::start_export),
+        )
         .route("/{id}/exports/{n}", get(hls::export_status))
         .route("/{id}/exports/{n}/clip.mp4", get(hls::export_file))
         .route("/{id}/clip.mp4", get(hls::clip_mp4))
