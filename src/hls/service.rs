@@ -524,7 +524,11 @@ impl ClipService {
         }
         match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(result) => result.map(|m| (media_id, m)),
-            Err(_) => Err(ClipError::Busy(
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(ClipError::Storage(
+                "the recording stopped writing (an error or the end) before the marker was stored"
+                    .into(),
+            )),
+            Err(mpsc::RecvTimeoutError::Timeout) => Err(ClipError::Busy(
                 "the recording's writer did not store the marker within 10 s (disk too slow)"
                     .into(),
             )),
