@@ -880,3 +880,338 @@ fn live_replay_page_shows_and_clips_markers() {
         "a real page"
     );
 }
+
+/// Drives the Export row of the Clip & Share result: makes a 2 s clip of
+/// the preview, reads back the shape picker (its options, its label, when
+/// the crop control shows), asks for a shape too short for the clip (read
+/// back: what the row says), exports the clip through the page with
+/// `liveclip.exportClip`, and reads back every value the progress bar took,
+/// where it ended and the download link it offers; then does the same for
+/// a clip made from the marker `goal`.
+const EXPORT_DRIVER: &str = r##"
+(async () => {
+  // Console lines end at a double quote (see tests/common/browser.rs).
+  const log = (m) => console.log("liveclip: autotest " + String(m).replace(/"/g, "'"));
+  const until = async (f, ms = 45000) => {
+    const t = Date.now();
+    while (!f()) {
+      if (Date.now() - t > ms) throw new Error("timeout waiting for " + f);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  try {
+    await until(() => window.liveclip);
+    const L = window.liveclip;
+    await until(() => L.state.previewStart !== null);
+    const a = L.state.previewStart + 1.5;
+    L.markIn(a);
+    L.markOut(a + 2.0);
+    const share = document.getElementById("clip-share");
+    await until(() => !share.disabled);
+    share.click();
+    await until(() => L.state.lastClip);
+    const c = L.state.lastClip;
+    log(`clip ${c.media} ${c.query.time} ${c.query.duration}`);
+
+    // The picker, filled from the session's export profiles.
+    await until(() => L.exportProfiles());
+    const select = document.getElementById("export-profile");
+    await until(() => !select.disabled);
+    for (const o of select.options) log(`shape ${o.value}|${o.textContent}`);
+    log(`picker label ${select.labels[0].firstElementChild.textContent.trim()}|${select.tabIndex}`);
+    const crop = document.getElementById("export-crop");
+    const cropField = document.getElementById("export-crop-field");
+    for (const name of ["landscape", "tiny-v"]) {
+      select.value = name;
+      select.dispatchEvent(new Event("change"));
+      log(`crop control ${name} ${cropField.hidden ? "hidden" : "shown"}`);
+    }
+    log(`crop label ${crop.labels[0].firstElementChild.textContent.trim()}|${crop.getAttribute("aria-valuetext")}`);
+    const button = document.getElementById("export-start");
+    log(`export button ${button.textContent.trim()}|${button.disabled}|${button.tabIndex}`);
+
+    // A clip longer than a shape allows: refused, and said so.
+    const refused = await L.exportClip("tiny-short");
+    const bar = document.getElementById("export-progress");
+    const link = document.getElementById("export-link");
+    log(`refused ${refused === null ? "null" : refused}|${bar.getAttribute("aria-valuetext")}|` +
+        `${link.hidden ? "no link" : "link"}|${document.getElementById("export-message").textContent}`);
+
+    // Every value the progress bar takes on the way.
+    const seen = [];
+    new MutationObserver(() => {
+      const step = `${bar.getAttribute("aria-valuenow")}:${bar.getAttribute("aria-valuetext")}`;
+      if (seen[seen.length - 1] !== step) seen.push(step);
+    }).observe(bar, { attributes: true, attributeFilter: ["aria-valuenow", "aria-valuetext"] });
+    const url = await L.exportClip("tiny-v", 0.3);
+    await new Promise((r) => setTimeout(r, 0));
+    log(`export file ${url === null ? "null" : new URL(url, location.href).href}`);
+    log(`progress seen ${seen.join(" ")}`);
+    log(`progress end ${bar.getAttribute("role")} ${bar.getAttribute("aria-label")}|` +
+        `${bar.getAttribute("aria-valuemin")} ${bar.getAttribute("aria-valuemax")} ` +
+        `${bar.getAttribute("aria-valuenow")} ${bar.getAttribute("aria-valuetext")}`);
+    log(`export link ${link.hidden ? "hidden" : "shown"} ${link.href} download ${link.getAttribute("download")}`);
+    const ex = L.state.lastExport;
+    log(`export state ${ex.state} ${ex.progress} crop ${ex.cropX} message ${document.getElementById("export-message").textContent}`);
+
+    // A clip made from a marker is exported by its marker.
+    await until(() => (L.markers() || []).some((m) => m.id === "goal"));
+    L.clipMarker("goal");
+    await until(() => !share.disabled);
+    share.click();
+    await until(() => L.state.lastClip !== c && L.state.lastClip && L.state.lastClip.marker === "goal");
+    await until(() => !document.getElementById("export-start").disabled);
+    const byMarker = await L.exportClip("tiny-v");
+    log(`marker export file ${byMarker === null ? "null" : new URL(byMarker, location.href).href}`);
+    log(`marker export link ${link.href} download ${link.getAttribute("download")}`);
+    log("done");
+  } catch (e) {
+    log("failed " + e.message);
+  }
+})();
+"##;
+
+/// Clip & Share, then Export with a small crop profile of the element's
+/// `export-profiles`: the picker lists the built-in shapes and those, a
+/// shape too short for the clip is refused with the server's words and
+/// status, the page asks for the clip's range with `profile=` and
+/// `crop_x=`, its progress bar follows the export to done, and the file its
+/// link offers is a clean 180×320 H.264 MP4 as long as the clip. A clip
+/// made from a marker is exported by `marker=`.
+#[test]
+fn live_replay_page_exports_a_clip_to_a_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let site = site(dir.path(), Some(EXPORT_DRIVER));
+    let pipeline = numbered_av(
+        dir.path(),
+        &format!(
+            "target-duration=1 http-address=127.0.0.1:{port} http-web-root={} \
+             export-profiles=tiny-v=180x320,fit=crop,video-kbps=400;tiny-short=180x320,max-duration=1",
+            site.display()
+        ),
+        90,
+        30,
+        true,
+    );
+    // Ended however the test ends.
+    struct Stop(gst::Pipeline);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = self.0.set_state(gst::State::Null);
+        }
+    }
+    let pipeline = Stop(pipeline);
+    play_until_segments(&pipeline.0, 6);
+    let r = post_json(
+        &format!("{base}/cam/markers"),
+        &serde_json::json!({"id": "goal", "time": "2s", "duration": 2}).to_string(),
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+
+    let lines = chromium(
+        &format!("{base}/ui/?stream=cam"),
+        &["autotest done", "autotest failed"],
+        Duration::from_secs(120),
+    );
+    let find = |p: &str| {
+        lines
+            .iter()
+            .find_map(|l| l.strip_prefix(p))
+            .unwrap_or_else(|| panic!("no {p:?} in {lines:?}"))
+            .to_string()
+    };
+    assert!(lines.iter().any(|l| l == "autotest done"), "{lines:?}");
+    // The one error: the refused shape, below.
+    let errors: Vec<&String> = lines.iter().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(errors.len(), 1, "the page reported errors: {lines:?}");
+    assert!(errors[0].starts_with("error export: "), "{lines:?}");
+    let clip = find("autotest clip ");
+    let w: Vec<&str> = clip.split_whitespace().collect();
+    let (media, time, duration) = (w[0], w[1], w[2]);
+    assert_eq!(duration, "2.000", "{clip}");
+
+    // The picker: the built-in shapes and the element's own, labelled with
+    // their size and fit; the crop control only for a crop.
+    let names = find("export profiles ");
+    for name in [
+        "landscape",
+        "vertical",
+        "square",
+        "vertical-pad",
+        "small",
+        "tiny-v",
+        "tiny-short",
+    ] {
+        assert!(names.split(' ').any(|n| n == name), "{name} in {names}");
+    }
+    for (name, label) in [
+        ("landscape", "landscape 1920×1080 (pad)"),
+        ("vertical", "vertical 1080×1920 (crop)"),
+        ("square", "square 1080×1080 (crop)"),
+        ("vertical-pad", "vertical-pad 1080×1920 (pad)"),
+        ("small", "small 640×360 (pad)"),
+        ("tiny-v", "tiny-v 180×320 (crop)"),
+        ("tiny-short", "tiny-short 180×320 (crop)"),
+    ] {
+        assert_eq!(find(&format!("autotest shape {name}|")), label);
+    }
+    assert_eq!(find("autotest picker label "), "Shape|0");
+    assert_eq!(find("autotest crop control landscape "), "hidden");
+    assert_eq!(find("autotest crop control tiny-v "), "shown");
+    assert_eq!(find("autotest crop label "), "Crop|center");
+    assert_eq!(find("autotest export button "), "⇪ Export|false|0");
+    let refused = find("autotest refused ");
+    assert!(
+        refused.starts_with("null|failed|no link|Export to tiny-short failed: ")
+            && refused.contains("at most 1 s")
+            && refused.ends_with("(HTTP 400)"),
+        "{refused}"
+    );
+
+    // The POST: the clip's range, the profile and the crop position.
+    let post = find("export post ");
+    assert!(
+        post.contains("profile=tiny-short"),
+        "the refused one first: {post}"
+    );
+    let post = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("export post "))
+        .nth(1)
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .to_string();
+    let query: Vec<&str> = post.split_once('?').unwrap().1.split('&').collect();
+    for kv in [
+        format!("time={time}"),
+        "duration=2.000".to_string(),
+        "profile=tiny-v".to_string(),
+        "crop_x=0.3".to_string(),
+    ] {
+        assert!(query.contains(&kv.as_str()), "{kv} in {post}");
+    }
+    assert!(
+        post.starts_with(&format!("{base}/{media}/exports?")),
+        "{post}"
+    );
+
+    // Followed to done: the status said so, the progress never went back,
+    // and the bar (with its aria values) ended full.
+    let file_url = find("autotest export file ");
+    let export_id = |url: &str| -> u64 {
+        url.strip_prefix(&format!("{base}/{media}/exports/"))
+            .and_then(|rest| rest.strip_suffix("/clip.mp4"))
+            .unwrap_or_else(|| panic!("{url}"))
+            .parse()
+            .unwrap()
+    };
+    let n = export_id(&file_url);
+    // "export {n} {state} {progress}", one a status answer.
+    let polls = |n: u64| -> Vec<(String, f64)> {
+        lines
+            .iter()
+            .filter_map(|l| {
+                let w: Vec<&str> = l.strip_prefix("export ")?.split_whitespace().collect();
+                (w.len() == 3 && w[0].parse::<u64>().ok()? == n)
+                    .then(|| (w[1].to_string(), w[2].parse().unwrap()))
+            })
+            .collect()
+    };
+    let followed = polls(n);
+    assert_eq!(
+        followed.last(),
+        Some(&("done".to_string(), 1.0)),
+        "{followed:?}"
+    );
+    assert!(
+        followed.windows(2).all(|p| p[0].1 <= p[1].1),
+        "progress never goes back: {followed:?}"
+    );
+    let seen = find("autotest progress seen ");
+    assert!(seen.ends_with("100:done"), "{seen}");
+    assert_eq!(
+        find("autotest progress end "),
+        "progressbar Export progress|0 100 100 done"
+    );
+    assert_eq!(
+        find("autotest export link "),
+        format!("shown {file_url} download clip-{media}-{time}-tiny-v.mp4")
+    );
+    let state = find("autotest export state ");
+    assert!(
+        state.starts_with("done 1 crop 0.3 message Export ready: "),
+        "{state}"
+    );
+
+    // The server's status of an export, and its file: a clean 180×320
+    // H.264 MP4 as long as the 2 s clip, within a frame.
+    let frame = 1.0 / FPS as f64;
+    let check = |n: u64, url: &str, name: &str| {
+        let status = get(&format!("{base}/{media}/exports/{n}")).json();
+        assert_eq!(
+            (status["state"].as_str(), status["profile"].as_str()),
+            (Some("done"), Some("tiny-v")),
+            "{status}"
+        );
+        assert!(
+            (status["duration"].as_f64().unwrap() - 2.0).abs() <= frame,
+            "{status}"
+        );
+        let r = get(url);
+        assert_eq!(r.status, 200, "{url}: {}", r.text());
+        assert_eq!(r.header("content-type").as_deref(), Some("video/mp4"));
+        let file = dir.path().join(name);
+        std::fs::write(&file, &r.body).unwrap();
+        assert_eq!(
+            status["bytes"].as_u64(),
+            Some(r.body.len() as u64),
+            "{status}"
+        );
+        assert_eq!(decode_errors(&file), "", "{}", file.display());
+        let all = streams(&file);
+        let video = stream(&all, "video").expect("a video stream");
+        assert_eq!(
+            (video.codec_name.as_str(), video.width, video.height),
+            ("h264", 180, 320),
+            "{name}: {video:?}"
+        );
+        assert!(
+            (video.duration - 2.0).abs() <= frame + 1e-3,
+            "{name}: {} s for a 2 s clip",
+            video.duration
+        );
+    };
+    check(n, &file_url, "export.mp4");
+
+    // The clip of marker goal (2 s from 2 s): exported by marker=, with the
+    // crop position the row kept.
+    let post = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("export post "))
+        .nth(2)
+        .unwrap_or_else(|| panic!("{lines:?}"))
+        .to_string();
+    let query: Vec<&str> = post.split_once('?').unwrap().1.split('&').collect();
+    for kv in ["marker=goal", "profile=tiny-v", "crop_x=0.3"] {
+        assert!(query.contains(&kv), "{kv} in {post}");
+    }
+    assert!(
+        !query
+            .iter()
+            .any(|kv| kv.starts_with("time=") || kv.starts_with("duration=")),
+        "{post}"
+    );
+    let marker_url = find("autotest marker export file ");
+    let m = export_id(&marker_url);
+    assert_eq!(
+        polls(m).last(),
+        Some(&("done".to_string(), 1.0)),
+        "{lines:?}"
+    );
+    assert_eq!(
+        find("autotest marker export link "),
+        format!("{marker_url} download clip-{media}-goal-tiny-v.mp4")
+    );
+    check(m, &marker_url, "goal.mp4");
+}

@@ -62,6 +62,14 @@
 // it), and Clip & Share then asks for the clip by `marker=` rather than by
 // time, so the link names the moment. "Mark now" adds a marker at the live
 // edge (`POST /{stream}/markers`).
+//
+// ─── Export ──────────────────────────────────────────────────────────────────
+// The Clip & Share result has an Export row: a shape picker filled from the
+// session's export profiles (`GET /{media-id}/exports`), a crop position for
+// the shapes that crop, and an Export button that asks the server to
+// re-encode the last clip's range (`POST /{media-id}/exports`, by `marker=`
+// when the clip was made from one) and follows the export's status
+// (`/{media-id}/exports/{n}`) until its file can be downloaded.
 // ─────────────────────────────────────────────────────────────────────────────
 //
 // Test hooks: window.liveclip = { markIn(s), markOut(s), clip(), state, … }
@@ -644,7 +652,8 @@
     stream: null,
     mainMode: 'live', // 'live' | 'replay'
     mainMediaId: null, // the session shown in the main player
-    lastClip: null, // { manifestUrl, mp4Url, filename, posterUrl, marker } of the last Clip & Share
+    lastClip: null, // { manifestUrl, mp4Url, filename, posterUrl, marker, media, query, duration } of the last Clip & Share
+    lastExport: null, // { id, profile, cropX, state, progress, fileUrl, filename, error } of the last export
     marker: null, // { mediaId, id, inTime, outTime }: the marks came from this marker
     lowLatency: false, // the main player plays a low-latency live playlist
     latency: null, // seconds the main player's live picture is behind live
@@ -1631,7 +1640,8 @@
    * and plays the clip. Marks set by "Clip this moment" (and not changed
    * since) ask by `marker=` instead of time and duration: the server cuts
    * the same range, and the link names the moment. Returns
-   * { manifestUrl, mp4Url, filename, posterUrl, marker } or null.
+   * { manifestUrl, mp4Url, filename, posterUrl, marker, media, query,
+   * duration } or null (`query`: the range as asked, for the export row).
    */
   async function clipAndShare() {
     const v = validateMarks();
@@ -1679,12 +1689,23 @@
     // The clip's first frame stands for it until it plays.
     const posterUrl = apiUrl(`/${enc(media)}/thumbnails/thumbnail.jpg`, { time, width: POSTER_WIDTH });
     $('clip-player').poster = posterUrl;
-    state.lastClip = { manifestUrl, mp4Url, filename, posterUrl, marker: marker ? marker.id : null };
+    state.lastClip = {
+      manifestUrl,
+      mp4Url,
+      filename,
+      posterUrl,
+      marker: marker ? marker.id : null,
+      media,
+      query,
+      duration: v.duration,
+    };
     log(`clip-link ${manifestUrl}`);
     log(`mp4-link ${mp4Url}`);
     log(`poster ${posterUrl}`);
     setStatus(`Clip ready: ${duration} s from ${time} s${what}`, 'ok');
     clipPlayer.load(manifestUrl);
+    resetExport();
+    loadExportProfiles(media);
     return { ...state.lastClip };
   }
 
@@ -1710,6 +1731,227 @@
     }
     log(`copied ${url}`);
     setStatus('Clip link copied', 'ok');
+  }
+
+  // ───────────────────────────── export ─────────────────────────────
+
+  /** How often an export's status is asked for while it runs. */
+  const EXPORT_POLL_MS = 500;
+  /** Status requests in a row that may fail on the network before an export is given up on. */
+  const EXPORT_POLL_RETRIES = 5;
+
+  let exportProfiles = null; // the `profiles` of GET /{media}/exports, once loaded
+  let exportProfilesMedia = null; // the session they were asked of
+  let exportProfilesLoading = null; // the request under way
+  let exportBusy = false; // an export is being sent or followed
+  let exportRun = 0; // bumped by each export and each new clip: an older follow stops
+
+  const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+  /** A profile as the picker shows it: `vertical 1080×1920 (crop)`. */
+  const profileLabel = (p) => `${p.name} ${p.width}×${p.height} (${p.fit})`;
+
+  /** Where the crop is taken, in words: left, center, right, or how far across. */
+  function cropLabel(x) {
+    if (x <= 0.001) return 'left';
+    if (Math.abs(x - 0.5) < 0.001) return 'center';
+    if (x >= 0.999) return 'right';
+    return `${Math.round(x * 100)}% across`;
+  }
+
+  function chosenProfile() {
+    const name = $('export-profile').value;
+    return (exportProfiles || []).find((p) => p.name === name) || null;
+  }
+
+  function setExportMessage(text, level = '') {
+    const el = $('export-message');
+    el.textContent = text;
+    el.className = `validation ${level}`;
+  }
+
+  /** The row's controls for the chosen shape: the crop control only for a crop. */
+  function updateExportUi() {
+    const p = chosenProfile();
+    $('export-crop-field').hidden = !(p && p.fit === 'crop');
+    const crop = $('export-crop');
+    const where = cropLabel(Number(crop.value));
+    $('export-crop-value').textContent = where;
+    crop.setAttribute('aria-valuetext', where);
+    $('export-profile').disabled = exportBusy || !exportProfiles || exportProfiles.length === 0;
+    crop.disabled = exportBusy;
+    $('export-start').disabled = exportBusy || !p || !state.lastClip;
+  }
+
+  /** Fills the shape picker from `GET /{media}/exports` (once per session). */
+  function loadExportProfiles(media) {
+    if (exportProfiles && exportProfilesMedia === media) {
+      updateExportUi();
+      return Promise.resolve(exportProfiles);
+    }
+    if (exportProfilesLoading && exportProfilesLoading.media === media) return exportProfilesLoading.promise;
+    const select = $('export-profile');
+    const option = (value, text, title = '') => {
+      const o = document.createElement('option');
+      o.value = value;
+      o.textContent = text;
+      if (title) o.title = title;
+      return o;
+    };
+    const promise = (async () => {
+      try {
+        const body = await getJSON(apiUrl(`/${enc(media)}/exports`));
+        const list = Array.isArray(body.profiles) ? body.profiles : [];
+        const keep = select.value;
+        select.replaceChildren(
+          ...list.map((p) =>
+            option(
+              p.name,
+              profileLabel(p),
+              `${p.video_kbps} kb/s video, ${p.audio_kbps} kb/s audio; clips of at most ${p.max_duration} s`,
+            ),
+          ),
+        );
+        if (list.length === 0) select.replaceChildren(option('', 'No shapes'));
+        else if (list.some((p) => p.name === keep)) select.value = keep;
+        exportProfiles = list;
+        exportProfilesMedia = media;
+        log(`export profiles ${list.map((p) => p.name).join(' ')}`);
+        if (list.length === 0) setExportMessage('This server has no export profiles.');
+      } catch (e) {
+        exportProfiles = null;
+        exportProfilesMedia = null;
+        select.replaceChildren(option('', 'Unavailable'));
+        const why = `${e.message}${e.status ? ` (HTTP ${e.status})` : ''}`;
+        log(`export profiles unavailable: ${why}`);
+        setExportMessage(`Export shapes unavailable: ${why}`, 'bad');
+      } finally {
+        exportProfilesLoading = null;
+        updateExportUi();
+      }
+      return exportProfiles;
+    })();
+    exportProfilesLoading = { media, promise };
+    return promise;
+  }
+
+  /** A new clip: the row starts over (an export under way is no longer followed). */
+  function resetExport() {
+    exportRun += 1;
+    exportBusy = false;
+    state.lastExport = null;
+    $('export-follow').hidden = true;
+    $('export-link').hidden = true;
+    setExportMessage('');
+    updateExportUi();
+  }
+
+  const EXPORT_WORDS = { sending: 'sending', queued: 'queued', running: 'exporting', done: 'done', failed: 'failed' };
+
+  /** The progress bar (and its aria values), the state, and the link once done. */
+  function showExport(ex) {
+    $('export-follow').hidden = false;
+    const pct = Math.round(ex.progress * 100);
+    const words = ex.state === 'running' ? `exporting ${pct}%` : EXPORT_WORDS[ex.state] || ex.state;
+    const bar = $('export-progress');
+    bar.setAttribute('aria-valuenow', String(pct));
+    bar.setAttribute('aria-valuetext', words);
+    bar.className = `progress ${ex.state}`;
+    bar.querySelector('.progress-fill').style.width = `${pct}%`;
+    const size = Number.isFinite(ex.bytes) ? ` · ${fmtBytes(ex.bytes)}` : '';
+    $('export-state').textContent = `${ex.profile}: ${words}${size}`;
+    const link = $('export-link');
+    link.hidden = ex.state !== 'done';
+    if (ex.state === 'done') {
+      link.href = ex.fileUrl;
+      link.setAttribute('download', ex.filename);
+      link.textContent = `⬇ Download ${ex.profile} MP4`;
+      link.title = ex.filename;
+    }
+  }
+
+  /**
+   * Export: asks the server to re-encode the range of the last clip (by its
+   * `marker=` when it was made from a marker, else its time and duration)
+   * to the chosen shape (`POST /{media}/exports?…&profile=[&crop_x=]`),
+   * follows it every EXPORT_POLL_MS with a progress bar, and offers the file
+   * once done. Resolves to the file's URL, or null (failed, or a newer clip
+   * took the row).
+   */
+  async function exportClip() {
+    const clip = state.lastClip;
+    const p = chosenProfile();
+    if (exportBusy) return null;
+    if (!clip || !p) {
+      reportError('export', clip ? 'choose a shape to export to' : 'make a clip with Clip & Share first');
+      return null;
+    }
+    const cropX = p.fit === 'crop' ? round3(Number($('export-crop').value)) : null;
+    const run = ++exportRun;
+    exportBusy = true;
+    const filename = clip.filename.replace(/\.mp4$/, `-${p.name}.mp4`);
+    const ex = { id: null, profile: p.name, cropX, state: 'sending', progress: 0, fileUrl: null, filename, error: null };
+    state.lastExport = ex;
+    updateExportUi();
+    showExport(ex);
+    const of = clip.marker ? `marker ${clip.marker}` : `${clip.query.duration} s from ${clip.query.time} s`;
+    const where = cropX === null ? '' : `, crop ${cropLabel(cropX)}`;
+    setExportMessage(`Exporting ${of} of ${clip.media} to ${profileLabel(p)}${where}…`);
+    try {
+      const postUrl = apiUrl(`/${enc(clip.media)}/exports`, { ...clip.query, profile: p.name, crop_x: cropX });
+      log(`export post ${postUrl}`);
+      const job = await (await apiFetch(postUrl, { method: 'POST' })).json();
+      ex.id = job.export_id;
+      ex.state = 'queued';
+      const statusUrl = apiUrl(job.status);
+      const fileUrl = apiUrl(job.file);
+      let misses = 0;
+      for (;;) {
+        if (run !== exportRun) return null;
+        let s;
+        try {
+          s = await getJSON(statusUrl);
+          misses = 0;
+        } catch (e) {
+          // A network hiccup is waited out; an answer from the server is not.
+          if (e.kind === 'network' && ++misses <= EXPORT_POLL_RETRIES) {
+            await sleep(EXPORT_POLL_MS);
+            continue;
+          }
+          throw e;
+        }
+        if (run !== exportRun) return null;
+        ex.state = s.state;
+        ex.progress = Math.min(1, Math.max(0, Number(s.progress) || 0));
+        log(`export ${ex.id} ${s.state} ${ex.progress.toFixed(3)}`);
+        if (s.state === 'failed') throw new ApiError(s.error || 'the export failed', s.status || 0, s.kind || '');
+        if (s.state === 'done') {
+          ex.bytes = s.bytes;
+          ex.fileUrl = fileUrl;
+          showExport(ex);
+          break;
+        }
+        showExport(ex);
+        await sleep(EXPORT_POLL_MS);
+      }
+      log(`export-link ${fileUrl}`);
+      setExportMessage(`Export ready: ${filename}`, 'ok');
+      setStatus(`Export ready: ${profileLabel(p)}, ${fmtBytes(ex.bytes)}`, 'ok');
+      return fileUrl;
+    } catch (e) {
+      if (run !== exportRun) return null;
+      ex.state = 'failed';
+      ex.error = `${e.message}${e.status ? ` (HTTP ${e.status})` : ''}`;
+      showExport(ex);
+      setExportMessage(`Export to ${p.name} failed: ${ex.error}`, 'bad');
+      reportError('export', ex.error);
+      return null;
+    } finally {
+      if (run === exportRun) {
+        exportBusy = false;
+        updateExportUi();
+      }
+    }
   }
 
   // ───────────────────────────── sessions ─────────────────────────────
@@ -1961,6 +2203,9 @@
     $('clip-share').addEventListener('click', () => clipAndShare());
     $('copy-link').addEventListener('click', copyLink);
     $('mark-now').addEventListener('click', () => markNow());
+    $('export-start').addEventListener('click', () => exportClip());
+    $('export-profile').addEventListener('change', updateExportUi);
+    $('export-crop').addEventListener('input', updateExportUi);
     $('status').addEventListener('click', () => {
       $('status').textContent = 'Ready';
       $('status').className = 'status idle';
@@ -1993,6 +2238,7 @@
     setInterval(refreshMarkers, 1000);
     updateMarksUi();
     updatePosition();
+    updateExportUi();
   }
 
   async function start() {
@@ -2045,6 +2291,11 @@
    *   liveclip.clipMarker(m)    "Clip this moment" on marker id m (of the listed session)
    *   liveclip.markNow(extra)   "Mark now" (extra: more of the POST body); resolves to the answer or null
    *   liveclip.dateRanges(p)    the EXT-X-DATERANGE tags hls.js parsed in player p ('main', 'preview')
+   *   liveclip.exportProfiles() the shapes of the picker (GET /{media}/exports), null until loaded
+   *   liveclip.exportClip(profile, cropX)
+   *                             Export of the last clip with the row's controls set to that shape
+   *                             (and crop position 0..1, in the slider's 5 % steps); resolves to
+   *                             the file's URL or null. State in liveclip.state.lastExport.
    */
   window.liveclip = {
     state,
@@ -2087,6 +2338,20 @@
     },
     markNow: (extra) => markNow(extra),
     dateRanges: (name = 'main') => ({ main: mainPlayer, preview: previewPlayer, clip: clipPlayer })[name].dateRanges(),
+    exportProfiles: () => (exportProfiles ? exportProfiles.map((p) => ({ ...p })) : null),
+    async exportClip(profile, cropX) {
+      if (state.lastClip && !exportProfiles) await loadExportProfiles(state.lastClip.media);
+      if (profile !== undefined) {
+        if (!(exportProfiles || []).some((p) => p.name === profile)) {
+          reportError('export', `no shape ${profile} to export to`);
+          return null;
+        }
+        $('export-profile').value = profile;
+      }
+      if (cropX !== undefined && cropX !== null) $('export-crop').value = String(cropX);
+      updateExportUi();
+      return exportClip();
+    },
   };
 
   if (document.readyState === 'loading') {
