@@ -363,19 +363,23 @@ fn ffmpeg_open_gop_feed(dir: &Path, seconds: u64) -> PathBuf {
 
 /// H.264 with open GOPs from ffmpeg's libx264: a start on an open-GOP
 /// I-frame copies from it without its leading pictures; a start inside an
-/// open GOP is refused (422) until its decode is whole.
+/// open GOP re-encodes up to the next I-frame, with that I-frame's leading
+/// pictures (presented before it), which the copy leaves out.
 #[test]
 fn open_gop_h264_cuts_exactly() {
     init();
     let dir = tempfile::tempdir().unwrap();
     let feed = ffmpeg_open_gop_feed(dir.path(), 8);
+    let port = common::http::free_port();
     let p = launch(&format!(
         "filesrc location={} ! tsdemux ! h264parse ! queue ! s.video \
-         hlsclipsink name=s location={} stream-id=cam target-duration=2",
+         hlsclipsink name=s location={} stream-id=cam target-duration=2 \
+         http-address=127.0.0.1:{port}",
         feed.display(),
         dir.path().display()
     ));
-    ok(&run(&p, Duration::from_secs(120)));
+    // It stays PLAYING: its HTTP API answers below.
+    play_to_eos(&p, Duration::from_secs(120));
     let (media_id, recording) = session(dir.path());
     assert_eq!(
         frame_numbers(&recording),
@@ -388,26 +392,48 @@ fn open_gop_h264_cuts_exactly() {
         d, &recording, &media_id, "open-key", 60, 150, true, false, false,
     );
     assert_eq!(head, 0);
-    // Inside an open GOP: not supported yet, and said so (never a wrong
-    // clip).
-    let (sink, bus) = requester(d);
-    let out = d.join("out").join("open-mid.mp4");
-    let query = format!(
-        "time={}&end={}&accuracy=exact&location={}",
+    // Mid-GOP starts: the head runs to the next I-frame (every 30 frames)
+    // and includes its leading pictures; the GOPs after it are copied.
+    for st in [40u64, 71, 101, 131, 161] {
+        let name = format!("open-{st}");
+        let head = exact_clip(
+            d,
+            &recording,
+            &media_id,
+            &name,
+            st,
+            st + 45,
+            false,
+            false,
+            false,
+        );
+        assert_eq!(head as u64, st.div_ceil(30) * 30 - st, "{name}");
+    }
+
+    // Over HTTP (the same parser and cut).
+    let base = format!("http://127.0.0.1:{port}/{media_id}");
+    let r = common::http::get(&format!(
+        "{base}/clip.mp4?time={}&end={}&accuracy=exact",
         at(101),
-        at(150),
-        out.display()
-    );
-    let done = clip(&sink, &bus, &media_id, &query);
-    assert_eq!(done.get::<u32>("status").unwrap(), 422, "{done:?}");
+        at(150)
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(
-        done.get::<String>("kind").unwrap(),
-        "unsupported",
-        "{done:?}"
+        r.header("clip-preroll-seconds").as_deref(),
+        Some("0.000000")
     );
-    let error = done.get::<String>("error").unwrap();
-    assert!(error.contains("open GOP"), "{error}");
-    assert!(!out.exists(), "no clip is written");
+    let file = d.join("out").join("http.mp4");
+    std::fs::write(&file, &r.body).unwrap();
+    assert!(moov(&file).trak.iter().all(|t| t.edts.is_none()));
+    assert_eq!(frame_numbers(&file), (101..150).collect::<Vec<u32>>());
+    // A manifest can't be exact.
+    let r = common::http::get(&format!(
+        "{base}/clip.m3u8?time={}&end={}&accuracy=exact",
+        at(60),
+        at(150)
+    ));
+    assert_eq!(r.status, 400, "{}", r.text());
+    p.set_state(gst::State::Null).unwrap();
 }
 
 /// H.265 from x265enc (B-frames, CRA keyframes with leading pictures).
@@ -430,4 +456,162 @@ fn h265_cuts_exactly() {
     exact_clip(
         d, &recording, &media_id, "hevc-key", 60, 120, true, false, false,
     );
+}
+
+/// A page that plays `/clip.mp4` and logs the number of its first frame
+/// (read from the pixels), its duration, and the last frame's number at
+/// the end.
+const PAGE: &str = r#"<!doctype html><html><body>
+<video id="v" muted playsinline></video><canvas id="c" width="320" height="240"></canvas>
+<script>
+const v = document.getElementById('v');
+const c = document.getElementById('c').getContext('2d', { willReadFrequently: true });
+const log = (m) => console.log('liveclip: ' + m);
+function num() {
+  c.drawImage(v, 0, 0, 320, 240);
+  let n = 0;
+  for (let b = 4; b >= 0; b--) {
+    const p = c.getImageData(160, b * 48 + 24, 1, 1).data[0];
+    n = n * 5 + Math.min(4, Math.max(0, Math.round(p / 64)));
+  }
+  return n;
+}
+v.onerror = () => log('error ' + (v.error && v.error.message));
+v.addEventListener('loadeddata', () => {
+  log('first ' + num() + ' duration ' + v.duration.toFixed(3));
+  v.play().catch((e) => log('error play ' + e));
+});
+v.onended = () => log('ended ' + v.currentTime.toFixed(3) + ' last ' + num());
+v.src = '/clip.mp4';
+</script></body></html>"#;
+
+/// Serves [`PAGE`] at `/` and `clip` at `/clip.mp4` (whole, no ranges).
+fn serve_clip(clip: PathBuf) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut h = String::new();
+            while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                h.clear();
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/");
+            let (body, kind) = match path {
+                "/" => (PAGE.as_bytes().to_vec(), "text/html"),
+                "/clip.mp4" => (std::fs::read(&clip).unwrap(), "video/mp4"),
+                _ => (Vec::new(), "text/plain"),
+            };
+            let _ = stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .and_then(|_| stream.write_all(&body));
+        }
+    });
+    port
+}
+
+/// Chromium (its own MP4 demuxer and decoder, no edit list to honour)
+/// starts an exact clip at the requested frame, plays it to the end at the
+/// last frame of the range, with its two sample entries.
+#[test]
+fn chromium_plays_an_exact_clip_from_the_requested_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = numbered_av(dir.path(), "target-duration=2", 8, 30, false);
+    ok(&run(&pipeline, Duration::from_secs(120)));
+    let (media_id, recording) = session(dir.path());
+    let head = exact_clip(
+        dir.path(),
+        &recording,
+        &media_id,
+        "browser",
+        40,
+        120,
+        false,
+        true,
+        true,
+    );
+    assert_eq!(head, 20);
+    let port = serve_clip(dir.path().join("out").join("browser.mp4"));
+    let lines = common::browser::chromium(
+        &format!("http://127.0.0.1:{port}/"),
+        &["ended", "error"],
+        Duration::from_secs(90),
+    );
+    assert!(lines.iter().all(|l| !l.starts_with("error")), "{lines:?}");
+    let first = lines
+        .iter()
+        .find(|l| l.starts_with("first "))
+        .unwrap_or_else(|| panic!("no first frame: {lines:?}"));
+    assert!(first.starts_with("first 40 duration "), "{lines:?}");
+    let duration: f64 = first.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((duration - 80.0 / FPS as f64).abs() < 0.05, "{lines:?}");
+    let ended = lines
+        .iter()
+        .find(|l| l.starts_with("ended "))
+        .unwrap_or_else(|| panic!("did not play to the end: {lines:?}"));
+    assert!(ended.ends_with(" last 119"), "{lines:?}");
+}
+
+/// What the smart cut can't re-encode is refused with 422 `unsupported`
+/// naming it (here H.264 High 4:4:4), over the signal and HTTP, and no file
+/// is written; a start on a keyframe needs no re-encode and works.
+#[test]
+fn unsupported_profiles_answer_422() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::http::free_port();
+    let pipeline = numbered_video(
+        dir.path(),
+        &format!("target-duration=2 http-address=127.0.0.1:{port}"),
+        4,
+        "videoconvert ! video/x-raw,format=Y444 ! \
+         x264enc speed-preset=ultrafast key-int-max=30 ! h264parse",
+    );
+    play_to_eos(&pipeline, Duration::from_secs(60));
+    let (media_id, recording) = session(dir.path());
+    let out = dir.path().join("out").join("444.mp4");
+    let (sink, bus) = requester(dir.path());
+    let query = format!(
+        "time={}&end={}&accuracy=exact&location={}",
+        at(40),
+        at(70),
+        out.display()
+    );
+    let done = clip(&sink, &bus, &media_id, &query);
+    assert_eq!(done.get::<u32>("status").unwrap(), 422, "{done:?}");
+    assert_eq!(done.get::<String>("kind").unwrap(), "unsupported");
+    let error = done.get::<String>("error").unwrap();
+    assert!(error.contains("H.264 profile_idc 244"), "{error}");
+    assert!(!out.exists(), "no clip is written");
+    let r = common::http::get(&format!(
+        "http://127.0.0.1:{port}/{media_id}/clip.mp4?time={}&end={}&accuracy=exact",
+        at(40),
+        at(70)
+    ));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["kind"], "unsupported", "{}", r.text());
+    assert!(r.text().contains("profile_idc 244"), "{}", r.text());
+    // On a keyframe nothing is re-encoded.
+    exact_clip(
+        dir.path(),
+        &recording,
+        &media_id,
+        "444-key",
+        30,
+        90,
+        true,
+        true,
+        false,
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
 }

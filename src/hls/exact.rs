@@ -26,7 +26,6 @@ use mp4_atom::Codec;
 
 use super::clip::ClipError;
 use crate::core::Sample;
-use crate::core::nal::Access;
 use crate::frames::pipeline::{PrivatePipeline, appsink, appsrc, capsfilter, make};
 use crate::mp4::CodecConfig;
 
@@ -89,17 +88,6 @@ pub fn cut(
     let mut out = Vec::new();
     let mut head = None;
     if s[0].pts < start {
-        // GStreamer's decoder does not give every frame after an H.264
-        // open-GOP I-frame (a non-IDR random-access point) whole when
-        // decoding starts there: refused rather than a wrong head.
-        if config.name == "h264" && k1.access == Access::Open {
-            return Err(ClipError::Unsupported(
-                "accuracy=exact can't yet start inside an H.264 open GOP (the keyframe \
-                 before the start is a non-IDR I-frame): start on a keyframe, or ask for \
-                 accuracy=frame"
-                    .into(),
-            ));
-        }
         // Every sample up to the last one presented in the head decodes it
         // (in an open GOP that includes the next keyframe, which its
         // leading pictures refer to).
@@ -252,6 +240,12 @@ fn reencode(
         if e.has_property("output-corrupt") {
             e.set_property("output-corrupt", true);
         }
+        // avdec_h264 of GStreamer 1.22 with one thread decodes the frames
+        // after an open-GOP I-frame with grey areas (missing references)
+        // where its frame-threaded decode (the default) is whole.
+        if e.has_property("max-threads") {
+            e.set_property("max-threads", 0i32);
+        }
     }
     chain.push(make("videoconvert").map_err(fail)?);
     chain.push(
@@ -291,7 +285,10 @@ fn reencode(
             if keep {
                 gst::PadProbeReturn::Ok
             } else {
-                gst::PadProbeReturn::Drop
+                // Consumed here (a dropped buffer would be released twice
+                // over: GStreamer 1.22 warns of a NULL unref).
+                drop(info.take_buffer());
+                gst::PadProbeReturn::Handled
             }
         });
     }
