@@ -2,7 +2,7 @@
 //! `accuracy=exact` (smart cut) against a full re-encode and against
 //! today's copy clip, for clips of growing length from a 60 s 1080p30
 //! H.264 High (4:2:0, 2 B-frames, 2 s GOP) + AAC hlsclipsink recording,
-//! every start 1.5 s into a GOP (45 frames to re-encode):
+//! every start 1.5 s into a GOP (60 frames decoded, the last 15 re-encoded):
 //!
 //! - exact: `hls::clip::clip_mp4` with `Accuracy::Exact` (decode and
 //!   x264enc of the partial GOP, copy of the rest), written to a file;
@@ -85,6 +85,56 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
 }
 
+/// The exact clip decodes cleanly in ffmpeg, and its `head` re-encoded
+/// frames against ffmpeg's decode of the input from frame `first`: PSNR
+/// (dB, the lowest frame), printed.
+fn check(clip: &Path, input: &Path, first: usize, head: usize) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(clip)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = clip.with_extension("psnr.log");
+    let graph = format!(
+        "[0:v]trim=end_frame={head},setpts=PTS-STARTPTS[a];\
+         [1:v]trim=start_frame={first}:end_frame={},setpts=PTS-STARTPTS[b];\
+         [a][b]psnr=stats_file={}",
+        first + head,
+        stats.display()
+    );
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(clip)
+        .arg("-i")
+        .arg(input)
+        .args(["-lavfi", &graph, "-f", "null", "-"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let values: Vec<f64> = std::fs::read_to_string(&stats)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v = l
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("psnr_avg:"))?;
+            v.parse().ok()
+        })
+        .collect();
+    assert_eq!(values.len(), head);
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    println!(
+        "re-encoded head: {head} frames, PSNR min {min:.1} dB, mean {mean:.1} dB; clean ffmpeg decode"
+    );
+}
+
 fn main() {
     gst::init().unwrap();
     gstliveclip::plugin_register_static().unwrap();
@@ -128,6 +178,9 @@ fn main() {
             .unwrap();
         assert!(st.success());
         let ffmpeg = t.elapsed();
+        if len_s == 5 {
+            check(&out("exact"), &input, 345, 15);
+        }
         println!(
             "| {len_s} s | {:.0} ms | {:.1} ms | {:.0} ms | {:.1} MB | {:.1} MB |",
             ms(exact),
