@@ -1258,4 +1258,61 @@ mod tests {
         let moov = moov_of(&write(&clip(vec![t])));
         assert_eq!(stts(&moov.trak[0]), vec![(1, 1)]);
     }
+
+    #[test]
+    fn exact_cut_has_no_edit_list_and_two_sample_entries() {
+        // A re-encoded head of 3 frames (no reordering) at frames 7..10,
+        // then a copied GOP from frame 10 with B-frames: I10 P13 B11 B12,
+        // its decode times moved to start at 10.
+        let mut head_config = crate::mp4::testing::h264();
+        if let mp4_atom::Codec::Avc1(a) = &mut head_config.entry {
+            a.avcc.sequence_parameter_sets[0].push(0);
+        }
+        let mut samples: Vec<Sample> = (7..10)
+            .map(|n| sample(frame(n), frame(n), n == 7, format!("head {n}")))
+            .collect();
+        for (k, (p, d)) in [(10, 10), (13, 11), (11, 12), (12, 13)]
+            .into_iter()
+            .enumerate()
+        {
+            samples.push(sample(frame(p), frame(d), k == 0, format!("copy {p}")));
+        }
+        let mut c = clip(vec![track(video_config(), samples)]);
+        c.start = frame(7);
+        c.exact = Some(ExactCut {
+            head: Some(Head {
+                track: 0,
+                samples: 3,
+                config: Arc::new(head_config.clone()),
+            }),
+        });
+        let moov = moov_of(&write(&c));
+        let trak = &moov.trak[0];
+        assert!(trak.edts.is_none(), "no edit list");
+        let stbl = &trak.mdia.minf.stbl;
+        assert_eq!(
+            stbl.stsd.codecs,
+            vec![head_config.entry, video_config().entry.clone()]
+        );
+        // The head's chunk uses entry 1, the copy's entry 2.
+        let stsc: Vec<(u32, u32, u32)> = stbl
+            .stsc
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.first_chunk,
+                    e.samples_per_chunk,
+                    e.sample_description_index,
+                )
+            })
+            .collect();
+        assert_eq!(stsc, vec![(1, 3, 1), (2, 4, 2)]);
+        // Decode 0, 1, 2, ...; presented at 0, 1, 2, 3, 6, 4, 5 frames (the
+        // head and I10 at their decode time, P13 two frames later): the
+        // B-frames compose before they decode.
+        let f = i64::from(FRAME_TICKS);
+        assert_eq!(ctts(trak), Some(vec![(4, 0), (1, 2 * f), (2, -f)]),);
+        assert_eq!(stbl.stss.as_ref().unwrap().entries, vec![1, 4]);
+    }
 }
