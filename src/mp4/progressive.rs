@@ -1312,7 +1312,7 @@ mod tests {
         // head and I10 at their decode time, P13 two frames later): the
         // B-frames compose before they decode.
         let f = i64::from(FRAME_TICKS);
-        assert_eq!(ctts(trak), Some(vec![(4, 0), (1, 2 * f), (2, -f)]),);
+        assert_eq!(ctts(trak), Some(vec![(4, 0), (1, 2 * f), (2, -f)]));
         assert_eq!(stbl.stss.as_ref().unwrap().entries, vec![1, 4]);
     }
 }
