@@ -124,6 +124,7 @@ fn main() {
         start,
         end: None,
         creation_time: None,
+        exact: None,
     };
     let bytes: usize = clip
         .tracks

@@ -32,6 +32,10 @@ pub enum Accuracy {
     Frame,
     /// At the keyframe at or before the requested instant.
     Keyframe,
+    /// At the requested instant without an edit list: the frames from it
+    /// to the next keyframe are re-encoded (a smart cut), every later GOP
+    /// is copied.
+    Exact,
 }
 
 /// Why a request can't be answered. Each kind has an HTTP status
@@ -55,6 +59,9 @@ pub enum ClipError {
     /// The request contradicts what exists (409), e.g. a marker id that
     /// is taken.
     Conflict(String),
+    /// The request asks for something this media can't be given (422),
+    /// e.g. an exact cut of a codec profile no encoder here matches.
+    Unsupported(String),
     /// A stored file could not be read or written (500).
     Storage(String),
 }
@@ -71,13 +78,14 @@ impl ClipError {
             ClipError::NotYet(_) => 425,
             ClipError::Busy(_) => 429,
             ClipError::Conflict(_) => 409,
+            ClipError::Unsupported(_) => 422,
             ClipError::Storage(_) => 500,
         }
     }
 
     /// A short machine-readable name: `bad-request`, `not-found`, `gone`,
     /// `out-of-range`, `codec-change`, `not-yet`, `busy`, `conflict`,
-    /// `storage`.
+    /// `unsupported`, `storage`.
     pub fn kind(&self) -> &'static str {
         match self {
             ClipError::BadRequest(_) => "bad-request",
@@ -88,6 +96,7 @@ impl ClipError {
             ClipError::NotYet(_) => "not-yet",
             ClipError::Busy(_) => "busy",
             ClipError::Conflict(_) => "conflict",
+            ClipError::Unsupported(_) => "unsupported",
             ClipError::Storage(_) => "storage",
         }
     }
@@ -102,7 +111,8 @@ impl std::fmt::Display for ClipError {
             | ClipError::OutOfRange(s)
             | ClipError::NotYet(s)
             | ClipError::Busy(s)
-            | ClipError::Conflict(s) => f.write_str(s),
+            | ClipError::Conflict(s)
+            | ClipError::Unsupported(s) => f.write_str(s),
             ClipError::CrossesCodecChange => {
                 f.write_str("the range crosses a codec change; clip each side separately")
             }
@@ -172,7 +182,7 @@ impl ClipRequest {
     /// Parses URL query parameters (`time=600s&duration=30s`), the same for
     /// the action signals and the HTTP API, under [`crate::core::query`]'s
     /// rules. Names: `time` (or `start`), `duration`, `end`, `accuracy`
-    /// (`frame` or `keyframe`), `location`, `filename`; `token` is ignored
+    /// (`frame`, `keyframe` or `exact`), `location`, `filename`; `token` is ignored
     /// (the HTTP layer checks it).
     pub fn parse_query(query: &str) -> Result<ClipRequest, ClipError> {
         let pairs =
@@ -202,9 +212,10 @@ impl ClipRequest {
                     req.accuracy = match value.as_str() {
                         "frame" => Accuracy::Frame,
                         "keyframe" => Accuracy::Keyframe,
+                        "exact" => Accuracy::Exact,
                         other => {
                             return Err(ClipError::BadRequest(format!(
-                                "parameter accuracy: {other:?} is neither \"frame\" nor \"keyframe\""
+                                "parameter accuracy: {other:?} is not \"frame\", \"keyframe\" or \"exact\""
                             )));
                         }
                     }
@@ -521,6 +532,13 @@ pub fn clip_manifest(
     range: Range,
     accuracy: Accuracy,
 ) -> Result<String, ClipError> {
+    if accuracy == Accuracy::Exact {
+        return Err(ClipError::BadRequest(
+            "accuracy=exact re-encodes the start of an MP4 clip: ask for clip.mp4 \
+             (a clip manifest reuses the stored fragments: frame or keyframe)"
+                .into(),
+        ));
+    }
     let frags = index
         .fragments_for(range.start, range.end)
         .map_err(storage)?;
@@ -811,6 +829,7 @@ pub fn clip_mp4(
     let mut presentation_end = end_ns;
     let mut keyframe = start_ns;
     let mut tracks = Vec::new();
+    let mut head = None;
     // Video first: in keyframe accuracy it moves the start for every track.
     let mut order: Vec<_> = configs.iter().zip(per_track).collect();
     order.sort_by_key(|(c, _)| c.kind != TrackKind::Video);
@@ -851,7 +870,7 @@ pub fn clip_mp4(
             // frame that an edit cuts through (ffmpeg drops it, GStreamer
             // shows it); on a boundary every reader shows the same frames.
             let at_or_after = |t: i64| move |s: &crate::core::Sample| (s.pts >= t).then_some(s.pts);
-            if accuracy == Accuracy::Frame
+            if accuracy != Accuracy::Keyframe
                 && let Some(first) = kept.iter().filter_map(at_or_after(start_ns)).min()
             {
                 presentation_start = first;
@@ -861,7 +880,30 @@ pub fn clip_mp4(
                 // The recording ends within the last frame: at its end.
                 None => kept.iter().map(|s| s.pts_end()).max().unwrap_or(end_ns),
             };
-            kept
+            if accuracy == Accuracy::Exact {
+                let cut = super::exact::cut(
+                    config,
+                    &samples[key..],
+                    presentation_start,
+                    presentation_end,
+                )?;
+                presentation_end = cut.end;
+                head = cut.head.map(|(n, c)| crate::mp4::Head {
+                    track: tracks.len(),
+                    samples: n,
+                    config: c,
+                });
+                cut.samples
+            } else {
+                kept
+            }
+        } else if accuracy == Accuracy::Exact {
+            // No edit list: the first audio frame starts at or just after
+            // the first frame.
+            samples
+                .into_iter()
+                .filter(|s| s.pts >= presentation_start && s.pts < presentation_end)
+                .collect()
         } else {
             samples
                 .into_iter()
@@ -889,7 +931,12 @@ pub fn clip_mp4(
         requested_start: range.start,
         start,
         end: (presentation_end.max(0) as u64).max(start),
-        keyframe: keyframe.max(0) as u64,
+        // An exact cut hides nothing: its first frame is its first sample.
+        keyframe: if accuracy == Accuracy::Exact {
+            start
+        } else {
+            keyframe.max(0) as u64
+        },
         utc: index.utc_at(start),
     };
     Ok((
@@ -898,6 +945,7 @@ pub fn clip_mp4(
             start: presentation_start,
             end: Some(presentation_end),
             creation_time: info.utc,
+            exact: (accuracy == Accuracy::Exact).then_some(crate::mp4::ExactCut { head }),
         },
         info,
     ))
@@ -978,6 +1026,8 @@ mod tests {
             Some(TimePoint::Recording(Duration::from_millis(40_500)))
         );
         assert_eq!(r.accuracy, Accuracy::Keyframe);
+        let r = q("time=10s&duration=5s&accuracy=exact").unwrap();
+        assert_eq!(r.accuracy, Accuracy::Exact);
         let r = q("time=2026-11-23T12%3A00%3A10%2B00%3A00&duration=5s").unwrap();
         assert!(matches!(r.start, Some(TimePoint::Utc(_))));
         assert_eq!(q("duration=10s").unwrap().start, None);
@@ -986,7 +1036,7 @@ mod tests {
             "time=10s&duration=5s&end=20s",
             "time=-5s&duration=5s",
             "time=10s&duration=0",
-            "time=10s&duration=5s&accuracy=exact",
+            "time=10s&duration=5s&accuracy=exactly",
             "time=10s&duration=5s&colour=red",
             "time=10s&time=11s&duration=5s",
             "time=abc&duration=5s",

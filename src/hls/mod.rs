@@ -2,6 +2,7 @@
 //! HLS: playlists, session storage, recovery and retention.
 
 pub mod clip;
+pub mod exact;
 pub mod index;
 pub mod ladder;
 pub mod lowlatency;

@@ -200,6 +200,7 @@ pub fn mp4(
         start: 0,
         end: Some(end),
         creation_time: utc,
+        exact: None,
     };
     let layout = clip.layout().map_err(|e| e.to_string())?;
     let mut bytes = Vec::with_capacity(layout.size() as usize);

@@ -44,6 +44,27 @@ pub struct Mp4Clip {
     pub end: Option<i64>,
     /// Wall-clock time of `start`, for `mvhd` creation time.
     pub creation_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Written without edit lists (an exact cut): every track's first
+    /// sample is presented at time 0, video through composition offsets
+    /// (negative where B-frames need it, `ctts` version 1).
+    pub exact: Option<ExactCut>,
+}
+
+/// How an exact cut is laid out: no edit list, and optionally a re-encoded
+/// head with its own sample entry.
+#[derive(Debug, Clone, Default)]
+pub struct ExactCut {
+    pub head: Option<Head>,
+}
+
+/// The first `samples` samples of track `track` were re-encoded: they use
+/// the sample entry of `config` (the first in `stsd`), the rest the track's
+/// own (the second); a chunk boundary lies between them.
+#[derive(Debug, Clone)]
+pub struct Head {
+    pub track: usize,
+    pub samples: usize,
+    pub config: Arc<CodecConfig>,
 }
 
 /// What was written.
@@ -158,6 +179,11 @@ struct TrackTables {
     edits: Vec<(u64, Option<u64>)>,
     /// Chunks: (first sample, sample count) in this track.
     chunks: Vec<(usize, usize)>,
+    /// Presented duration, movie ticks.
+    presented: u64,
+    /// The first sample of the second sample entry (a re-encoded head
+    /// before it uses the first).
+    second_entry: Option<usize>,
 }
 
 /// The computed layout of a clip: everything before the sample data, and the
@@ -314,11 +340,7 @@ impl Mp4Clip {
         .encode(&mut head)
         .map_err(enc_err)?;
 
-        let duration = tables
-            .iter()
-            .map(|t| t.edits.iter().map(|e| e.0).sum::<u64>())
-            .max()
-            .unwrap_or(0);
+        let duration = tables.iter().map(|t| t.presented).max().unwrap_or(0);
         let stats = WriteStats {
             bytes: head.len() as u64 + data_len,
             duration: rescale(duration as i64, u64::from(movie_ts), 1_000_000_000) as u64,
@@ -385,6 +407,9 @@ impl Mp4Clip {
         // then the presented part of the media (its pre-roll squeezed).
         let mut ct: Vec<i64> = samples.iter().map(|s| ticks(s.pts, ts)).collect();
         let start = ticks(self.start, ts);
+        if let Some(exact) = &self.exact {
+            return Some(self.exact_tables(index, track, exact, durations, ct, &dts, movie_ts));
+        }
         // Video only: an audio frame that the start cuts through is still
         // half presented.
         let start = if track.config.kind == TrackKind::Video {
@@ -423,28 +448,71 @@ impl Mp4Clip {
             Some((pres_start - dts[0]) as u64),
         ));
 
-        let sync = if samples.iter().all(|s| s.keyframe) {
-            None
-        } else {
-            Some(
-                samples
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, s)| s.keyframe)
-                    .map(|(i, _)| i as u32 + 1)
-                    .collect(),
-            )
-        };
+        let presented = edits.iter().map(|e| e.0).sum();
         Some(TrackTables {
             index,
             durations,
             offsets,
             sizes: samples.iter().map(|s| s.data.len() as u32).collect(),
-            sync,
+            sync: sync_table(samples),
             media_duration,
             edits,
             chunks: Vec::new(),
+            presented,
+            second_entry: None,
         })
+    }
+
+    /// The tables of an exact cut: no edit list; the first sample decodes
+    /// at media time 0 and video is composed so that the first presented
+    /// frame is at 0 too (offsets below zero where reordered frames decode
+    /// before it). Audio starts at its first sample.
+    #[allow(clippy::too_many_arguments)]
+    fn exact_tables(
+        &self,
+        index: usize,
+        track: &ClipTrack,
+        exact: &ExactCut,
+        durations: Vec<u32>,
+        ct: Vec<i64>,
+        dts: &[i64],
+        movie_ts: u32,
+    ) -> TrackTables {
+        let samples = &track.samples;
+        let ts = track.config.timescale;
+        let video = track.config.kind == TrackKind::Video;
+        let first_ct = if video {
+            ct.iter().copied().min().unwrap_or(0)
+        } else {
+            dts[0]
+        };
+        let mut decode = 0i64;
+        let mut offsets = Vec::with_capacity(samples.len());
+        let mut end = 0i64;
+        for (i, &c) in ct.iter().enumerate() {
+            let o = if video { c - first_ct - decode } else { 0 };
+            offsets.push(o);
+            end = end.max(decode + o + i64::from(durations[i]));
+            decode += i64::from(durations[i]);
+        }
+        let media_duration = decode.max(0) as u64;
+        let second_entry = exact
+            .head
+            .as_ref()
+            .filter(|h| h.track == index && h.samples < samples.len())
+            .map(|h| h.samples);
+        TrackTables {
+            index,
+            durations,
+            offsets,
+            sizes: samples.iter().map(|s| s.data.len() as u32).collect(),
+            sync: sync_table(samples),
+            media_duration,
+            edits: Vec::new(),
+            chunks: Vec::new(),
+            presented: rescale(end.max(0), u64::from(ts), u64::from(movie_ts)) as u64,
+            second_entry,
+        }
     }
 
     fn moov(
@@ -459,7 +527,7 @@ impl Mp4Clip {
         let mut movie_duration = 0;
         for (k, tb) in tables.iter().enumerate() {
             let config = &self.tracks[tb.index].config;
-            let track_duration: u64 = tb.edits.iter().map(|e| e.0).sum();
+            let track_duration = tb.presented;
             movie_duration = movie_duration.max(track_duration);
             let stts = mp4_atom::Stts {
                 entries: run_lengths(tb.durations.iter().copied())
@@ -478,17 +546,31 @@ impl Mp4Clip {
                     .collect(),
             });
             let mut stsc = Vec::new();
-            let mut last_count = 0;
-            for (c, &(_, count)) in tb.chunks.iter().enumerate() {
-                if count != last_count {
+            let mut last = (0, 0);
+            for (c, &(first, count)) in tb.chunks.iter().enumerate() {
+                let entry = match tb.second_entry {
+                    Some(switch) if first >= switch => 2,
+                    _ => 1,
+                };
+                if (count, entry) != last {
                     stsc.push(mp4_atom::StscEntry {
                         first_chunk: c as u32 + 1,
                         samples_per_chunk: count as u32,
-                        sample_description_index: 1,
+                        sample_description_index: entry,
                     });
-                    last_count = count;
+                    last = (count, entry);
                 }
             }
+            let codecs = match (&self.exact, tb.second_entry) {
+                (Some(ExactCut { head: Some(head) }), Some(_)) => {
+                    vec![head.config.entry.clone(), config.entry.clone()]
+                }
+                // A clip of the re-encoded head alone.
+                (Some(ExactCut { head: Some(head) }), None) if head.track == tb.index => {
+                    vec![head.config.entry.clone()]
+                }
+                _ => vec![config.entry.clone()],
+            };
             let sizes = if tb.sizes.iter().all(|&s| s == tb.sizes[0]) {
                 mp4_atom::StszSamples::Identical {
                     count: tb.sizes.len() as u32,
@@ -515,9 +597,7 @@ impl Mp4Clip {
                 )
             };
             let stbl = mp4_atom::Stbl {
-                stsd: mp4_atom::Stsd {
-                    codecs: vec![config.entry.clone()],
-                },
+                stsd: mp4_atom::Stsd { codecs },
                 stts,
                 ctts,
                 stss: tb.sync.clone().map(|entries| mp4_atom::Stss { entries }),
@@ -550,6 +630,21 @@ impl Mp4Clip {
     }
 }
 
+/// `stss` entries (1-based), `None` when every sample is a sync sample.
+fn sync_table(samples: &[Sample]) -> Option<Vec<u32>> {
+    if samples.iter().all(|s| s.keyframe) {
+        return None;
+    }
+    Some(
+        samples
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.keyframe)
+            .map(|(i, _)| i as u32 + 1)
+            .collect(),
+    )
+}
+
 /// Orders the data in chunks of at most [`CHUNK_NS`] per track, by decode
 /// time across tracks; fills each table's chunk list.
 fn interleave(tracks: &[ClipTrack], tables: &mut [TrackTables]) -> Vec<(usize, usize, usize)> {
@@ -564,7 +659,9 @@ fn interleave(tracks: &[ClipTrack], tables: &mut [TrackTables]) -> Vec<(usize, u
         let first = cursor[k];
         let limit = samples[first].dts.saturating_add(CHUNK_NS);
         let mut end = first + 1;
-        while end < samples.len() && samples[end].dts < limit {
+        // A chunk holds samples of one sample entry.
+        let switch = tables[k].second_entry.filter(|&n| n > first);
+        while end < samples.len() && samples[end].dts < limit && Some(end) != switch {
             end += 1;
         }
         cursor[k] = end;
@@ -642,6 +739,7 @@ mod tests {
             start: 0,
             end: None,
             creation_time: None,
+            exact: None,
         }
     }
 
@@ -1159,5 +1257,62 @@ mod tests {
         let t = track(video_config(), video_frames(1, 1));
         let moov = moov_of(&write(&clip(vec![t])));
         assert_eq!(stts(&moov.trak[0]), vec![(1, 1)]);
+    }
+
+    #[test]
+    fn exact_cut_has_no_edit_list_and_two_sample_entries() {
+        // A re-encoded head of 3 frames (no reordering) at frames 7..10,
+        // then a copied GOP from frame 10 with B-frames: I10 P13 B11 B12,
+        // its decode times moved to start at 10.
+        let mut head_config = crate::mp4::testing::h264();
+        if let mp4_atom::Codec::Avc1(a) = &mut head_config.entry {
+            a.avcc.sequence_parameter_sets[0].push(0);
+        }
+        let mut samples: Vec<Sample> = (7..10)
+            .map(|n| sample(frame(n), frame(n), n == 7, format!("head {n}")))
+            .collect();
+        for (k, (p, d)) in [(10, 10), (13, 11), (11, 12), (12, 13)]
+            .into_iter()
+            .enumerate()
+        {
+            samples.push(sample(frame(p), frame(d), k == 0, format!("copy {p}")));
+        }
+        let mut c = clip(vec![track(video_config(), samples)]);
+        c.start = frame(7);
+        c.exact = Some(ExactCut {
+            head: Some(Head {
+                track: 0,
+                samples: 3,
+                config: Arc::new(head_config.clone()),
+            }),
+        });
+        let moov = moov_of(&write(&c));
+        let trak = &moov.trak[0];
+        assert!(trak.edts.is_none(), "no edit list");
+        let stbl = &trak.mdia.minf.stbl;
+        assert_eq!(
+            stbl.stsd.codecs,
+            vec![head_config.entry, video_config().entry.clone()]
+        );
+        // The head's chunk uses entry 1, the copy's entry 2.
+        let stsc: Vec<(u32, u32, u32)> = stbl
+            .stsc
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.first_chunk,
+                    e.samples_per_chunk,
+                    e.sample_description_index,
+                )
+            })
+            .collect();
+        assert_eq!(stsc, vec![(1, 3, 1), (2, 4, 2)]);
+        // Decode 0, 1, 2, ...; presented at 0, 1, 2, 3, 6, 4, 5 frames (the
+        // head and I10 at their decode time, P13 two frames later): the
+        // B-frames compose before they decode.
+        let f = i64::from(FRAME_TICKS);
+        assert_eq!(ctts(trak), Some(vec![(4, 0), (1, 2 * f), (2, -f)]));
+        assert_eq!(stbl.stss.as_ref().unwrap().entries, vec![1, 4]);
     }
 }

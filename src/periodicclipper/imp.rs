@@ -558,6 +558,7 @@ impl PeriodicClipper {
                     start: sel.start,
                     end,
                     creation_time: utc,
+                    exact: None,
                 },
                 seq: sel.seq,
                 location: state.promised.remove(&sel.seq),

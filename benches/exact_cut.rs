@@ -1,0 +1,193 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `accuracy=exact` (smart cut) against a full re-encode and against
+//! today's copy clip, for clips of growing length from a 60 s 1080p30
+//! H.264 High (4:2:0, 2 B-frames, 2 s GOP) + AAC hlsclipsink recording,
+//! every start 1.5 s into a GOP (60 frames decoded, the last 15 re-encoded):
+//!
+//! - exact: `hls::clip::clip_mp4` with `Accuracy::Exact` (decode and
+//!   x264enc of the partial GOP, copy of the rest), written to a file;
+//! - frame: the same with `Accuracy::Frame` (copy, edit list);
+//! - ffmpeg re-encode: `ffmpeg -ss S -i input -t D -c:v libx264 -preset
+//!   veryfast -crf 18 -c:a aac` (what a frame-exact clip costs without a
+//!   smart cut).
+//!
+//! `cargo bench --bench exact_cut` (inputs cached under
+//! target/bench-input/).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use gstliveclip::hls::clip::{Accuracy, Range, clip_mp4};
+use gstliveclip::hls::index::SessionIndex;
+
+const NS: u64 = 1_000_000_000;
+const RUNS: usize = 3;
+
+/// The 4:2:0 input and its hlsclipsink recording (made once).
+fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
+    let input = dir.join("1080p420-60s.mp4");
+    if !input.exists() {
+        let tmp = dir.join("1080p420-60s.tmp.mp4");
+        let desc = format!(
+            "mp4mux name=mux ! filesink location={tmp} \
+             videotestsrc num-buffers=1800 pattern=ball ! \
+               video/x-raw,format=I420,width=1920,height=1080,framerate=30/1 ! \
+               timeoverlay font-desc=\"Sans 60\" ! x264enc speed-preset=veryfast bitrate=6000 bframes=2 \
+               key-int-max=60 ! video/x-h264,profile=high ! h264parse ! queue ! mux. \
+             audiotestsrc num-buffers=2813 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! \
+               voaacenc ! aacparse ! queue ! mux.",
+            tmp = tmp.display()
+        );
+        common::run_to_eos(&gst::parse::launch(&desc).unwrap());
+        std::fs::rename(&tmp, &input).unwrap();
+    }
+    let rec = dir.join("rec-exact");
+    let stream = rec.join("cam");
+    if common::recorded_session(&stream).is_none() || !rec.join("done").exists() {
+        let _ = std::fs::remove_dir_all(&rec);
+        let desc = format!(
+            "filesrc location={} ! qtdemux name=d \
+             hlsclipsink name=h location={} stream-id=cam target-duration=6 \
+             d.video_0 ! queue ! h264parse ! h.video \
+             d.audio_0 ! queue ! aacparse ! h.audio",
+            input.display(),
+            rec.display()
+        );
+        common::run_to_eos(&gst::parse::launch(&desc).unwrap());
+        std::fs::write(rec.join("done"), b"").unwrap();
+    }
+    (input, common::recorded_session(&stream).unwrap())
+}
+
+fn cut(session: &Path, start: u64, len: u64, accuracy: Accuracy, out: &Path) -> u64 {
+    let index = SessionIndex::load(session, "bench").expect("recording");
+    let (clip, _) = clip_mp4(
+        std::slice::from_ref(&index),
+        Range {
+            start,
+            end: start + len,
+        },
+        accuracy,
+    )
+    .unwrap();
+    clip.write_file(out, false).unwrap().bytes
+}
+
+fn median_of(mut f: impl FnMut() -> Duration) -> Duration {
+    f(); // warm-up
+    common::median((0..RUNS).map(|_| f()).collect())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// The exact clip decodes cleanly in ffmpeg, and its `head` re-encoded
+/// frames against ffmpeg's decode of the input from frame `first`: PSNR
+/// (dB, the lowest frame), printed.
+fn check(clip: &Path, input: &Path, first: usize, head: usize) {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(clip)
+        .args(["-f", "null", "-"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = clip.with_extension("psnr.log");
+    let graph = format!(
+        "[0:v]trim=end_frame={head},setpts=PTS-STARTPTS[a];\
+         [1:v]trim=start_frame={first}:end_frame={},setpts=PTS-STARTPTS[b];\
+         [a][b]psnr=stats_file={}",
+        first + head,
+        stats.display()
+    );
+    let st = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(clip)
+        .arg("-i")
+        .arg(input)
+        .args(["-lavfi", &graph, "-f", "null", "-"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let values: Vec<f64> = std::fs::read_to_string(&stats)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v = l
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("psnr_avg:"))?;
+            v.parse().ok()
+        })
+        .collect();
+    assert_eq!(values.len(), head);
+    let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    println!(
+        "re-encoded head: {head} frames, PSNR min {min:.1} dB, mean {mean:.1} dB; clean ffmpeg decode"
+    );
+}
+
+fn main() {
+    gst::init().unwrap();
+    gstliveclip::plugin_register_static().unwrap();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-input");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (input, session) = inputs(&dir);
+    let tmp = tempfile::tempdir().unwrap();
+    let out = |name: &str| tmp.path().join(format!("{name}.mp4"));
+    println!(
+        "| clip length | exact (smart cut) | frame (copy + edit list) | ffmpeg full re-encode | exact size | frame size |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for len_s in [5u64, 10, 20, 40] {
+        // 1.5 s into the GOP at 10 s.
+        let start = 11 * NS + NS / 2;
+        let len = len_s * NS;
+        let mut exact_bytes = 0;
+        let exact = median_of(|| {
+            let t = Instant::now();
+            exact_bytes = cut(&session, start, len, Accuracy::Exact, &out("exact"));
+            t.elapsed()
+        });
+        let mut frame_bytes = 0;
+        let frame = median_of(|| {
+            let t = Instant::now();
+            frame_bytes = cut(&session, start, len, Accuracy::Frame, &out("frame"));
+            t.elapsed()
+        });
+        // One run: it takes seconds.
+        let t = Instant::now();
+        let st = Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y", "-ss"])
+            .arg(format!("{:.3}", start as f64 / 1e9))
+            .arg("-i")
+            .arg(&input)
+            .args(["-t", &len_s.to_string()])
+            .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "18"])
+            .args(["-c:a", "aac"])
+            .arg(out("ffmpeg"))
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let ffmpeg = t.elapsed();
+        if len_s == 5 {
+            check(&out("exact"), &input, 345, 15);
+        }
+        println!(
+            "| {len_s} s | {:.0} ms | {:.1} ms | {:.0} ms | {:.1} MB | {:.1} MB |",
+            ms(exact),
+            ms(frame),
+            ms(ffmpeg),
+            exact_bytes as f64 / 1e6,
+            frame_bytes as f64 / 1e6
+        );
+    }
+}

@@ -1,0 +1,617 @@
+// SPDX-License-Identifier: MPL-2.0
+//! `accuracy=exact` clips (a smart cut): the partial GOP at the start is
+//! re-encoded, every later GOP copied, and the file has no edit list, so a
+//! player that ignores edit lists presents exactly the requested frames.
+//!
+//! Every check reads the clip with an independent reader: mp4-atom (no
+//! `elst`, two sample entries), ffmpeg (frame numbers from the pixels,
+//! presentation times, PSNR of the re-encoded frames against ffmpeg's
+//! decode of the recording, per-packet hashes of the copied GOPs against
+//! the recording's packets, a clean decode) and GStreamer (qtdemux and
+//! decodebin present the same frames).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::numbered::*;
+use common::*;
+use gst::prelude::*;
+
+fn clip(sink: &gst::Element, bus: &gst::Bus, media_id: &str, query: &str) -> gst::Structure {
+    let id = sink.emit_by_name::<u64>("clip-mp4", &[&Some(media_id), &query]);
+    assert!(id > 0);
+    clip_done(bus, id)
+}
+
+/// Recording time of numbered frame `n`, as a query value.
+fn at(n: u64) -> String {
+    let ns = n * NS / FPS;
+    format!("{}.{:09}s", ns / NS, ns % NS)
+}
+
+/// The packets of the first video stream of `file` in decode order: the
+/// md5 of each one's data (`-c copy`, nothing decoded).
+fn packet_md5s(file: &Path) -> Vec<String> {
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(file)
+        .args(["-map", "0:v:0", "-c", "copy", "-f", "framemd5", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            // stream, dts, pts, duration, size, md5[, side data]
+            let f: Vec<&str> = l.split(',').map(str::trim).collect();
+            Some(format!("{}:{}", f.get(4)?, f.get(5)?))
+        })
+        .collect()
+}
+
+/// Presentation times (s) of the video frames of `file` as ffprobe
+/// decodes them, in presentation order.
+fn frame_times(file: &Path) -> Vec<f64> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_frames"])
+        .args(["-show_entries", "frame=pts_time", "-of", "csv=p=0"])
+        .arg(file)
+        .output()
+        .expect("ffprobe runs");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split(',').next()?.trim().parse().ok())
+        .collect()
+}
+
+/// Per-frame PSNR (average over the planes, dB) of the first `count`
+/// frames of `clip` against frames `first..first + count` of ffmpeg's
+/// decode of `reference`.
+fn psnr(clip: &Path, reference: &Path, first: usize, count: usize, dir: &Path) -> Vec<f64> {
+    let stats = dir.join("psnr.log");
+    let graph = format!(
+        "[0:v]trim=end_frame={count},setpts=PTS-STARTPTS[a];\
+         [1:v]trim=start_frame={first}:end_frame={end},setpts=PTS-STARTPTS[b];\
+         [a][b]psnr=stats_file={stats}",
+        end = first + count,
+        stats = stats.display()
+    );
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(clip)
+        .arg("-i")
+        .arg(reference)
+        .args(["-lavfi", &graph, "-f", "null", "-"])
+        .output()
+        .expect("ffmpeg runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::read_to_string(&stats)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let v = l
+                .split_whitespace()
+                .find_map(|kv| kv.strip_prefix("psnr_avg:"))?;
+            Some(if v == "inf" {
+                f64::INFINITY
+            } else {
+                v.parse().ok()?
+            })
+        })
+        .collect()
+}
+
+/// What an exact clip must be.
+struct Expect<'a> {
+    /// The recording (its playlist), which ffmpeg reads as the reference.
+    recording: &'a Path,
+    /// The requested first frame and how many frames are presented.
+    first: u32,
+    frames: usize,
+    /// Whether the start lies on a keyframe (nothing re-encoded).
+    on_keyframe: bool,
+    /// Whether the copied GOPs follow one another in the recording
+    /// without a gap (closed GOPs; an open GOP's leading pictures are
+    /// re-encoded in the head and left out of the copy).
+    contiguous: bool,
+    /// Whether the clip has audio.
+    audio: bool,
+}
+
+/// Checks everything an exact clip promises; returns the number of
+/// re-encoded frames.
+fn check_exact(ctx: &str, file: &Path, e: &Expect, dir: &Path) -> usize {
+    // No edit list in any track (mp4-atom).
+    let moov = moov(file);
+    for trak in &moov.trak {
+        assert!(trak.edts.is_none(), "{ctx}: an edts box: {:?}", trak.edts);
+    }
+    let video = moov
+        .trak
+        .iter()
+        .find(|t| t.mdia.hdlr.handler == mp4_atom::FourCC::new(b"vide"))
+        .expect("a video track");
+    let stbl = &video.mdia.minf.stbl;
+    let entries = stbl.stsd.codecs.len();
+    // The re-encoded head: the samples before the second sync sample,
+    // with the first sample entry; the copy switches to the second.
+    let head = if e.on_keyframe {
+        assert_eq!(entries, 1, "{ctx}: one sample entry without a head");
+        0
+    } else {
+        let stss = &stbl.stss.as_ref().expect("stss").entries;
+        let head = if entries == 2 {
+            let switch = stbl
+                .stsc
+                .entries
+                .iter()
+                .find(|s| s.sample_description_index == 2)
+                .expect("stsc switches to the second entry");
+            assert!(switch.first_chunk > 1, "{ctx}");
+            (stss[1] - 1) as usize
+        } else {
+            // The whole clip lies before the next keyframe.
+            assert_eq!(entries, 1, "{ctx}");
+            e.frames
+        };
+        assert!(head > 0 && head <= e.frames, "{ctx}: head {head}");
+        head
+    };
+
+    // The presented frames, by number, in ffmpeg and in GStreamer.
+    let want: Vec<u32> = (e.first..e.first + e.frames as u32).collect();
+    assert_eq!(frame_numbers(file), want, "{ctx}: ffmpeg's frames");
+    assert_eq!(frame_numbers_gst(file), want, "{ctx}: GStreamer's frames");
+    // Presentation starts at 0 without an edit list.
+    let times = frame_times(file);
+    assert_eq!(times.len(), e.frames, "{ctx}: {times:?}");
+    assert!(times[0].abs() < 1e-6, "{ctx}: first frame at {}", times[0]);
+    for (i, t) in times.iter().enumerate() {
+        let want = i as f64 / FPS as f64;
+        assert!(
+            (t - want).abs() < 1e-3,
+            "{ctx}: frame {i} at {t}, not {want}"
+        );
+    }
+    // Clean decodes.
+    assert_eq!(decode_errors(file), "", "{ctx}: ffmpeg decode errors");
+
+    // The re-encoded frames against ffmpeg's decode of the recording.
+    if head > 0 {
+        let values = psnr(file, e.recording, e.first as usize, head, dir);
+        assert_eq!(values.len(), head, "{ctx}: PSNR of every re-encoded frame");
+        let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        assert!(min >= 40.0, "{ctx}: PSNR {min:.1} dB < 40 dB: {values:?}");
+        eprintln!("{ctx}: {head} frames re-encoded, PSNR min {min:.1} dB");
+    }
+    // The copied packets are the recording's, bit for bit.
+    let clip_packets = packet_md5s(file);
+    assert_eq!(clip_packets.len(), e.frames, "{ctx}: one packet per frame");
+    let copied = &clip_packets[head..];
+    if !copied.is_empty() {
+        let recorded = packet_md5s(e.recording);
+        let from = recorded
+            .iter()
+            .position(|m| *m == copied[0])
+            .unwrap_or_else(|| {
+                panic!(
+                    "{ctx}: the first copied packet is not the recording's: {:?} in {:?}",
+                    &copied[..3.min(copied.len())],
+                    &recorded[..recorded.len().min(200)]
+                )
+            });
+        if e.contiguous {
+            assert_eq!(
+                &recorded[from..from + copied.len()],
+                copied,
+                "{ctx}: the copied GOPs"
+            );
+        } else {
+            // In recording order, leaving out only the leading pictures
+            // that the head re-encoded.
+            let mut rest = recorded[from..].iter();
+            for (i, m) in copied.iter().enumerate() {
+                assert!(
+                    rest.any(|r| r == m),
+                    "{ctx}: copied packet {i} is not the recording's next"
+                );
+            }
+        }
+    }
+    if e.audio {
+        let st = streams(file);
+        let (v, a) = (stream(&st, "video").unwrap(), stream(&st, "audio").unwrap());
+        assert!(
+            a.start_time.abs() < 1e-3,
+            "{ctx}: audio starts at {}",
+            a.start_time
+        );
+        assert!(
+            (a.duration - v.duration).abs() <= 2.0 * 1024.0 / 48_000.0,
+            "{ctx}: audio {} s, video {} s",
+            a.duration,
+            v.duration
+        );
+    }
+    head
+}
+
+/// The session of the only recording under `dir` and its playlist.
+fn session(dir: &Path) -> (String, PathBuf) {
+    let session = session_dirs(&dir.join("cam"))[0].clone();
+    let id = session.file_name().unwrap().to_string_lossy().into_owned();
+    (id, session.join("replay.m3u8"))
+}
+
+/// Makes exact clip `name` of frames `first..end` and checks it.
+#[allow(clippy::too_many_arguments)]
+fn exact_clip(
+    dir: &Path,
+    recording: &Path,
+    media_id: &str,
+    name: &str,
+    first: u64,
+    end: u64,
+    on_keyframe: bool,
+    contiguous: bool,
+    audio: bool,
+) -> usize {
+    let (sink, bus) = requester(dir);
+    let out = dir.join("out").join(format!("{name}.mp4"));
+    let query = format!(
+        "time={}&end={}&accuracy=exact&location={}",
+        at(first),
+        at(end),
+        out.display()
+    );
+    let done = clip(&sink, &bus, media_id, &query);
+    assert!(!done.has_field("error"), "{name}: {done:?}");
+    // Duration × fps frames: exactly the requested ones when the end is
+    // free to cut; a reference frame presented after a mid-GOP end that an
+    // earlier frame needs (B-frames) moves the end up to the reordering
+    // depth later, and the done message says so.
+    let frames = (ns(&done, "duration") as f64 * FPS as f64 / 1e9).round() as u64;
+    let requested = end - first;
+    assert!(
+        frames >= requested && frames <= requested + 3,
+        "{name}: {frames} frames for {requested}"
+    );
+    assert!(
+        ns(&done, "start").abs_diff(first * NS / FPS) < 1_000_000,
+        "{name}"
+    );
+    assert_eq!(ns(&done, "preroll"), 0, "{name}: nothing hidden");
+    let e = Expect {
+        recording,
+        first: first as u32,
+        frames: frames as usize,
+        on_keyframe,
+        contiguous,
+        audio,
+    };
+    check_exact(&format!("{name} ({query})"), &out, &e, dir)
+}
+
+/// H.264 from x264enc with B-frames, closed GOPs of 30 frames: mid-GOP
+/// starts re-encode up to the next keyframe, a start on a keyframe
+/// re-encodes nothing, a clip inside one GOP is all head.
+#[test]
+fn h264_with_b_frames_cuts_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = numbered_av(dir.path(), "target-duration=2", 8, 30, false);
+    ok(&run(&pipeline, Duration::from_secs(120)));
+    let (media_id, recording) = session(dir.path());
+    let d = dir.path();
+    // Mid-GOP start, end on a keyframe: 20 re-encoded, 60 copied.
+    let head = exact_clip(d, &recording, &media_id, "mid", 40, 120, false, true, true);
+    assert_eq!(head, 20);
+    // Mid-GOP start and end.
+    let head = exact_clip(
+        d, &recording, &media_id, "mid-end", 47, 143, false, true, true,
+    );
+    assert_eq!(head, 13);
+    // On a keyframe: nothing re-encoded, B-frames by negative offsets.
+    let head = exact_clip(d, &recording, &media_id, "key", 60, 150, true, true, true);
+    assert_eq!(head, 0);
+    // Inside one GOP: all re-encoded.
+    let head = exact_clip(
+        d, &recording, &media_id, "inside", 95, 110, false, true, true,
+    );
+    assert_eq!(head, 15);
+}
+
+/// Numbered frames encoded by ffmpeg's libx264 with open GOPs (non-IDR
+/// I-frames with leading B-frames), as MPEG-TS.
+fn ffmpeg_open_gop_feed(dir: &Path, seconds: u64) -> PathBuf {
+    let out = dir.join("open-gop.ts");
+    let mut child = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-y", "-f", "rawvideo"])
+        .args(["-pix_fmt", "yuv420p", "-s", &format!("{W}x{H}")])
+        .args(["-r", &FPS.to_string(), "-i", "-"])
+        .args([
+            "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "30",
+        ])
+        .args(["-x264-params", "open-gop=1:scenecut=0:b-pyramid=normal"])
+        .args(["-f", "mpegts"])
+        .arg(&out)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("ffmpeg runs");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(&numbered_raw((seconds * FPS) as u32))
+            .unwrap();
+    }
+    assert!(child.wait().unwrap().success());
+    out
+}
+
+/// H.264 with open GOPs from ffmpeg's libx264: a start on an open-GOP
+/// I-frame copies from it without its leading pictures; a start inside an
+/// open GOP re-encodes up to the next I-frame, with that I-frame's leading
+/// pictures (presented before it), which the copy leaves out.
+#[test]
+fn open_gop_h264_cuts_exactly() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let feed = ffmpeg_open_gop_feed(dir.path(), 8);
+    let port = common::http::free_port();
+    let p = launch(&format!(
+        "filesrc location={} ! tsdemux ! h264parse ! queue ! s.video \
+         hlsclipsink name=s location={} stream-id=cam target-duration=2 \
+         http-address=127.0.0.1:{port}",
+        feed.display(),
+        dir.path().display()
+    ));
+    // It stays PLAYING: its HTTP API answers below.
+    play_to_eos(&p, Duration::from_secs(120));
+    let (media_id, recording) = session(dir.path());
+    assert_eq!(
+        frame_numbers(&recording),
+        (0..8 * FPS as u32).collect::<Vec<_>>()
+    );
+    let d = dir.path();
+    // On an open-GOP I-frame: nothing re-encoded, its leading pictures
+    // left out, everything after copied.
+    let head = exact_clip(
+        d, &recording, &media_id, "open-key", 60, 150, true, false, false,
+    );
+    assert_eq!(head, 0);
+    // Mid-GOP starts: the head runs to the next I-frame (every 30 frames)
+    // and includes its leading pictures; the GOPs after it are copied.
+    for st in [40u64, 71, 101, 131, 161] {
+        let name = format!("open-{st}");
+        let head = exact_clip(
+            d,
+            &recording,
+            &media_id,
+            &name,
+            st,
+            st + 45,
+            false,
+            false,
+            false,
+        );
+        assert_eq!(head as u64, st.div_ceil(30) * 30 - st, "{name}");
+    }
+
+    // Over HTTP (the same parser and cut).
+    let base = format!("http://127.0.0.1:{port}/{media_id}");
+    let r = common::http::get(&format!(
+        "{base}/clip.mp4?time={}&end={}&accuracy=exact",
+        at(101),
+        at(150)
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("clip-preroll-seconds").as_deref(),
+        Some("0.000000")
+    );
+    let file = d.join("out").join("http.mp4");
+    std::fs::write(&file, &r.body).unwrap();
+    assert!(moov(&file).trak.iter().all(|t| t.edts.is_none()));
+    assert_eq!(frame_numbers(&file), (101..150).collect::<Vec<u32>>());
+    // A manifest can't be exact.
+    let r = common::http::get(&format!(
+        "{base}/clip.m3u8?time={}&end={}&accuracy=exact",
+        at(60),
+        at(150)
+    ));
+    assert_eq!(r.status, 400, "{}", r.text());
+    p.set_state(gst::State::Null).unwrap();
+}
+
+/// H.265 from x265enc (B-frames, CRA keyframes with leading pictures).
+#[test]
+fn h265_cuts_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = numbered_video(
+        dir.path(),
+        "target-duration=2",
+        8,
+        "x265enc speed-preset=ultrafast key-int-max=30 option-string=bframes=2:scenecut=0 ! h265parse",
+    );
+    ok(&run(&pipeline, Duration::from_secs(120)));
+    let (media_id, recording) = session(dir.path());
+    let d = dir.path();
+    let head = exact_clip(
+        d, &recording, &media_id, "hevc-mid", 40, 150, false, false, false,
+    );
+    assert!((20..=30).contains(&head), "head {head}");
+    exact_clip(
+        d, &recording, &media_id, "hevc-key", 60, 120, true, false, false,
+    );
+}
+
+/// A page that plays `/clip.mp4` and logs the number of its first frame
+/// (read from the pixels), its duration, and the last frame's number at
+/// the end.
+const PAGE: &str = r#"<!doctype html><html><body>
+<video id="v" muted playsinline></video><canvas id="c" width="320" height="240"></canvas>
+<script>
+const v = document.getElementById('v');
+const c = document.getElementById('c').getContext('2d', { willReadFrequently: true });
+const log = (m) => console.log('liveclip: ' + m);
+function num() {
+  c.drawImage(v, 0, 0, 320, 240);
+  let n = 0;
+  for (let b = 4; b >= 0; b--) {
+    const p = c.getImageData(160, b * 48 + 24, 1, 1).data[0];
+    n = n * 5 + Math.min(4, Math.max(0, Math.round(p / 64)));
+  }
+  return n;
+}
+v.onerror = () => log('error ' + (v.error && v.error.message));
+v.addEventListener('loadeddata', () => {
+  log('first ' + num() + ' duration ' + v.duration.toFixed(3));
+  v.play().catch((e) => log('error play ' + e));
+});
+v.onended = () => log('ended ' + v.currentTime.toFixed(3) + ' last ' + num());
+v.src = '/clip.mp4';
+</script></body></html>"#;
+
+/// Serves [`PAGE`] at `/` and `clip` at `/clip.mp4` (whole, no ranges).
+fn serve_clip(clip: PathBuf) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut h = String::new();
+            while reader.read_line(&mut h).is_ok_and(|n| n > 2) {
+                h.clear();
+            }
+            let path = line.split_whitespace().nth(1).unwrap_or("/");
+            let (body, kind) = match path {
+                "/" => (PAGE.as_bytes().to_vec(), "text/html"),
+                "/clip.mp4" => (std::fs::read(&clip).unwrap(), "video/mp4"),
+                _ => (Vec::new(), "text/plain"),
+            };
+            let _ = stream
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )
+                .and_then(|_| stream.write_all(&body));
+        }
+    });
+    port
+}
+
+/// Chromium (its own MP4 demuxer and decoder, no edit list to honour)
+/// starts an exact clip at the requested frame, plays it to the end at the
+/// last frame of the range, with its two sample entries.
+#[test]
+fn chromium_plays_an_exact_clip_from_the_requested_frame() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = numbered_av(dir.path(), "target-duration=2", 8, 30, false);
+    ok(&run(&pipeline, Duration::from_secs(120)));
+    let (media_id, recording) = session(dir.path());
+    let head = exact_clip(
+        dir.path(),
+        &recording,
+        &media_id,
+        "browser",
+        40,
+        120,
+        false,
+        true,
+        true,
+    );
+    assert_eq!(head, 20);
+    let port = serve_clip(dir.path().join("out").join("browser.mp4"));
+    let lines = common::browser::chromium(
+        &format!("http://127.0.0.1:{port}/"),
+        &["ended", "error"],
+        Duration::from_secs(90),
+    );
+    assert!(lines.iter().all(|l| !l.starts_with("error")), "{lines:?}");
+    let first = lines
+        .iter()
+        .find(|l| l.starts_with("first "))
+        .unwrap_or_else(|| panic!("no first frame: {lines:?}"));
+    assert!(first.starts_with("first 40 duration "), "{lines:?}");
+    let duration: f64 = first.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!((duration - 80.0 / FPS as f64).abs() < 0.05, "{lines:?}");
+    let ended = lines
+        .iter()
+        .find(|l| l.starts_with("ended "))
+        .unwrap_or_else(|| panic!("did not play to the end: {lines:?}"));
+    assert!(ended.ends_with(" last 119"), "{lines:?}");
+}
+
+/// What the smart cut can't re-encode is refused with 422 `unsupported`
+/// naming it (here H.264 High 4:4:4), over the signal and HTTP, and no file
+/// is written; a start on a keyframe needs no re-encode and works.
+#[test]
+fn unsupported_profiles_answer_422() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::http::free_port();
+    let pipeline = numbered_video(
+        dir.path(),
+        &format!("target-duration=2 http-address=127.0.0.1:{port}"),
+        4,
+        "videoconvert ! video/x-raw,format=Y444 ! \
+         x264enc speed-preset=ultrafast key-int-max=30 ! h264parse",
+    );
+    play_to_eos(&pipeline, Duration::from_secs(60));
+    let (media_id, recording) = session(dir.path());
+    let out = dir.path().join("out").join("444.mp4");
+    let (sink, bus) = requester(dir.path());
+    let query = format!(
+        "time={}&end={}&accuracy=exact&location={}",
+        at(40),
+        at(70),
+        out.display()
+    );
+    let done = clip(&sink, &bus, &media_id, &query);
+    assert_eq!(done.get::<u32>("status").unwrap(), 422, "{done:?}");
+    assert_eq!(done.get::<String>("kind").unwrap(), "unsupported");
+    let error = done.get::<String>("error").unwrap();
+    assert!(error.contains("H.264 profile_idc 244"), "{error}");
+    assert!(!out.exists(), "no clip is written");
+    let r = common::http::get(&format!(
+        "http://127.0.0.1:{port}/{media_id}/clip.mp4?time={}&end={}&accuracy=exact",
+        at(40),
+        at(70)
+    ));
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(r.json()["kind"], "unsupported", "{}", r.text());
+    assert!(r.text().contains("profile_idc 244"), "{}", r.text());
+    // On a keyframe nothing is re-encoded.
+    exact_clip(
+        dir.path(),
+        &recording,
+        &media_id,
+        "444-key",
+        30,
+        90,
+        true,
+        true,
+        false,
+    );
+    pipeline.set_state(gst::State::Null).unwrap();
+}
