@@ -70,9 +70,13 @@ fn exports_by_signal_and_over_http() {
     init();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    let hook = hook_server(200);
     let pipeline = numbered_av(
         dir.path(),
-        &format!("target-duration=2 http-address=127.0.0.1:{port} export-profiles={PROFILES}"),
+        &format!(
+            "target-duration=2 http-address=127.0.0.1:{port} export-profiles={PROFILES} webhook-url={}",
+            hook.url
+        ),
         10,
         30,
         false,
@@ -176,6 +180,28 @@ fn exports_by_signal_and_over_http() {
         (done["duration"].as_f64().unwrap() - 2.0).abs() < 0.04,
         "{done}"
     );
+    // The webhook heard of both exports.
+    let notices = |event: &str| {
+        hook.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| n["event"] == event)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        wait_for(Duration::from_secs(10), || notices("export").len() >= 2),
+        "{:?}",
+        hook.received.lock().unwrap()
+    );
+    let heard = notices("export");
+    assert!(heard.iter().any(|n| n["profile"] == "tiny-v"
+        && n["success"] == true
+        && n["location"] == out.display().to_string()));
+    assert!(heard.iter().any(|n| n["export_id"] == job["export_id"]
+        && n["state"] == "done"
+        && n["stream_id"] == "cam"));
     let r = get(&file);
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.header("content-type").as_deref(), Some("video/mp4"));

@@ -91,6 +91,41 @@ pub struct ExportJob {
     pub state: ExportState,
 }
 
+impl ExportJob {
+    /// As `GET /{id}/exports/{n}` shows it.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({ "export_id": self.id, "profile": self.profile });
+        match &self.state {
+            ExportState::Queued => {
+                v["state"] = "queued".into();
+                v["progress"] = 0.0.into();
+            }
+            ExportState::Running(p) => {
+                v["state"] = "running".into();
+                v["progress"] = (*p).into();
+            }
+            ExportState::Done { bytes, info, .. } => {
+                v["state"] = "done".into();
+                v["progress"] = 1.0.into();
+                v["bytes"] = (*bytes).into();
+                v["media_id"] = info.media_id.clone().into();
+                v["start"] = (info.start as f64 / 1e9).into();
+                v["duration"] = (info.duration() as f64 / 1e9).into();
+            }
+            ExportState::Failed(e) => {
+                v["state"] = "failed".into();
+                v["error"] = e.to_string().into();
+                v["status"] = e.status().into();
+                v["kind"] = e.kind().into();
+            }
+        }
+        v
+    }
+}
+
+/// Who hears of finished HTTP exports (the element's webhook).
+type ExportNotify = Arc<dyn Fn(serde_json::Value) + Send + Sync>;
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Worker threads with a bounded queue: `submit` never blocks.
@@ -233,6 +268,7 @@ pub struct ClipService {
     profiles: Mutex<Vec<crate::frames::export::Profile>>,
     export_pool: Pool,
     exports: Mutex<VecDeque<Arc<Mutex<ExportJob>>>>,
+    export_notify: Mutex<Option<ExportNotify>>,
 }
 
 /// A low-latency live playlist to render: the rendition's live index and
@@ -304,7 +340,14 @@ impl ClipService {
             profiles: Mutex::new(crate::frames::export::builtin()),
             export_pool: Pool::new(1, 8),
             exports: Mutex::new(VecDeque::new()),
+            export_notify: Mutex::new(None),
         })
+    }
+
+    /// Who hears of each finished HTTP export (its state as JSON, with
+    /// `"event": "export"`).
+    pub fn set_export_notify(&self, notify: Option<ExportNotify>) {
+        *self.export_notify.lock().unwrap() = notify;
     }
 
     /// The export profiles (`export-profiles`).
@@ -428,10 +471,21 @@ impl ClipService {
             j.lock().unwrap().state = ExportState::Running(0.0);
             let progress = |share: f64| j.lock().unwrap().state = ExportState::Running(share);
             let result = this.export(media_id.as_deref(), &req, &location, &progress);
-            j.lock().unwrap().state = match result {
-                Ok((path, info, bytes)) => ExportState::Done { path, bytes, info },
-                Err(e) => ExportState::Failed(e),
+            let finished = {
+                let mut job = j.lock().unwrap();
+                job.state = match result {
+                    Ok((path, info, bytes)) => ExportState::Done { path, bytes, info },
+                    Err(e) => ExportState::Failed(e),
+                };
+                job.to_json()
             };
+            let notify = this.export_notify.lock().unwrap().clone();
+            if let Some(notify) = notify {
+                let mut v = finished;
+                v["event"] = "export".into();
+                v["success"] = (v["state"] == "done").into();
+                notify(v);
+            }
         }))?;
         let mut all = self.exports.lock().unwrap();
         all.push_back(job);

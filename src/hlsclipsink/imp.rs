@@ -392,6 +392,14 @@ impl HlsClipSink {
         };
         if let Some(service) = self.service.lock().unwrap().as_ref() {
             service.set_writer(Some(worker.sender()));
+            let weak = self.obj().downgrade();
+            let stream = stream_id.clone();
+            service.set_export_notify(Some(Arc::new(move |mut notice| {
+                if let Some(obj) = weak.upgrade() {
+                    notice["stream_id"] = stream.clone().into();
+                    obj.imp().notify(notice);
+                }
+            })));
         }
         *self.state.lock().unwrap() = State {
             planner,

@@ -516,43 +516,13 @@ pub(crate) async fn export_profiles(StreamTarget { service, .. }: StreamTarget) 
     json(&serde_json::json!({ "profiles": profiles }))
 }
 
-fn export_json(job: &crate::hls::service::ExportJob) -> serde_json::Value {
-    use crate::hls::service::ExportState;
-    let mut v = serde_json::json!({ "export_id": job.id, "profile": job.profile });
-    match &job.state {
-        ExportState::Queued => {
-            v["state"] = "queued".into();
-            v["progress"] = 0.0.into();
-        }
-        ExportState::Running(p) => {
-            v["state"] = "running".into();
-            v["progress"] = (*p).into();
-        }
-        ExportState::Done { bytes, info, .. } => {
-            v["state"] = "done".into();
-            v["progress"] = 1.0.into();
-            v["bytes"] = (*bytes).into();
-            v["media_id"] = info.media_id.clone().into();
-            v["start"] = (info.start as f64 / 1e9).into();
-            v["duration"] = (info.duration() as f64 / 1e9).into();
-        }
-        ExportState::Failed(e) => {
-            v["state"] = "failed".into();
-            v["error"] = e.to_string().into();
-            v["status"] = e.status().into();
-            v["kind"] = e.kind().into();
-        }
-    }
-    v
-}
-
 /// `GET /{id}/exports/{n}`: where export `n` stands.
 pub(crate) async fn export_status(
     StreamTarget { service, .. }: StreamTarget,
     Params((_, n)): Params<(String, u64)>,
 ) -> Response {
     match service.export_job(n) {
-        Some(job) => json(&export_json(&job)),
+        Some(job) => json(&job.to_json()),
         None => error(
             404,
             "not-found",

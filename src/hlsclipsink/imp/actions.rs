@@ -151,25 +151,28 @@ fn mark_input(
 }
 
 impl HlsClipSink {
-    /// The webhook notice of an automatic marker clip.
-    fn notify_marker_clip(
+    /// The webhook notice of an automatic marker clip (`marker`) or an
+    /// export (`profile`).
+    fn notify_clip(
         &self,
-        marker: &str,
+        marker: Option<&str>,
+        profile: &str,
         done: &ClipDone,
         media_id: Option<&str>,
         location: &std::path::Path,
     ) {
-        let hook = self.webhook.lock().unwrap();
-        let Some(hook) = hook.as_ref() else {
-            return;
-        };
         let mut v = serde_json::json!({
-            "event": "marker-clip",
+            "event": if marker.is_some() { "marker-clip" } else { "export" },
             "stream_id": self.stream_id(),
-            "marker": marker,
             "request_id": done.id,
             "location": location.display().to_string(),
         });
+        if let Some(m) = marker {
+            v["marker"] = m.into();
+        }
+        if !profile.is_empty() {
+            v["profile"] = profile.into();
+        }
         match &done.result {
             Ok((_, info, bytes)) => {
                 v["success"] = true.into();
@@ -184,12 +187,16 @@ impl HlsClipSink {
                 v["error"] = e.to_string().into();
             }
         }
-        if !hook.notify(v) {
-            gst::warning!(
-                CAT,
-                imp = self,
-                "webhook queue full: marker clip notice dropped"
-            );
+        self.notify(v);
+    }
+
+    /// Sends `notice` to `webhook-url`, if set.
+    pub(super) fn notify(&self, notice: serde_json::Value) {
+        let hook = self.webhook.lock().unwrap();
+        if let Some(hook) = hook.as_ref()
+            && !hook.notify(notice)
+        {
+            gst::warning!(CAT, imp = self, "webhook queue full: a notice was dropped");
         }
     }
 
@@ -345,8 +352,9 @@ impl HlsClipSink {
             .unwrap_or_default();
         let post = move |done: ClipDone, media_id: Option<&str>, location: &std::path::Path| {
             let Some(obj) = weak.upgrade() else { return };
-            if let Some(m) = &marker {
-                obj.imp().notify_marker_clip(m, &done, media_id, location);
+            if marker.is_some() || !profile.is_empty() {
+                obj.imp()
+                    .notify_clip(marker.as_deref(), &profile, &done, media_id, location);
             }
             let b = gst::Structure::builder("hlsclipsink-clip-done")
                 .field("request-id", done.id)

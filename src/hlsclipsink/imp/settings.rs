@@ -202,7 +202,7 @@ pub(super) fn properties() -> Vec<glib::ParamSpec> {
                 .build(),
             glib::ParamSpecString::builder("webhook-url")
                 .nick("Webhook URL")
-                .blurb("POST a JSON notice for every automatic marker clip to this http:// URL (off the streaming thread, with retries; unset = none)")
+                .blurb("POST a JSON notice for every automatic marker clip and every export to this http:// URL (off the streaming thread, with retries; unset = none)")
                 .mutable_ready()
                 .build(),
             glib::ParamSpecString::builder("export-profiles")
