@@ -28,7 +28,7 @@ const PER_CLIENT: usize = 10;
 /// The 60 s input recorded by hlsclipsink; returns the stream directory
 /// and the media id.
 fn recording(dir: &Path) -> (PathBuf, String) {
-    let rec = dir.join("rec-stills");
+    let rec = dir.join("rec-stills-420");
     let stream = rec.join("cam");
     let session = || common::recorded_session(&stream);
     if session().is_none() || !rec.join("done").exists() {

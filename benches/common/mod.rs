@@ -6,12 +6,14 @@ use std::path::{Path, PathBuf};
 
 use gst::prelude::*;
 
-/// 60 s of 1920x1080 30 fps H.264 (6 Mb/s, 2 B-frames, GOP 60) + AAC,
-/// encoded once and cached under target/bench-input/.
+/// 60 s of 1920x1080 30 fps H.264 High 4:2:0 8-bit (6 Mb/s, 2 B-frames,
+/// GOP 60) + AAC, encoded once and cached under target/bench-input/. (The
+/// input before 2026-12-03 was 4:4:4 10-bit, what x264enc picks for
+/// videotestsrc without a format: slower to decode than any camera's.)
 pub fn input() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-input");
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("1080p-60s.mp4");
+    let path = dir.join("1080p-60s-420.mp4");
     if path.exists() {
         return path;
     }
@@ -19,11 +21,11 @@ pub fn input() -> PathBuf {
         "encoding the 60 s 1080p input once (cached at {})",
         path.display()
     );
-    let tmp = dir.join("1080p-60s.tmp.mp4");
+    let tmp = dir.join("1080p-60s-420.tmp.mp4");
     let desc = format!(
         "mp4mux name=mux ! filesink location={tmp} \
          videotestsrc num-buffers=1800 pattern=smpte ! video/x-raw,width=1920,height=1080,framerate=30/1 ! \
-           timeoverlay ! x264enc speed-preset=ultrafast bitrate=6000 bframes=2 key-int-max=60 ! h264parse ! queue ! mux. \
+           timeoverlay ! video/x-raw,format=I420 ! x264enc speed-preset=ultrafast bitrate=6000 bframes=2 key-int-max=60 ! h264parse ! queue ! mux. \
          audiotestsrc num-buffers=2813 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! voaacenc ! aacparse ! queue ! mux.",
         tmp = tmp.display()
     );
