@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 
 use gst::prelude::*;
 
+pub mod hls_record;
+
 /// 60 s of 1920x1080 30 fps H.264 High 4:2:0 8-bit (6 Mb/s, 2 B-frames,
 /// GOP 60) + AAC, encoded once and cached under target/bench-input/. (The
 /// input before 2026-12-03 was 4:4:4 10-bit, what x264enc picks for
