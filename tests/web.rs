@@ -14,17 +14,58 @@ use common::numbered::*;
 use common::*;
 use gst::prelude::*;
 
-/// Drives the real page through its test hooks (`window.liveclip`).
-const DRIVER: &str = r##"
-(async () => {
-  const log = (m) => console.log("liveclip: autotest " + m);
+/// What every page driver starts with: `log` (a console line the test
+/// reads; it ends at a double quote, see tests/common/browser.rs) and
+/// `until` (polls a condition, failing after `ms`).
+const PRELUDE: &str = r##"
+  const log = (m) => console.log("liveclip: autotest " + String(m).replace(/"/g, "'"));
   const until = async (f, ms = 45000) => {
     const t = Date.now();
     while (!f()) {
       if (Date.now() - t > ms) throw new Error("timeout waiting for " + f);
-      await new Promise((r) => setTimeout(r, 100));
+      await new Promise((r) => setTimeout(r, 50));
     }
   };
+"##;
+
+/// A page driver: `body` after the prelude, in an async function run at
+/// load.
+fn driver(body: &str) -> String {
+    format!("(async () => {{\n{PRELUDE}\n{body}\n}})();\n")
+}
+
+/// A pipeline set to NULL however the test ends.
+struct Stop(gst::Pipeline);
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
+/// A live recording of `seconds` of numbered frames (1 s segments) serving
+/// the API and the page driven by `body` on a free port, with `props`
+/// added, played until it has `segments` segments: the pipeline and the
+/// API's base URL.
+fn live_page(dir: &Path, body: &str, props: &str, seconds: u64, segments: usize) -> (Stop, String) {
+    let port = free_port();
+    let site = site(dir, Some(&driver(body)));
+    let pipeline = Stop(numbered_av(
+        dir,
+        &format!(
+            "target-duration=1 http-address=127.0.0.1:{port} http-web-root={} {props}",
+            site.display()
+        ),
+        seconds,
+        30,
+        true,
+    ));
+    play_until_segments(&pipeline.0, segments);
+    (pipeline, format!("http://127.0.0.1:{port}"))
+}
+
+/// Drives the real page through its test hooks (`window.liveclip`).
+const DRIVER: &str = r##"
   try {
     await until(() => window.liveclip);
     const L = window.liveclip;
@@ -57,7 +98,6 @@ const DRIVER: &str = r##"
   } catch (e) {
     log("failed " + e.message);
   }
-})();
 "##;
 
 /// A PNG of `url` after `budget_ms` of page time.
@@ -87,7 +127,7 @@ fn screenshot(url: &str, out: &Path, budget_ms: u32) {
 fn live_replay_page_clips_the_marked_range() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let site = site(dir.path(), Some(DRIVER));
+    let site = site(dir.path(), Some(&driver(DRIVER)));
     let pipeline = numbered_av(
         dir.path(),
         &format!(
@@ -196,15 +236,6 @@ fn live_replay_page_clips_the_marked_range() {
 /// number of the frame pictured in that part of the sprite), then makes a
 /// 2 s clip from `clip=` and loads the clip player's poster.
 const STORYBOARD_DRIVER: &str = r##"
-(async () => {
-  const log = (m) => console.log("liveclip: autotest " + m);
-  const until = async (f, ms = 30000) => {
-    const t = Date.now();
-    while (!f()) {
-      if (Date.now() - t > ms) throw new Error("timeout waiting for " + f);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
   // The number a numbered picture spells (five bands, base 5), read from
   // the part (sx, sy, sw, sh) of an image.
   const canvas = document.createElement("canvas");
@@ -304,7 +335,6 @@ const STORYBOARD_DRIVER: &str = r##"
   } catch (e) {
     log("failed " + e.message);
   }
-})();
 "##;
 
 /// A recorded session rewatched on the page: the storyboard strips under
@@ -319,7 +349,7 @@ fn live_replay_page_shows_the_storyboard_and_a_clip_poster() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let site = site(dir.path(), Some(STORYBOARD_DRIVER));
+    let site = site(dir.path(), Some(&driver(STORYBOARD_DRIVER)));
     // 12 s, a keyframe every second: a tile every 2 s, two rows of the sprite.
     let pipeline = numbered_av(
         dir.path(),
@@ -498,16 +528,6 @@ fn live_replay_page_shows_the_storyboard_and_a_clip_poster() {
 /// "Clip this moment" and Clip & Share make of both markers, a marker added
 /// with Mark now, and Mark now refused for an id that exists.
 const MARKERS_DRIVER: &str = r##"
-(async () => {
-  // Console lines end at a double quote (see tests/common/browser.rs).
-  const log = (m) => console.log("liveclip: autotest " + String(m).replace(/"/g, "'"));
-  const until = async (f, ms = 45000) => {
-    const t = Date.now();
-    while (!f()) {
-      if (Date.now() - t > ms) throw new Error("timeout waiting for " + f);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
   const q = new URLSearchParams(location.search);
   const media = q.get("media");
   const ids = [q.get("point"), q.get("range")];
@@ -604,7 +624,6 @@ const MARKERS_DRIVER: &str = r##"
   } catch (e) {
     log("failed " + e.message);
   }
-})();
 "##;
 
 /// A live session with two markers added over HTTP, a point and a 4 s range
@@ -617,28 +636,7 @@ const MARKERS_DRIVER: &str = r##"
 #[test]
 fn live_replay_page_shows_and_clips_markers() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let site = site(dir.path(), Some(MARKERS_DRIVER));
-    let pipeline = numbered_av(
-        dir.path(),
-        &format!(
-            "target-duration=1 http-address=127.0.0.1:{port} http-web-root={}",
-            site.display()
-        ),
-        120,
-        30,
-        true,
-    );
-    // Ended however the test ends.
-    struct Stop(gst::Pipeline);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.set_state(gst::State::Null);
-        }
-    }
-    let pipeline = Stop(pipeline);
-    play_until_segments(&pipeline.0, 18);
+    let (_pipeline, base) = live_page(dir.path(), MARKERS_DRIVER, "", 120, 18);
 
     let (point, range) = ("kickoff", "goal-1");
     let r = post_json(
@@ -889,16 +887,6 @@ fn live_replay_page_shows_and_clips_markers() {
 /// where it ended and the download link it offers; then does the same for
 /// a clip made from the marker `goal`.
 const EXPORT_DRIVER: &str = r##"
-(async () => {
-  // Console lines end at a double quote (see tests/common/browser.rs).
-  const log = (m) => console.log("liveclip: autotest " + String(m).replace(/"/g, "'"));
-  const until = async (f, ms = 45000) => {
-    const t = Date.now();
-    while (!f()) {
-      if (Date.now() - t > ms) throw new Error("timeout waiting for " + f);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
   try {
     await until(() => window.liveclip);
     const L = window.liveclip;
@@ -968,7 +956,6 @@ const EXPORT_DRIVER: &str = r##"
   } catch (e) {
     log("failed " + e.message);
   }
-})();
 "##;
 
 /// Clip & Share, then Export with a small crop profile of the element's
@@ -981,29 +968,13 @@ const EXPORT_DRIVER: &str = r##"
 #[test]
 fn live_replay_page_exports_a_clip_to_a_shape() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let site = site(dir.path(), Some(EXPORT_DRIVER));
-    let pipeline = numbered_av(
+    let (_pipeline, base) = live_page(
         dir.path(),
-        &format!(
-            "target-duration=1 http-address=127.0.0.1:{port} http-web-root={} \
-             export-profiles=tiny-v=180x320,fit=crop,video-kbps=400;tiny-short=180x320,max-duration=1",
-            site.display()
-        ),
+        EXPORT_DRIVER,
+        "export-profiles=tiny-v=180x320,fit=crop,video-kbps=400;tiny-short=180x320,max-duration=1",
         90,
-        30,
-        true,
+        6,
     );
-    // Ended however the test ends.
-    struct Stop(gst::Pipeline);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            let _ = self.0.set_state(gst::State::Null);
-        }
-    }
-    let pipeline = Stop(pipeline);
-    play_until_segments(&pipeline.0, 6);
     let r = post_json(
         &format!("{base}/cam/markers"),
         &serde_json::json!({"id": "goal", "time": "2s", "duration": 2}).to_string(),
