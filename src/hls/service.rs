@@ -8,7 +8,6 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
@@ -201,7 +200,7 @@ pub struct ClipService {
     blocking: AtomicUsize,
     /// The queue of the writer thread recording the live session (markers
     /// go there).
-    writer: Mutex<Option<SyncSender<Command>>>,
+    writer: Mutex<Option<crate::media::Sender<Command>>>,
 }
 
 /// A low-latency live playlist to render: the rendition's live index and
@@ -275,7 +274,7 @@ impl ClipService {
 
     /// Where markers of the live session go: the writer thread's queue
     /// while a session is recorded, `None` after.
-    pub fn set_writer(&self, writer: Option<SyncSender<Command>>) {
+    pub fn set_writer(&self, writer: Option<crate::media::Sender<Command>>) {
         *self.writer.lock().unwrap() = writer;
     }
 
