@@ -96,6 +96,7 @@ impl Pool {
                 std::thread::Builder::new()
                     .name(format!("hlsclipsink-clip-{i}"))
                     .spawn(move || {
+                        crate::media::background_thread();
                         loop {
                             let job = rx.lock().unwrap().recv();
                             let Ok(job) = job else { break };

@@ -7,7 +7,7 @@ pub mod sink;
 mod worker;
 
 pub use sink::{EncodedSink, SinkPads};
-pub use worker::{Receiver, Sender, Worker, send_all};
+pub use worker::{Receiver, Sender, Worker, background_thread, send_all};
 
 use bytes::Bytes;
 use gst::glib;

@@ -114,6 +114,29 @@ pub fn queue<C>(commands: usize, bytes: usize, weigh: fn(&C) -> usize) -> (Sende
     )
 }
 
+/// How much lower than the streaming threads' the CPU priority of
+/// liveclip's own threads off the streaming path is (nice steps).
+const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's CPU priority by [`BACKGROUND_NICE`] (on
+/// Linux each thread has its own nice value). liveclip's own threads off
+/// the streaming path (writers, frame workers, clip workers) call it when
+/// they start: when many streams' periodic clips are written at once, the
+/// copies into the page cache took both cores for a second or two and the
+/// streaming threads that receive live media waited their turn behind
+/// them; at a lower priority that work waits instead. Raising a thread's
+/// nice value needs no privilege; an error leaves the thread as it was.
+pub fn background_thread() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: getpriority and setpriority only read and change the
+    // scheduling priority of the calling thread (its id from gettid).
+    unsafe {
+        let tid = libc::gettid() as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        let _ = libc::setpriority(libc::PRIO_PROCESS, tid, (now + BACKGROUND_NICE).min(19));
+    }
+}
+
 /// A writer thread and its queue.
 pub struct Worker<C> {
     tx: Sender<C>,
@@ -143,7 +166,10 @@ impl<C: Send + 'static> Worker<C> {
         let (tx, rx) = queue(capacity, bytes, weigh);
         let handle = std::thread::Builder::new()
             .name(name.into())
-            .spawn(move || body(rx))?;
+            .spawn(move || {
+                background_thread();
+                body(rx)
+            })?;
         Ok(Self { tx, handle })
     }
 
