@@ -4,18 +4,18 @@
 //!
 //! Every measurement runs in a child process of its own (this binary
 //! again, with `SCALE_CHILD` set), so that its CPU time, RSS, threads and
-//! descriptors are its own. The child demuxes the cached 60 s input once,
-//! builds N pipelines `appsrc ! hlsclipsink` (video and audio), and one
-//! feeder thread pushes every stream's buffers at their due time (decode
-//! time for video, presentation time for audio), looping the input:
-//! each buffer is a copy of the demuxed one (fresh memory per stream, as a
-//! network source receives it; `SCALE_COPY=0` pushes by reference),
+//! descriptors are its own. The child demuxes the cached 60 s input once
+//! and builds N pipelines `appsrc ! hlsclipsink` (video and audio). Each
+//! appsrc is fed from its own streaming thread, as a live source's thread
+//! is fed by its socket or device: when the appsrc wants data, the thread
+//! waits until the next buffer is due (decode time for video, presentation
+//! time for audio), makes it and pushes it downstream, looping the input.
+//! Each buffer is a copy of the demuxed one in fresh memory (as a network
+//! source receives it; `SCALE_COPY=0` pushes them by reference),
 //! re-timestamped. The streams start spread over one GOP, as independent
-//! cameras do. The appsrcs are live, keep at most 1 s queued and drop the
-//! oldest past that (as a socket buffer overflows): a dropped buffer is
-//! missing from the recording. A pad probe behind each appsrc notes how
-//! long after its due time each buffer went downstream; one more than 1 s
-//! late counts as lost.
+//! cameras do. A pad probe behind each appsrc notes how long after its due
+//! time each buffer went downstream; one more than 1 s late counts as lost
+//! (a live source held that long by what is downstream loses data).
 //!
 //! Measured per N, over a window after a warm-up: CPU time (getrusage of
 //! the child, all threads, and per thread kind from /proc), RSS, threads
@@ -41,14 +41,19 @@
 //! - hls_record: the ingest comparison of `benches/hls_record.rs`
 //!   (`SCALE_HLS_RECORD_RUNS`, default 3).
 //!
+//! - playlist: what a segment close costs in a session of 2 h, 24 h and 7
+//!   days: rendering the replay playlist (whole, or from the text kept
+//!   between segments as the recorder does) and replacing it on disk.
+//!
 //! `SCALE_SECONDS` sets the window (default 30 s); `SCALE_SKIP` names
-//! parts to leave out (disk,hls_record,record,floor,clipper,clips,long).
+//! parts to leave out (disk,playlist,hls_record,record,floor,clipper,clips,
+//! long).
 //!
 //! `cargo bench --bench scale`
 
 mod common;
 
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -317,11 +322,6 @@ mod child {
             .is_live(true)
             .do_timestamp(false)
             .stream_type(gst_app::AppStreamType::Stream)
-            .max_time(gst::ClockTime::SECOND)
-            .max_bytes(0)
-            .max_buffers(0)
-            .leaky_type(gst_app::AppLeakyType::Downstream)
-            .block(false)
             .build()
     }
 
@@ -531,6 +531,56 @@ mod child {
         }
     }
 
+    /// What feeds one appsrc from its own streaming thread, as a live
+    /// source's thread does: when the appsrc wants data, the thread waits
+    /// until the next buffer is due, makes it (a copy of the input's, in
+    /// fresh memory) and pushes it; past the window's end, EOS.
+    struct Source {
+        input: Arc<Input>,
+        copy: bool,
+        start: u64,
+        video: bool,
+        speed: u64,
+        clock: gst::Clock,
+        base: u64,
+        /// Running time (ns) at which the track ends.
+        end: u64,
+        pushed: Arc<Vec<[AtomicU64; 2]>>,
+        stream: usize,
+        refused: Arc<AtomicU64>,
+    }
+
+    impl Source {
+        fn attach(self, src: &gst_app::AppSrc) {
+            let mut k = 0u64;
+            src.set_callbacks(
+                gst_app::AppSrcCallbacks::builder()
+                    .need_data(move |src, _| {
+                        let t = due_time(&self.input, self.start, self.video, k);
+                        // The wall time it is due at (later media comes
+                        // sooner at a speed above 1).
+                        let due = self.start + (t - self.start) / self.speed;
+                        if due >= self.end {
+                            let _ = src.end_of_stream();
+                            return;
+                        }
+                        let now = self.clock.time().nseconds().saturating_sub(self.base);
+                        if due > now {
+                            std::thread::sleep(Duration::from_nanos(due - now));
+                        }
+                        let b = buffer(&self.input, self.copy, self.start, self.video, k);
+                        if src.push_buffer(b).is_err() {
+                            self.refused.fetch_add(1, Ordering::SeqCst);
+                        }
+                        k += 1;
+                        self.pushed[self.stream][usize::from(!self.video)]
+                            .fetch_add(1, Ordering::SeqCst);
+                    })
+                    .build(),
+            );
+        }
+    }
+
     /// Bytes of the C heap in use (malloc's own count: what is allocated,
     /// not what the allocator keeps).
     pub fn heap_in_use() -> u64 {
@@ -603,12 +653,39 @@ mod child {
         let clock = gst::SystemClock::obtain();
         let base = clock.time();
         let stats = Arc::new(Stats::new());
-        // Streams start 1 s from now, spread over one GOP.
-        let first = 1 + spec.n as u64 / 50;
+        // Streams start a second or more from now (setting up many takes
+        // a while), spread over one GOP.
+        let begin = (1 + spec.n as u64 / 50) * NS;
+        let window_start = begin + spec.warmup * NS;
+        let window_end = window_start + spec.seconds * NS;
+        let input = Arc::new(input);
+        let pushed: Arc<Vec<[AtomicU64; 2]>> = Arc::new(
+            (0..spec.n)
+                .map(|_| [AtomicU64::new(0), AtomicU64::new(0)])
+                .collect(),
+        );
+        let refused = Arc::new(AtomicU64::new(0));
         let streams: Vec<Stream> = (0..spec.n)
             .map(|i| {
-                let start = first * NS + GOP_NS * i as u64 / spec.n as u64;
-                build(i, spec, &input, &clock, base, start, &stats)
+                let start = begin + GOP_NS * i as u64 / spec.n as u64;
+                let s = build(i, spec, &input, &clock, base, start, &stats);
+                for (src, video) in [(&s.video, true), (&s.audio, false)] {
+                    let source = Source {
+                        input: input.clone(),
+                        copy: spec.copy,
+                        start,
+                        video,
+                        speed: spec.speed,
+                        clock: clock.clone(),
+                        base: base.nseconds(),
+                        end: window_end,
+                        pushed: pushed.clone(),
+                        stream: i,
+                        refused: refused.clone(),
+                    };
+                    source.attach(src);
+                }
+                s
             })
             .collect();
         for s in &streams {
@@ -617,63 +694,7 @@ mod child {
                 .unwrap_or_else(|e| panic!("{}: {e}", s.pipeline.name()));
         }
         let now_rt = || clock.time().nseconds().saturating_sub(base.nseconds());
-        let begin = streams[0].start;
         assert!(now_rt() < begin, "setting up took longer than planned");
-        let window_start = begin + spec.warmup * NS;
-        let window_end = window_start + spec.seconds * NS;
-
-        // The feeder: every stream's next video and audio buffer in a heap
-        // by due time. It stays until told (so that its CPU time is seen
-        // at the window's end).
-        let stop = Arc::new(AtomicBool::new(false));
-        let feeder = {
-            let srcs: Vec<(gst_app::AppSrc, gst_app::AppSrc, u64)> = streams
-                .iter()
-                .map(|s| (s.video.clone(), s.audio.clone(), s.start))
-                .collect();
-            let input = Arc::new(input);
-            let (clock, copy, speed) = (clock.clone(), spec.copy, spec.speed);
-            let stop = stop.clone();
-            std::thread::Builder::new()
-                .name("feeder".into())
-                .spawn(move || {
-                    let now_rt = || clock.time().nseconds().saturating_sub(base.nseconds());
-                    // Wall due time of a media time.
-                    let wall = |start: u64, t: u64| start + (t - start) / speed;
-                    let mut next: Vec<[u64; 2]> = vec![[0, 0]; srcs.len()];
-                    let mut refused = 0u64;
-                    let mut heap = BinaryHeap::new();
-                    for (i, (_, _, start)) in srcs.iter().enumerate() {
-                        heap.push(std::cmp::Reverse((*start, i, 0usize)));
-                        heap.push(std::cmp::Reverse((*start, i, 1usize)));
-                    }
-                    while let Some(std::cmp::Reverse((due, i, track))) = heap.pop() {
-                        if due >= window_end {
-                            // Past the window: this stream's track ends.
-                            continue;
-                        }
-                        let now = now_rt();
-                        if due > now + 500_000 {
-                            std::thread::sleep(Duration::from_nanos(due - now));
-                        }
-                        let (v, a, start) = &srcs[i];
-                        let k = next[i][track];
-                        let b = buffer(&input, copy, *start, track == 0, k);
-                        let src = if track == 0 { v } else { a };
-                        if src.push_buffer(b).is_err() {
-                            refused += 1;
-                        }
-                        next[i][track] += 1;
-                        let t = due_time(&input, *start, track == 0, k + 1);
-                        heap.push(std::cmp::Reverse((wall(*start, t), i, track)));
-                    }
-                    while !stop.load(Ordering::SeqCst) {
-                        std::thread::sleep(Duration::from_millis(10));
-                    }
-                    (next, refused)
-                })
-                .unwrap()
-        };
 
         // Samples every second; the window's CPU; a long run's series.
         let minute = 60 * NS / spec.speed;
@@ -726,13 +747,8 @@ mod child {
             }
             std::thread::sleep(Duration::from_millis(50));
         };
-        stop.store(true, Ordering::SeqCst);
-        let (pushed, refused) = feeder.join().unwrap();
+        // The sources end their tracks at the window's end.
         let drain = Instant::now();
-        for s in &streams {
-            let _ = s.video.end_of_stream();
-            let _ = s.audio.end_of_stream();
-        }
         while stats.eos.load(Ordering::SeqCst) < streams.len()
             && drain.elapsed() < Duration::from_secs(180)
             && stats.errors.lock().unwrap().is_empty()
@@ -767,11 +783,14 @@ mod child {
             "rss_end_kb": samples.last().map_or(0, |s| s.0),
             "threads_max": max(|s| s.1),
             "fds_max": max(|s| s.2),
-            "pushed": pushed.iter().map(|p| json!([p[0], p[1]])).collect::<Vec<_>>(),
+            "pushed": pushed
+                .iter()
+                .map(|p| json!([p[0].load(Ordering::SeqCst), p[1].load(Ordering::SeqCst)]))
+                .collect::<Vec<_>>(),
             "starts": streams.iter().map(|s| s.start).collect::<Vec<_>>(),
             "first_video_pts": first_video_pts,
             "feed_s": (window_end - begin) as f64 / NS as f64,
-            "refused": refused,
+            "refused": refused.load(Ordering::SeqCst),
             "arrived": stats.arrived.load(Ordering::Relaxed),
             "late": stats.late.load(Ordering::Relaxed),
             "delay_p50_ms": stats.quantile_ms(0.5),
@@ -1210,8 +1229,8 @@ mod parent {
             .unwrap_or(0.0);
         let secs: f64 = line
             .split(", ")
-            .nth(1)
-            .and_then(|s| s.trim_end_matches(" s").parse().ok())
+            .find_map(|s| s.strip_suffix(" s"))
+            .and_then(|s| s.parse().ok())
             .unwrap_or(f64::NAN);
         let dd = bytes / 1e6 / secs;
         println!("disk: dd if=/dev/zero bs=1M count=2000 oflag=direct: {dd:.0} MB/s ({line})");
@@ -1352,6 +1371,101 @@ mod parent {
         v[((v.len() as f64 * q).ceil() as usize).clamp(1, v.len()) - 1]
     }
 
+    /// CPU time of this thread so far (s).
+    fn thread_cpu_s() -> f64 {
+        // SAFETY: clock_gettime only writes into the struct it is given.
+        let t = unsafe {
+            let mut t: libc::timespec = std::mem::zeroed();
+            libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t);
+            t
+        };
+        t.tv_sec as f64 + t.tv_nsec as f64 / 1e9
+    }
+
+    /// What a segment close costs in a long session: rendering the replay
+    /// playlist again (the whole render, and the text kept between
+    /// segments), and replacing it on disk (write, fsync, rename).
+    fn playlist_costs(dir: &Path) {
+        use gstliveclip::hls::playlist::{Kind, Options, ReplayText, Segment, render};
+        std::fs::create_dir_all(dir).unwrap();
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-12-01T00:00:00Z")
+            .unwrap()
+            .to_utc();
+        let seg = |i: u64| Segment {
+            sequence: i,
+            uri: format!("segment-{i:05}.m4s"),
+            start: i * 6 * NS,
+            duration: 6 * NS,
+            discontinuity: false,
+            map: "init-1.mp4".into(),
+            pdt: Some(t0 + chrono::Duration::seconds(6 * i as i64)),
+            bytes: 4_600_000,
+        };
+        let o = |trimmed| Options {
+            target_duration: 6,
+            removed_discontinuities: 0,
+            complete: false,
+            trimmed,
+            pdt: true,
+        };
+        println!(
+            "playlist: a segment close in a long session (6 s segments, PDT on), median of 5, ms"
+        );
+        println!(
+            "  {:>9} {:>9} {:>11} {:>15} {:>16} {:>14} {:>14}",
+            "segments",
+            "media",
+            "replay KB",
+            "whole render",
+            "kept text",
+            "kept, trimmed",
+            "replace (CPU)"
+        );
+        for (n, media) in [(1200u64, "2 h"), (14_400, "24 h"), (100_800, "7 days")] {
+            let all: Vec<Segment> = (0..n + 6).map(seg).collect();
+            let ms = |f: &mut dyn FnMut(usize) -> String| {
+                let mut v: Vec<f64> = (0..5)
+                    .map(|k| {
+                        let t = Instant::now();
+                        std::hint::black_box(f(k));
+                        t.elapsed().as_secs_f64() * 1000.0
+                    })
+                    .collect();
+                v.sort_by(f64::total_cmp);
+                v[2]
+            };
+            let n = n as usize;
+            let whole = ms(&mut |k| render(&all[..n + k], Kind::Replay, &o(false), &[]));
+            let mut kept = ReplayText::default();
+            kept.render(&all[..n], &o(false), &[]);
+            let append = ms(&mut |k| {
+                kept.update(&all[..n + 1 + k], &o(false), &[]);
+                String::new()
+            });
+            let mut trim = ReplayText::default();
+            trim.render(&all[..n], &o(true), &[]);
+            let trimmed = ms(&mut |k| {
+                trim.update(&all[1 + k..n + 1 + k], &o(true), &[]);
+                String::new()
+            });
+            let text = render(&all[..n], Kind::Replay, &o(false), &[]);
+            let path = dir.join("replay.m3u8");
+            let mut cpu: Vec<f64> = (0..5)
+                .map(|_| {
+                    let c = thread_cpu_s();
+                    gstliveclip::core::atomic::write_atomic(&path, text.as_bytes(), true).unwrap();
+                    (thread_cpu_s() - c) * 1000.0
+                })
+                .collect();
+            cpu.sort_by(f64::total_cmp);
+            println!(
+                "  {n:>9} {media:>9} {:>11.0} {whole:>15.2} {append:>16.3} {trimmed:>14.3} {:>14.2}",
+                text.len() as f64 / 1024.0,
+                cpu[2]
+            );
+        }
+    }
+
     pub fn run() {
         let skip: Vec<String> = std::env::var("SCALE_SKIP")
             .unwrap_or_default()
@@ -1370,6 +1484,9 @@ mod parent {
         println!("input: {}", input.display());
 
         let dd = wants("disk").then(|| disk(&root.join("disk")));
+        if wants("playlist") {
+            playlist_costs(&root.join("playlist"));
+        }
 
         if wants("hls_record") {
             let runs = env_u64("SCALE_HLS_RECORD_RUNS", 3) as usize;

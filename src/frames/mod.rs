@@ -236,7 +236,10 @@ impl<T: FrameElement> Frames<T> {
         let weak = imp.obj().downgrade();
         let handle = std::thread::Builder::new()
             .name(format!("{}-worker", T::ELEMENT))
-            .spawn(move || worker::run::<T>(weak, rx))
+            .spawn(move || {
+                crate::media::background_thread();
+                worker::run::<T>(weak, rx)
+            })
             .map_err(|e| e.to_string())?;
         *self.worker.lock().unwrap() = Some((tx, handle));
         Ok(())

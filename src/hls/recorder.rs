@@ -30,7 +30,7 @@ use super::markers::{self, Added, Marker, MarkerBook};
 use super::planner::Fragment;
 use super::playlist::{self, Kind, Segment};
 use super::sessions::{SessionRecord, SessionsFile, State, new_media_id};
-use crate::core::atomic::{sync_dir, write_atomic};
+use crate::core::atomic::{sync_dir, write_atomic, write_atomic_with};
 use crate::core::{Sample, TrackKind};
 use crate::mp4::fragmented::{self, FragTrack};
 use crate::mp4::progressive::WriteError;
@@ -166,6 +166,8 @@ struct Media {
     /// Its init segment is a recovered run's: the next run writes its own
     /// (with its own edit list) even for the same tracks.
     stale_init: bool,
+    /// The replay playlist's text, kept between segments.
+    replay: playlist::ReplayText,
 }
 
 pub struct Recorder {
@@ -190,6 +192,12 @@ pub struct Recorder {
 /// Closed segments whose parts the live index keeps (for the low-latency
 /// playlist's last few segments).
 const PARTS_KEPT: usize = 8;
+
+/// Closed segments whose fragment lists the live index keeps (clips near
+/// the live edge need no scan); requests reaching further back scan the
+/// segment's moofs, as for stored sessions, so that the index does not
+/// grow by a fragment list per segment for as long as the session lasts.
+const FRAGMENTS_KEPT: usize = 32;
 
 fn segment_uri(sequence: u64) -> String {
     format!("segment-{sequence:05}.m4s")
@@ -225,6 +233,7 @@ impl Media {
             configs: Vec::new(),
             entries: Vec::new(),
             stale_init: false,
+            replay: playlist::ReplayText::default(),
         }
     }
 
@@ -495,7 +504,8 @@ impl Media {
             let _ = std::fs::remove_file(self.dir.join(&open.uri));
             return Ok(None);
         }
-        open.file.sync_all()?;
+        // Every fragment was synced as it was appended (data and size): the
+        // file holds nothing more to flush.
         drop(open.file);
         let seg = Segment {
             sequence: open.sequence,
@@ -513,7 +523,7 @@ impl Media {
     }
 
     fn write_playlists(
-        &self,
+        &mut self,
         cfg: &RecorderConfig,
         ended: bool,
         markers: &[Marker],
@@ -525,12 +535,17 @@ impl Media {
             trimmed: self.trimmed,
             pdt: cfg.enable_pdt,
         };
-        let render = |kind| playlist::render(&self.segments, kind, &options, markers);
-        let live = render(Kind::Live {
-            window: cfg.playlist_length,
-        });
-        let replay = render(Kind::Replay);
-        write_atomic(&self.dir.join(REPLAY), replay.as_bytes(), true)?;
+        let live = playlist::render(
+            &self.segments,
+            Kind::Live {
+                window: cfg.playlist_length,
+            },
+            &options,
+            markers,
+        );
+        // The kept lines go to the file without another copy.
+        let replay = self.replay.update(&self.segments, &options, markers);
+        write_atomic_with(&self.dir.join(REPLAY), true, |w| replay.write_to(w))?;
         write_atomic(&self.dir.join(LIVE), live.as_bytes(), true)
     }
 
@@ -643,11 +658,18 @@ impl Media {
                 });
             }
         }
-        // Parts are listed for the newest segments only.
+        // Parts are listed for the newest segments only, fragments for a
+        // few more.
         let keep = idx.segments.len().saturating_sub(PARTS_KEPT);
         for s in &mut idx.segments[..keep] {
             if !s.parts.is_empty() {
                 s.parts = Vec::new();
+            }
+        }
+        let keep = idx.segments.len().saturating_sub(FRAGMENTS_KEPT);
+        for s in idx.segments[..keep].iter_mut().rev() {
+            if s.fragments.take().is_none() {
+                break;
             }
         }
     }
@@ -1105,8 +1127,8 @@ impl Recorder {
     }
 
     /// Every rendition's playlists, and a ladder's multivariant playlist.
-    fn write_playlists(&self) -> io::Result<()> {
-        for m in &self.media {
+    fn write_playlists(&mut self) -> io::Result<()> {
+        for m in &mut self.media {
             if m.on_disk {
                 m.write_playlists(&self.cfg, self.ended, &self.book.markers)?;
             }
@@ -1858,6 +1880,71 @@ mod tests {
         let record = sessions.get(r.media_id()).unwrap();
         assert!(record.bytes <= 85_000, "{}", record.bytes);
         assert_eq!(record.segments, pa.segments.len() as u64);
+    }
+
+    #[test]
+    fn the_live_index_keeps_fragment_lists_of_the_newest_segments_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = audio();
+        let (mut r, _) = Recorder::start(
+            dir.path(),
+            "cam",
+            cfg(0),
+            RenditionSpec::single(1),
+            Utc::now(),
+        )
+        .unwrap();
+        let live = Arc::new(LiveIndex::default());
+        r.publish_to(live.clone());
+        r.write_init(std::slice::from_ref(&a), &[0], &[0]).unwrap();
+        // Segments of two one-second fragments.
+        let mut at = 0;
+        let mut segment = |r: &mut Recorder| {
+            for _ in 0..2 {
+                let f = fragment(
+                    second(&a, at / 1_000_000_000),
+                    at,
+                    at + 1_000_000_000,
+                    Some(Utc::now()),
+                );
+                r.append(&f).unwrap();
+                at += 1_000_000_000;
+            }
+            r.close_segment().unwrap();
+        };
+        for _ in 0..3 {
+            segment(&mut r);
+        }
+        let early = live
+            .with(|idx| idx.segments[1].fragments.clone())
+            .flatten()
+            .expect("the fragments of a new segment are known");
+        assert_eq!(early.len(), 2);
+        for _ in 0..FRAGMENTS_KEPT + 5 {
+            segment(&mut r);
+        }
+        let idx = live.with(|idx| idx.clone()).unwrap();
+        let n = idx.segments.len();
+        assert_eq!(n, FRAGMENTS_KEPT + 8);
+        assert!(
+            idx.segments[..n - FRAGMENTS_KEPT]
+                .iter()
+                .all(|s| s.fragments.is_none())
+        );
+        assert!(
+            idx.segments[n - FRAGMENTS_KEPT..]
+                .iter()
+                .all(|s| s.fragments.is_some())
+        );
+        // A clip of an early range finds the same fragments by scanning.
+        let start = idx.segments[1].segment.start;
+        let found: Vec<FragmentInfo> = idx
+            .fragments_for(start, start + 2_000_000_000)
+            .unwrap()
+            .into_iter()
+            .map(|(_, f)| f)
+            .collect();
+        assert_eq!(found, early);
     }
 
     #[test]

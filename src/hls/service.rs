@@ -8,7 +8,6 @@
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Condvar, Mutex, mpsc};
 use std::time::Duration;
 
@@ -158,6 +157,7 @@ impl Pool {
                 std::thread::Builder::new()
                     .name(format!("hlsclipsink-clip-{i}"))
                     .spawn(move || {
+                        crate::media::background_thread();
                         loop {
                             let job = rx.lock().unwrap().recv();
                             let Ok(job) = job else { break };
@@ -262,7 +262,7 @@ pub struct ClipService {
     blocking: AtomicUsize,
     /// The queue of the writer thread recording the live session (markers
     /// go there).
-    writer: Mutex<Option<SyncSender<Command>>>,
+    writer: Mutex<Option<crate::media::Sender<Command>>>,
     /// Export profiles, and the pool that runs exports (one at a time:
     /// an encoder uses every core).
     profiles: Mutex<Vec<crate::frames::export::Profile>>,
@@ -511,7 +511,7 @@ impl ClipService {
 
     /// Where markers of the live session go: the writer thread's queue
     /// while a session is recorded, `None` after.
-    pub fn set_writer(&self, writer: Option<SyncSender<Command>>) {
+    pub fn set_writer(&self, writer: Option<crate::media::Sender<Command>>) {
         *self.writer.lock().unwrap() = writer;
     }
 

@@ -39,6 +39,23 @@ static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
 
 /// Fragments waiting for the disk before the streaming threads wait too.
 const QUEUE_FRAGMENTS: usize = 256;
+/// Bytes of media waiting for the disk before the streaming threads wait
+/// too: what bounds an element's memory when its disk stalls (256 GOPs of
+/// 6 Mb/s 2 s GOPs would hold 384 MB; this is about 90 s of such a stream).
+const QUEUE_BYTES: usize = 64 << 20;
+
+/// The media bytes a command holds.
+fn weigh(command: &Command) -> usize {
+    match command {
+        Command::Append(fragment) => fragment
+            .tracks
+            .iter()
+            .flat_map(|t| &t.samples)
+            .map(|s| s.data.len())
+            .sum(),
+        _ => 0,
+    }
+}
 
 struct State {
     planner: Planner,
@@ -375,9 +392,13 @@ impl HlsClipSink {
         self.failed.store(false, Ordering::SeqCst);
         let weak = self.obj().downgrade();
         let failed = self.failed.clone();
-        let worker = Worker::spawn("hlsclipsink-writer", QUEUE_FRAGMENTS, move |rx| {
-            writer::run(weak, recorder, rx, failed)
-        });
+        let worker = Worker::spawn_bounded(
+            "hlsclipsink-writer",
+            QUEUE_FRAGMENTS,
+            QUEUE_BYTES,
+            weigh,
+            move |rx| writer::run(weak, recorder, rx, failed),
+        );
         let worker = match worker {
             Ok(w) => w,
             Err(e) => {

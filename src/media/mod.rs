@@ -8,7 +8,7 @@ pub mod sink;
 mod worker;
 
 pub use sink::{EncodedSink, SinkPads};
-pub use worker::{Worker, send_all};
+pub use worker::{Receiver, Sender, Worker, background_thread, send_all};
 
 use bytes::Bytes;
 use gst::glib;

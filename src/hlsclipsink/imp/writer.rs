@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 
 use chrono::Utc;
 use gst::glib;
@@ -21,7 +20,7 @@ use crate::hls::recorder::{MarkError, Recorder};
 pub(super) fn run(
     weak: glib::WeakRef<crate::hlsclipsink::HlsClipSink>,
     mut recorder: Recorder,
-    rx: mpsc::Receiver<Command>,
+    rx: crate::media::Receiver<Command>,
     failed: Arc<AtomicBool>,
 ) {
     let mut segment_rt: Option<i64> = None;

@@ -7,7 +7,6 @@ use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
 use std::time::Instant;
 
 use gst::glib;
@@ -49,7 +48,7 @@ pub(super) enum Command {
 
 pub(super) fn writer_loop(
     weak: glib::WeakRef<crate::periodicclipper::PeriodicClipper>,
-    rx: mpsc::Receiver<Command>,
+    rx: crate::media::Receiver<Command>,
     failed: Arc<AtomicBool>,
 ) {
     let mut written: VecDeque<PathBuf> = VecDeque::new();
