@@ -73,15 +73,23 @@ fn frame_times(file: &Path) -> Vec<f64> {
         .collect()
 }
 
-/// Per-frame PSNR (average over the planes, dB) of the first `count`
-/// frames of `clip` against frames `first..first + count` of ffmpeg's
+/// Per-frame PSNR (average over the planes, dB) of frames `at..at +
+/// count` of `clip` against frames `first..first + count` of ffmpeg's
 /// decode of `reference`.
-fn psnr(clip: &Path, reference: &Path, first: usize, count: usize, dir: &Path) -> Vec<f64> {
+fn psnr(
+    clip: &Path,
+    reference: &Path,
+    at: usize,
+    first: usize,
+    count: usize,
+    dir: &Path,
+) -> Vec<f64> {
     let stats = dir.join("psnr.log");
     let graph = format!(
-        "[0:v]trim=end_frame={count},setpts=PTS-STARTPTS[a];\
+        "[0:v]trim=start_frame={at}:end_frame={clip_end},setpts=PTS-STARTPTS[a];\
          [1:v]trim=start_frame={first}:end_frame={end},setpts=PTS-STARTPTS[b];\
          [a][b]psnr=stats_file={stats}",
+        clip_end = at + count,
         end = first + count,
         stats = stats.display()
     );
@@ -131,9 +139,39 @@ struct Expect<'a> {
     audio: bool,
 }
 
+/// The 1-based sample entry of each sample of a track (from `stsc` and
+/// the chunk count).
+fn sample_entries(stbl: &mp4_atom::Stbl) -> Vec<u32> {
+    let chunks = match (&stbl.stco, &stbl.co64) {
+        (Some(stco), _) => stco.entries.len(),
+        (None, Some(co64)) => co64.entries.len(),
+        (None, None) => panic!("no chunk offsets"),
+    } as u32;
+    let runs = &stbl.stsc.entries;
+    let mut out = Vec::new();
+    for (i, r) in runs.iter().enumerate() {
+        let next = runs.get(i + 1).map_or(chunks + 1, |n| n.first_chunk);
+        for _ in r.first_chunk..next {
+            out.extend(std::iter::repeat_n(
+                r.sample_description_index,
+                r.samples_per_chunk as usize,
+            ));
+        }
+    }
+    out
+}
+
+/// The re-encoded frames of an exact clip: at its start (the head) and at
+/// its end (the tail).
+#[derive(Debug, PartialEq, Eq)]
+struct Reencoded {
+    head: usize,
+    tail: usize,
+}
+
 /// Checks everything an exact clip promises; returns the number of
-/// re-encoded frames.
-fn check_exact(ctx: &str, file: &Path, e: &Expect, dir: &Path) -> usize {
+/// re-encoded frames at each end.
+fn check_exact(ctx: &str, file: &Path, e: &Expect, dir: &Path) -> Reencoded {
     // No edit list in any track (mp4-atom).
     let moov = moov(file);
     for trak in &moov.trak {
@@ -146,30 +184,51 @@ fn check_exact(ctx: &str, file: &Path, e: &Expect, dir: &Path) -> usize {
         .expect("a video track");
     let stbl = &video.mdia.minf.stbl;
     let entries = stbl.stsd.codecs.len();
-    // The re-encoded head: the samples before the second sync sample,
-    // with the first sample entry; the copy switches to the second.
-    let head = if e.on_keyframe {
-        assert_eq!(entries, 1, "{ctx}: one sample entry without a head");
-        0
+    // Runs of samples by sample entry: the re-encoded head (when the start
+    // is inside a GOP), the copy (with the recording's entry), and a
+    // re-encoded tail (the head's entry again, or one of its own).
+    let per_sample = sample_entries(stbl);
+    assert_eq!(per_sample.len(), e.frames, "{ctx}: {per_sample:?}");
+    let mut runs: Vec<(u32, usize)> = Vec::new();
+    for &x in &per_sample {
+        match runs.last_mut() {
+            Some((entry, n)) if *entry == x => *n += 1,
+            _ => runs.push((x, 1)),
+        }
+    }
+    assert_eq!(per_sample[0], 1, "{ctx}: the first sample uses entry 1");
+    let stss = &stbl.stss.as_ref().expect("stss").entries;
+    let (head, copy_runs) = if e.on_keyframe {
+        (0, &runs[..])
+    } else if runs.len() == 1 {
+        // The whole clip lies before the next keyframe (or before the last
+        // one the end needs): all re-encoded, one entry.
+        assert_eq!(entries, 1, "{ctx}");
+        (e.frames, &runs[1..])
     } else {
-        let stss = &stbl.stss.as_ref().expect("stss").entries;
-        let head = if entries == 2 {
-            let switch = stbl
-                .stsc
-                .entries
-                .iter()
-                .find(|s| s.sample_description_index == 2)
-                .expect("stsc switches to the second entry");
-            assert!(switch.first_chunk > 1, "{ctx}");
-            (stss[1] - 1) as usize
-        } else {
-            // The whole clip lies before the next keyframe.
-            assert_eq!(entries, 1, "{ctx}");
-            e.frames
-        };
-        assert!(head > 0 && head <= e.frames, "{ctx}: head {head}");
-        head
+        assert!(entries >= 2, "{ctx}: {entries} sample entries");
+        // The copy starts at the second sync sample.
+        assert_eq!(stss[1] as usize - 1, runs[0].1, "{ctx}: {runs:?} {stss:?}");
+        (runs[0].1, &runs[1..])
     };
+    let tail = match copy_runs {
+        [] | [_] => 0,
+        [copy, tail] => {
+            assert_ne!(copy.0, tail.0, "{ctx}");
+            // The tail starts with a keyframe of its own.
+            assert!(
+                stss.contains(&((e.frames - tail.1 + 1) as u32)),
+                "{ctx}: {runs:?} {stss:?}"
+            );
+            tail.1
+        }
+        more => panic!("{ctx}: sample entry runs {more:?}"),
+    };
+    assert!(
+        head > 0 || e.on_keyframe,
+        "{ctx}: nothing re-encoded at a mid-GOP start"
+    );
+    assert!(head + tail <= e.frames, "{ctx}: head {head} tail {tail}");
 
     // The presented frames, by number, in ffmpeg and in GStreamer.
     let want: Vec<u32> = (e.first..e.first + e.frames as u32).collect();
@@ -190,17 +249,27 @@ fn check_exact(ctx: &str, file: &Path, e: &Expect, dir: &Path) -> usize {
     assert_eq!(decode_errors(file), "", "{ctx}: ffmpeg decode errors");
 
     // The re-encoded frames against ffmpeg's decode of the recording.
-    if head > 0 {
-        let values = psnr(file, e.recording, e.first as usize, head, dir);
-        assert_eq!(values.len(), head, "{ctx}: PSNR of every re-encoded frame");
+    for (what, from, count) in [("head", 0, head), ("tail", e.frames - tail, tail)] {
+        if count == 0 {
+            continue;
+        }
+        let values = psnr(file, e.recording, from, e.first as usize + from, count, dir);
+        assert_eq!(
+            values.len(),
+            count,
+            "{ctx}: PSNR of every re-encoded {what} frame"
+        );
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
-        assert!(min >= 40.0, "{ctx}: PSNR {min:.1} dB < 40 dB: {values:?}");
-        eprintln!("{ctx}: {head} frames re-encoded, PSNR min {min:.1} dB");
+        assert!(
+            min >= 40.0,
+            "{ctx}: {what} PSNR {min:.1} dB < 40 dB: {values:?}"
+        );
+        eprintln!("{ctx}: {count} {what} frames re-encoded, PSNR min {min:.1} dB");
     }
     // The copied packets are the recording's, bit for bit.
     let clip_packets = packet_md5s(file);
     assert_eq!(clip_packets.len(), e.frames, "{ctx}: one packet per frame");
-    let copied = &clip_packets[head..];
+    let copied = &clip_packets[head..e.frames - tail];
     if !copied.is_empty() {
         let recorded = packet_md5s(e.recording);
         let from = recorded
@@ -246,7 +315,7 @@ fn check_exact(ctx: &str, file: &Path, e: &Expect, dir: &Path) -> usize {
             v.duration
         );
     }
-    head
+    Reencoded { head, tail }
 }
 
 /// The session of the only recording under `dir` and its playlist.
@@ -256,7 +325,8 @@ fn session(dir: &Path) -> (String, PathBuf) {
     (id, session.join("replay.m3u8"))
 }
 
-/// Makes exact clip `name` of frames `first..end` and checks it.
+/// Makes exact clip `name` of frames `first..end` (`accuracy=exact`) and
+/// checks it.
 #[allow(clippy::too_many_arguments)]
 fn exact_clip(
     dir: &Path,
@@ -268,27 +338,48 @@ fn exact_clip(
     on_keyframe: bool,
     contiguous: bool,
     audio: bool,
-) -> usize {
+) -> Reencoded {
+    let range = (first, end);
+    let e = (on_keyframe, contiguous, audio);
+    clip_with(dir, recording, media_id, name, "exact", range, e)
+}
+
+/// Makes clip `name` of frames `range` with `accuracy` (`exact` or
+/// `exact-start`) and checks it; `e`: on a keyframe, contiguous copy,
+/// audio.
+fn clip_with(
+    dir: &Path,
+    recording: &Path,
+    media_id: &str,
+    name: &str,
+    accuracy: &str,
+    (first, end): (u64, u64),
+    (on_keyframe, contiguous, audio): (bool, bool, bool),
+) -> Reencoded {
     let (sink, bus) = requester(dir);
     let out = dir.join("out").join(format!("{name}.mp4"));
     let query = format!(
-        "time={}&end={}&accuracy=exact&location={}",
+        "time={}&end={}&accuracy={accuracy}&location={}",
         at(first),
         at(end),
         out.display()
     );
     let done = clip(&sink, &bus, media_id, &query);
     assert!(!done.has_field("error"), "{name}: {done:?}");
-    // Duration × fps frames: exactly the requested ones when the end is
-    // free to cut; a reference frame presented after a mid-GOP end that an
-    // earlier frame needs (B-frames) moves the end up to the reordering
-    // depth later, and the done message says so.
+    // Duration × fps frames: exactly the requested ones. With
+    // `exact-start` the end is copied: a reference frame presented after a
+    // mid-GOP end that an earlier frame needs (B-frames) moves the end up
+    // to the reordering depth later, and the done message says so.
     let frames = (ns(&done, "duration") as f64 * FPS as f64 / 1e9).round() as u64;
     let requested = end - first;
-    assert!(
-        frames >= requested && frames <= requested + 3,
-        "{name}: {frames} frames for {requested}"
-    );
+    if accuracy == "exact" {
+        assert_eq!(frames, requested, "{name}: frames");
+    } else {
+        assert!(
+            frames >= requested && frames <= requested + 3,
+            "{name}: {frames} frames for {requested}"
+        );
+    }
     assert!(
         ns(&done, "start").abs_diff(first * NS / FPS) < 1_000_000,
         "{name}"
@@ -302,7 +393,11 @@ fn exact_clip(
         contiguous,
         audio,
     };
-    check_exact(&format!("{name} ({query})"), &out, &e, dir)
+    let made = check_exact(&format!("{name} ({query})"), &out, &e, dir);
+    if accuracy == "exact-start" {
+        assert_eq!(made.tail, 0, "{name}: exact-start copies the end");
+    }
+    made
 }
 
 /// H.264 from x264enc with B-frames, closed GOPs of 30 frames: mid-GOP
@@ -316,21 +411,35 @@ fn h264_with_b_frames_cuts_exactly() {
     let (media_id, recording) = session(dir.path());
     let d = dir.path();
     // Mid-GOP start, end on a keyframe: 20 re-encoded, 60 copied.
-    let head = exact_clip(d, &recording, &media_id, "mid", 40, 120, false, true, true);
-    assert_eq!(head, 20);
+    let made = exact_clip(d, &recording, &media_id, "mid", 40, 120, false, true, true);
+    assert_eq!(made, Reencoded { head: 20, tail: 0 });
     // Mid-GOP start and end.
-    let head = exact_clip(
+    let made = exact_clip(
         d, &recording, &media_id, "mid-end", 47, 143, false, true, true,
     );
-    assert_eq!(head, 13);
+    // x264's B-frames before P143 need it: the GOP at 120 is re-encoded
+    // from it to the end.
+    assert_eq!(made, Reencoded { head: 13, tail: 23 });
+    // The same with the end copied.
+    let range = (47, 143);
+    let made = clip_with(
+        d,
+        &recording,
+        &media_id,
+        "mid-end-copied",
+        "exact-start",
+        range,
+        (false, true, true),
+    );
+    assert_eq!(made, Reencoded { head: 13, tail: 0 });
     // On a keyframe: nothing re-encoded, B-frames by negative offsets.
-    let head = exact_clip(d, &recording, &media_id, "key", 60, 150, true, true, true);
-    assert_eq!(head, 0);
+    let made = exact_clip(d, &recording, &media_id, "key", 60, 150, true, true, true);
+    assert_eq!(made, Reencoded { head: 0, tail: 0 });
     // Inside one GOP: all re-encoded.
-    let head = exact_clip(
+    let made = exact_clip(
         d, &recording, &media_id, "inside", 95, 110, false, true, true,
     );
-    assert_eq!(head, 15);
+    assert_eq!(made, Reencoded { head: 15, tail: 0 });
 }
 
 /// Numbered frames encoded by ffmpeg's libx264 with open GOPs (non-IDR
@@ -388,15 +497,15 @@ fn open_gop_h264_cuts_exactly() {
     let d = dir.path();
     // On an open-GOP I-frame: nothing re-encoded, its leading pictures
     // left out, everything after copied.
-    let head = exact_clip(
+    let made = exact_clip(
         d, &recording, &media_id, "open-key", 60, 150, true, false, false,
     );
-    assert_eq!(head, 0);
+    assert_eq!(made, Reencoded { head: 0, tail: 0 });
     // Mid-GOP starts: the head runs to the next I-frame (every 30 frames)
     // and includes its leading pictures; the GOPs after it are copied.
     for st in [40u64, 71, 101, 131, 161] {
         let name = format!("open-{st}");
-        let head = exact_clip(
+        let made = exact_clip(
             d,
             &recording,
             &media_id,
@@ -407,7 +516,14 @@ fn open_gop_h264_cuts_exactly() {
             false,
             false,
         );
-        assert_eq!(head as u64, st.div_ceil(30) * 30 - st, "{name}");
+        assert_eq!(made.head as u64, st.div_ceil(30) * 30 - st, "{name}");
+        assert_eq!(made.tail, 0, "{name}");
+    }
+    // Ends on an open-GOP I-frame and inside a GOP: exactly the requested
+    // frames (whatever the end needs re-encoded is checked by PSNR, the
+    // rest against the recording's packets).
+    for (name, st, end) in [("open-end-key", 40, 90), ("open-end-mid", 71, 143)] {
+        exact_clip(d, &recording, &media_id, name, st, end, false, false, false);
     }
 
     // Over HTTP (the same parser and cut).
@@ -449,13 +565,21 @@ fn h265_cuts_exactly() {
     ok(&run(&pipeline, Duration::from_secs(120)));
     let (media_id, recording) = session(dir.path());
     let d = dir.path();
-    let head = exact_clip(
+    let made = exact_clip(
         d, &recording, &media_id, "hevc-mid", 40, 150, false, false, false,
     );
-    assert!((20..=30).contains(&head), "head {head}");
-    exact_clip(
+    // The end is CRA 150: its leading pictures (presented before it, RASL)
+    // need it, and only they are re-encoded at the end.
+    assert_eq!(made, Reencoded { head: 20, tail: 2 });
+    let made = exact_clip(
         d, &recording, &media_id, "hevc-key", 60, 120, true, false, false,
     );
+    assert_eq!(made, Reencoded { head: 0, tail: 0 });
+    // A mid-GOP end.
+    let made = exact_clip(
+        d, &recording, &media_id, "hevc-end", 60, 143, true, false, false,
+    );
+    assert_eq!(made, Reencoded { head: 0, tail: 23 });
 }
 
 /// A page that plays `/clip.mp4` and logs the number of its first frame
@@ -530,18 +654,18 @@ fn chromium_plays_an_exact_clip_from_the_requested_frame() {
     let pipeline = numbered_av(dir.path(), "target-duration=2", 8, 30, false);
     ok(&run(&pipeline, Duration::from_secs(120)));
     let (media_id, recording) = session(dir.path());
-    let head = exact_clip(
+    let made = exact_clip(
         dir.path(),
         &recording,
         &media_id,
         "browser",
         40,
-        120,
+        143,
         false,
         true,
         true,
     );
-    assert_eq!(head, 20);
+    assert_eq!(made, Reencoded { head: 20, tail: 23 });
     let port = serve_clip(dir.path().join("out").join("browser.mp4"));
     let lines = common::browser::chromium(
         &format!("http://127.0.0.1:{port}/"),
@@ -555,12 +679,12 @@ fn chromium_plays_an_exact_clip_from_the_requested_frame() {
         .unwrap_or_else(|| panic!("no first frame: {lines:?}"));
     assert!(first.starts_with("first 40 duration "), "{lines:?}");
     let duration: f64 = first.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!((duration - 80.0 / FPS as f64).abs() < 0.05, "{lines:?}");
+    assert!((duration - 103.0 / FPS as f64).abs() < 0.05, "{lines:?}");
     let ended = lines
         .iter()
         .find(|l| l.starts_with("ended "))
         .unwrap_or_else(|| panic!("did not play to the end: {lines:?}"));
-    assert!(ended.ends_with(" last 119"), "{lines:?}");
+    assert!(ended.ends_with(" last 142"), "{lines:?}");
 }
 
 /// What the smart cut can't re-encode is refused with 422 `unsupported`

@@ -34,8 +34,20 @@ pub enum Accuracy {
     Keyframe,
     /// At the requested instant without an edit list: the frames from it
     /// to the next keyframe are re-encoded (a smart cut), every later GOP
-    /// is copied.
+    /// is copied, and a mid-GOP end that copying would carry past the
+    /// requested end (B-frames) is re-encoded from the last keyframe.
     Exact,
+    /// Like [`Accuracy::Exact`] at the start; the end is copied, so with
+    /// B-frames it may run over by the reordering depth (a frame or two):
+    /// one GOP re-encoded at most instead of two.
+    ExactStart,
+}
+
+impl Accuracy {
+    /// Whether the clip is a smart cut without an edit list.
+    pub fn is_exact(self) -> bool {
+        matches!(self, Accuracy::Exact | Accuracy::ExactStart)
+    }
 }
 
 /// Why a request can't be answered. Each kind has an HTTP status
@@ -182,7 +194,7 @@ impl ClipRequest {
     /// Parses URL query parameters (`time=600s&duration=30s`), the same for
     /// the action signals and the HTTP API, under [`crate::core::query`]'s
     /// rules. Names: `time` (or `start`), `duration`, `end`, `accuracy`
-    /// (`frame`, `keyframe` or `exact`), `location`, `filename`; `token` is ignored
+    /// (`frame`, `keyframe`, `exact` or `exact-start`), `location`, `filename`; `token` is ignored
     /// (the HTTP layer checks it).
     pub fn parse_query(query: &str) -> Result<ClipRequest, ClipError> {
         let pairs =
@@ -213,9 +225,11 @@ impl ClipRequest {
                         "frame" => Accuracy::Frame,
                         "keyframe" => Accuracy::Keyframe,
                         "exact" => Accuracy::Exact,
+                        "exact-start" => Accuracy::ExactStart,
                         other => {
                             return Err(ClipError::BadRequest(format!(
-                                "parameter accuracy: {other:?} is not \"frame\", \"keyframe\" or \"exact\""
+                                "parameter accuracy: {other:?} is not \"frame\", \"keyframe\", \"exact\" \
+                                 or \"exact-start\""
                             )));
                         }
                     }
@@ -532,9 +546,9 @@ pub fn clip_manifest(
     range: Range,
     accuracy: Accuracy,
 ) -> Result<String, ClipError> {
-    if accuracy == Accuracy::Exact {
+    if accuracy.is_exact() {
         return Err(ClipError::BadRequest(
-            "accuracy=exact re-encodes the start of an MP4 clip: ask for clip.mp4 \
+            "accuracy=exact re-encodes the ends of an MP4 clip: ask for clip.mp4 \
              (a clip manifest reuses the stored fragments: frame or keyframe)"
                 .into(),
         ));
@@ -829,7 +843,7 @@ pub fn clip_mp4(
     let mut presentation_end = end_ns;
     let mut keyframe = start_ns;
     let mut tracks = Vec::new();
-    let mut head = None;
+    let mut reencoded = Vec::new();
     // Video first: in keyframe accuracy it moves the start for every track.
     let mut order: Vec<_> = configs.iter().zip(per_track).collect();
     order.sort_by_key(|(c, _)| c.kind != TrackKind::Video);
@@ -880,24 +894,27 @@ pub fn clip_mp4(
                 // The recording ends within the last frame: at its end.
                 None => kept.iter().map(|s| s.pts_end()).max().unwrap_or(end_ns),
             };
-            if accuracy == Accuracy::Exact {
+            if accuracy.is_exact() {
                 let cut = super::exact::cut(
                     config,
                     &samples[key..],
                     presentation_start,
                     presentation_end,
+                    accuracy == Accuracy::Exact,
                 )?;
                 presentation_end = cut.end;
-                head = cut.head.map(|(n, c)| crate::mp4::Head {
-                    track: tracks.len(),
-                    samples: n,
-                    config: c,
-                });
+                reencoded.extend(cut.reencoded.into_iter().map(|(samples, config)| {
+                    crate::mp4::Reencoded {
+                        track: tracks.len(),
+                        samples,
+                        config,
+                    }
+                }));
                 cut.samples
             } else {
                 kept
             }
-        } else if accuracy == Accuracy::Exact {
+        } else if accuracy.is_exact() {
             // No edit list: the first audio frame starts at or just after
             // the first frame.
             samples
@@ -932,7 +949,7 @@ pub fn clip_mp4(
         start,
         end: (presentation_end.max(0) as u64).max(start),
         // An exact cut hides nothing: its first frame is its first sample.
-        keyframe: if accuracy == Accuracy::Exact {
+        keyframe: if accuracy.is_exact() {
             start
         } else {
             keyframe.max(0) as u64
@@ -945,7 +962,9 @@ pub fn clip_mp4(
             start: presentation_start,
             end: Some(presentation_end),
             creation_time: info.utc,
-            exact: (accuracy == Accuracy::Exact).then_some(crate::mp4::ExactCut { head }),
+            exact: accuracy
+                .is_exact()
+                .then_some(crate::mp4::ExactCut { reencoded }),
         },
         info,
     ))
@@ -1028,6 +1047,8 @@ mod tests {
         assert_eq!(r.accuracy, Accuracy::Keyframe);
         let r = q("time=10s&duration=5s&accuracy=exact").unwrap();
         assert_eq!(r.accuracy, Accuracy::Exact);
+        let r = q("time=10s&duration=5s&accuracy=exact-start").unwrap();
+        assert_eq!(r.accuracy, Accuracy::ExactStart);
         let r = q("time=2026-11-23T12%3A00%3A10%2B00%3A00&duration=5s").unwrap();
         assert!(matches!(r.start, Some(TimePoint::Utc(_))));
         assert_eq!(q("duration=10s").unwrap().start, None);

@@ -40,37 +40,38 @@ const QUANTIZER: u32 = 14;
 /// The video of an exact cut.
 #[derive(Debug)]
 pub struct Cut {
-    /// The samples to write, in decode order: the re-encoded head, then the
-    /// copied samples.
+    /// The samples to write, in decode order: the re-encoded head, the
+    /// copied samples, the re-encoded tail.
     pub samples: Vec<Sample>,
-    /// The re-encoded head: its sample count and its configuration.
-    pub head: Option<(usize, Arc<CodecConfig>)>,
+    /// The re-encoded runs (the head, the tail): which samples, and their
+    /// configuration.
+    pub reencoded: Vec<(std::ops::Range<usize>, Arc<CodecConfig>)>,
     /// Where presentation ends, ns: the requested end on a frame boundary
-    /// (`end`), or later when a copied frame presented after it is needed
-    /// to decode one before it (B-frames).
+    /// (`end`), or, when the end is copied (`exact_end` false), later when
+    /// a copied frame presented after it is needed to decode one before it
+    /// (B-frames).
     pub end: i64,
 }
 
-/// Cuts the video `from_key` (the stored samples in decode order, from the
-/// keyframe at or before `start`) to present exactly the frames from
-/// `start` (a frame's time) to `end` (a frame boundary).
-pub fn cut(
-    config: &CodecConfig,
-    from_key: &[Sample],
-    start: i64,
+/// What an exact cut does with the samples `s` (decode order, from a
+/// keyframe, without its leading pictures).
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    /// Re-encode the frames presented in `from..until`, decoding from
+    /// `s[0]`.
+    head: Option<(i64, i64)>,
+    /// Copy `s[range]` (without the first one's leading pictures).
+    copy: Option<std::ops::Range<usize>>,
+    /// Re-encode the frames presented from `t` to the end, decoding from
+    /// `s[d0]` (`(d0, t)`).
+    tail: Option<(usize, i64)>,
+    /// Where presentation ends.
     end: i64,
-) -> Result<Cut, ClipError> {
-    let Some(k1) = from_key.first() else {
-        return Err(ClipError::Storage("no video to cut".into()));
-    };
-    // The keyframe's own leading pictures are never presented here (they
-    // come before the start) and may refer to pictures before it.
-    let s: Vec<Sample> = from_key
-        .iter()
-        .enumerate()
-        .filter(|&(n, x)| n == 0 || !x.leads(k1))
-        .map(|(_, x)| x.clone())
-        .collect();
+}
+
+/// Plans the exact cut of `s` from `start` (a frame's time) to `end` (a
+/// frame boundary); see [`cut`].
+fn plan(s: &[Sample], start: i64, end: i64, exact_end: bool) -> Plan {
     // The next random-access point in decode order.
     let k2 = s
         .iter()
@@ -78,38 +79,16 @@ pub fn cut(
         .skip(1)
         .find(|(_, x)| x.keyframe)
         .map(|(i, _)| i);
-    let copy_from = if s[0].pts >= start {
+    let mut copy_from = if s[0].pts >= start {
         Some(0)
     } else {
         k2.filter(|&i| s[i].pts < end)
     };
-    let head_until = copy_from.map_or(end, |i| s[i].pts.min(end));
-
-    let mut out = Vec::new();
-    let mut head = None;
-    if s[0].pts < start {
-        // Every sample up to the last one presented in the head decodes it
-        // (in an open GOP that includes the next keyframe, which its
-        // leading pictures refer to).
-        let mut presented: Vec<i64> = s
-            .iter()
-            .filter(|x| x.pts >= start && x.pts < head_until)
-            .map(|x| x.pts)
-            .collect();
-        presented.sort_unstable();
-        let last = s
-            .iter()
-            .rposition(|x| x.pts >= start && x.pts < head_until)
-            .ok_or_else(|| ClipError::Storage("no frame to re-encode".into()))?;
-        let (entry, samples) = reencode(config, &s[..=last], &presented)?;
-        let mut head_config = config.clone();
-        head_config.entry = entry;
-        head = Some((samples.len(), Arc::new(head_config)));
-        out.extend(samples);
-    }
+    // The copy runs from `copy_from` to `copy_until` (decode order).
+    let mut copy_until = s.len();
+    let mut tail = None;
     let mut end_out = end;
     if let Some(k) = copy_from {
-        let key = &s[k];
         // Every frame presented before the end, and everything decoded
         // before the last of them: a reference frame presented at or after
         // the end that an earlier frame needs (B-frames) stays, and so
@@ -117,7 +96,7 @@ pub fn cut(
         let mut last;
         loop {
             last = s.iter().rposition(|x| x.pts < end_out).unwrap_or(k).max(k);
-            let max = s[k..=last].iter().map(|x| x.pts).max().unwrap_or(key.pts);
+            let max = s[k..=last].iter().map(|x| x.pts).max().unwrap_or(s[k].pts);
             if max < end_out {
                 break;
             }
@@ -128,28 +107,124 @@ pub fn cut(
                 .min()
                 .unwrap_or_else(|| s[k..=last].iter().map(|x| x.pts_end()).max().unwrap_or(max));
         }
+        copy_until = last + 1;
+        if exact_end && end_out > end {
+            // The copy stops at a keyframe `j`: it then presents everything
+            // before the earliest frame decoded from `j` on (`j` itself, or
+            // its leading pictures in an open GOP), and the rest up to the
+            // end is re-encoded. The last such keyframe that leaves nothing
+            // past the end (with an open GOP that may be the keyframe at
+            // the end: only its leading pictures are re-encoded).
+            let mut earliest = vec![i64::MAX; s.len() + 1];
+            for i in (0..s.len()).rev() {
+                earliest[i] = earliest[i + 1].min(s[i].pts);
+            }
+            let stop = (k + 1..s.len())
+                .rev()
+                .filter(|&j| s[j].keyframe && earliest[j] <= end)
+                .map(|j| (j, earliest[j]))
+                .find(|&(j, t)| s[k..j].iter().all(|x| x.pts < t));
+            match stop {
+                Some((j, t)) => {
+                    copy_until = j;
+                    // Decoded from that keyframe, or from the one before
+                    // when its leading pictures (from `t`) refer to it.
+                    let d0 = if t < s[j].pts {
+                        (k..j).rev().find(|&i| s[i].keyframe).unwrap_or(k)
+                    } else {
+                        j
+                    };
+                    tail = (t < end).then_some((d0, t));
+                }
+                // The end lies in the GOP the copy would start with: the
+                // head (or a head from the first keyframe) runs to the end.
+                None => copy_from = None,
+            }
+            end_out = end;
+        }
+    }
+    let head = (copy_from != Some(0)).then(|| {
+        let until = copy_from.map_or(end, |i| s[i].pts.min(end));
+        (start.max(s[0].pts), until)
+    });
+    Plan {
+        head,
+        copy: copy_from.map(|k| k..copy_until),
+        tail,
+        end: end_out,
+    }
+}
+
+/// Cuts the video `from_key` (the stored samples in decode order, from the
+/// keyframe at or before `start`) to present exactly the frames from
+/// `start` (a frame's time) to `end` (a frame boundary). With `exact_end`,
+/// a mid-GOP end that copying would carry past `end` (a reference frame
+/// presented after it that an earlier B-frame needs) is re-encoded from
+/// the last keyframe before it.
+pub fn cut(
+    config: &CodecConfig,
+    from_key: &[Sample],
+    start: i64,
+    end: i64,
+    exact_end: bool,
+) -> Result<Cut, ClipError> {
+    let Some(k1) = from_key.first() else {
+        return Err(ClipError::Storage("no video to cut".into()));
+    };
+    // The keyframe's own leading pictures are never presented here (they
+    // come before the start) and may refer to pictures before it.
+    let s = without_leading(from_key, k1);
+    let plan = plan(&s, start, end, exact_end);
+    let mut out = Vec::new();
+    let mut reencoded = Vec::new();
+    let mut run = |out: &mut Vec<Sample>, (entry, samples): (Codec, Vec<Sample>)| {
+        let mut run_config = config.clone();
+        run_config.entry = entry;
+        reencoded.push((out.len()..out.len() + samples.len(), Arc::new(run_config)));
+        out.extend(samples);
+    };
+    if let Some((from, until)) = plan.head {
+        // Every sample up to the last one presented in the head decodes it
+        // (in an open GOP that includes the next keyframe, which its
+        // leading pictures refer to).
+        run(&mut out, reencode(config, &s, from, until)?);
+    }
+    if let Some(copy) = plan.copy {
+        let key = &s[copy.start];
         // Decode times move so that the keyframe decodes when it is
         // presented, after the head (which has no reordering); frames that
         // are reordered before their decode time get negative composition
         // offsets.
-        let shift = if head.is_some() { key.pts - key.dts } else { 0 };
-        let copied: Vec<Sample> = s[k..=last]
-            .iter()
-            .enumerate()
-            .filter(|&(n, x)| n == 0 || !x.leads(key))
-            .map(|(_, x)| {
-                let mut x = x.clone();
-                x.dts += shift;
-                x
-            })
-            .collect();
-        out.extend(copied);
+        let shift = if plan.head.is_some() {
+            key.pts - key.dts
+        } else {
+            0
+        };
+        out.extend(without_leading(&s[copy], key).into_iter().map(|mut x| {
+            x.dts += shift;
+            x
+        }));
+    }
+    if let Some((d0, t)) = plan.tail {
+        let decode = without_leading(&s[d0..], &s[d0]);
+        run(&mut out, reencode(config, &decode, t, plan.end)?);
     }
     Ok(Cut {
         samples: out,
-        head,
-        end: end_out,
+        reencoded,
+        end: plan.end,
     })
+}
+
+/// `samples` without the leading pictures of `rap` (their first, a
+/// random-access point) that come after it.
+fn without_leading(samples: &[Sample], rap: &Sample) -> Vec<Sample> {
+    samples
+        .iter()
+        .enumerate()
+        .filter(|&(n, x)| n == 0 || !x.leads(rap))
+        .map(|(_, x)| x.clone())
+        .collect()
 }
 
 /// The encoder's name and profile for the stored configuration, or what is
@@ -157,7 +232,7 @@ pub fn cut(
 fn encoder_for(config: &CodecConfig) -> Result<(&'static str, &'static str), ClipError> {
     let unsupported = |what: String| {
         ClipError::Unsupported(format!(
-            "accuracy=exact can't re-encode {what}: ask for accuracy=frame"
+            "accuracy=exact can't re-encode {what}: ask for accuracy=frame (or, with a start on a keyframe, accuracy=exact-start)"
         ))
     };
     let avcc = match &config.entry {
@@ -214,14 +289,25 @@ fn framerate(samples: &[Sample]) -> gst::Fraction {
     }
 }
 
-/// Decodes `decode` (decode order, from a keyframe) and encodes the frames
-/// presented at `presented` (ascending): the head's sample entry and its
-/// samples (no reordering: decode time = presentation time).
+/// Decodes `samples` (decode order, from a keyframe) up to the last one
+/// presented in `from..until`, and encodes the frames presented there: the
+/// run's sample entry and its samples (no reordering: decode time =
+/// presentation time).
 fn reencode(
     config: &CodecConfig,
-    decode: &[Sample],
-    presented: &[i64],
+    samples: &[Sample],
+    from: i64,
+    until: i64,
 ) -> Result<(Codec, Vec<Sample>), ClipError> {
+    let inside = |x: &Sample| x.pts >= from && x.pts < until;
+    let last = samples
+        .iter()
+        .rposition(inside)
+        .ok_or_else(|| ClipError::Storage("no frame to re-encode".into()))?;
+    let decode = &samples[..=last];
+    let mut presented: Vec<i64> = decode.iter().filter(|x| inside(x)).map(|x| x.pts).collect();
+    presented.sort_unstable();
+    let presented = &presented[..];
     let (encoder_name, profile) = encoder_for(config)?;
     let fail = |e: String| ClipError::Storage(format!("exact cut: {e}"));
     let caps = config
@@ -271,7 +357,7 @@ fn reencode(
         encoder.set_property("option-string", "scenecut=0");
     }
     // Only the head's frames reach the encoder.
-    let (from, until) = (
+    let (first, last) = (
         presented.first().copied().unwrap_or(0),
         presented.last().copied().unwrap_or(0),
     );
@@ -281,7 +367,7 @@ fn reencode(
                 .buffer()
                 .and_then(|b| b.pts())
                 .map(|p| p.nseconds() as i64)
-                .is_some_and(|p| p >= from && p <= until);
+                .is_some_and(|p| p >= first && p <= last);
             if keep {
                 gst::PadProbeReturn::Ok
             } else {
@@ -386,4 +472,148 @@ fn reencode(
         })
         .collect();
     Ok((encoded.entry, samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One frame, ns (30 fps).
+    const F: i64 = 1_000_000_000 / 30;
+
+    /// Samples from `(pts frame, keyframe)` in decode order, decode times
+    /// one frame apart starting two frames before the first pts.
+    fn gop(frames: &[(i64, bool)]) -> Vec<Sample> {
+        frames
+            .iter()
+            .enumerate()
+            .map(|(i, &(p, key))| Sample {
+                pts: p * F,
+                dts: (frames[0].0 - 2 + i as i64) * F,
+                duration: F as u64,
+                keyframe: key,
+                access: crate::core::nal::Access::Unknown,
+                data: Bytes::new(),
+            })
+            .collect()
+    }
+
+    /// Closed GOPs of 9 frames, B-frames: I0 P3 B1 B2 P6 B4 B5 P8 B7 | I9
+    /// P12 B10 B11 P15 B13 B14 P17 B16 | I18 ...
+    fn closed() -> Vec<Sample> {
+        let mut v = Vec::new();
+        for g in 0..3 {
+            let o = g * 9;
+            v.extend([
+                (o, true),
+                (o + 3, false),
+                (o + 1, false),
+                (o + 2, false),
+                (o + 6, false),
+                (o + 4, false),
+                (o + 5, false),
+                (o + 8, false),
+                (o + 7, false),
+            ]);
+        }
+        gop(&v)
+    }
+
+    #[test]
+    fn a_mid_gop_end_with_b_frames_is_re_encoded_from_the_last_keyframe() {
+        let s = closed();
+        // Frames 4..20: head 4..9, copy the GOP at 9, tail 18..20 (copying
+        // it would need P21 for B19/B20: past the end).
+        let p = plan(&s, 4 * F, 20 * F, true);
+        assert_eq!(p.head, Some((4 * F, 9 * F)));
+        assert_eq!(p.copy, Some(9..18));
+        assert_eq!(p.tail, Some((18, 18 * F)));
+        assert_eq!(p.end, 20 * F);
+        // Copied instead, the end runs over to P21's frame boundary.
+        let p = plan(&s, 4 * F, 20 * F, false);
+        assert_eq!((p.copy, p.tail, p.end), (Some(9..22), None, 22 * F));
+    }
+
+    #[test]
+    fn an_end_the_copy_presents_exactly_re_encodes_nothing_there() {
+        let s = closed();
+        // Frames 4..18: the copy of the GOP at 9 ends on the keyframe.
+        let p = plan(&s, 4 * F, 18 * F, true);
+        assert_eq!((p.copy, p.tail, p.end), (Some(9..18), None, 18 * F));
+        // Frames 9..16: P15's B-frames come before it; P17 is not needed.
+        let p = plan(&s[9..], 9 * F, 16 * F, true);
+        assert_eq!(p.head, None);
+        assert_eq!((p.copy, p.tail, p.end), (Some(0..7), None, 16 * F));
+    }
+
+    #[test]
+    fn an_end_in_the_first_copied_gop_makes_it_all_head() {
+        let s = closed();
+        // Frames 4..11: copying from I9 would run over (P12 for B10, B11).
+        let p = plan(&s, 4 * F, 11 * F, true);
+        assert_eq!(
+            (p.head, p.copy, p.tail),
+            (Some((4 * F, 11 * F)), None, None)
+        );
+        // From a keyframe: re-encoded from it.
+        let p = plan(&s[9..], 9 * F, 11 * F, true);
+        assert_eq!(
+            (p.head, p.copy, p.tail),
+            (Some((9 * F, 11 * F)), None, None)
+        );
+        assert_eq!(p.end, 11 * F);
+    }
+
+    #[test]
+    fn an_open_gop_tail_starts_at_the_leading_pictures() {
+        // Open GOPs: I0 P3 B1 B2 P6 B4 B5 | I9 B7 B8 P12 B10 B11 | I15 B13
+        // B14 P18 B16 B17 | I21 B19 B20.
+        let s = gop(&[
+            (0, true),
+            (3, false),
+            (1, false),
+            (2, false),
+            (6, false),
+            (4, false),
+            (5, false),
+            (9, true),
+            (7, false),
+            (8, false),
+            (12, false),
+            (10, false),
+            (11, false),
+            (15, true),
+            (13, false),
+            (14, false),
+            (18, false),
+            (16, false),
+            (17, false),
+            (21, true),
+            (19, false),
+            (20, false),
+        ]);
+        // Frames 1..17: the head runs to I9 with its leading B7, B8; the
+        // copy is I9's GOP up to I15 (without B7, B8); the tail starts at
+        // I15's leading B13 and decodes from I9.
+        let p = plan(&s, F, 17 * F, true);
+        assert_eq!(p.head, Some((F, 9 * F)));
+        assert_eq!(p.copy, Some(7..13));
+        assert_eq!(p.tail, Some((7, 13 * F)));
+        assert_eq!(p.end, 17 * F);
+        // An end on I15: its leading pictures B13, B14 come before it and
+        // need it; only they are re-encoded (decoded from I9).
+        let p = plan(&s, F, 15 * F, true);
+        assert_eq!(
+            (p.copy, p.tail, p.end),
+            (Some(7..13), Some((7, 13 * F)), 15 * F)
+        );
+        // Copied instead, the clip runs on to I15's frame boundary.
+        let p = plan(&s, F, 15 * F, false);
+        assert_eq!((p.tail, p.end), (None, 16 * F));
+        // What the copy presents: I9 P12 B10 B11 = frames 9..13.
+        let copied = without_leading(&s[7..13], &s[7]);
+        let mut pts: Vec<i64> = copied.iter().map(|x| x.pts / F).collect();
+        pts.sort_unstable();
+        assert_eq!(pts, vec![9, 10, 11, 12]);
+    }
 }

@@ -11,4 +11,4 @@ pub(crate) mod testing;
 pub mod time;
 
 pub use codec::{CodecConfig, CodecError};
-pub use progressive::{ClipTrack, ExactCut, Head, Mp4Clip, WriteStats};
+pub use progressive::{ClipTrack, ExactCut, Mp4Clip, Reencoded, WriteStats};

@@ -50,20 +50,21 @@ pub struct Mp4Clip {
     pub exact: Option<ExactCut>,
 }
 
-/// How an exact cut is laid out: no edit list, and optionally a re-encoded
-/// head with its own sample entry.
+/// How an exact cut is laid out: no edit list, and runs of re-encoded
+/// samples with sample entries of their own.
 #[derive(Debug, Clone, Default)]
 pub struct ExactCut {
-    pub head: Option<Head>,
+    pub reencoded: Vec<Reencoded>,
 }
 
-/// The first `samples` samples of track `track` were re-encoded: they use
-/// the sample entry of `config` (the first in `stsd`), the rest the track's
-/// own (the second); a chunk boundary lies between them.
+/// Samples `samples` of track `track` were re-encoded (the head of a smart
+/// cut, or its tail): they use the sample entry of `config`, every other
+/// sample the track's own. `stsd` lists the entries in the order their
+/// samples come (the same entry once); chunks break where entries change.
 #[derive(Debug, Clone)]
-pub struct Head {
+pub struct Reencoded {
     pub track: usize,
-    pub samples: usize,
+    pub samples: std::ops::Range<usize>,
     pub config: Arc<CodecConfig>,
 }
 
@@ -181,9 +182,30 @@ struct TrackTables {
     chunks: Vec<(usize, usize)>,
     /// Presented duration, movie ticks.
     presented: u64,
-    /// The first sample of the second sample entry (a re-encoded head
-    /// before it uses the first).
-    second_entry: Option<usize>,
+    /// Sample entries (more than one in an exact cut with re-encoded
+    /// runs), and where each run of samples of one entry starts: (first
+    /// sample, 1-based entry index), ascending.
+    codecs: Vec<mp4_atom::Codec>,
+    entry_runs: Vec<(usize, u32)>,
+}
+
+impl TrackTables {
+    /// The 1-based sample entry index of sample `n`.
+    fn entry_of(&self, n: usize) -> u32 {
+        self.entry_runs
+            .iter()
+            .take_while(|&&(first, _)| first <= n)
+            .last()
+            .map_or(1, |&(_, e)| e)
+    }
+
+    /// The first sample after `n` whose entry differs from `n`'s.
+    fn next_switch(&self, n: usize) -> Option<usize> {
+        self.entry_runs
+            .iter()
+            .map(|&(first, _)| first)
+            .find(|&first| first > n)
+    }
 }
 
 /// The computed layout of a clip: everything before the sample data, and the
@@ -459,7 +481,8 @@ impl Mp4Clip {
             edits,
             chunks: Vec::new(),
             presented,
-            second_entry: None,
+            codecs: vec![track.config.entry.clone()],
+            entry_runs: Vec::new(),
         })
     }
 
@@ -496,11 +519,43 @@ impl Mp4Clip {
             decode += i64::from(durations[i]);
         }
         let media_duration = decode.max(0) as u64;
-        let second_entry = exact
-            .head
-            .as_ref()
-            .filter(|h| h.track == index && h.samples < samples.len())
-            .map(|h| h.samples);
+        // Runs of samples by sample entry, each entry listed once, in the
+        // order its samples first come.
+        let mut runs: Vec<(usize, &mp4_atom::Codec)> = Vec::new();
+        let mut n = 0;
+        let mut reencoded: Vec<&Reencoded> = exact
+            .reencoded
+            .iter()
+            .filter(|r| r.track == index && r.samples.start < r.samples.end)
+            .collect();
+        reencoded.sort_by_key(|r| r.samples.start);
+        for r in reencoded {
+            if r.samples.start > n {
+                runs.push((n, &track.config.entry));
+            }
+            runs.push((r.samples.start, &r.config.entry));
+            n = r.samples.end;
+        }
+        if n < samples.len() {
+            runs.push((n, &track.config.entry));
+        }
+        let mut codecs: Vec<mp4_atom::Codec> = Vec::new();
+        let mut entry_runs: Vec<(usize, u32)> = Vec::new();
+        for (first, codec) in runs.into_iter().filter(|&(first, _)| first < samples.len()) {
+            let entry = match codecs.iter().position(|c| c == codec) {
+                Some(i) => i + 1,
+                None => {
+                    codecs.push(codec.clone());
+                    codecs.len()
+                }
+            } as u32;
+            if entry_runs.last().is_none_or(|&(_, e)| e != entry) {
+                entry_runs.push((first, entry));
+            }
+        }
+        if codecs.is_empty() {
+            codecs.push(track.config.entry.clone());
+        }
         TrackTables {
             index,
             durations,
@@ -511,7 +566,8 @@ impl Mp4Clip {
             edits: Vec::new(),
             chunks: Vec::new(),
             presented: rescale(end.max(0), u64::from(ts), u64::from(movie_ts)) as u64,
-            second_entry,
+            codecs,
+            entry_runs,
         }
     }
 
@@ -548,10 +604,7 @@ impl Mp4Clip {
             let mut stsc = Vec::new();
             let mut last = (0, 0);
             for (c, &(first, count)) in tb.chunks.iter().enumerate() {
-                let entry = match tb.second_entry {
-                    Some(switch) if first >= switch => 2,
-                    _ => 1,
-                };
+                let entry = tb.entry_of(first);
                 if (count, entry) != last {
                     stsc.push(mp4_atom::StscEntry {
                         first_chunk: c as u32 + 1,
@@ -561,16 +614,7 @@ impl Mp4Clip {
                     last = (count, entry);
                 }
             }
-            let codecs = match (&self.exact, tb.second_entry) {
-                (Some(ExactCut { head: Some(head) }), Some(_)) => {
-                    vec![head.config.entry.clone(), config.entry.clone()]
-                }
-                // A clip of the re-encoded head alone.
-                (Some(ExactCut { head: Some(head) }), None) if head.track == tb.index => {
-                    vec![head.config.entry.clone()]
-                }
-                _ => vec![config.entry.clone()],
-            };
+            let codecs = tb.codecs.clone();
             let sizes = if tb.sizes.iter().all(|&s| s == tb.sizes[0]) {
                 mp4_atom::StszSamples::Identical {
                     count: tb.sizes.len() as u32,
@@ -660,7 +704,7 @@ fn interleave(tracks: &[ClipTrack], tables: &mut [TrackTables]) -> Vec<(usize, u
         let limit = samples[first].dts.saturating_add(CHUNK_NS);
         let mut end = first + 1;
         // A chunk holds samples of one sample entry.
-        let switch = tables[k].second_entry.filter(|&n| n > first);
+        let switch = tables[k].next_switch(first);
         while end < samples.len() && samples[end].dts < limit && Some(end) != switch {
             end += 1;
         }
@@ -1280,11 +1324,11 @@ mod tests {
         let mut c = clip(vec![track(video_config(), samples)]);
         c.start = frame(7);
         c.exact = Some(ExactCut {
-            head: Some(Head {
+            reencoded: vec![Reencoded {
                 track: 0,
-                samples: 3,
+                samples: 0..3,
                 config: Arc::new(head_config.clone()),
-            }),
+            }],
         });
         let moov = moov_of(&write(&c));
         let trak = &moov.trak[0];
@@ -1314,5 +1358,100 @@ mod tests {
         let f = i64::from(FRAME_TICKS);
         assert_eq!(ctts(trak), Some(vec![(4, 0), (1, 2 * f), (2, -f)]));
         assert_eq!(stbl.stss.as_ref().unwrap().entries, vec![1, 4]);
+    }
+
+    /// A smart cut re-encoded at both ends: head, copied GOP, tail.
+    fn head_copy_tail(tail_config: &CodecConfig) -> (Mp4Clip, CodecConfig) {
+        let mut head_config = crate::mp4::testing::h264();
+        if let mp4_atom::Codec::Avc1(a) = &mut head_config.entry {
+            a.avcc.sequence_parameter_sets[0].push(0);
+        }
+        let mut samples: Vec<Sample> = (7..10)
+            .map(|n| sample(frame(n), frame(n), n == 7, format!("head {n}")))
+            .collect();
+        for (k, (p, d)) in [(10, 10), (13, 11), (11, 12), (12, 13)]
+            .into_iter()
+            .enumerate()
+        {
+            samples.push(sample(frame(p), frame(d), k == 0, format!("copy {p}")));
+        }
+        samples.extend((14..16).map(|n| sample(frame(n), frame(n), n == 14, format!("tail {n}"))));
+        let mut c = clip(vec![track(video_config(), samples)]);
+        c.start = frame(7);
+        c.exact = Some(ExactCut {
+            reencoded: vec![
+                // Listed out of order: the writer sorts them.
+                Reencoded {
+                    track: 0,
+                    samples: 7..9,
+                    config: Arc::new(tail_config.clone()),
+                },
+                Reencoded {
+                    track: 0,
+                    samples: 0..3,
+                    config: Arc::new(head_config.clone()),
+                },
+            ],
+        });
+        (c, head_config)
+    }
+
+    fn stsc_of(trak: &mp4_atom::Trak) -> Vec<(u32, u32, u32)> {
+        trak.mdia
+            .minf
+            .stbl
+            .stsc
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.first_chunk,
+                    e.samples_per_chunk,
+                    e.sample_description_index,
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn exact_cut_tail_shares_the_heads_sample_entry_when_it_is_the_same() {
+        let mut head = crate::mp4::testing::h264();
+        if let mp4_atom::Codec::Avc1(a) = &mut head.entry {
+            a.avcc.sequence_parameter_sets[0].push(0);
+        }
+        let (c, head_config) = head_copy_tail(&head);
+        let moov = moov_of(&write(&c));
+        let trak = &moov.trak[0];
+        assert!(trak.edts.is_none());
+        assert_eq!(
+            trak.mdia.minf.stbl.stsd.codecs,
+            vec![head_config.entry, video_config().entry.clone()]
+        );
+        // Head (entry 1), copy (entry 2), tail (entry 1 again): three
+        // chunks, broken where the entry changes.
+        assert_eq!(stsc_of(trak), vec![(1, 3, 1), (2, 4, 2), (3, 2, 1)]);
+        assert_eq!(
+            trak.mdia.minf.stbl.stss.as_ref().unwrap().entries,
+            vec![1, 4, 8]
+        );
+    }
+
+    #[test]
+    fn exact_cut_tail_with_other_parameter_sets_gets_a_third_sample_entry() {
+        let mut tail = crate::mp4::testing::h264();
+        if let mp4_atom::Codec::Avc1(a) = &mut tail.entry {
+            a.avcc.picture_parameter_sets[0].push(1);
+        }
+        let (c, head_config) = head_copy_tail(&tail);
+        let moov = moov_of(&write(&c));
+        let trak = &moov.trak[0];
+        assert_eq!(
+            trak.mdia.minf.stbl.stsd.codecs,
+            vec![head_config.entry, video_config().entry.clone(), tail.entry]
+        );
+        assert_eq!(stsc_of(trak), vec![(1, 3, 1), (2, 4, 2), (3, 2, 3)]);
+        // Decode 0..9, presented 0, 1, 2, 3, 6, 4, 5, 7, 8 frames.
+        let f = i64::from(FRAME_TICKS);
+        assert_eq!(ctts(trak), Some(vec![(4, 0), (1, 2 * f), (2, -f), (2, 0)]));
     }
 }
