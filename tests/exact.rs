@@ -184,6 +184,25 @@ fn check_exact(ctx: &str, file: &Path, e: &Expect, dir: &Path) -> Reencoded {
         .expect("a video track");
     let stbl = &video.mdia.minf.stbl;
     let entries = stbl.stsd.codecs.len();
+    // Every sample entry has the recording's profile and level (the
+    // re-encoded runs' encoder is set to them).
+    let profile_level: Vec<(u8, u8)> = stbl
+        .stsd
+        .codecs
+        .iter()
+        .map(|c| match c {
+            mp4_atom::Codec::Avc1(a) => {
+                (a.avcc.avc_profile_indication, a.avcc.avc_level_indication)
+            }
+            mp4_atom::Codec::Hvc1(h) => (h.hvcc.general_profile_idc, h.hvcc.general_level_idc),
+            mp4_atom::Codec::Hev1(h) => (h.hvcc.general_profile_idc, h.hvcc.general_level_idc),
+            other => panic!("{ctx}: sample entry {other:?}"),
+        })
+        .collect();
+    assert!(
+        profile_level.windows(2).all(|w| w[0] == w[1]),
+        "{ctx}: profiles and levels of the sample entries: {profile_level:?}"
+    );
     // Runs of samples by sample entry: the re-encoded head (when the start
     // is inside a GOP), the copy (with the recording's entry), and a
     // re-encoded tail (the head's entry again, or one of its own).
@@ -400,6 +419,84 @@ fn clip_with(
     made
 }
 
+/// The recording's video packets in decode order: (frame number from the
+/// presentation time, keyframe). Keyframe requests reach x264enc late on a
+/// non-live pipeline, so the GOPs are read from the recording rather than
+/// assumed.
+fn packets(recording: &Path) -> Vec<(u64, bool)> {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_packets"])
+        .args(["-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(recording)
+        .output()
+        .expect("ffprobe runs");
+    assert!(out.status.success());
+    let raw: Vec<(f64, bool)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let pts: f64 = f.next()?.trim().parse().ok()?;
+            Some((pts, f.next()?.contains('K')))
+        })
+        .collect();
+    let t0 = raw.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);
+    raw.iter()
+        .map(|&(t, k)| (((t - t0) * FPS as f64).round() as u64, k))
+        .collect()
+}
+
+/// What a smart cut of frames `first..end` of closed GOPs must re-encode:
+/// the frames up to the next keyframe; and, when copying the GOP the end
+/// lies in would present a frame at or after the end (a B-frame before the
+/// end needs it), the frames from that GOP's keyframe to the end (or
+/// everything, when that GOP is the one the copy starts with).
+fn expected(packets: &[(u64, bool)], first: u64, end: u64) -> Reencoded {
+    let keys: Vec<u64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let copy_from = if keys.contains(&first) {
+        first
+    } else {
+        match keys.iter().find(|&&k| k > first && k < end) {
+            Some(&k) => k,
+            None => {
+                return Reencoded {
+                    head: (end - first) as usize,
+                    tail: 0,
+                };
+            }
+        }
+    };
+    let head = (copy_from - first) as usize;
+    let from = packets.iter().position(|p| p.0 == copy_from).unwrap();
+    let last = packets.iter().rposition(|p| p.0 < end).unwrap();
+    let overruns = packets[from..=last].iter().any(|p| p.0 >= end);
+    if !overruns {
+        return Reencoded { head, tail: 0 };
+    }
+    let last_key = *keys.iter().filter(|&&k| k < end).max().unwrap();
+    if last_key == copy_from {
+        Reencoded {
+            head: (end - first) as usize,
+            tail: 0,
+        }
+    } else {
+        Reencoded {
+            head,
+            tail: (end - last_key) as usize,
+        }
+    }
+}
+
+/// An end inside a GOP after `after` that copying would carry past (a
+/// B-frame just before it needs a frame at or after it).
+fn end_needing_a_tail(packets: &[(u64, bool)], after: u64) -> u64 {
+    (after + 1..packets.len() as u64)
+        .find(|&end| {
+            let e = expected(packets, after, end);
+            e.tail > 0 && e.head == 0
+        })
+        .expect("a GOP with B-frames")
+}
+
 /// H.264 from x264enc with B-frames, closed GOPs of 30 frames: mid-GOP
 /// starts re-encode up to the next keyframe, a start on a keyframe
 /// re-encodes nothing, a clip inside one GOP is all head.
@@ -410,34 +507,41 @@ fn h264_with_b_frames_cuts_exactly() {
     ok(&run(&pipeline, Duration::from_secs(120)));
     let (media_id, recording) = session(dir.path());
     let d = dir.path();
-    // Mid-GOP start, end on a keyframe: 20 re-encoded, 60 copied.
-    let made = exact_clip(d, &recording, &media_id, "mid", 40, 120, false, true, true);
-    assert_eq!(made, Reencoded { head: 20, tail: 0 });
-    // Mid-GOP start and end.
+    let packets = packets(&recording);
+    let keys: Vec<u64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    // Mid-GOP start, end on a keyframe: the head re-encoded, the rest
+    // copied.
+    let end = keys[4];
+    let made = exact_clip(d, &recording, &media_id, "mid", 40, end, false, true, true);
+    assert_eq!(made, expected(&packets, 40, end));
+    assert_eq!(made.tail, 0);
+    // Mid-GOP start and an end that copying would carry past: the GOP the
+    // end lies in is re-encoded from its keyframe to the end.
+    let end = end_needing_a_tail(&packets, keys[3]);
     let made = exact_clip(
-        d, &recording, &media_id, "mid-end", 47, 143, false, true, true,
+        d, &recording, &media_id, "mid-end", 47, end, false, true, true,
     );
-    // x264's B-frames before P143 need it: the GOP at 120 is re-encoded
-    // from it to the end.
-    assert_eq!(made, Reencoded { head: 13, tail: 23 });
+    assert_eq!(made, expected(&packets, 47, end));
+    assert!(made.head > 0 && made.tail > 0, "{made:?}");
     // The same with the end copied.
-    let range = (47, 143);
     let made = clip_with(
         d,
         &recording,
         &media_id,
         "mid-end-copied",
         "exact-start",
-        range,
+        (47, end),
         (false, true, true),
     );
-    assert_eq!(made, Reencoded { head: 13, tail: 0 });
+    assert_eq!(made.head, expected(&packets, 47, end).head);
     // On a keyframe: nothing re-encoded, B-frames by negative offsets.
-    let made = exact_clip(d, &recording, &media_id, "key", 60, 150, true, true, true);
+    let (from, to) = (keys[2], keys[5]);
+    let made = exact_clip(d, &recording, &media_id, "key", from, to, true, true, true);
     assert_eq!(made, Reencoded { head: 0, tail: 0 });
     // Inside one GOP: all re-encoded.
+    let (from, to) = (keys[3] + 5, keys[3] + 20);
     let made = exact_clip(
-        d, &recording, &media_id, "inside", 95, 110, false, true, true,
+        d, &recording, &media_id, "inside", from, to, false, true, true,
     );
     assert_eq!(made, Reencoded { head: 15, tail: 0 });
 }
@@ -565,21 +669,31 @@ fn h265_cuts_exactly() {
     ok(&run(&pipeline, Duration::from_secs(120)));
     let (media_id, recording) = session(dir.path());
     let d = dir.path();
+    let packets = packets(&recording);
+    let keys: Vec<u64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    // Mid-GOP start; the end on a CRA (its leading pictures, presented
+    // before it, need it: only they are re-encoded at the end).
+    let next = *keys.iter().find(|&&k| k > 40).unwrap();
+    let end = keys[5];
     let made = exact_clip(
-        d, &recording, &media_id, "hevc-mid", 40, 150, false, false, false,
+        d, &recording, &media_id, "hevc-mid", 40, end, false, false, false,
     );
-    // The end is CRA 150: its leading pictures (presented before it, RASL)
-    // need it, and only they are re-encoded at the end.
-    assert_eq!(made, Reencoded { head: 20, tail: 2 });
+    assert_eq!(made.head as u64, next - 40, "{made:?}");
+    assert!(made.tail <= 3, "{made:?}");
     let made = exact_clip(
-        d, &recording, &media_id, "hevc-key", 60, 120, true, false, false,
+        d, &recording, &media_id, "hevc-key", keys[2], keys[4], true, false, false,
     );
-    assert_eq!(made, Reencoded { head: 0, tail: 0 });
-    // A mid-GOP end.
+    assert!(made.head == 0 && made.tail <= 3, "{made:?}");
+    // A start on a CRA and a mid-GOP end (re-encoded from the CRA before
+    // it, or from its leading pictures).
+    let end = keys[4] + 23;
     let made = exact_clip(
-        d, &recording, &media_id, "hevc-end", 60, 143, true, false, false,
+        d, &recording, &media_id, "hevc-end", keys[2], end, true, false, false,
     );
-    assert_eq!(made, Reencoded { head: 0, tail: 23 });
+    assert!(
+        made.head == 0 && made.tail > 0 && made.tail <= 26,
+        "{made:?}"
+    );
 }
 
 /// A page that plays `/clip.mp4` and logs the number of its first frame
@@ -654,18 +768,23 @@ fn chromium_plays_an_exact_clip_from_the_requested_frame() {
     let pipeline = numbered_av(dir.path(), "target-duration=2", 8, 30, false);
     ok(&run(&pipeline, Duration::from_secs(120)));
     let (media_id, recording) = session(dir.path());
+    // A head, copied GOPs and a tail.
+    let packets = packets(&recording);
+    let keys: Vec<u64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let end = end_needing_a_tail(&packets, keys[3]);
     let made = exact_clip(
         dir.path(),
         &recording,
         &media_id,
         "browser",
         40,
-        143,
+        end,
         false,
         true,
         true,
     );
-    assert_eq!(made, Reencoded { head: 20, tail: 23 });
+    assert_eq!(made, expected(&packets, 40, end));
+    assert!(made.head > 0 && made.tail > 0, "{made:?}");
     let port = serve_clip(dir.path().join("out").join("browser.mp4"));
     let lines = common::browser::chromium(
         &format!("http://127.0.0.1:{port}/"),
@@ -679,12 +798,13 @@ fn chromium_plays_an_exact_clip_from_the_requested_frame() {
         .unwrap_or_else(|| panic!("no first frame: {lines:?}"));
     assert!(first.starts_with("first 40 duration "), "{lines:?}");
     let duration: f64 = first.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!((duration - 103.0 / FPS as f64).abs() < 0.05, "{lines:?}");
+    let want = (end - 40) as f64 / FPS as f64;
+    assert!((duration - want).abs() < 0.05, "{lines:?}");
     let ended = lines
         .iter()
         .find(|l| l.starts_with("ended "))
         .unwrap_or_else(|| panic!("did not play to the end: {lines:?}"));
-    assert!(ended.ends_with(" last 142"), "{lines:?}");
+    assert!(ended.ends_with(&format!(" last {}", end - 1)), "{lines:?}");
 }
 
 /// What the smart cut can't re-encode is refused with 422 `unsupported`

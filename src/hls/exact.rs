@@ -32,9 +32,9 @@ use crate::mp4::CodecConfig;
 /// How long one re-encode may take.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// x264/x265 quantizer of the re-encoded head: close to transparent
-/// (well above 40 dB PSNR against the decoded recording), and only a
-/// partial GOP is encoded at it.
+/// x264 quantizer (x265 rate factor) of the re-encoded runs: close to
+/// transparent (well above 40 dB PSNR against the decoded recording), and
+/// only a partial GOP at each end is encoded at it.
 const QUANTIZER: u32 = 14;
 
 /// The video of an exact cut.
@@ -227,12 +227,14 @@ fn without_leading(samples: &[Sample], rap: &Sample) -> Vec<Sample> {
         .collect()
 }
 
-/// The encoder's name and profile for the stored configuration, or what is
-/// not supported.
-fn encoder_for(config: &CodecConfig) -> Result<(&'static str, &'static str), ClipError> {
+/// The encoder for the stored configuration: its name, the profile of its
+/// output caps and the encoder option that sets the stream's level, or
+/// what is not supported.
+fn encoder_for(config: &CodecConfig) -> Result<(&'static str, &'static str, String), ClipError> {
     let unsupported = |what: String| {
         ClipError::Unsupported(format!(
-            "accuracy=exact can't re-encode {what}: ask for accuracy=frame (or, with a start on a keyframe, accuracy=exact-start)"
+            "accuracy=exact can't re-encode {what}: ask for accuracy=frame (or, with a start on a \
+             keyframe, accuracy=exact-start)"
         ))
     };
     let avcc = match &config.entry {
@@ -257,10 +259,20 @@ fn encoder_for(config: &CodecConfig) -> Result<(&'static str, &'static str), Cli
                 100 if !deep => "high",
                 other => return Err(unsupported(format!("H.264 profile_idc {other}"))),
             };
-            Ok(("x264enc", profile))
+            // level_idc is ten times the level (x264 takes it as is).
+            Ok((
+                "x264enc",
+                profile,
+                format!("level={}", avcc.avc_level_indication),
+            ))
         }
         (None, Some(hvcc)) => match hvcc.general_profile_idc {
-            1 => Ok(("x265enc", "main")),
+            // general_level_idc is thirty times the level.
+            1 => Ok((
+                "x265enc",
+                "main",
+                format!("level-idc={:.1}", f64::from(hvcc.general_level_idc) / 30.0),
+            )),
             other => Err(unsupported(format!(
                 "H.265 general_profile_idc {other} (only Main)"
             ))),
@@ -308,7 +320,7 @@ fn reencode(
     let mut presented: Vec<i64> = decode.iter().filter(|x| inside(x)).map(|x| x.pts).collect();
     presented.sort_unstable();
     let presented = &presented[..];
-    let (encoder_name, profile) = encoder_for(config)?;
+    let (encoder_name, profile, level) = encoder_for(config)?;
     let fail = |e: String| ClipError::Storage(format!("exact cut: {e}"));
     let caps = config
         .video_caps()
@@ -344,17 +356,21 @@ fn reencode(
     );
     let encoder = make(encoder_name).map_err(|e| ClipError::Unsupported(e.to_string()))?;
     if hevc {
-        encoder.set_property("qp", QUANTIZER as i32);
+        // Constant rate factor rather than a constant quantizer: x265
+        // refuses a level (which brings the level's VBV) with constant QP.
         encoder.set_property("key-int-max", i32::MAX);
         encoder.set_property_from_str("speed-preset", "faster");
-        encoder.set_property("option-string", "bframes=0:scenecut=0");
+        encoder.set_property(
+            "option-string",
+            format!("crf={QUANTIZER}:bframes=0:scenecut=0:{level}"),
+        );
     } else {
         encoder.set_property_from_str("pass", "quant");
         encoder.set_property("quantizer", QUANTIZER);
         encoder.set_property("bframes", 0u32);
         encoder.set_property("key-int-max", i32::MAX as u32);
         encoder.set_property_from_str("speed-preset", "faster");
-        encoder.set_property("option-string", "scenecut=0");
+        encoder.set_property("option-string", format!("scenecut=0:{level}"));
     }
     // Only the head's frames reach the encoder.
     let (first, last) = (
