@@ -2,10 +2,13 @@
 //! `accuracy=exact` (smart cut) against a full re-encode and against
 //! today's copy clip, for clips of growing length from a 60 s 1080p30
 //! H.264 High (4:2:0, 2 B-frames, 2 s GOP) + AAC hlsclipsink recording,
-//! every start 1.5 s into a GOP (60 frames decoded, the last 15 re-encoded):
+//! every start 1.5 s into a GOP (60 frames decoded, the last 15 re-encoded)
+//! and every end 0.5 s into one (when B-frames before the end need a frame
+//! after it, those 15 frames are re-encoded too):
 //!
 //! - exact: `hls::clip::clip_mp4` with `Accuracy::Exact` (decode and
-//!   x264enc of the partial GOP, copy of the rest), written to a file;
+//!   x264enc of the partial GOPs, copy of the rest), written to a file;
+//! - exact-start: `Accuracy::ExactStart` (the end copied);
 //! - frame: the same with `Accuracy::Frame` (copy, edit list);
 //! - ffmpeg re-encode: `ffmpeg -ss S -i input -t D -c:v libx264 -preset
 //!   veryfast -crf 18 -c:a aac` (what a frame-exact clip costs without a
@@ -144,9 +147,9 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let out = |name: &str| tmp.path().join(format!("{name}.mp4"));
     println!(
-        "| clip length | exact (smart cut) | frame (copy + edit list) | ffmpeg full re-encode | exact size | frame size |"
+        "| clip length | exact (smart cut) | exact-start | frame (copy + edit list) | ffmpeg full re-encode | exact size | frame size |"
     );
-    println!("|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|");
     for len_s in [5u64, 10, 20, 40] {
         // 1.5 s into the GOP at 10 s.
         let start = 11 * NS + NS / 2;
@@ -155,6 +158,11 @@ fn main() {
         let exact = median_of(|| {
             let t = Instant::now();
             exact_bytes = cut(&session, start, len, Accuracy::Exact, &out("exact"));
+            t.elapsed()
+        });
+        let exact_start = median_of(|| {
+            let t = Instant::now();
+            cut(&session, start, len, Accuracy::ExactStart, &out("exact-start"));
             t.elapsed()
         });
         let mut frame_bytes = 0;
@@ -182,8 +190,9 @@ fn main() {
             check(&out("exact"), &input, 345, 15);
         }
         println!(
-            "| {len_s} s | {:.0} ms | {:.1} ms | {:.0} ms | {:.1} MB | {:.1} MB |",
+            "| {len_s} s | {:.0} ms | {:.0} ms | {:.1} ms | {:.0} ms | {:.1} MB | {:.1} MB |",
             ms(exact),
+            ms(exact_start),
             ms(frame),
             ms(ffmpeg),
             exact_bytes as f64 / 1e6,
