@@ -162,7 +162,13 @@ fn main() {
         });
         let exact_start = median_of(|| {
             let t = Instant::now();
-            cut(&session, start, len, Accuracy::ExactStart, &out("exact-start"));
+            cut(
+                &session,
+                start,
+                len,
+                Accuracy::ExactStart,
+                &out("exact-start"),
+            );
             t.elapsed()
         });
         let mut frame_bytes = 0;

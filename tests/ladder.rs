@@ -288,6 +288,27 @@ fn a_ladder_records_aligned_renditions_and_serves_them() {
         clips.push(frames);
     }
 
+    // An exact clip (smart cut) of a rendition: no edit list, the same
+    // frames, at that rendition's size, with the audio.
+    let r = get(&format!(
+        "{base}/clip.mp4?{q}&rendition=720p&accuracy=exact"
+    ));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("clip-preroll-seconds").as_deref(),
+        Some("0.000000")
+    );
+    let out = loc.join("exact-720p.mp4");
+    std::fs::write(&out, &r.body).unwrap();
+    assert!(moov(&out).trak.iter().all(|t| t.edts.is_none()));
+    let errors = decode_errors(&out);
+    assert!(errors.is_empty(), "{errors}");
+    let st = streams(&out);
+    let v = stream(&st, "video").unwrap();
+    assert_eq!((v.width, v.height), (1280, 720));
+    assert!(stream(&st, "audio").is_some());
+    assert_eq!(frame_numbers(&out), (105..195).collect::<Vec<u32>>());
+
     // Bad picks say why.
     let r = get(&format!("{base}/clip.mp4?{q}&rendition=4k"));
     assert_eq!(r.status, 404, "{}", r.text());
