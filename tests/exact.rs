@@ -446,44 +446,41 @@ fn packets(recording: &Path) -> Vec<(u64, bool)> {
 }
 
 /// What a smart cut of frames `first..end` of closed GOPs must re-encode:
-/// the frames up to the next keyframe; and, when copying the GOP the end
-/// lies in would present a frame at or after the end (a B-frame before the
-/// end needs it), the frames from that GOP's keyframe to the end (or
-/// everything, when that GOP is the one the copy starts with).
+/// the frames up to the next keyframe; and, when copying on to the end
+/// would present a frame at or after it (a B-frame before the end needs
+/// it), the frames from the latest time `t` such that the first `t - k`
+/// packets from the copy's keyframe `k` (decode order) are exactly the
+/// frames `k..t`. When that tail decodes from the copy's only keyframe and
+/// copies no more frames than it re-encodes, everything is re-encoded.
 fn expected(packets: &[(u64, bool)], first: u64, end: u64) -> Reencoded {
     let keys: Vec<u64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let all = Reencoded {
+        head: (end - first) as usize,
+        tail: 0,
+    };
     let copy_from = if keys.contains(&first) {
         first
     } else {
         match keys.iter().find(|&&k| k > first && k < end) {
             Some(&k) => k,
-            None => {
-                return Reencoded {
-                    head: (end - first) as usize,
-                    tail: 0,
-                };
-            }
+            None => return all,
         }
     };
     let head = (copy_from - first) as usize;
     let from = packets.iter().position(|p| p.0 == copy_from).unwrap();
-    let last = packets.iter().rposition(|p| p.0 < end).unwrap();
-    let overruns = packets[from..=last].iter().any(|p| p.0 >= end);
-    if !overruns {
-        return Reencoded { head, tail: 0 };
+    let t = (copy_from + 1..=end)
+        .rev()
+        .find(|&t| {
+            let n = (t - copy_from) as usize;
+            packets[from..].len() >= n && packets[from..from + n].iter().all(|p| p.0 < t)
+        })
+        .unwrap();
+    let tail = (end - t) as usize;
+    let own_keyframe = keys.iter().any(|&k| k > copy_from && k <= t);
+    if tail > 0 && head > 0 && !own_keyframe && (t - copy_from) as usize <= tail {
+        return all;
     }
-    let last_key = *keys.iter().filter(|&&k| k < end).max().unwrap();
-    if last_key == copy_from {
-        Reencoded {
-            head: (end - first) as usize,
-            tail: 0,
-        }
-    } else {
-        Reencoded {
-            head,
-            tail: (end - last_key) as usize,
-        }
-    }
+    Reencoded { head, tail }
 }
 
 /// An end inside a GOP after `after` that copying would carry past (a
@@ -515,14 +512,15 @@ fn h264_with_b_frames_cuts_exactly() {
     let made = exact_clip(d, &recording, &media_id, "mid", 40, end, false, true, true);
     assert_eq!(made, expected(&packets, 40, end));
     assert_eq!(made.tail, 0);
-    // Mid-GOP start and an end that copying would carry past: the GOP the
-    // end lies in is re-encoded from its keyframe to the end.
+    // Mid-GOP start and an end that copying would carry past: the copy
+    // stops at the last mini-GOP boundary before the end, the frame or two
+    // after it are re-encoded (two B-frames: at most two).
     let end = end_needing_a_tail(&packets, keys[3]);
     let made = exact_clip(
         d, &recording, &media_id, "mid-end", 47, end, false, true, true,
     );
     assert_eq!(made, expected(&packets, 47, end));
-    assert!(made.head > 0 && made.tail > 0, "{made:?}");
+    assert!(made.head > 0 && made.tail > 0 && made.tail <= 2, "{made:?}");
     // The same with the end copied.
     let made = clip_with(
         d,
@@ -684,16 +682,53 @@ fn h265_cuts_exactly() {
         d, &recording, &media_id, "hevc-key", keys[2], keys[4], true, false, false,
     );
     assert!(made.head == 0 && made.tail <= 3, "{made:?}");
-    // A start on a CRA and a mid-GOP end (re-encoded from the CRA before
-    // it, or from its leading pictures).
+    // A start on a CRA and a mid-GOP end: the frames after the last
+    // mini-GOP boundary (two B-frames) re-encoded, decoded from the CRA
+    // before them.
     let end = keys[4] + 23;
     let made = exact_clip(
         d, &recording, &media_id, "hevc-end", keys[2], end, true, false, false,
     );
     assert!(
-        made.head == 0 && made.tail > 0 && made.tail <= 26,
+        made.head == 0 && made.tail > 0 && made.tail <= 2,
         "{made:?}"
     );
+}
+
+/// H.265 from x265enc's defaults: four B-frames in a pyramid, adaptive
+/// B-frame placement, CRA keyframes with leading pictures. A mid-GOP end
+/// re-encodes only the frames after the last mini-GOP boundary before it.
+#[test]
+fn h265_b_pyramid_cuts_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = numbered_video(
+        dir.path(),
+        "target-duration=2",
+        8,
+        "x265enc speed-preset=fast key-int-max=30 ! h265parse",
+    );
+    ok(&run(&pipeline, Duration::from_secs(180)));
+    let (media_id, recording) = session(dir.path());
+    let d = dir.path();
+    let packets = packets(&recording);
+    let keys: Vec<u64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    // Reordered four deep (P5 B3 b1 b2 b4: the pyramid to cut through).
+    assert!(
+        packets.windows(3).any(|w| w[2].0 + 4 <= w[0].0),
+        "no B-pyramid in {packets:?}"
+    );
+    let next = *keys.iter().find(|&&k| k > 40).unwrap();
+    for (n, end) in [keys[4] + 7, keys[4] + 13, keys[4] + 18]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("pyramid-{n}");
+        let made = exact_clip(
+            d, &recording, &media_id, &name, 40, end, false, false, false,
+        );
+        assert_eq!(made.head as u64, next - 40, "{name}: {made:?}");
+        assert!(made.tail <= 4, "{name}: {made:?}");
+    }
 }
 
 /// A page that plays `/clip.mp4` and logs the number of its first frame

@@ -8,6 +8,11 @@
 //! from that keyframe on is copied untouched. The re-encoded head has its
 //! own parameter sets: the MP4 writer gives it a sample entry of its own.
 //! The file needs no edit list: its first sample is the requested frame.
+//! A mid-GOP end that copying would carry past the end (B-frames) is cut
+//! the same way at the other side: the copy stops at the last point (in
+//! decode order) where it has presented every frame before some time and
+//! none after it (a mini-GOP boundary), and the few frames from there to
+//! the end are re-encoded as a GOP of their own.
 //!
 //! ```text
 //! appsrc (stored caps + framerate) ! [parser] ! decoder ! videoconvert ! I420 !
@@ -109,35 +114,55 @@ fn plan(s: &[Sample], start: i64, end: i64, exact_end: bool) -> Plan {
         }
         copy_until = last + 1;
         if exact_end && end_out > end {
-            // The copy stops at a keyframe `j`: it then presents everything
-            // before the earliest frame decoded from `j` on (`j` itself, or
-            // its leading pictures in an open GOP), and the rest up to the
-            // end is re-encoded. The last such keyframe that leaves nothing
-            // past the end (with an open GOP that may be the keyframe at
-            // the end: only its leading pictures are re-encoded).
+            // The copy stops early, after a run of samples (in decode
+            // order) that presents every frame before some time `t` and
+            // none after it; the frames from `t` to the end are re-encoded
+            // as a GOP of their own (a new IDR picture: nothing later in
+            // the copied GOP is needed). The latest such stop: with
+            // B-frames that is the last mini-GOP boundary before the end,
+            // a frame or a few to re-encode rather than the GOP.
             let mut earliest = vec![i64::MAX; s.len() + 1];
             for i in (0..s.len()).rev() {
                 earliest[i] = earliest[i + 1].min(s[i].pts);
             }
+            let mut latest = vec![i64::MIN; s.len() + 1];
+            for i in k..s.len() {
+                latest[i + 1] = latest[i].max(s[i].pts);
+            }
             let stop = (k + 1..s.len())
                 .rev()
-                .filter(|&j| s[j].keyframe && earliest[j] <= end)
-                .map(|j| (j, earliest[j]))
-                .find(|&(j, t)| s[k..j].iter().all(|x| x.pts < t));
-            match stop {
-                Some((j, t)) => {
-                    copy_until = j;
-                    // Decoded from that keyframe, or from the one before
-                    // when its leading pictures (from `t`) refer to it.
-                    let d0 = if t < s[j].pts {
-                        (k..j).rev().find(|&i| s[i].keyframe).unwrap_or(k)
-                    } else {
-                        j
-                    };
+                .filter(|&c| earliest[c] <= end && latest[c] < earliest[c])
+                .map(|c| (c, earliest[c]))
+                .next();
+            // Decoded from the last keyframe copied (or from the stop when
+            // it is a keyframe presented at `t`): an open GOP's leading
+            // pictures refer to the keyframe before.
+            let decode_from = |c: usize, t: i64| {
+                if s[c].keyframe && s[c].pts <= t {
+                    c
+                } else {
+                    (k..c).rev().find(|&i| s[i].keyframe).unwrap_or(k)
+                }
+            };
+            match stop.map(|(c, t)| (c, t, decode_from(c, t))) {
+                // A tail decoded from the keyframe the copy starts with,
+                // after a head, that would copy no more frames than it
+                // re-encodes: one re-encode from the head's keyframe to the
+                // end is less work than two.
+                Some((c, t, d0))
+                    if d0 == k
+                        && k != 0
+                        && s[k..c].iter().filter(|x| !x.leads(&s[k])).count()
+                            <= s.iter().filter(|x| x.pts >= t && x.pts < end).count() =>
+                {
+                    copy_from = None
+                }
+                Some((c, t, d0)) => {
+                    copy_until = c;
                     tail = (t < end).then_some((d0, t));
                 }
-                // The end lies in the GOP the copy would start with: the
-                // head (or a head from the first keyframe) runs to the end.
+                // Nothing to copy: the head (from the first keyframe when
+                // the start is on it) runs to the end.
                 None => copy_from = None,
             }
             end_out = end;
@@ -160,7 +185,7 @@ fn plan(s: &[Sample], start: i64, end: i64, exact_end: bool) -> Plan {
 /// `start` (a frame's time) to `end` (a frame boundary). With `exact_end`,
 /// a mid-GOP end that copying would carry past `end` (a reference frame
 /// presented after it that an earlier B-frame needs) is re-encoded from
-/// the last keyframe before it.
+/// the last mini-GOP boundary before it.
 pub fn cut(
     config: &CodecConfig,
     from_key: &[Sample],
@@ -536,18 +561,48 @@ mod tests {
     }
 
     #[test]
-    fn a_mid_gop_end_with_b_frames_is_re_encoded_from_the_last_keyframe() {
+    fn a_mid_gop_end_with_b_frames_re_encodes_from_the_last_mini_gop_boundary() {
         let s = closed();
-        // Frames 4..20: head 4..9, copy the GOP at 9, tail 18..20 (copying
-        // it would need P21 for B19/B20: past the end).
+        // Frames 4..20: head 4..9, copy the GOP at 9 and I18, tail 19..20
+        // (copying on would need P21 for B19/B20: past the end). The tail
+        // decodes I18 P21 B19 and encodes B19 alone.
         let p = plan(&s, 4 * F, 20 * F, true);
         assert_eq!(p.head, Some((4 * F, 9 * F)));
-        assert_eq!(p.copy, Some(9..18));
-        assert_eq!(p.tail, Some((18, 18 * F)));
+        assert_eq!(p.copy, Some(9..19));
+        assert_eq!(p.tail, Some((18, 19 * F)));
         assert_eq!(p.end, 20 * F);
+        // Frames 4..17: the copy stops after P15 B13 B14 (frames 9..15),
+        // B16 is re-encoded from I9.
+        let p = plan(&s, 4 * F, 17 * F, true);
+        assert_eq!((p.copy, p.tail), (Some(9..16), Some((9, 16 * F))));
         // Copied instead, the end runs over to P21's frame boundary.
         let p = plan(&s, 4 * F, 20 * F, false);
         assert_eq!((p.copy, p.tail, p.end), (Some(9..22), None, 22 * F));
+    }
+
+    #[test]
+    fn a_b_pyramid_tail_starts_after_the_mini_gop() {
+        // x265's defaults: four B-frames in a pyramid, I0 P4 B2 b1 b3 P8
+        // B6 b5 b7 | I9 ...
+        let s = gop(&[
+            (0, true),
+            (4, false),
+            (2, false),
+            (1, false),
+            (3, false),
+            (8, false),
+            (6, false),
+            (5, false),
+            (7, false),
+            (9, true),
+        ]);
+        // Frames 0..7: copy I0 P4 B2 b1 b3 (0..5), re-encode 5 and 6.
+        let p = plan(&s, 0, 7 * F, true);
+        assert_eq!(p.head, None);
+        assert_eq!(
+            (p.copy, p.tail, p.end),
+            (Some(0..5), Some((0, 5 * F)), 7 * F)
+        );
     }
 
     #[test]
@@ -563,7 +618,7 @@ mod tests {
     }
 
     #[test]
-    fn an_end_in_the_first_copied_gop_makes_it_all_head() {
+    fn an_end_in_the_first_copied_gop_after_a_head_makes_it_all_head() {
         let s = closed();
         // Frames 4..11: copying from I9 would run over (P12 for B10, B11).
         let p = plan(&s, 4 * F, 11 * F, true);
@@ -571,13 +626,16 @@ mod tests {
             (p.head, p.copy, p.tail),
             (Some((4 * F, 11 * F)), None, None)
         );
-        // From a keyframe: re-encoded from it.
+        // From a keyframe: the keyframe is copied, B10 re-encoded.
         let p = plan(&s[9..], 9 * F, 11 * F, true);
         assert_eq!(
             (p.head, p.copy, p.tail),
-            (Some((9 * F, 11 * F)), None, None)
+            (None, Some(0..1), Some((0, 10 * F)))
         );
         assert_eq!(p.end, 11 * F);
+        // An end right after the keyframe: nothing to copy but it.
+        let p = plan(&s[9..], 9 * F, 10 * F, true);
+        assert_eq!((p.head, p.copy, p.tail), (None, Some(0..1), None));
     }
 
     #[test]
@@ -609,12 +667,12 @@ mod tests {
             (20, false),
         ]);
         // Frames 1..17: the head runs to I9 with its leading B7, B8; the
-        // copy is I9's GOP up to I15 (without B7, B8); the tail starts at
-        // I15's leading B13 and decodes from I9.
+        // copy is I9's GOP (without B7, B8) and I15 with its leading B13,
+        // B14; the tail is B16, decoded from I15.
         let p = plan(&s, F, 17 * F, true);
         assert_eq!(p.head, Some((F, 9 * F)));
-        assert_eq!(p.copy, Some(7..13));
-        assert_eq!(p.tail, Some((7, 13 * F)));
+        assert_eq!(p.copy, Some(7..16));
+        assert_eq!(p.tail, Some((13, 16 * F)));
         assert_eq!(p.end, 17 * F);
         // An end on I15: its leading pictures B13, B14 come before it and
         // need it; only they are re-encoded (decoded from I9).
