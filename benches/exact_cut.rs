@@ -21,7 +21,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -30,42 +30,6 @@ use gstliveclip::hls::index::SessionIndex;
 
 const NS: u64 = 1_000_000_000;
 const RUNS: usize = 3;
-
-/// The 4:2:0 input and its hlsclipsink recording (made once).
-fn inputs(dir: &Path) -> (PathBuf, PathBuf) {
-    let input = dir.join("1080p420-60s.mp4");
-    if !input.exists() {
-        let tmp = dir.join("1080p420-60s.tmp.mp4");
-        let desc = format!(
-            "mp4mux name=mux ! filesink location={tmp} \
-             videotestsrc num-buffers=1800 pattern=ball ! \
-               video/x-raw,format=I420,width=1920,height=1080,framerate=30/1 ! \
-               timeoverlay font-desc=\"Sans 60\" ! x264enc speed-preset=veryfast bitrate=6000 bframes=2 \
-               key-int-max=60 ! video/x-h264,profile=high ! h264parse ! queue ! mux. \
-             audiotestsrc num-buffers=2813 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! \
-               voaacenc ! aacparse ! queue ! mux.",
-            tmp = tmp.display()
-        );
-        common::run_to_eos(&gst::parse::launch(&desc).unwrap());
-        std::fs::rename(&tmp, &input).unwrap();
-    }
-    let rec = dir.join("rec-exact");
-    let stream = rec.join("cam");
-    if common::recorded_session(&stream).is_none() || !rec.join("done").exists() {
-        let _ = std::fs::remove_dir_all(&rec);
-        let desc = format!(
-            "filesrc location={} ! qtdemux name=d \
-             hlsclipsink name=h location={} stream-id=cam target-duration=6 \
-             d.video_0 ! queue ! h264parse ! h.video \
-             d.audio_0 ! queue ! aacparse ! h.audio",
-            input.display(),
-            rec.display()
-        );
-        common::run_to_eos(&gst::parse::launch(&desc).unwrap());
-        std::fs::write(rec.join("done"), b"").unwrap();
-    }
-    (input, common::recorded_session(&stream).unwrap())
-}
 
 fn cut(session: &Path, start: u64, len: u64, accuracy: Accuracy, out: &Path) -> u64 {
     let index = SessionIndex::load(session, "bench").expect("recording");
@@ -170,7 +134,7 @@ fn main() {
     gstliveclip::plugin_register_static().unwrap();
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-input");
     std::fs::create_dir_all(&dir).unwrap();
-    let (input, session) = inputs(&dir);
+    let (input, session) = common::ball_recording(&dir);
     let tmp = tempfile::tempdir().unwrap();
     let out = |name: &str| tmp.path().join(format!("{name}.mp4"));
     println!(

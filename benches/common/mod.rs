@@ -130,3 +130,42 @@ pub fn recorded_session(stream: &Path) -> Option<PathBuf> {
         .map(|e| e.path())
         .find(|p| p.join("replay.m3u8").exists())
 }
+
+/// A 60 s 1080p30 H.264 High 4:2:0 input with moving content
+/// (`videotestsrc pattern=ball` + `timeoverlay`, x264enc veryfast, 6 Mb/s,
+/// 2 B-frames, GOP 60) + AAC, and its hlsclipsink recording (6 s
+/// segments): the file and the session directory, made once under `dir`.
+pub fn ball_recording(dir: &Path) -> (PathBuf, PathBuf) {
+    let input = dir.join("1080p420-60s.mp4");
+    if !input.exists() {
+        let tmp = dir.join("1080p420-60s.tmp.mp4");
+        let desc = format!(
+            "mp4mux name=mux ! filesink location={tmp} \
+             videotestsrc num-buffers=1800 pattern=ball ! \
+               video/x-raw,format=I420,width=1920,height=1080,framerate=30/1 ! \
+               timeoverlay font-desc=\"Sans 60\" ! x264enc speed-preset=veryfast bitrate=6000 bframes=2 \
+               key-int-max=60 ! video/x-h264,profile=high ! h264parse ! queue ! mux. \
+             audiotestsrc num-buffers=2813 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! \
+               voaacenc ! aacparse ! queue ! mux.",
+            tmp = tmp.display()
+        );
+        run_to_eos(&gst::parse::launch(&desc).unwrap());
+        std::fs::rename(&tmp, &input).unwrap();
+    }
+    let rec = dir.join("rec-exact");
+    let stream = rec.join("cam");
+    if recorded_session(&stream).is_none() || !rec.join("done").exists() {
+        let _ = std::fs::remove_dir_all(&rec);
+        let desc = format!(
+            "filesrc location={} ! qtdemux name=d \
+             hlsclipsink name=h location={} stream-id=cam target-duration=6 \
+             d.video_0 ! queue ! h264parse ! h.video \
+             d.audio_0 ! queue ! aacparse ! h.audio",
+            input.display(),
+            rec.display()
+        );
+        run_to_eos(&gst::parse::launch(&desc).unwrap());
+        std::fs::write(rec.join("done"), b"").unwrap();
+    }
+    (input, recorded_session(&stream).unwrap())
+}
