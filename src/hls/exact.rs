@@ -208,11 +208,42 @@ pub fn cut(
         reencoded.push((out.len()..out.len() + samples.len(), Arc::new(run_config)));
         out.extend(samples);
     };
-    if let Some((from, until)) = plan.head {
+    // The head and the tail are independent decodes and encodes: the tail
+    // runs on a thread of its own while the head runs here (their wall
+    // time is the longer one's, not the sum).
+    let (head, tail) = std::thread::scope(|scope| {
+        let s = &s;
+        let tail = plan.tail.map(|(d0, t)| {
+            std::thread::Builder::new()
+                .name("liveclip-exact-tail".into())
+                .spawn_scoped(scope, move || {
+                    let decode = without_leading(&s[d0..], &s[d0]);
+                    reencode(config, &decode, t, plan.end)
+                })
+        });
         // Every sample up to the last one presented in the head decodes it
         // (in an open GOP that includes the next keyframe, which its
         // leading pictures refer to).
-        run(&mut out, reencode(config, &s, from, until)?);
+        let head = plan
+            .head
+            .map(|(from, until)| reencode(config, s, from, until))
+            .transpose();
+        let tail = tail
+            .map(|spawned| {
+                spawned
+                    .map_err(|e| ClipError::Storage(format!("exact cut: no thread: {e}")))?
+                    .join()
+                    .unwrap_or_else(|_| {
+                        Err(ClipError::Storage(
+                            "exact cut: the tail's re-encode failed".into(),
+                        ))
+                    })
+            })
+            .transpose();
+        (head, tail)
+    });
+    if let Some(head) = head? {
+        run(&mut out, head);
     }
     if let Some(copy) = plan.copy {
         let key = &s[copy.start];
@@ -230,9 +261,8 @@ pub fn cut(
             x
         }));
     }
-    if let Some((d0, t)) = plan.tail {
-        let decode = without_leading(&s[d0..], &s[d0]);
-        run(&mut out, reencode(config, &decode, t, plan.end)?);
+    if let Some(tail) = tail? {
+        run(&mut out, tail);
     }
     Ok(Cut {
         samples: out,
