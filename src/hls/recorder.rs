@@ -187,6 +187,9 @@ pub struct Recorder {
     /// The session's markers, and the copy the live index shares.
     book: MarkerBook,
     markers: Arc<Vec<Marker>>,
+    /// The multivariant playlist last written (of this session): written
+    /// again only when it changes.
+    master: String,
 }
 
 /// Closed segments whose parts the live index keeps (for the low-latency
@@ -543,10 +546,16 @@ impl Media {
             &options,
             markers,
         );
+        // The live playlist is replaced atomically for readers but not
+        // flushed to disk: it is written again whenever the session goes
+        // on or is closed (recovery included), so a crash of the machine
+        // loses nothing by it. The replay playlist is what recovery starts
+        // from: flushed, and its directory after both renames (one
+        // directory sync covers the two).
+        write_atomic(&self.dir.join(LIVE), live.as_bytes(), false)?;
         // The kept lines go to the file without another copy.
         let replay = self.replay.update(&self.segments, &options, markers);
-        write_atomic_with(&self.dir.join(REPLAY), true, |w| replay.write_to(w))?;
-        write_atomic(&self.dir.join(LIVE), live.as_bytes(), true)
+        write_atomic_with(&self.dir.join(REPLAY), true, |w| replay.write_to(w))
     }
 
     /// What the multivariant playlist says of it: codecs and picture from
@@ -742,6 +751,7 @@ impl Recorder {
             started: now,
             live: None,
             book: MarkerBook::default(),
+            master: String::new(),
             markers: Arc::default(),
         };
         // Older sessions a crash left open are closed.
@@ -817,6 +827,7 @@ impl Recorder {
     fn adopt(&mut self, f: FoundSession, layout: &[RenditionSpec]) {
         self.media_id = f.media_id;
         self.dir = self.stream_dir.join(&self.media_id);
+        self.master.clear();
         self.ended = false;
         // A marker list a crash could not have torn (it is replaced
         // atomically); one damaged otherwise is set aside, not lost.
@@ -866,6 +877,7 @@ impl Recorder {
         self.markers = Arc::default();
         let media_id = new_media_id(now);
         self.dir = self.stream_dir.join(&media_id);
+        self.master.clear();
         self.media_id = media_id;
         self.media = layout
             .into_iter()
@@ -1102,7 +1114,9 @@ impl Recorder {
         self.write_playlists()?;
         self.publish(true);
         self.update_record(None);
-        self.sessions.save(&self.stream_dir)?;
+        // Only the session's running totals changed, which recovery
+        // computes again from the segments: replaced, not flushed.
+        self.sessions.save_with(&self.stream_dir, false)?;
         self.apply_retention()
     }
 
@@ -1142,7 +1156,10 @@ impl Recorder {
                 .collect();
             if !renditions.is_empty() {
                 let text = ladder::render_master(&renditions, |n| format!("{n}/{REPLAY}"));
-                write_atomic(&self.dir.join(MASTER), text.as_bytes(), true)?;
+                if text != self.master {
+                    write_atomic(&self.dir.join(MASTER), text.as_bytes(), true)?;
+                    self.master = text;
+                }
             }
         }
         Ok(())
@@ -1774,6 +1791,32 @@ mod tests {
         f.tracks.push(second(a, second_of));
         f.delays.push(0);
         f
+    }
+
+    #[test]
+    fn an_unchanged_multivariant_playlist_is_not_written_again() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let a = audio();
+        let (mut r, _) = Recorder::start(dir.path(), "cam", cfg(60), pair(), Utc::now()).unwrap();
+        r.write_init(&[a.clone(), a.clone()], &[0, 0], &[0, 1])
+            .unwrap();
+        let session = r.session_dir().to_path_buf();
+        let mut seen = Vec::new();
+        for s in 0..4 {
+            r.append(&both(&a, s, s * 1_000_000_000)).unwrap();
+            r.close_segment().unwrap();
+            let path = session.join(MASTER);
+            seen.push((
+                std::fs::read_to_string(&path).unwrap(),
+                std::fs::metadata(&path).unwrap().ino(),
+            ));
+        }
+        // The same renditions and rates: one file, never replaced.
+        assert!(seen.windows(2).all(|w| w[0] == w[1]), "{seen:?}");
+        // The live playlist is still replaced at every segment.
+        let live = std::fs::read_to_string(session.join("a").join(LIVE)).unwrap();
+        assert!(live.contains("segment-00003.m4s"), "{live}");
     }
 
     #[test]

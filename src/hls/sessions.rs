@@ -60,9 +60,17 @@ impl SessionsFile {
             })
     }
 
+    /// Replaces the file atomically and flushes it to disk.
     pub fn save(&self, stream_dir: &Path) -> io::Result<()> {
+        self.save_with(stream_dir, true)
+    }
+
+    /// Replaces the file atomically; flushed to disk with `sync` (changes
+    /// of state), not without (running totals, which recovery computes
+    /// again from the segments).
+    pub fn save_with(&self, stream_dir: &Path, sync: bool) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        write_atomic(&stream_dir.join(Self::NAME), &json, true)
+        write_atomic(&stream_dir.join(Self::NAME), &json, sync)
     }
 
     pub fn get_mut(&mut self, media_id: &str) -> Option<&mut SessionRecord> {
