@@ -43,27 +43,7 @@ fn recording(dir: &Path) -> (PathBuf, PathBuf) {
         assert!(st.success());
         std::fs::rename(&tmp, &long).unwrap();
     }
-    let rec = dir.join("rec-600s");
-    let stream = rec.join("cam");
-    let session = || common::recorded_session(&stream);
-    if session().is_none() || !rec.join("done").exists() {
-        let _ = std::fs::remove_dir_all(&rec);
-        eprintln!(
-            "recording the 10-minute input once (cached at {})",
-            rec.display()
-        );
-        let desc = format!(
-            "filesrc location={} ! qtdemux name=d \
-             hlsclipsink name=h location={} stream-id=cam target-duration=6 \
-             d.video_0 ! queue ! h264parse ! h.video \
-             d.audio_0 ! queue ! aacparse ! h.audio",
-            long.display(),
-            rec.display()
-        );
-        common::run_to_eos(&gst::parse::launch(&desc).unwrap());
-        std::fs::write(rec.join("done"), b"").unwrap();
-    }
-    let session = session().unwrap();
+    let session = common::recorded_once(&long, &dir.join("rec-600s"));
     let mp4 = dir.join("rec-600s.mp4");
     if !mp4.exists() {
         let tmp = dir.join("rec-600s.tmp.mp4");

@@ -132,9 +132,7 @@ fn runs(numbers: impl Iterator<Item = usize>) -> String {
 fn main() {
     gst::init().unwrap();
     gstliveclip::plugin_register_static().unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-input");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (input, session) = common::ball_recording(&dir);
+    let (input, session) = common::ball_recording();
     let tmp = tempfile::tempdir().unwrap();
     let out = |name: &str| tmp.path().join(format!("{name}.mp4"));
     println!(

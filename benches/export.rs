@@ -114,9 +114,7 @@ fn probe(file: &Path) -> (u32, u32, u64) {
 fn main() {
     gst::init().unwrap();
     gstliveclip::plugin_register_static().unwrap();
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-input");
-    std::fs::create_dir_all(&dir).unwrap();
-    let (input, session) = common::ball_recording(&dir);
+    let (input, session) = common::ball_recording();
     let tmp = tempfile::tempdir().unwrap();
     let profiles = builtin();
     let profile = |name: &str| profiles.iter().find(|p| p.name == name).unwrap().clone();

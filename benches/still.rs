@@ -29,22 +29,8 @@ const PER_CLIENT: usize = 10;
 /// and the media id.
 fn recording(dir: &Path) -> (PathBuf, String) {
     let rec = dir.join("rec-stills-420");
+    let session = common::recorded_once(&common::input(), &rec);
     let stream = rec.join("cam");
-    let session = || common::recorded_session(&stream);
-    if session().is_none() || !rec.join("done").exists() {
-        let _ = std::fs::remove_dir_all(&rec);
-        let desc = format!(
-            "filesrc location={} ! qtdemux name=d \
-             hlsclipsink name=h location={} stream-id=cam target-duration=6 \
-             d.video_0 ! queue ! h264parse ! h.video \
-             d.audio_0 ! queue ! aacparse ! h.audio",
-            common::input().display(),
-            rec.display()
-        );
-        common::run_to_eos(&gst::parse::launch(&desc).unwrap());
-        std::fs::write(rec.join("done"), b"").unwrap();
-    }
-    let session = session().unwrap();
     let id = session.file_name().unwrap().to_string_lossy().into_owned();
     (stream, id)
 }

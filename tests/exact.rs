@@ -654,21 +654,27 @@ fn open_gop_h264_cuts_exactly() {
     p.set_state(gst::State::Null).unwrap();
 }
 
+/// 8 s of numbered frames through `encoder` recorded under `dir` (2 s
+/// segments): the session, its recording, its video packets and the frame
+/// numbers of its keyframes.
+fn recorded(dir: &Path, encoder: &str) -> (String, PathBuf, Vec<(u64, bool)>, Vec<u64>) {
+    let pipeline = numbered_video(dir, "target-duration=2", 8, encoder);
+    ok(&run(&pipeline, Duration::from_secs(180)));
+    let (media_id, recording) = session(dir);
+    let packets = packets(&recording);
+    let keys = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    (media_id, recording, packets, keys)
+}
+
 /// H.265 from x265enc (B-frames, CRA keyframes with leading pictures).
 #[test]
 fn h265_cuts_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = numbered_video(
-        dir.path(),
-        "target-duration=2",
-        8,
+    let d = dir.path();
+    let (media_id, recording, _, keys) = recorded(
+        d,
         "x265enc speed-preset=ultrafast key-int-max=30 option-string=bframes=2:scenecut=0 ! h265parse",
     );
-    ok(&run(&pipeline, Duration::from_secs(120)));
-    let (media_id, recording) = session(dir.path());
-    let d = dir.path();
-    let packets = packets(&recording);
-    let keys: Vec<u64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
     // Mid-GOP start; the end on a CRA (its leading pictures, presented
     // before it, need it: only they are re-encoded at the end).
     let next = *keys.iter().find(|&&k| k > 40).unwrap();
@@ -701,17 +707,9 @@ fn h265_cuts_exactly() {
 #[test]
 fn h265_b_pyramid_cuts_exactly() {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = numbered_video(
-        dir.path(),
-        "target-duration=2",
-        8,
-        "x265enc speed-preset=fast key-int-max=30 ! h265parse",
-    );
-    ok(&run(&pipeline, Duration::from_secs(180)));
-    let (media_id, recording) = session(dir.path());
     let d = dir.path();
-    let packets = packets(&recording);
-    let keys: Vec<u64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    let (media_id, recording, packets, keys) =
+        recorded(d, "x265enc speed-preset=fast key-int-max=30 ! h265parse");
     // Reordered four deep (P5 B3 b1 b2 b4: the pyramid to cut through).
     assert!(
         packets.windows(3).any(|w| w[2].0 + 4 <= w[0].0),

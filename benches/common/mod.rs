@@ -8,13 +8,20 @@ use gst::prelude::*;
 
 pub mod hls_record;
 
+/// Where the benchmarks' inputs and recordings are cached:
+/// target/bench-input/ (made).
+pub fn input_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-input");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
 /// 60 s of 1920x1080 30 fps H.264 High 4:2:0 8-bit (6 Mb/s, 2 B-frames,
 /// GOP 60) + AAC, encoded once and cached under target/bench-input/. (The
 /// input before 2026-12-03 was 4:4:4 10-bit, what x264enc picks for
 /// videotestsrc without a format: slower to decode than any camera's.)
 pub fn input() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-input");
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = input_dir();
     let path = dir.join("1080p-60s-420.mp4");
     if path.exists() {
         return path;
@@ -134,8 +141,10 @@ pub fn recorded_session(stream: &Path) -> Option<PathBuf> {
 /// A 60 s 1080p30 H.264 High 4:2:0 input with moving content
 /// (`videotestsrc pattern=ball` + `timeoverlay`, x264enc veryfast, 6 Mb/s,
 /// 2 B-frames, GOP 60) + AAC, and its hlsclipsink recording (6 s
-/// segments): the file and the session directory, made once under `dir`.
-pub fn ball_recording(dir: &Path) -> (PathBuf, PathBuf) {
+/// segments): the file and the session directory, made once under
+/// target/bench-input/.
+pub fn ball_recording() -> (PathBuf, PathBuf) {
+    let dir = input_dir();
     let input = dir.join("1080p420-60s.mp4");
     if !input.exists() {
         let tmp = dir.join("1080p420-60s.tmp.mp4");
@@ -152,10 +161,21 @@ pub fn ball_recording(dir: &Path) -> (PathBuf, PathBuf) {
         run_to_eos(&gst::parse::launch(&desc).unwrap());
         std::fs::rename(&tmp, &input).unwrap();
     }
-    let rec = dir.join("rec-exact");
+    let session = recorded_once(&input, &dir.join("rec-exact"));
+    (input, session)
+}
+
+/// `input` (an MP4 of H.264 + AAC) recorded by hlsclipsink (stream `cam`,
+/// 6 s segments) under `rec`, once: the session directory.
+pub fn recorded_once(input: &Path, rec: &Path) -> PathBuf {
     let stream = rec.join("cam");
     if recorded_session(&stream).is_none() || !rec.join("done").exists() {
-        let _ = std::fs::remove_dir_all(&rec);
+        let _ = std::fs::remove_dir_all(rec);
+        eprintln!(
+            "recording {} once (cached at {})",
+            input.display(),
+            rec.display()
+        );
         let desc = format!(
             "filesrc location={} ! qtdemux name=d \
              hlsclipsink name=h location={} stream-id=cam target-duration=6 \
@@ -167,5 +187,5 @@ pub fn ball_recording(dir: &Path) -> (PathBuf, PathBuf) {
         run_to_eos(&gst::parse::launch(&desc).unwrap());
         std::fs::write(rec.join("done"), b"").unwrap();
     }
-    (input, recorded_session(&stream).unwrap())
+    recorded_session(&stream).unwrap()
 }

@@ -1664,18 +1664,24 @@ mod tests {
         }
     }
 
+    /// A recorder of one rendition with `tracks` tracks for stream `cam`
+    /// under `dir`, with `cfg(reconnect)`.
+    fn start_single(dir: &Path, reconnect: u64, tracks: usize) -> (Recorder, StartReport) {
+        Recorder::start(
+            dir,
+            "cam",
+            cfg(reconnect),
+            RenditionSpec::single(tracks),
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
     #[test]
     fn recovers_a_torn_segment_then_closes_or_resumes() {
         let dir = tempfile::tempdir().unwrap();
         let a = audio();
-        let (mut r, report) = Recorder::start(
-            dir.path(),
-            "cam",
-            cfg(0),
-            RenditionSpec::single(1),
-            Utc::now(),
-        )
-        .unwrap();
+        let (mut r, report) = start_single(dir.path(), 0, 1);
         assert!(!report.resumed);
         let id = report.media_id.clone();
         r.write_init(std::slice::from_ref(&a), &[0], &[0]).unwrap();
@@ -1707,14 +1713,7 @@ mod tests {
         assert_eq!(live.media_sequence, 1);
 
         // Restart within the window: the session continues.
-        let (mut r, report) = Recorder::start(
-            dir.path(),
-            "cam",
-            cfg(60),
-            RenditionSpec::single(1),
-            Utc::now(),
-        )
-        .unwrap();
+        let (mut r, report) = start_single(dir.path(), 60, 1);
         assert!(report.resumed);
         assert_eq!(report.media_id, id);
         assert_eq!(report.truncated_bytes, 11);
@@ -1743,14 +1742,7 @@ mod tests {
         // A later start outside the window: a new session; the old one is
         // listed as ended. The new one appears (directory, sessions.json)
         // only with its first durable fragment.
-        let (mut r, report) = Recorder::start(
-            dir.path(),
-            "cam",
-            cfg(0),
-            RenditionSpec::single(1),
-            Utc::now(),
-        )
-        .unwrap();
+        let (mut r, report) = start_single(dir.path(), 0, 1);
         assert!(!report.resumed);
         assert_ne!(report.media_id, id);
         let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
@@ -1866,14 +1858,7 @@ mod tests {
 
         // A different set of renditions starts a new session instead.
         drop(r);
-        let (_r, other) = Recorder::start(
-            dir.path(),
-            "cam",
-            cfg(60),
-            RenditionSpec::single(2),
-            Utc::now(),
-        )
-        .unwrap();
+        let (_r, other) = start_single(dir.path(), 60, 2);
         assert!(!other.resumed);
         assert_eq!(other.closed, std::slice::from_ref(&report.media_id));
         let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
@@ -1929,14 +1914,7 @@ mod tests {
     fn the_live_index_keeps_fragment_lists_of_the_newest_segments_only() {
         let dir = tempfile::tempdir().unwrap();
         let a = audio();
-        let (mut r, _) = Recorder::start(
-            dir.path(),
-            "cam",
-            cfg(0),
-            RenditionSpec::single(1),
-            Utc::now(),
-        )
-        .unwrap();
+        let (mut r, _) = start_single(dir.path(), 0, 1);
         let live = Arc::new(LiveIndex::default());
         r.publish_to(live.clone());
         r.write_init(std::slice::from_ref(&a), &[0], &[0]).unwrap();
@@ -1994,28 +1972,14 @@ mod tests {
     fn a_start_that_writes_nothing_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let a = audio();
-        let (mut r, report) = Recorder::start(
-            dir.path(),
-            "cam",
-            cfg(0),
-            RenditionSpec::single(1),
-            Utc::now(),
-        )
-        .unwrap();
+        let (mut r, report) = start_single(dir.path(), 0, 1);
         r.write_init(std::slice::from_ref(&a), &[0], &[0]).unwrap();
         r.finish_session(Utc::now()).unwrap();
         assert!(!dir.path().join("cam").join(&report.media_id).exists());
         let sessions = SessionsFile::load(&dir.path().join("cam"), "cam");
         assert!(sessions.sessions.is_empty(), "{:?}", sessions.sessions);
         // And the next start is not troubled by it.
-        let (_r, report2) = Recorder::start(
-            dir.path(),
-            "cam",
-            cfg(60),
-            RenditionSpec::single(1),
-            Utc::now(),
-        )
-        .unwrap();
+        let (_r, report2) = start_single(dir.path(), 60, 1);
         assert!(!report2.resumed);
         assert!(report2.closed.is_empty());
     }

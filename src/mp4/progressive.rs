@@ -1303,11 +1303,11 @@ mod tests {
         assert_eq!(stts(&moov.trak[0]), vec![(1, 1)]);
     }
 
-    #[test]
-    fn exact_cut_has_no_edit_list_and_two_sample_entries() {
-        // A re-encoded head of 3 frames (no reordering) at frames 7..10,
-        // then a copied GOP from frame 10 with B-frames: I10 P13 B11 B12,
-        // its decode times moved to start at 10.
+    /// A re-encoded head of 3 frames (no reordering, parameter sets of its
+    /// own) at frames 7..10, then a copied GOP from frame 10 with B-frames:
+    /// I10 P13 B11 B12, its decode times moved to start at 10. The samples
+    /// and the head's configuration.
+    fn head_and_copy() -> (Vec<Sample>, CodecConfig) {
         let mut head_config = crate::mp4::testing::h264();
         if let mp4_atom::Codec::Avc1(a) = &mut head_config.entry {
             a.avcc.sequence_parameter_sets[0].push(0);
@@ -1321,6 +1321,12 @@ mod tests {
         {
             samples.push(sample(frame(p), frame(d), k == 0, format!("copy {p}")));
         }
+        (samples, head_config)
+    }
+
+    #[test]
+    fn exact_cut_has_no_edit_list_and_two_sample_entries() {
+        let (samples, head_config) = head_and_copy();
         let mut c = clip(vec![track(video_config(), samples)]);
         c.start = frame(7);
         c.exact = Some(ExactCut {
@@ -1362,19 +1368,7 @@ mod tests {
 
     /// A smart cut re-encoded at both ends: head, copied GOP, tail.
     fn head_copy_tail(tail_config: &CodecConfig) -> (Mp4Clip, CodecConfig) {
-        let mut head_config = crate::mp4::testing::h264();
-        if let mp4_atom::Codec::Avc1(a) = &mut head_config.entry {
-            a.avcc.sequence_parameter_sets[0].push(0);
-        }
-        let mut samples: Vec<Sample> = (7..10)
-            .map(|n| sample(frame(n), frame(n), n == 7, format!("head {n}")))
-            .collect();
-        for (k, (p, d)) in [(10, 10), (13, 11), (11, 12), (12, 13)]
-            .into_iter()
-            .enumerate()
-        {
-            samples.push(sample(frame(p), frame(d), k == 0, format!("copy {p}")));
-        }
+        let (mut samples, head_config) = head_and_copy();
         samples.extend((14..16).map(|n| sample(frame(n), frame(n), n == 14, format!("tail {n}"))));
         let mut c = clip(vec![track(video_config(), samples)]);
         c.start = frame(7);
