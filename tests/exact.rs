@@ -547,15 +547,33 @@ fn h264_with_b_frames_cuts_exactly() {
 /// Numbered frames encoded by ffmpeg's libx264 with open GOPs (non-IDR
 /// I-frames with leading B-frames), as MPEG-TS.
 fn ffmpeg_open_gop_feed(dir: &Path, seconds: u64) -> PathBuf {
-    let out = dir.join("open-gop.ts");
+    ffmpeg_feed(
+        &dir.join("open-gop.ts"),
+        seconds,
+        &[
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-bf",
+            "3",
+            "-g",
+            "30",
+            "-x264-params",
+            "open-gop=1:scenecut=0:b-pyramid=normal",
+        ],
+    )
+}
+
+/// `seconds` of numbered frames encoded by ffmpeg with `codec` (its
+/// encoder options) into the MPEG-TS `out`.
+fn ffmpeg_feed(out: &Path, seconds: u64, codec: &[&str]) -> PathBuf {
+    let out = out.to_path_buf();
     let mut child = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-y", "-f", "rawvideo"])
         .args(["-pix_fmt", "yuv420p", "-s", &format!("{W}x{H}")])
         .args(["-r", &FPS.to_string(), "-i", "-"])
-        .args([
-            "-c:v", "libx264", "-preset", "veryfast", "-bf", "3", "-g", "30",
-        ])
-        .args(["-x264-params", "open-gop=1:scenecut=0:b-pyramid=normal"])
+        .args(codec)
         .args(["-f", "mpegts"])
         .arg(&out)
         .stdin(Stdio::piped())
@@ -727,6 +745,70 @@ fn h265_b_pyramid_cuts_exactly() {
         assert_eq!(made.head as u64, next - 40, "{name}: {made:?}");
         assert!(made.tail <= 4, "{name}: {made:?}");
     }
+}
+
+/// H.265 from ffmpeg's libx265 (not GStreamer's encoder): open GOPs (CRA
+/// with leading pictures), four B-frames in a pyramid, through MPEG-TS.
+#[test]
+fn ffmpeg_libx265_open_gop_cuts_exactly() {
+    init();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let feed = ffmpeg_feed(
+        &d.join("x265.ts"),
+        8,
+        &[
+            "-c:v",
+            "libx265",
+            "-preset",
+            "fast",
+            "-x265-params",
+            "log-level=error:keyint=30:min-keyint=30:open-gop=1:scenecut=0:bframes=4:b-pyramid=1",
+        ],
+    );
+    let p = launch(&format!(
+        "filesrc location={} ! tsdemux ! h265parse ! queue ! s.video \
+         hlsclipsink name=s location={} stream-id=cam target-duration=2",
+        feed.display(),
+        d.display()
+    ));
+    play_to_eos(&p, Duration::from_secs(120));
+    p.set_state(gst::State::Null).unwrap();
+    let (media_id, recording) = session(d);
+    assert_eq!(
+        frame_numbers(&recording),
+        (0..8 * FPS as u32).collect::<Vec<_>>()
+    );
+    let packets = packets(&recording);
+    let keys: Vec<u64> = packets.iter().filter(|p| p.1).map(|p| p.0).collect();
+    // Open GOPs (a picture decoded after a keyframe but shown before it)
+    // and reordering four deep.
+    assert!(
+        packets.windows(2).any(|w| w[0].1 && w[1].0 < w[0].0),
+        "no leading pictures in {packets:?}"
+    );
+    assert!(
+        packets.windows(3).any(|w| w[2].0 + 4 <= w[0].0),
+        "no B-pyramid in {packets:?}"
+    );
+    let next = *keys.iter().find(|&&k| k > 40).unwrap();
+    for (name, end) in [("x265-mid", keys[4] + 13), ("x265-key-end", keys[5])] {
+        let made = exact_clip(d, &recording, &media_id, name, 40, end, false, false, false);
+        assert_eq!(made.head as u64, next - 40, "{name}: {made:?}");
+        assert!(made.tail <= 4, "{name}: {made:?}");
+    }
+    let made = exact_clip(
+        d,
+        &recording,
+        &media_id,
+        "x265-key",
+        keys[2],
+        keys[4] + 7,
+        true,
+        false,
+        false,
+    );
+    assert!(made.head == 0 && made.tail <= 4, "{made:?}");
 }
 
 /// A page that plays `/clip.mp4` and logs the number of its first frame

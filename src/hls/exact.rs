@@ -256,19 +256,56 @@ pub fn cut(
         } else {
             0
         };
-        out.extend(without_leading(&s[copy], key).into_iter().map(|mut x| {
-            x.dts += shift;
-            x
-        }));
+        out.extend(decode_times(
+            without_leading(&s[copy], key),
+            shift,
+            frame_step(&s),
+        ));
     }
-    if let Some(tail) = tail? {
-        run(&mut out, tail);
+    if let Some((entry, mut samples)) = tail? {
+        // The copy's decode times can run ahead of its presentation: the
+        // leading pictures it left out of its first GOP keep their decode
+        // slots. The tail (decode time = presentation time as encoded)
+        // decodes after it, a frame apart, composed before it decodes
+        // where need be (negative composition offsets, as copied B-frames
+        // have).
+        let step = frame_step(&s);
+        let mut previous = out.last().map(|x| x.dts);
+        for x in &mut samples {
+            if let Some(p) = previous {
+                x.dts = x.dts.max(p + step);
+            }
+            previous = Some(x.dts);
+        }
+        run(&mut out, (entry, samples));
     }
     Ok(Cut {
         samples: out,
         reencoded,
         end: plan.end,
     })
+}
+
+/// The copied samples with their decode times moved by `shift`, and the
+/// gaps that leading pictures left out (the copy's keyframe's, the first
+/// keyframe's) leave in them closed to one frame (`step`): decoding then
+/// runs no further ahead of presentation than the stream's own reordering
+/// (a demuxer stops at the movie's duration by decode time too).
+fn decode_times(copied: Vec<Sample>, shift: i64, step: i64) -> Vec<Sample> {
+    let mut previous: Option<(i64, i64)> = None;
+    copied
+        .into_iter()
+        .map(|mut x| {
+            let stored = x.dts;
+            x.dts = match previous {
+                Some((was, now)) if stored - was > step => now + step,
+                Some((was, now)) => now + (stored - was),
+                None => stored + shift,
+            };
+            previous = Some((stored, x.dts));
+            x
+        })
+        .collect()
 }
 
 /// `samples` without the leading pictures of `rap` (their first, a
@@ -338,16 +375,21 @@ fn encoder_for(config: &CodecConfig) -> Result<(&'static str, &'static str, Stri
 
 /// The frame rate of samples (their shortest presentation step), as a
 /// fraction: integer rates and NTSC rates (n × 1000/1001) are exact.
-fn framerate(samples: &[Sample]) -> gst::Fraction {
+/// One frame's duration, ns: the smallest step between presentation
+/// times (else a sample's duration, else 1/30 s).
+fn frame_step(samples: &[Sample]) -> i64 {
     let mut pts: Vec<i64> = samples.iter().map(|s| s.pts).collect();
     pts.sort_unstable();
-    let step = pts
-        .windows(2)
+    pts.windows(2)
         .map(|w| w[1] - w[0])
         .filter(|&d| d > 0)
         .min()
         .or_else(|| samples.iter().map(|s| s.duration as i64).find(|&d| d > 0))
-        .unwrap_or(1_000_000_000 / 30);
+        .unwrap_or(1_000_000_000 / 30)
+}
+
+fn framerate(samples: &[Sample]) -> gst::Fraction {
+    let step = frame_step(samples);
     let fps = 1e9 / step as f64;
     if (fps - fps.round()).abs() < 0.01 {
         gst::Fraction::new(fps.round().max(1.0) as i32, 1)
@@ -666,6 +708,33 @@ mod tests {
         // An end right after the keyframe: nothing to copy but it.
         let p = plan(&s[9..], 9 * F, 10 * F, true);
         assert_eq!((p.head, p.copy, p.tail), (None, Some(0..1), None));
+    }
+
+    #[test]
+    fn leading_pictures_left_out_leave_no_gap_in_decode_times() {
+        // Open GOP: I9 B7 B8 P12 B10 B11, decode times 7..12 (frames).
+        let s = gop(&[
+            (9, true),
+            (7, false),
+            (8, false),
+            (12, false),
+            (10, false),
+            (11, false),
+        ]);
+        let copied = without_leading(&s, &s[0]);
+        // After a head: I9 decodes when it is presented (shift 2 frames),
+        // P12 one frame later (not three: B7, B8 are gone).
+        let d: Vec<i64> = decode_times(copied.clone(), 2 * F, F)
+            .iter()
+            .map(|x| x.dts / F)
+            .collect();
+        assert_eq!(d, vec![9, 10, 11, 12]);
+        // Without a head: the stored times, the gap closed the same way.
+        let d: Vec<i64> = decode_times(copied, 0, F)
+            .iter()
+            .map(|x| x.dts / F)
+            .collect();
+        assert_eq!(d, vec![7, 8, 9, 10]);
     }
 
     #[test]
