@@ -263,12 +263,12 @@ pub fn cut(
         ));
     }
     if let Some((entry, mut samples)) = tail? {
-        // The copy's decode times can run ahead of its presentation: the
-        // leading pictures it left out of its first GOP keep their decode
-        // slots. The tail (decode time = presentation time as encoded)
-        // decodes after it, a frame apart, composed before it decodes
-        // where need be (negative composition offsets, as copied B-frames
-        // have).
+        // The tail (decode time = presentation time as encoded) decodes
+        // after the copy, a frame apart: the copy's decode times may still
+        // run ahead of its presentation by the stream's own reordering
+        // delay (its gaps are closed in `decode_times`). The tail is then
+        // composed before it decodes (negative composition offsets, as
+        // copied B-frames have).
         let step = frame_step(&s);
         let mut previous = out.last().map(|x| x.dts);
         for x in &mut samples {
